@@ -1,0 +1,529 @@
+//! Certificate chains: loading, ordering, and every rule notation enforces at sign and verify
+//! time. Each failure names the certificate (its subject) and the rule it breaks.
+
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use rsa::traits::PublicKeyParts;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+
+use crate::error::{PluginError, Result};
+use crate::public_key::oid as key_oid;
+use crate::{HashAlgorithm, PublicKey};
+
+mod oid {
+    use const_oid::ObjectIdentifier as O;
+    pub const KEY_USAGE: O = O::new_unwrap("2.5.29.15");
+    pub const BASIC_CONSTRAINTS: O = O::new_unwrap("2.5.29.19");
+    pub const EXT_KEY_USAGE: O = O::new_unwrap("2.5.29.37");
+    pub const CODE_SIGNING: O = O::new_unwrap("1.3.6.1.5.5.7.3.3");
+    pub const SERVER_AUTH: O = O::new_unwrap("1.3.6.1.5.5.7.3.1");
+    pub const CLIENT_AUTH: O = O::new_unwrap("1.3.6.1.5.5.7.3.2");
+    pub const EMAIL_PROTECTION: O = O::new_unwrap("1.3.6.1.5.5.7.3.4");
+    pub const TIME_STAMPING: O = O::new_unwrap("1.3.6.1.5.5.7.3.8");
+    pub const OCSP_SIGNING: O = O::new_unwrap("1.3.6.1.5.5.7.3.9");
+    pub const ANY_EKU: O = O::new_unwrap("2.5.29.37.0");
+    pub const SHA256_RSA: O = O::new_unwrap("1.2.840.113549.1.1.11");
+    pub const SHA384_RSA: O = O::new_unwrap("1.2.840.113549.1.1.12");
+    pub const SHA512_RSA: O = O::new_unwrap("1.2.840.113549.1.1.13");
+    pub const SHA1_RSA: O = O::new_unwrap("1.2.840.113549.1.1.5");
+    pub const MD5_RSA: O = O::new_unwrap("1.2.840.113549.1.1.4");
+    pub const RSASSA_PSS: O = O::new_unwrap("1.2.840.113549.1.1.10");
+    pub const ECDSA_SHA1: O = O::new_unwrap("1.2.840.10045.4.1");
+    pub const ECDSA_SHA256: O = O::new_unwrap("1.2.840.10045.4.3.2");
+    pub const ECDSA_SHA384: O = O::new_unwrap("1.2.840.10045.4.3.3");
+    pub const ECDSA_SHA512: O = O::new_unwrap("1.2.840.10045.4.3.4");
+    pub const DSA_SHA1: O = O::new_unwrap("1.2.840.10040.4.3");
+    pub const SHA256: O = O::new_unwrap("2.16.840.1.101.3.4.2.1");
+    pub const SHA384: O = O::new_unwrap("2.16.840.1.101.3.4.2.2");
+    pub const SHA512: O = O::new_unwrap("2.16.840.1.101.3.4.2.3");
+}
+
+/// A parsed X.509 certificate with its DER.
+#[derive(Clone)]
+pub struct Certificate {
+    der: Vec<u8>,
+    cert: x509_cert::Certificate,
+    subject: String,
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Certificate({})", self.subject)
+    }
+}
+
+impl PartialEq for Certificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Certificate {
+    /// Parses one DER certificate; `source` names where it came from in errors.
+    pub fn from_der(der: &[u8], source: &str) -> Result<Self> {
+        let cert = x509_cert::Certificate::from_der(der).map_err(|e| {
+            PluginError::validation(format!("{source} is not a valid X.509 certificate: {e}"))
+        })?;
+        let subject = name_string(&cert.tbs_certificate.subject);
+        Ok(Self {
+            der: der.to_vec(),
+            cert,
+            subject,
+        })
+    }
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+    pub fn x509(&self) -> &x509_cert::Certificate {
+        &self.cert
+    }
+    /// The subject DN as RFC 4514 text (`CN=release,O=Example`).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    pub fn issuer(&self) -> String {
+        name_string(&self.cert.tbs_certificate.issuer)
+    }
+    pub fn to_pem(&self) -> String {
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.der)
+            .expect("PEM encoding of DER cannot fail")
+    }
+    /// The subject public key, if it is one notation can sign with.
+    pub fn public_key(&self) -> Result<PublicKey> {
+        PublicKey::try_from(&self.cert.tbs_certificate.subject_public_key_info)
+            .map_err(|e| e.context(format_args!("certificate '{}'", self.subject)))
+    }
+    fn self_issued(&self) -> bool {
+        self.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
+    }
+    fn issued(&self, child: &Certificate) -> bool {
+        self.cert.tbs_certificate.subject == child.cert.tbs_certificate.issuer
+    }
+    fn extension<T: for<'a> Decode<'a>>(&self, id: ObjectIdentifier) -> Option<(bool, std::result::Result<T, der::Error>)> {
+        self.cert
+            .tbs_certificate
+            .extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id == id)
+            .map(|e| (e.critical, T::from_der(e.extn_value.as_bytes())))
+    }
+}
+
+fn name_string(name: &x509_cert::name::Name) -> String {
+    let s = name.to_string();
+    if s.is_empty() {
+        "(empty subject)".to_owned()
+    } else {
+        s
+    }
+}
+
+/// Parses certificates from PEM (any number of `CERTIFICATE` blocks) or a single DER cert.
+pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> {
+    let text = std::str::from_utf8(bytes).ok().filter(|t| t.contains("-----BEGIN"));
+    let Some(text) = text else {
+        return Ok(vec![Certificate::from_der(bytes, source)?]);
+    };
+    let mut certs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let block = &rest[start..];
+        let end_marker = block.find("-----END ").ok_or_else(|| {
+            PluginError::validation(format!("{source}: a PEM block has no END line"))
+        })?;
+        let end = block[end_marker..]
+            .find('\n')
+            .map(|i| end_marker + i + 1)
+            .unwrap_or(block.len());
+        let pem_block = &block[..end];
+        let (label, der) = der::pem::decode_vec(pem_block.as_bytes()).map_err(|e| {
+            PluginError::validation(format!("{source}: invalid PEM block #{}: {e}", certs.len() + 1))
+        })?;
+        if label == "CERTIFICATE" {
+            let name = format!("{source} (certificate #{})", certs.len() + 1);
+            certs.push(Certificate::from_der(&der, &name)?);
+        }
+        rest = &block[end..];
+    }
+    if certs.is_empty() {
+        return Err(PluginError::validation(format!(
+            "{source} holds no PEM CERTIFICATE block"
+        )));
+    }
+    Ok(certs)
+}
+
+/// Loads certificates from a PEM or DER file.
+pub fn load_file(path: &Path) -> Result<Vec<Certificate>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        PluginError::validation(format!("cannot read certificate file {}: {e}", path.display()))
+    })?;
+    parse_pem_or_der(&bytes, &format!("certificate file {}", path.display()))
+}
+
+/// Writes certificates as a PEM bundle (leaf first).
+pub fn to_pem_bundle(chain: &[Certificate]) -> String {
+    chain.iter().map(Certificate::to_pem).collect()
+}
+
+/// One broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainProblem {
+    /// The subject of the certificate at fault (or the chain as a whole).
+    pub subject: String,
+    pub rule: String,
+}
+
+impl fmt::Display for ChainProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "certificate '{}': {}", self.subject, self.rule)
+    }
+}
+
+fn problem(cert: &Certificate, rule: impl Into<String>) -> ChainProblem {
+    ChainProblem {
+        subject: cert.subject.clone(),
+        rule: rule.into(),
+    }
+}
+
+/// Orders certificates leaf -> root. The leaf is the certificate holding `leaf_key` when one is
+/// given (the backend's key), otherwise the one that issued no other. Fails naming the missing
+/// link, an unrelated certificate, or the key/certificate mismatch.
+pub fn order(
+    certs: Vec<Certificate>,
+    leaf_key: Option<(&str, &PublicKey)>,
+) -> Result<Vec<Certificate>> {
+    let mut rest = certs;
+    let leaf_index = match leaf_key {
+        Some((key_id, key)) => rest
+            .iter()
+            .position(|c| c.public_key().ok().as_ref() == Some(key))
+            .ok_or_else(|| key_mismatch(key_id, key, &rest))?,
+        None => rest
+            .iter()
+            .position(|c| !rest.iter().any(|o| o != c && c.issued(o) && !o.self_issued()))
+            .unwrap_or(0),
+    };
+    let mut chain = vec![rest.remove(leaf_index)];
+    loop {
+        let current = chain.last().expect("chain is never empty");
+        if current.self_issued() {
+            break;
+        }
+        match rest.iter().position(|c| c.issued(current)) {
+            Some(i) => chain.push(rest.remove(i)),
+            None => {
+                return Err(PluginError::validation(format!(
+                    "the certificate chain is incomplete: no certificate for '{}', the issuer of \
+                     '{}'; add the issuing CA certificates up to and including the self-signed \
+                     root (certificate_chain or ca_certs)",
+                    current.issuer(),
+                    current.subject
+                )))
+            }
+        }
+    }
+    if let Some(extra) = rest.first() {
+        return Err(PluginError::validation(format!(
+            "certificate '{}' is not part of the chain of '{}' (leaf -> root); remove it",
+            extra.subject, chain[0].subject
+        )));
+    }
+    Ok(chain)
+}
+
+fn key_mismatch(key_id: &str, key: &PublicKey, certs: &[Certificate]) -> PluginError {
+    let leafish = certs
+        .iter()
+        .find(|c| !certs.iter().any(|o| o != *c && c.issued(o) && !o.self_issued()))
+        .or(certs.first());
+    let held = leafish
+        .map(|c| match c.public_key() {
+            Ok(k) => format!("its leaf '{}' certifies a different {}", c.subject, k.describe()),
+            Err(e) => format!("its leaf '{}' certifies an unusable key ({})", c.subject, e.message),
+        })
+        .unwrap_or_default();
+    PluginError::validation(format!(
+        "the certificate chain does not belong to key '{key_id}', an {}: {held}; use the \
+         certificate issued for this key",
+        key.describe()
+    ))
+}
+
+/// Checks an ordered chain (leaf first) against every Notary rule at time `at`.
+pub fn validate(chain: &[Certificate], at: SystemTime) -> Vec<ChainProblem> {
+    let mut problems = Vec::new();
+    let Some(root) = chain.last() else {
+        return vec![ChainProblem {
+            subject: "(chain)".into(),
+            rule: "the certificate chain is empty".into(),
+        }];
+    };
+    if !root.self_issued() {
+        problems.push(problem(
+            root,
+            "the chain does not end in a self-signed root certificate; include the root",
+        ));
+    }
+    for (i, cert) in chain.iter().enumerate() {
+        let is_leaf = i == 0;
+        let is_root = i == chain.len() - 1;
+        check_validity(cert, at, &mut problems);
+        check_key_size(cert, &mut problems);
+        let issuer = if is_root { cert } else { &chain[i + 1] };
+        if !is_root && cert.self_issued() {
+            problems.push(problem(
+                cert,
+                "is self-signed but is not the last certificate; a chain has exactly one self-signed certificate, its root",
+            ));
+        }
+        if let Err(why) = check_signature(cert, issuer) {
+            problems.push(problem(cert, why));
+        }
+        if is_leaf {
+            check_leaf(cert, &mut problems);
+        } else {
+            // Intermediate CAs between this CA and the leaf.
+            let below = i - 1;
+            check_ca(cert, below, &mut problems);
+        }
+    }
+    problems
+}
+
+/// Orders, validates and checks the leaf key: the chain a plugin may return.
+pub fn build(
+    certs: Vec<Certificate>,
+    leaf_key: Option<(&str, &PublicKey)>,
+    at: SystemTime,
+) -> Result<Vec<Certificate>> {
+    let chain = order(certs, leaf_key)?;
+    let problems = validate(&chain, at);
+    if problems.is_empty() {
+        return Ok(chain);
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Err(PluginError::validation(format!(
+        "the certificate chain breaks notation's rules: {}",
+        list.join("; ")
+    )))
+}
+
+fn check_validity(cert: &Certificate, at: SystemTime, out: &mut Vec<ChainProblem>) {
+    let v = &cert.cert.tbs_certificate.validity;
+    if at < v.not_before.to_system_time() {
+        out.push(problem(cert, format!("is not valid before {}", v.not_before)));
+    }
+    if at > v.not_after.to_system_time() {
+        out.push(problem(cert, format!("expired on {}", v.not_after)));
+    }
+}
+
+fn check_key_size(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    match IssuerKey::of(cert) {
+        Ok(IssuerKey::Rsa(k)) if k.n().bits() < 2048 => out.push(problem(
+            cert,
+            format!("has an RSA-{} key; notation requires at least 2048 bits", k.n().bits()),
+        )),
+        Ok(_) => {}
+        Err(why) => out.push(problem(cert, why)),
+    }
+}
+
+fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    match cert.extension::<KeyUsage>(oid::KEY_USAGE) {
+        None => out.push(problem(cert, "leaf has no keyUsage extension; it must be present, critical, with digitalSignature")),
+        Some((_, Err(e))) => out.push(problem(cert, format!("leaf keyUsage cannot be parsed: {e}"))),
+        Some((critical, Ok(ku))) => {
+            if !critical {
+                out.push(problem(cert, "leaf keyUsage must be marked critical"));
+            }
+            if !ku.digital_signature() {
+                out.push(problem(cert, "leaf keyUsage lacks digitalSignature"));
+            }
+            let forbidden = [
+                (KeyUsages::KeyEncipherment, "keyEncipherment"),
+                (KeyUsages::DataEncipherment, "dataEncipherment"),
+                (KeyUsages::KeyAgreement, "keyAgreement"),
+                (KeyUsages::KeyCertSign, "keyCertSign"),
+                (KeyUsages::CRLSign, "cRLSign"),
+                (KeyUsages::EncipherOnly, "encipherOnly"),
+                (KeyUsages::DecipherOnly, "decipherOnly"),
+            ];
+            let bad: Vec<&str> = forbidden
+                .iter()
+                .filter(|(f, _)| ku.0.contains(*f))
+                .map(|(_, n)| *n)
+                .collect();
+            if !bad.is_empty() {
+                out.push(problem(
+                    cert,
+                    format!(
+                        "leaf keyUsage must not include {} (a code-signing leaf allows digitalSignature only)",
+                        bad.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    match cert.extension::<BasicConstraints>(oid::BASIC_CONSTRAINTS) {
+        Some((_, Ok(bc))) if bc.ca => out.push(problem(cert, "leaf has basicConstraints cA=true; a signing leaf must not be a CA")),
+        Some((_, Err(e))) => out.push(problem(cert, format!("basicConstraints cannot be parsed: {e}"))),
+        _ => {}
+    }
+    match cert.extension::<ExtendedKeyUsage>(oid::EXT_KEY_USAGE) {
+        Some((_, Ok(eku))) => {
+            let forbidden = [
+                (oid::SERVER_AUTH, "serverAuth"),
+                (oid::CLIENT_AUTH, "clientAuth"),
+                (oid::EMAIL_PROTECTION, "emailProtection"),
+                (oid::TIME_STAMPING, "timeStamping"),
+                (oid::OCSP_SIGNING, "OCSPSigning"),
+                (oid::ANY_EKU, "anyExtendedKeyUsage"),
+            ];
+            let bad: Vec<&str> = forbidden
+                .iter()
+                .filter(|(o, _)| eku.0.contains(o))
+                .map(|(_, n)| *n)
+                .collect();
+            if !bad.is_empty() {
+                out.push(problem(
+                    cert,
+                    format!(
+                        "leaf extendedKeyUsage must not include {}; use codeSigning only",
+                        bad.join(", ")
+                    ),
+                ));
+            }
+            let _ = oid::CODE_SIGNING; // allowed, and the only usage our tooling sets
+        }
+        Some((_, Err(e))) => out.push(problem(cert, format!("extendedKeyUsage cannot be parsed: {e}"))),
+        None => {}
+    }
+}
+
+fn check_ca(cert: &Certificate, cas_below: usize, out: &mut Vec<ChainProblem>) {
+    match cert.extension::<BasicConstraints>(oid::BASIC_CONSTRAINTS) {
+        None => out.push(problem(cert, "CA certificate has no basicConstraints; it must be present, critical, with cA=true")),
+        Some((_, Err(e))) => out.push(problem(cert, format!("basicConstraints cannot be parsed: {e}"))),
+        Some((critical, Ok(bc))) => {
+            if !critical {
+                out.push(problem(cert, "CA basicConstraints must be marked critical"));
+            }
+            if !bc.ca {
+                out.push(problem(cert, "issues another certificate in the chain but its basicConstraints say cA=false"));
+            }
+            if let Some(len) = bc.path_len_constraint {
+                if cas_below > usize::from(len) {
+                    out.push(problem(
+                        cert,
+                        format!("pathLenConstraint {len} allows {len} intermediate CA(s) below it, but the chain has {cas_below}"),
+                    ));
+                }
+            }
+        }
+    }
+    match cert.extension::<KeyUsage>(oid::KEY_USAGE) {
+        None => out.push(problem(cert, "CA certificate has no keyUsage; it must be present, critical, with keyCertSign")),
+        Some((_, Err(e))) => out.push(problem(cert, format!("keyUsage cannot be parsed: {e}"))),
+        Some((critical, Ok(ku))) => {
+            if !critical {
+                out.push(problem(cert, "CA keyUsage must be marked critical"));
+            }
+            if !ku.key_cert_sign() {
+                out.push(problem(cert, "CA keyUsage lacks keyCertSign"));
+            }
+        }
+    }
+}
+
+/// Keys of issuing certificates: any RSA size (checked separately) or the three NIST curves.
+enum IssuerKey {
+    Rsa(rsa::RsaPublicKey),
+    Ec(PublicKey),
+}
+
+impl IssuerKey {
+    fn of(cert: &Certificate) -> std::result::Result<Self, String> {
+        let spki = &cert.cert.tbs_certificate.subject_public_key_info;
+        if spki.algorithm.oid == key_oid::RSA_ENCRYPTION || spki.algorithm.oid == key_oid::RSASSA_PSS {
+            return rsa::pkcs1::DecodeRsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
+                .map(Self::Rsa)
+                .map_err(|e| format!("has an invalid RSA public key: {e}"));
+        }
+        PublicKey::try_from(spki)
+            .map(Self::Ec)
+            .map_err(|e| format!("has an unusable public key: {}", e.message))
+    }
+}
+
+/// Verifies that `issuer` signed `cert`. Refuses SHA-1 and MD5.
+fn check_signature(cert: &Certificate, issuer: &Certificate) -> std::result::Result<(), String> {
+    let alg = &cert.cert.signature_algorithm;
+    let tbs = cert
+        .cert
+        .tbs_certificate
+        .to_der()
+        .map_err(|e| format!("cannot re-encode: {e}"))?;
+    let sig = cert
+        .cert
+        .signature
+        .as_bytes()
+        .ok_or("signature is not a whole number of bytes")?;
+    let key = IssuerKey::of(issuer).map_err(|why| format!("issuer '{}' {why}", issuer.subject))?;
+    let signer = if std::ptr::eq(cert, issuer) {
+        "its own key (self-signed)".to_owned()
+    } else {
+        format!("the key of '{}'", issuer.subject)
+    };
+    let bad = || format!("signature does not verify with {signer}");
+    match alg.oid {
+        oid::SHA1_RSA | oid::ECDSA_SHA1 | oid::DSA_SHA1 | oid::MD5_RSA => {
+            Err("is signed with SHA-1 or MD5, which notation refuses; reissue it with SHA-256 or stronger".into())
+        }
+        oid::SHA256_RSA | oid::SHA384_RSA | oid::SHA512_RSA => {
+            let IssuerKey::Rsa(k) = key else { return Err(bad()) };
+            let (hash, scheme) = match alg.oid {
+                oid::SHA256_RSA => (HashAlgorithm::Sha256, rsa::Pkcs1v15Sign::new::<sha2::Sha256>()),
+                oid::SHA384_RSA => (HashAlgorithm::Sha384, rsa::Pkcs1v15Sign::new::<sha2::Sha384>()),
+                _ => (HashAlgorithm::Sha512, rsa::Pkcs1v15Sign::new::<sha2::Sha512>()),
+            };
+            k.verify(scheme, &hash.digest(&tbs), sig).map_err(|_| bad())
+        }
+        oid::RSASSA_PSS => {
+            let IssuerKey::Rsa(k) = key else { return Err(bad()) };
+            let params = alg
+                .parameters
+                .as_ref()
+                .ok_or("RSASSA-PSS signature without parameters")?
+                .decode_as::<rsa::pkcs1::RsaPssParams>()
+                .map_err(|e| format!("invalid RSASSA-PSS parameters: {e}"))?;
+            let salt = usize::from(params.salt_len);
+            let (hash, scheme) = match params.hash.oid {
+                oid::SHA256 => (HashAlgorithm::Sha256, rsa::Pss::new_with_salt::<sha2::Sha256>(salt)),
+                oid::SHA384 => (HashAlgorithm::Sha384, rsa::Pss::new_with_salt::<sha2::Sha384>(salt)),
+                oid::SHA512 => (HashAlgorithm::Sha512, rsa::Pss::new_with_salt::<sha2::Sha512>(salt)),
+                other => return Err(format!("RSASSA-PSS with hash {other} is not supported; use SHA-256 or stronger")),
+            };
+            k.verify(scheme, &hash.digest(&tbs), sig).map_err(|_| bad())
+        }
+        oid::ECDSA_SHA256 | oid::ECDSA_SHA384 | oid::ECDSA_SHA512 => {
+            let IssuerKey::Ec(k) = key else { return Err(bad()) };
+            let hash = match alg.oid {
+                oid::ECDSA_SHA256 => HashAlgorithm::Sha256,
+                oid::ECDSA_SHA384 => HashAlgorithm::Sha384,
+                _ => HashAlgorithm::Sha512,
+            };
+            let spec = k.key_spec();
+            let fixed = crate::signature::ecdsa_der_to_fixed(spec, sig).ok_or_else(bad)?;
+            crate::signature::verify_digest(&k, hash, &hash.digest(&tbs), &fixed).map_err(|_| bad())
+        }
+        other => Err(format!("uses signature algorithm {other}, which notation does not accept")),
+    }
+}

@@ -1,0 +1,167 @@
+//! Notation's side of the contract: run a plugin executable with one command, send the request
+//! on stdin, capture stdout, stderr, exit status and wall time. Used by the conformance checker
+//! and the tests; plugins do not build it (feature `client`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::contract::*;
+use crate::error::ErrorResponse;
+use crate::{HashAlgorithm, KeySpec};
+
+/// What one plugin invocation produced.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl Invocation {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+    /// The JSON error on stderr, if stderr is exactly one.
+    pub fn error(&self) -> Option<ErrorResponse> {
+        serde_json::from_slice(&self.stderr).ok()
+    }
+    /// Decodes stdout as `T` (exactly one JSON document, nothing else).
+    pub fn response<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_slice(&self.stdout).map_err(|e| {
+            format!(
+                "stdout of {} is not one {} JSON document: {e}; stdout was {:?}",
+                self.command,
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("response"),
+                String::from_utf8_lossy(&self.stdout)
+            )
+        })
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A plugin executable as notation sees it.
+#[derive(Clone, Debug)]
+pub struct PluginClient {
+    pub path: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Kill a hung plugin after this long (notation itself never would).
+    pub timeout: Duration,
+}
+
+impl PluginClient {
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            env: Vec::new(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs `<plugin> <command>` with `stdin` as the whole request (no trailing newline).
+    pub fn invoke_raw(&self, command: &str, stdin: &[u8]) -> std::io::Result<Invocation> {
+        let start = Instant::now();
+        let mut child = Process::new(&self.path)
+            .arg(command)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin_pipe = child.stdin.take().expect("stdin is piped");
+        let input = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin_pipe.write_all(&input);
+            // Dropping the pipe closes it: the plugin reads to EOF.
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let output = match rx.recv_timeout(self.timeout) {
+            Ok(out) => out?,
+            Err(_) => {
+                let _ = Process::new("kill").arg("-9").arg(pid.to_string()).status();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "{} {command} did not answer within {}s",
+                        self.path.display(),
+                        self.timeout.as_secs()
+                    ),
+                ));
+            }
+        };
+        let _ = writer.join();
+        Ok(Invocation {
+            command: command.to_owned(),
+            exit_code: output.status.code(),
+            stdout: output.stdout,
+            stderr: output.stderr,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Runs a command with a typed request.
+    pub fn invoke<R: Serialize>(&self, command: Command, request: &R) -> std::io::Result<Invocation> {
+        let body = serde_json::to_vec(request).expect("requests always serialise");
+        self.invoke_raw(command.as_str(), &body)
+    }
+
+    pub fn get_metadata(&self, config: Option<PluginConfig>) -> std::io::Result<Invocation> {
+        self.invoke(
+            Command::GetPluginMetadata,
+            &GetMetadataRequest {
+                plugin_config: config,
+            },
+        )
+    }
+
+    pub fn describe_key(&self, key_id: &str, config: Option<PluginConfig>) -> std::io::Result<Invocation> {
+        self.invoke(
+            Command::DescribeKey,
+            &DescribeKeyRequest {
+                contract_version: CONTRACT_VERSION.into(),
+                key_id: key_id.into(),
+                plugin_config: config,
+            },
+        )
+    }
+
+    /// generate-signature for `payload` (raw bytes; base64-encoded here) with `spec`'s hash.
+    pub fn generate_signature(
+        &self,
+        key_id: &str,
+        spec: KeySpec,
+        hash: HashAlgorithm,
+        payload: &[u8],
+        config: Option<PluginConfig>,
+    ) -> std::io::Result<Invocation> {
+        use base64::Engine as _;
+        self.invoke(
+            Command::GenerateSignature,
+            &GenerateSignatureRequest {
+                contract_version: CONTRACT_VERSION.into(),
+                key_id: key_id.into(),
+                key_spec: spec,
+                hash_algorithm: hash,
+                payload: base64::engine::general_purpose::STANDARD.encode(payload),
+                plugin_config: config,
+            },
+        )
+    }
+}

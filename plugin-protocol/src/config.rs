@@ -1,0 +1,298 @@
+//! Configuration (pluginConfig merged with the environment), the per-invocation deadline and the
+//! bounded, jittered retry every backend uses.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::backend::{ConfigKey, PluginInfo};
+use crate::contract::PluginConfig;
+use crate::error::{ErrorCode, PluginError, Result, Retry};
+
+/// Keys every plugin of the suite understands, with the same name everywhere.
+pub const SHARED_KEYS: &[ConfigKey] = &[
+    ConfigKey {
+        name: "certificate_chain",
+        env: &[],
+        help: "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
+               overrides the chain stored in the backend",
+        secret: false,
+    },
+    ConfigKey {
+        name: "ca_certs",
+        env: &[],
+        help: "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
+               leaf certificate found in the backend",
+        secret: false,
+    },
+    ConfigKey {
+        name: "timeout_seconds",
+        env: &[],
+        help: "overall deadline for one plugin invocation, retries included (default 30)",
+        secret: false,
+    },
+];
+
+/// Default overall deadline of one invocation.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable that turns on debug logging to the file it names.
+pub const LOG_ENV: &str = "NOTATION_PLUGIN_LOG";
+
+/// pluginConfig merged with environment variables. Lookup order for a key `name`:
+/// pluginConfig `name`, then `NOTATION_<PLUGIN>_<NAME>`, then the key's well-known variables.
+#[derive(Clone)]
+pub struct Config {
+    info: &'static PluginInfo,
+    plugin_config: PluginConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .plugin_config
+            .iter()
+            .map(|(k, v)| {
+                let secret = self.key(k).is_some_and(|key| key.secret);
+                (k.as_str(), if secret { "[redacted]" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("Config")
+            .field("plugin", &self.info.name)
+            .field("plugin_config", &shown)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Checks the pluginConfig keys: an unknown key (usually a typo) is a VALIDATION_ERROR that
+    /// lists the known ones, rather than a setting silently ignored.
+    pub fn new(info: &'static PluginInfo, plugin_config: Option<PluginConfig>) -> Result<Self> {
+        let plugin_config = plugin_config.unwrap_or_default();
+        let config = Self {
+            info,
+            plugin_config,
+        };
+        for name in config.plugin_config.keys() {
+            if config.key(name).is_none() {
+                let known: Vec<&str> = config.keys().map(|k| k.name).collect();
+                return Err(PluginError::validation(format!(
+                    "unknown pluginConfig key '{name}' for the {} plugin; known keys: {}",
+                    info.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn info(&self) -> &'static PluginInfo {
+        self.info
+    }
+
+    /// Every key this plugin understands: shared ones first.
+    pub fn keys(&self) -> impl Iterator<Item = &'static ConfigKey> {
+        SHARED_KEYS.iter().chain(self.info.config_keys.iter())
+    }
+
+    fn key(&self, name: &str) -> Option<&'static ConfigKey> {
+        self.keys().find(|k| k.name == name)
+    }
+
+    /// The environment variable that sets `name` for this plugin: `NOTATION_<PLUGIN>_<NAME>`.
+    pub fn env_name(info: &PluginInfo, name: &str) -> String {
+        format!("NOTATION_{}_{}", info.name, name)
+            .to_ascii_uppercase()
+            .replace('-', "_")
+    }
+
+    /// The value of `name` and where it came from (for messages), or `None`.
+    pub fn get_with_source(&self, name: &str) -> Option<(String, String)> {
+        debug_assert!(self.key(name).is_some(), "undeclared config key {name}");
+        if let Some(v) = self.plugin_config.get(name) {
+            return Some((v.clone(), format!("pluginConfig '{name}'")));
+        }
+        let own = Self::env_name(self.info, name);
+        let wellknown = self.key(name).map(|k| k.env).unwrap_or(&[]);
+        std::iter::once(own.as_str())
+            .chain(wellknown.iter().copied())
+            .find_map(|var| {
+                std::env::var(var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (v, format!("environment variable {var}")))
+            })
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.get_with_source(name).map(|(v, _)| v)
+    }
+
+    /// A secret value, zeroized when dropped.
+    pub fn get_secret(&self, name: &str) -> Option<Zeroizing<String>> {
+        self.get(name).map(Zeroizing::new)
+    }
+
+    /// A path value; `~/` is expanded.
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        self.get(name).map(|v| expand_home(&v))
+    }
+
+    /// A boolean value (`true/false/1/0/yes/no`).
+    pub fn flag(&self, name: &str) -> Result<bool> {
+        match self.get_with_source(name) {
+            None => Ok(false),
+            Some((v, source)) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(PluginError::validation(format!(
+                    "{source} must be true or false, not '{v}'"
+                ))),
+            },
+        }
+    }
+
+    /// The overall deadline from `timeout_seconds`, or [`DEFAULT_TIMEOUT`].
+    pub fn timeout(&self) -> Result<Duration> {
+        match self.get_with_source("timeout_seconds") {
+            None => Ok(DEFAULT_TIMEOUT),
+            Some((v, source)) => match v.parse::<f64>() {
+                Ok(s) if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+                _ => Err(PluginError::validation(format!(
+                    "{source} must be a number of seconds between 0 and 3600, not '{v}'"
+                ))),
+            },
+        }
+    }
+}
+
+/// Expands a leading `~/` to `$HOME/`.
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// The overall deadline of one invocation.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    pub fn after(total: Duration) -> Self {
+        Self {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+    /// TIMEOUT if the deadline has passed, naming what was being done.
+    pub fn check(&self, doing: &str) -> Result<()> {
+        if self.remaining().is_zero() {
+            Err(self.exceeded(doing))
+        } else {
+            Ok(())
+        }
+    }
+    pub fn exceeded(&self, doing: &str) -> PluginError {
+        PluginError::timeout(format!(
+            "gave up {doing} after the {}s deadline; raise pluginConfig timeout_seconds if the \
+             backend is just slow",
+            self.total.as_secs_f64()
+        ))
+    }
+}
+
+/// Everything one protocol invocation knows: the key id, configuration and deadline.
+#[derive(Debug)]
+pub struct Context {
+    /// The keyId exactly as notation sent it (echoed byte for byte).
+    pub key_id: String,
+    pub config: Config,
+    pub deadline: Deadline,
+}
+
+impl Context {
+    pub fn new(info: &'static PluginInfo, key_id: String, config: Option<PluginConfig>) -> Result<Self> {
+        let config = Config::new(info, config)?;
+        let deadline = Deadline::after(config.timeout()?);
+        Ok(Self {
+            key_id,
+            config,
+            deadline,
+        })
+    }
+}
+
+/// How many times a failed call is tried in all, at most.
+pub const MAX_ATTEMPTS: u32 = 5;
+const BASE_DELAY: Duration = Duration::from_millis(200);
+const MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// What to do after a failed attempt: the delay before the next one, or the final error.
+/// Shared by [`retry`] and async callers that sleep on their own runtime.
+pub fn after_failure(
+    deadline: &Deadline,
+    doing: &str,
+    attempt: u32,
+    err: PluginError,
+) -> std::result::Result<Duration, PluginError> {
+    let asked = match err.retry {
+        Retry::Never => return Err(err),
+        Retry::Transient => None,
+        Retry::Throttled(after) => after,
+    };
+    if attempt >= MAX_ATTEMPTS {
+        return Err(final_error(err, attempt));
+    }
+    // Full jitter on an exponential backoff, unless the backend named the delay.
+    let delay = asked.unwrap_or_else(|| {
+        let cap = BASE_DELAY.saturating_mul(1 << attempt.min(6)).min(MAX_DELAY);
+        cap.mul_f64(rand::random::<f64>())
+    });
+    if delay >= deadline.remaining() {
+        let mut e = deadline.exceeded(doing);
+        e.message = format!("{} (last error: {})", e.message, err.message);
+        e.metadata = err.metadata;
+        return Err(e);
+    }
+    Ok(delay)
+}
+
+fn final_error(err: PluginError, attempts: u32) -> PluginError {
+    let code = match err.retry {
+        Retry::Throttled(_) => ErrorCode::Throttled,
+        _ => err.code,
+    };
+    let mut e = PluginError::new(code, format!("{} (after {attempts} attempts)", err.message));
+    e.metadata = err.metadata;
+    e
+}
+
+/// Runs `op` until it succeeds, fails with a non-retryable error, runs out of attempts
+/// (THROTTLED for throttling) or would pass the deadline (TIMEOUT).
+pub fn retry<T>(deadline: &Deadline, doing: &str, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        deadline.check(doing)?;
+        attempt += 1;
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(err) => {
+                let delay = after_failure(deadline, doing, attempt, err)?;
+                tracing::debug!(attempt, ?delay, doing, "retrying");
+                std::thread::sleep(delay);
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The one error type of the suite. Its `message` is exactly what a user reads: notation shows
+//! only `errorMessage`, so every message says what went wrong and what to do about it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The error codes of contract 1.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    #[serde(rename = "VALIDATION_ERROR")]
+    Validation,
+    #[serde(rename = "UNSUPPORTED_CONTRACT_VERSION")]
+    UnsupportedContractVersion,
+    #[serde(rename = "ACCESS_DENIED")]
+    AccessDenied,
+    #[serde(rename = "TIMEOUT")]
+    Timeout,
+    #[serde(rename = "THROTTLED")]
+    Throttled,
+    #[serde(rename = "ERROR")]
+    Generic,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validation => "VALIDATION_ERROR",
+            Self::UnsupportedContractVersion => "UNSUPPORTED_CONTRACT_VERSION",
+            Self::AccessDenied => "ACCESS_DENIED",
+            Self::Timeout => "TIMEOUT",
+            Self::Throttled => "THROTTLED",
+            Self::Generic => "ERROR",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a failed backend call may succeed if made again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// Do not retry (the default: a wrong PIN retried locks a token).
+    #[default]
+    Never,
+    /// A transient failure (5xx, connection reset): retry, then report as is.
+    Transient,
+    /// The backend asked us to slow down; retry, then report THROTTLED. The optional delay is
+    /// what the backend asked for (Retry-After).
+    Throttled(Option<std::time::Duration>),
+}
+
+/// An error as the contract carries it: code, message, metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub metadata: BTreeMap<String, String>,
+    /// Not serialised: whether the retry helper may try the failed call again.
+    pub retry: Retry,
+}
+
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;
+
+impl PluginError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            metadata: BTreeMap::new(),
+            retry: Retry::Never,
+        }
+    }
+    /// VALIDATION_ERROR: bad or missing input, unknown key, unsupported key type.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Validation, message)
+    }
+    /// ACCESS_DENIED: authentication or authorisation failed.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AccessDenied, message)
+    }
+    /// TIMEOUT: the invocation's deadline passed.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Timeout, message)
+    }
+    /// THROTTLED: the backend rate-limited us beyond what retries could absorb.
+    pub fn throttled(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Throttled, message).with_retry(Retry::Throttled(None))
+    }
+    /// ERROR: anything else.
+    pub fn generic(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Generic, message)
+    }
+    pub fn unsupported_contract_version(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnsupportedContractVersion, message)
+    }
+    /// Adds a key/value to `errorMetadata` (request ids, backend error codes, key states).
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Prefixes the message with context, keeping code and metadata.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+    /// The JSON object notation reads from stderr.
+    pub fn to_json(&self) -> String {
+        let wire = ErrorResponse {
+            error_code: self.code,
+            error_message: self.message.clone(),
+            error_metadata: if self.metadata.is_empty() {
+                None
+            } else {
+                Some(self.metadata.clone())
+            },
+        };
+        serde_json::to_string(&wire).unwrap_or_else(|_| {
+            // Serialising a struct of strings cannot fail; keep a valid JSON fallback anyway.
+            r#"{"errorCode":"ERROR","errorMessage":"internal error while reporting an error"}"#
+                .to_owned()
+        })
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// The error object on the wire (stderr, exit code 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponse {
+    pub error_code: ErrorCode,
+    pub error_message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_metadata: Option<BTreeMap<String, String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_json_has_contract_field_names_and_omits_empty_metadata() {
+        let e = PluginError::validation("key 'x' not found");
+        assert_eq!(
+            e.to_json(),
+            r#"{"errorCode":"VALIDATION_ERROR","errorMessage":"key 'x' not found"}"#
+        );
+        let e = PluginError::access_denied("no").with_metadata("requestId", "r-1");
+        let back: ErrorResponse = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(back.error_code, ErrorCode::AccessDenied);
+        assert_eq!(back.error_metadata.unwrap()["requestId"], "r-1");
+    }
+}

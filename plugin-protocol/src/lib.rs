@@ -1,0 +1,29 @@
+//! The Notation plugin contract 1.0, written once for every plugin of the suite.
+//!
+//! A backend plugin implements [`Backend`] (resolve a key, sign a digest, optionally supply a
+//! certificate chain) and calls [`run`] from `main`. Everything else — the wire format, request
+//! checks, hashing, ECDSA encoding, certificate-chain rules, self-verification, error codes,
+//! deadlines and retries — lives here.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod chain;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod config;
+pub mod contract;
+pub mod error;
+pub mod keyspec;
+pub mod pipeline;
+pub mod public_key;
+pub mod runner;
+pub mod signature;
+
+pub use backend::{Backend, ConfigKey, PluginInfo};
+pub use chain::Certificate;
+pub use config::{retry, Config, Context, Deadline};
+pub use error::{ErrorCode, PluginError, Result, Retry};
+pub use keyspec::{HashAlgorithm, KeySpec, SigningAlgorithm};
+pub use public_key::PublicKey;
+pub use runner::{run, run_with};
+pub use signature::BackendSignature;

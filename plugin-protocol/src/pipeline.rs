@@ -1,0 +1,229 @@
+//! The protocol written once: request decoding and checks, the signing pipeline, and the
+//! self-verification every signature passes before it is returned.
+
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backend::{Backend, PluginInfo};
+use crate::chain::{self, Certificate};
+use crate::config::Context;
+use crate::contract::*;
+use crate::error::{PluginError, Result};
+use crate::signature::{normalise, verify_digest};
+use crate::{KeySpec, PublicKey};
+
+/// Largest request accepted on stdin (notation's payloads are a few KiB).
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// Handles one protocol command: `input` is the raw stdin, the result the stdout JSON.
+/// This is everything the runner does except the stdio and process plumbing.
+pub fn handle<B: Backend>(info: &'static PluginInfo, command: Command, input: &[u8]) -> Result<String> {
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(PluginError::validation(format!(
+            "empty request on stdin: notation sends the {} request as JSON; run notation-{} --help \
+             for how this plugin is used",
+            command.as_str(),
+            info.name
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_slice(input).map_err(|e| {
+        PluginError::validation(format!("the {} request is not valid JSON: {e}", command.as_str()))
+    })?;
+    if !value.is_object() {
+        return Err(PluginError::validation(format!(
+            "the {} request must be a JSON object",
+            command.as_str()
+        )));
+    }
+    if command != Command::GetPluginMetadata {
+        check_contract_version(&value)?;
+    }
+    match command {
+        Command::GetPluginMetadata => {
+            let _: GetMetadataRequest = decode(command, value)?;
+            to_json(&metadata(info))
+        }
+        Command::DescribeKey => {
+            let req: DescribeKeyRequest = decode(command, value)?;
+            let ctx = context(info, req.key_id, req.plugin_config)?;
+            tracing::debug!(command = command.as_str(), key_id = %ctx.key_id, config = ?ctx.config);
+            to_json(&describe_key::<B>(&ctx)?)
+        }
+        Command::GenerateSignature => {
+            let req: GenerateSignatureRequest = decode(command, value)?;
+            let ctx = context(info, req.key_id.clone(), req.plugin_config.clone())?;
+            tracing::debug!(command = command.as_str(), key_id = %ctx.key_id, key_spec = %req.key_spec, config = ?ctx.config);
+            to_json(&generate_signature::<B>(&ctx, &req)?)
+        }
+        Command::GenerateEnvelope | Command::VerifySignature => Err(PluginError::validation(format!(
+            "notation-{} signs raw signatures (capability {}); it does not implement {}",
+            info.name,
+            capability::SIGNATURE_GENERATOR_RAW,
+            command.as_str()
+        ))),
+    }
+}
+
+/// The get-plugin-metadata response: static data, no backend.
+pub fn metadata(info: &PluginInfo) -> GetMetadataResponse {
+    GetMetadataResponse {
+        name: info.name.to_owned(),
+        description: info.description.to_owned(),
+        version: info.version.to_owned(),
+        url: info.url.to_owned(),
+        supported_contract_versions: vec![CONTRACT_VERSION.to_owned()],
+        capabilities: vec![capability::SIGNATURE_GENERATOR_RAW.to_owned()],
+    }
+}
+
+fn check_contract_version(value: &serde_json::Value) -> Result<()> {
+    let version = match value.get("contractVersion") {
+        None => {
+            return Err(PluginError::validation(
+                "missing field `contractVersion` (this plugin implements contract 1.0)",
+            ))
+        }
+        Some(serde_json::Value::String(v)) => v,
+        Some(_) => return Err(PluginError::validation("field `contractVersion` must be a string")),
+    };
+    let major = version.split('.').next().unwrap_or_default();
+    if major == "1" {
+        Ok(())
+    } else {
+        Err(PluginError::unsupported_contract_version(format!(
+            "contract version '{version}' is not supported: this plugin implements {CONTRACT_VERSION}; \
+             use a notation release that speaks plugin contract 1.x"
+        )))
+    }
+}
+
+fn decode<T: DeserializeOwned>(command: Command, value: serde_json::Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        PluginError::validation(format!("invalid {} request: {e}", command.as_str()))
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| PluginError::generic(format!("cannot encode the response: {e}")))
+}
+
+fn context(info: &'static PluginInfo, key_id: String, config: Option<PluginConfig>) -> Result<Context> {
+    if key_id.trim().is_empty() {
+        return Err(PluginError::validation(format!(
+            "field `keyId` is empty; expected {}",
+            info.key_id_help
+        )));
+    }
+    Context::new(info, key_id, config)
+}
+
+/// describe-key: one resolution of the key, its spec derived from its public key.
+pub fn describe_key<B: Backend>(ctx: &Context) -> Result<DescribeKeyResponse> {
+    let mut backend = B::connect(ctx)?;
+    let (_, public_key) = backend.resolve_key(ctx)?;
+    Ok(DescribeKeyResponse {
+        key_id: ctx.key_id.clone(),
+        key_spec: public_key.key_spec(),
+    })
+}
+
+/// generate-signature: validate, assemble and check the chain, hash, sign, normalise, verify.
+pub fn generate_signature<B: Backend>(
+    ctx: &Context,
+    req: &GenerateSignatureRequest,
+) -> Result<GenerateSignatureResponse> {
+    let spec = req.key_spec;
+    let hash = spec.hash_algorithm();
+    if req.hash_algorithm != hash {
+        return Err(PluginError::validation(format!(
+            "hashAlgorithm {} does not match keySpec {spec}: notation pairs {spec} with {hash}",
+            req.hash_algorithm
+        )));
+    }
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(req.payload.as_bytes())
+        .map_err(|e| PluginError::validation(format!("field `payload` is not valid base64: {e}")))?;
+
+    let mut backend = B::connect(ctx)?;
+    let (key, public_key) = backend.resolve_key(ctx)?;
+    check_spec(ctx, spec, &public_key)?;
+    // The chain is checked before the key is used: a broken chain costs no signing operation.
+    let chain = assemble_chain(&mut backend, ctx, &key, &public_key)?;
+
+    let digest = hash.digest(&payload);
+    let raw = backend.sign_digest(ctx, &key, spec, &digest)?;
+    tracing::debug!(signature = ?raw, "backend signed");
+    let signature = normalise(spec, raw).map_err(|p| {
+        PluginError::generic(format!(
+            "the backend returned an unusable signature for key '{}': {p}",
+            ctx.key_id
+        ))
+    })?;
+    let leaf = &chain[0];
+    verify_digest(&public_key, hash, &digest, &signature).map_err(|p| {
+        PluginError::generic(format!(
+            "self-check failed: the signature made with key '{}' does not verify with the leaf \
+             certificate '{}': {p}",
+            ctx.key_id,
+            leaf.subject()
+        ))
+    })?;
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(GenerateSignatureResponse {
+        key_id: ctx.key_id.clone(),
+        signature: b64.encode(&signature),
+        signing_algorithm: spec.signing_algorithm(),
+        certificate_chain: chain.iter().map(|c| b64.encode(c.der())).collect(),
+    })
+}
+
+fn check_spec(ctx: &Context, requested: KeySpec, key: &PublicKey) -> Result<()> {
+    if key.key_spec() == requested {
+        return Ok(());
+    }
+    Err(PluginError::validation(format!(
+        "key '{}' is an {} key but the request asks for {requested}; describe the key again \
+         (notation key add) so that notation uses its real key spec",
+        ctx.key_id,
+        key.key_spec()
+    )))
+}
+
+/// The chain for `key`: `certificate_chain` if configured, else the backend's own, plus
+/// `ca_certs`; then ordered and checked against every Notary rule at the current time.
+pub fn assemble_chain<B: Backend>(
+    backend: &mut B,
+    ctx: &Context,
+    key: &B::Key,
+    public_key: &PublicKey,
+) -> Result<Vec<Certificate>> {
+    let mut certs = match ctx.config.get_with_source("certificate_chain") {
+        Some((path, source)) => chain::load_file(&crate::config::expand_home(&path))
+            .map_err(|e| e.context(format_args!("{source}")))?,
+        None => backend
+            .certificate_chain(ctx, key)?
+            .iter()
+            .enumerate()
+            .map(|(i, der)| Certificate::from_der(der, &format!("backend certificate #{}", i + 1)))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    if let Some((path, source)) = ctx.config.get_with_source("ca_certs") {
+        let extra = chain::load_file(&crate::config::expand_home(&path))
+            .map_err(|e| e.context(format_args!("{source}")))?;
+        certs.extend(extra);
+    }
+    if certs.is_empty() {
+        let info = ctx.config.info();
+        return Err(PluginError::validation(format!(
+            "no certificate chain for key '{}': {} holds none; set pluginConfig certificate_chain \
+             to a PEM file with the chain (leaf first, root last), or {}",
+            ctx.key_id,
+            info.chain_sources_help,
+            crate::config::Config::env_name(info, "certificate_chain")
+        )));
+    }
+    chain::build(certs, Some((&ctx.key_id, public_key)), std::time::SystemTime::now())
+}

@@ -1,0 +1,186 @@
+//! The single entry point of every plugin binary. It owns all stdio: the request is read from
+//! stdin, exactly one JSON document is written to stdout (or a JSON error to stderr, exit 1),
+//! and nothing a dependency prints can reach either stream.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+use crate::backend::{Backend, PluginInfo};
+use crate::config::{Config, LOG_ENV, SHARED_KEYS};
+use crate::contract::Command;
+use crate::error::PluginError;
+use crate::pipeline::{handle, MAX_REQUEST_BYTES};
+
+/// The original stderr, kept for the JSON error (the panic hook writes there too).
+static ERROR_OUT: Mutex<Option<File>> = Mutex::new(None);
+
+/// Runs the plugin: `notation-<name> <command>`. Never returns.
+pub fn run<B: Backend>(info: &'static PluginInfo) -> ! {
+    run_with::<B>(info, |_| None)
+}
+
+/// Like [`run`], with the plugin's operator commands (`tokens`, `keys`, ...). `operator` gets
+/// the arguments after the program name and returns the exit code if it handled them.
+pub fn run_with<B: Backend>(
+    info: &'static PluginInfo,
+    operator: impl FnOnce(&[String]) -> Option<i32>,
+) -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("--help" | "-h" | "help") => {
+            print!("{}", help(info));
+            std::process::exit(0)
+        }
+        Some("--version" | "-V") => {
+            println!("notation-{} {}", info.name, info.version);
+            std::process::exit(0)
+        }
+        Some(cmd) => match Command::parse(cmd) {
+            Some(command) => run_protocol::<B>(info, command),
+            None => {
+                if let Some(code) = operator(&args) {
+                    std::process::exit(code)
+                }
+                let err = PluginError::validation(format!(
+                    "unknown command '{cmd}'; notation-{} answers get-plugin-metadata, \
+                     describe-key and generate-signature (run it with --help)",
+                    info.name
+                ));
+                let _ = writeln!(std::io::stderr(), "{}", err.to_json());
+                std::process::exit(1)
+            }
+        },
+    }
+}
+
+fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
+    let (mut out, err) = match take_stdio() {
+        Ok(pair) => pair,
+        Err(e) => {
+            let err = PluginError::generic(format!("cannot set up standard streams: {e}"));
+            let _ = writeln!(std::io::stderr(), "{}", err.to_json());
+            std::process::exit(1)
+        }
+    };
+    *ERROR_OUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+    std::panic::set_hook(Box::new(|panic| {
+        let what = panic
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        let place = panic
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!("panic: {what}{place}");
+        fail(PluginError::generic(format!(
+            "internal error in the plugin ({what}{place}); please report it with the command and \
+             NOTATION_PLUGIN_LOG output"
+        )))
+    }));
+
+    let mut input = Vec::new();
+    let read = std::io::stdin()
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_to_end(&mut input);
+    let result = match read {
+        Err(e) => Err(PluginError::generic(format!("cannot read the request from stdin: {e}"))),
+        Ok(n) if n > MAX_REQUEST_BYTES => Err(PluginError::validation(format!(
+            "the request on stdin is larger than {} MiB",
+            MAX_REQUEST_BYTES >> 20
+        ))),
+        Ok(_) => handle::<B>(info, command, &input),
+    };
+    match result {
+        Ok(json) => {
+            if out.write_all(json.as_bytes()).and_then(|_| out.flush()).is_err() {
+                std::process::exit(1)
+            }
+            std::process::exit(0)
+        }
+        Err(e) => {
+            tracing::debug!(code = %e.code, message = %e.message, "failed");
+            fail(e)
+        }
+    }
+}
+
+fn fail(err: PluginError) -> ! {
+    let mut guard = ERROR_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    match guard.as_mut() {
+        Some(f) => {
+            let _ = f.write_all(err.to_json().as_bytes());
+            let _ = f.flush();
+        }
+        None => {
+            let _ = std::io::stderr().write_all(err.to_json().as_bytes());
+        }
+    }
+    std::process::exit(1)
+}
+
+/// Keeps private copies of stdout and stderr for the response and the error, then points fd 1
+/// and fd 2 at the debug log (when `NOTATION_PLUGIN_LOG` is set) or `/dev/null`, so that no
+/// library output can corrupt what notation parses.
+fn take_stdio() -> std::io::Result<(File, File)> {
+    let out = File::from(rustix::io::dup(std::io::stdout())?);
+    let err = File::from(rustix::io::dup(std::io::stderr())?);
+    let sink = match std::env::var_os(LOG_ENV).filter(|p| !p.is_empty()) {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            let writer = file.try_clone()?;
+            let _ = tracing_subscriber::fmt()
+                .with_writer(Mutex::new(writer))
+                .with_ansi(false)
+                .with_max_level(tracing::Level::DEBUG)
+                .try_init();
+            file
+        }
+        None => File::options().write(true).open("/dev/null")?,
+    };
+    rustix::stdio::dup2_stdout(&sink)?;
+    rustix::stdio::dup2_stderr(&sink)?;
+    Ok((out, err))
+}
+
+/// The human help printed for no arguments or `--help`.
+pub fn help(info: &PluginInfo) -> String {
+    use std::fmt::Write as _;
+    let name = info.name;
+    let mut h = String::new();
+    let _ = writeln!(h, "notation-{name} {} — {}", info.version, info.description);
+    let _ = writeln!(h);
+    let _ = writeln!(h, "A plugin for the Notary Project's `notation` CLI, which runs it for you:");
+    let _ = writeln!(h, "  notation plugin install --file notation-{name}_<version>_linux_amd64.tar.gz");
+    let _ = writeln!(h, "  notation key add <name> --plugin {name} --id <KEY_ID> [--plugin-config KEY=VALUE]...");
+    let _ = writeln!(h, "  notation sign --key <name> <registry>/<repository>@<digest>");
+    let _ = writeln!(h);
+    let _ = writeln!(h, "KEY_ID: {}", info.key_id_help);
+    let _ = writeln!(h);
+    let _ = writeln!(h, "Protocol commands (JSON request on stdin, JSON response on stdout, JSON error on stderr):");
+    let _ = writeln!(h, "  get-plugin-metadata, describe-key, generate-signature");
+    if !info.operator_commands.is_empty() {
+        let _ = writeln!(h);
+        let _ = writeln!(h, "Operator commands (run `notation-{name} <command> --help`):");
+        for (cmd, what) in info.operator_commands {
+            let _ = writeln!(h, "  {cmd:<16} {what}");
+        }
+    }
+    let _ = writeln!(h);
+    let _ = writeln!(h, "Configuration: pluginConfig key, else environment variable(s):");
+    for key in SHARED_KEYS.iter().chain(info.config_keys) {
+        let mut vars = vec![Config::env_name(info, key.name)];
+        vars.extend(key.env.iter().map(|s| s.to_string()));
+        let _ = writeln!(h, "  {:<18} {}", key.name, vars.join(", "));
+        let _ = writeln!(h, "  {:<18} {}{}", "", key.help, if key.secret { " (secret)" } else { "" });
+    }
+    let _ = writeln!(h);
+    let _ = writeln!(h, "Debug log: set {LOG_ENV}=/path/to/file (off by default; secrets are never logged).");
+    h
+}
