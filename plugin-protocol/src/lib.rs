@@ -18,6 +18,8 @@ pub mod pipeline;
 pub mod public_key;
 pub mod runner;
 pub mod signature;
+#[cfg(feature = "softkey")]
+pub mod softkey;
 
 pub use backend::{Backend, ConfigKey, PluginInfo};
 pub use chain::Certificate;

@@ -1,0 +1,143 @@
+//! A software-key backend for tests only (feature `softkey`): the key id is the path of a
+//! PKCS#8 PEM private key; its chain is `<key id>.chain.pem` when that file exists. It proves the
+//! shared pipeline end to end without any real backend; no plugin ships it.
+
+use std::path::Path;
+
+use rsa::pkcs8::DecodePrivateKey;
+
+use crate::backend::{Backend, ConfigKey, PluginInfo};
+use crate::config::Context;
+use crate::error::{PluginError, Result};
+use crate::signature::BackendSignature;
+use crate::{KeySpec, PublicKey};
+
+pub static INFO: PluginInfo = PluginInfo {
+    name: "softkey",
+    description: "Test-only plugin signing with a PKCS#8 key file",
+    version: env!("CARGO_PKG_VERSION"),
+    url: "https://github.com/notation-plugins/notation-plugins",
+    key_id_help: "the path of a PKCS#8 PEM private key file",
+    config_keys: &[ConfigKey {
+        name: "ecdsa_encoding",
+        env: &[],
+        help: "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
+        secret: false,
+    }],
+    operator_commands: &[],
+    chain_sources_help: "the file <key path>.chain.pem",
+};
+
+/// A private key held in memory.
+pub enum SoftKey {
+    Rsa(rsa::RsaPrivateKey),
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+    P521(p521::SecretKey),
+}
+
+impl SoftKey {
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
+        let bad = |_| PluginError::validation("not a PKCS#8 RSA or P-256/384/521 private key");
+        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
+            return Ok(Self::Rsa(k));
+        }
+        if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pem) {
+            return Ok(Self::P256(k));
+        }
+        if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pem) {
+            return Ok(Self::P384(k));
+        }
+        p521::SecretKey::from_pkcs8_pem(pem).map(Self::P521).map_err(bad)
+    }
+
+    pub fn public_key(&self) -> Result<PublicKey> {
+        use rsa::pkcs8::EncodePublicKey;
+        let der = match self {
+            Self::Rsa(k) => k.to_public_key().to_public_key_der(),
+            Self::P256(k) => k.public_key().to_public_key_der(),
+            Self::P384(k) => k.public_key().to_public_key_der(),
+            Self::P521(k) => k.public_key().to_public_key_der(),
+        }
+        .map_err(|e| PluginError::generic(e.to_string()))?;
+        PublicKey::from_spki_der(der.as_bytes())
+    }
+
+    /// Signs a digest as a backend would: PSS with salt = `salt` bytes, ECDSA in DER or r‖s.
+    pub fn sign(&self, digest: &[u8], spec: KeySpec, salt: usize, der: bool) -> Result<BackendSignature> {
+        use ecdsa::signature::hazmat::PrehashSigner;
+        let mut rng = rand::thread_rng();
+        let ec = |fixed: Vec<u8>| {
+            if der {
+                crate::signature::ecdsa_fixed_to_der(spec, &fixed)
+                    .map(BackendSignature::EcdsaDer)
+                    .ok_or_else(|| PluginError::generic("cannot DER-encode"))
+            } else {
+                Ok(BackendSignature::EcdsaFixed(fixed))
+            }
+        };
+        let fail = |e: ecdsa::Error| PluginError::generic(e.to_string());
+        match self {
+            Self::Rsa(k) => {
+                let scheme = match spec.hash_algorithm() {
+                    crate::HashAlgorithm::Sha256 => rsa::Pss::new_with_salt::<sha2::Sha256>(salt),
+                    crate::HashAlgorithm::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(salt),
+                    crate::HashAlgorithm::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(salt),
+                };
+                k.sign_with_rng(&mut rng, scheme, digest)
+                    .map(BackendSignature::RsaPss)
+                    .map_err(|e| PluginError::generic(e.to_string()))
+            }
+            Self::P256(k) => {
+                let s: p256::ecdsa::Signature =
+                    p256::ecdsa::SigningKey::from(k).sign_prehash(digest).map_err(fail)?;
+                ec(s.to_bytes().to_vec())
+            }
+            Self::P384(k) => {
+                let s: p384::ecdsa::Signature =
+                    p384::ecdsa::SigningKey::from(k).sign_prehash(digest).map_err(fail)?;
+                ec(s.to_bytes().to_vec())
+            }
+            Self::P521(k) => {
+                let sk = p521::ecdsa::SigningKey::from_bytes(&k.to_bytes()).map_err(fail)?;
+                let s: p521::ecdsa::Signature = sk.sign_prehash(digest).map_err(fail)?;
+                ec(s.to_bytes().to_vec())
+            }
+        }
+    }
+}
+
+pub struct SoftKeyBackend;
+
+impl Backend for SoftKeyBackend {
+    type Key = SoftKey;
+
+    fn connect(_ctx: &Context) -> Result<Self> {
+        Ok(Self)
+    }
+
+    fn resolve_key(&mut self, ctx: &Context) -> Result<(SoftKey, PublicKey)> {
+        let pem = std::fs::read_to_string(&ctx.key_id).map_err(|e| {
+            PluginError::validation(format!("key '{}' not found: {e}", ctx.key_id))
+        })?;
+        let key = SoftKey::from_pkcs8_pem(&pem)?;
+        let public = key.public_key()?;
+        Ok((key, public))
+    }
+
+    fn sign_digest(&mut self, ctx: &Context, key: &SoftKey, spec: KeySpec, digest: &[u8]) -> Result<BackendSignature> {
+        let der = ctx.config.get("ecdsa_encoding").as_deref() == Some("der");
+        key.sign(digest, spec, spec.hash_algorithm().output_len(), der)
+    }
+
+    fn certificate_chain(&mut self, ctx: &Context, _key: &SoftKey) -> Result<Vec<Vec<u8>>> {
+        let path = format!("{}.chain.pem", ctx.key_id);
+        if !Path::new(&path).exists() {
+            return Ok(Vec::new());
+        }
+        Ok(crate::chain::load_file(Path::new(&path))?
+            .into_iter()
+            .map(|c| c.der().to_vec())
+            .collect())
+    }
+}
