@@ -103,7 +103,10 @@ impl Certificate {
     fn issued(&self, child: &Certificate) -> bool {
         self.cert.tbs_certificate.subject == child.cert.tbs_certificate.issuer
     }
-    fn extension<T: for<'a> Decode<'a>>(&self, id: ObjectIdentifier) -> Option<(bool, std::result::Result<T, der::Error>)> {
+    fn extension<T: for<'a> Decode<'a>>(
+        &self,
+        id: ObjectIdentifier,
+    ) -> Option<(bool, std::result::Result<T, der::Error>)> {
         self.cert
             .tbs_certificate
             .extensions
@@ -125,7 +128,9 @@ fn name_string(name: &x509_cert::name::Name) -> String {
 
 /// Parses certificates from PEM (any number of `CERTIFICATE` blocks) or a single DER cert.
 pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> {
-    let text = std::str::from_utf8(bytes).ok().filter(|t| t.contains("-----BEGIN"));
+    let text = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN"));
     let Some(text) = text else {
         return Ok(vec![Certificate::from_der(bytes, source)?]);
     };
@@ -142,7 +147,10 @@ pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> 
             .unwrap_or(block.len());
         let pem_block = &block[..end];
         let (label, der) = der::pem::decode_vec(pem_block.as_bytes()).map_err(|e| {
-            PluginError::validation(format!("{source}: invalid PEM block #{}: {e}", certs.len() + 1))
+            PluginError::validation(format!(
+                "{source}: invalid PEM block #{}: {e}",
+                certs.len() + 1
+            ))
         })?;
         if label == "CERTIFICATE" {
             let name = format!("{source} (certificate #{})", certs.len() + 1);
@@ -161,7 +169,10 @@ pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> 
 /// Loads certificates from a PEM or DER file.
 pub fn load_file(path: &Path) -> Result<Vec<Certificate>> {
     let bytes = std::fs::read(path).map_err(|e| {
-        PluginError::validation(format!("cannot read certificate file {}: {e}", path.display()))
+        PluginError::validation(format!(
+            "cannot read certificate file {}: {e}",
+            path.display()
+        ))
     })?;
     parse_pem_or_der(&bytes, &format!("certificate file {}", path.display()))
 }
@@ -207,7 +218,11 @@ pub fn order(
             .ok_or_else(|| key_mismatch(key_id, key, &rest))?,
         None => rest
             .iter()
-            .position(|c| !rest.iter().any(|o| o != c && c.issued(o) && !o.self_issued()))
+            .position(|c| {
+                !rest
+                    .iter()
+                    .any(|o| o != c && c.issued(o) && !o.self_issued())
+            })
             .unwrap_or(0),
     };
     let mut chain = vec![rest.remove(leaf_index)];
@@ -241,12 +256,23 @@ pub fn order(
 fn key_mismatch(key_id: &str, key: &PublicKey, certs: &[Certificate]) -> PluginError {
     let leafish = certs
         .iter()
-        .find(|c| !certs.iter().any(|o| o != *c && c.issued(o) && !o.self_issued()))
+        .find(|c| {
+            !certs
+                .iter()
+                .any(|o| o != *c && c.issued(o) && !o.self_issued())
+        })
         .or(certs.first());
     let held = leafish
         .map(|c| match c.public_key() {
-            Ok(k) => format!("its leaf '{}' certifies a different {}", c.subject, k.describe()),
-            Err(e) => format!("its leaf '{}' certifies an unusable key ({})", c.subject, e.message),
+            Ok(k) => format!(
+                "its leaf '{}' certifies a different {}",
+                c.subject,
+                k.describe()
+            ),
+            Err(e) => format!(
+                "its leaf '{}' certifies an unusable key ({})",
+                c.subject, e.message
+            ),
         })
         .unwrap_or_default();
     PluginError::validation(format!(
@@ -318,7 +344,10 @@ pub fn build(
 fn check_validity(cert: &Certificate, at: SystemTime, out: &mut Vec<ChainProblem>) {
     let v = &cert.cert.tbs_certificate.validity;
     if at < v.not_before.to_system_time() {
-        out.push(problem(cert, format!("is not valid before {}", v.not_before)));
+        out.push(problem(
+            cert,
+            format!("is not valid before {}", v.not_before),
+        ));
     }
     if at > v.not_after.to_system_time() {
         out.push(problem(cert, format!("expired on {}", v.not_after)));
@@ -329,7 +358,10 @@ fn check_key_size(cert: &Certificate, out: &mut Vec<ChainProblem>) {
     match IssuerKey::of(cert) {
         Ok(IssuerKey::Rsa(k)) if k.n().bits() < 2048 => out.push(problem(
             cert,
-            format!("has an RSA-{} key; notation requires at least 2048 bits", k.n().bits()),
+            format!(
+                "has an RSA-{} key; notation requires at least 2048 bits",
+                k.n().bits()
+            ),
         )),
         Ok(_) => {}
         Err(why) => out.push(problem(cert, why)),
@@ -338,8 +370,14 @@ fn check_key_size(cert: &Certificate, out: &mut Vec<ChainProblem>) {
 
 fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
     match cert.extension::<KeyUsage>(oid::KEY_USAGE) {
-        None => out.push(problem(cert, "leaf has no keyUsage extension; it must be present, critical, with digitalSignature")),
-        Some((_, Err(e))) => out.push(problem(cert, format!("leaf keyUsage cannot be parsed: {e}"))),
+        None => out.push(problem(
+            cert,
+            "leaf has no keyUsage extension; it must be present, critical, with digitalSignature",
+        )),
+        Some((_, Err(e))) => out.push(problem(
+            cert,
+            format!("leaf keyUsage cannot be parsed: {e}"),
+        )),
         Some((critical, Ok(ku))) => {
             if !critical {
                 out.push(problem(cert, "leaf keyUsage must be marked critical"));
@@ -373,8 +411,14 @@ fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
         }
     }
     match cert.extension::<BasicConstraints>(oid::BASIC_CONSTRAINTS) {
-        Some((_, Ok(bc))) if bc.ca => out.push(problem(cert, "leaf has basicConstraints cA=true; a signing leaf must not be a CA")),
-        Some((_, Err(e))) => out.push(problem(cert, format!("basicConstraints cannot be parsed: {e}"))),
+        Some((_, Ok(bc))) if bc.ca => out.push(problem(
+            cert,
+            "leaf has basicConstraints cA=true; a signing leaf must not be a CA",
+        )),
+        Some((_, Err(e))) => out.push(problem(
+            cert,
+            format!("basicConstraints cannot be parsed: {e}"),
+        )),
         _ => {}
     }
     match cert.extension::<ExtendedKeyUsage>(oid::EXT_KEY_USAGE) {
@@ -403,21 +447,33 @@ fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
             }
             let _ = oid::CODE_SIGNING; // allowed, and the only usage our tooling sets
         }
-        Some((_, Err(e))) => out.push(problem(cert, format!("extendedKeyUsage cannot be parsed: {e}"))),
+        Some((_, Err(e))) => out.push(problem(
+            cert,
+            format!("extendedKeyUsage cannot be parsed: {e}"),
+        )),
         None => {}
     }
 }
 
 fn check_ca(cert: &Certificate, cas_below: usize, out: &mut Vec<ChainProblem>) {
     match cert.extension::<BasicConstraints>(oid::BASIC_CONSTRAINTS) {
-        None => out.push(problem(cert, "CA certificate has no basicConstraints; it must be present, critical, with cA=true")),
-        Some((_, Err(e))) => out.push(problem(cert, format!("basicConstraints cannot be parsed: {e}"))),
+        None => out.push(problem(
+            cert,
+            "CA certificate has no basicConstraints; it must be present, critical, with cA=true",
+        )),
+        Some((_, Err(e))) => out.push(problem(
+            cert,
+            format!("basicConstraints cannot be parsed: {e}"),
+        )),
         Some((critical, Ok(bc))) => {
             if !critical {
                 out.push(problem(cert, "CA basicConstraints must be marked critical"));
             }
             if !bc.ca {
-                out.push(problem(cert, "issues another certificate in the chain but its basicConstraints say cA=false"));
+                out.push(problem(
+                    cert,
+                    "issues another certificate in the chain but its basicConstraints say cA=false",
+                ));
             }
             if let Some(len) = bc.path_len_constraint {
                 if cas_below > usize::from(len) {
@@ -430,7 +486,10 @@ fn check_ca(cert: &Certificate, cas_below: usize, out: &mut Vec<ChainProblem>) {
         }
     }
     match cert.extension::<KeyUsage>(oid::KEY_USAGE) {
-        None => out.push(problem(cert, "CA certificate has no keyUsage; it must be present, critical, with keyCertSign")),
+        None => out.push(problem(
+            cert,
+            "CA certificate has no keyUsage; it must be present, critical, with keyCertSign",
+        )),
         Some((_, Err(e))) => out.push(problem(cert, format!("keyUsage cannot be parsed: {e}"))),
         Some((critical, Ok(ku))) => {
             if !critical {
@@ -452,10 +511,14 @@ enum IssuerKey {
 impl IssuerKey {
     fn of(cert: &Certificate) -> std::result::Result<Self, String> {
         let spki = &cert.cert.tbs_certificate.subject_public_key_info;
-        if spki.algorithm.oid == key_oid::RSA_ENCRYPTION || spki.algorithm.oid == key_oid::RSASSA_PSS {
-            return rsa::pkcs1::DecodeRsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
-                .map(Self::Rsa)
-                .map_err(|e| format!("has an invalid RSA public key: {e}"));
+        if spki.algorithm.oid == key_oid::RSA_ENCRYPTION
+            || spki.algorithm.oid == key_oid::RSASSA_PSS
+        {
+            return rsa::pkcs1::DecodeRsaPublicKey::from_pkcs1_der(
+                spki.subject_public_key.raw_bytes(),
+            )
+            .map(Self::Rsa)
+            .map_err(|e| format!("has an invalid RSA public key: {e}"));
         }
         PublicKey::try_from(spki)
             .map(Self::Ec)

@@ -38,7 +38,10 @@ impl Invocation {
             format!(
                 "stdout of {} is not one {} JSON document: {e}; stdout was {:?}",
                 self.command,
-                std::any::type_name::<T>().rsplit("::").next().unwrap_or("response"),
+                std::any::type_name::<T>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("response"),
                 String::from_utf8_lossy(&self.stdout)
             )
         })
@@ -117,7 +120,11 @@ impl PluginClient {
     }
 
     /// Runs a command with a typed request.
-    pub fn invoke<R: Serialize>(&self, command: Command, request: &R) -> std::io::Result<Invocation> {
+    pub fn invoke<R: Serialize>(
+        &self,
+        command: Command,
+        request: &R,
+    ) -> std::io::Result<Invocation> {
         let body = serde_json::to_vec(request).expect("requests always serialise");
         self.invoke_raw(command.as_str(), &body)
     }
@@ -131,7 +138,11 @@ impl PluginClient {
         )
     }
 
-    pub fn describe_key(&self, key_id: &str, config: Option<PluginConfig>) -> std::io::Result<Invocation> {
+    pub fn describe_key(
+        &self,
+        key_id: &str,
+        config: Option<PluginConfig>,
+    ) -> std::io::Result<Invocation> {
         self.invoke(
             Command::DescribeKey,
             &DescribeKeyRequest {

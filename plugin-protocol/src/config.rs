@@ -16,14 +16,16 @@ pub const SHARED_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "certificate_chain",
         env: &[],
-        help: "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
+        help:
+            "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
                overrides the chain stored in the backend",
         secret: false,
     },
     ConfigKey {
         name: "ca_certs",
         env: &[],
-        help: "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
+        help:
+            "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
                leaf certificate found in the backend",
         secret: false,
     },
@@ -223,7 +225,11 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(info: &'static PluginInfo, key_id: String, config: Option<PluginConfig>) -> Result<Self> {
+    pub fn new(
+        info: &'static PluginInfo,
+        key_id: String,
+        config: Option<PluginConfig>,
+    ) -> Result<Self> {
         let config = Config::new(info, config)?;
         let deadline = Deadline::after(config.timeout()?);
         Ok(Self {
@@ -257,7 +263,9 @@ pub fn after_failure(
     }
     // Full jitter on an exponential backoff, unless the backend named the delay.
     let delay = asked.unwrap_or_else(|| {
-        let cap = BASE_DELAY.saturating_mul(1 << attempt.min(6)).min(MAX_DELAY);
+        let cap = BASE_DELAY
+            .saturating_mul(1 << attempt.min(6))
+            .min(MAX_DELAY);
         cap.mul_f64(rand::random::<f64>())
     });
     if delay >= deadline.remaining() {

@@ -20,6 +20,8 @@ pub mod runner;
 pub mod signature;
 #[cfg(feature = "softkey")]
 pub mod softkey;
+#[cfg(feature = "softkey")]
+pub mod testca;
 
 pub use backend::{Backend, ConfigKey, PluginInfo};
 pub use chain::Certificate;

@@ -18,7 +18,11 @@ pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// Handles one protocol command: `input` is the raw stdin, the result the stdout JSON.
 /// This is everything the runner does except the stdio and process plumbing.
-pub fn handle<B: Backend>(info: &'static PluginInfo, command: Command, input: &[u8]) -> Result<String> {
+pub fn handle<B: Backend>(
+    info: &'static PluginInfo,
+    command: Command,
+    input: &[u8],
+) -> Result<String> {
     if input.iter().all(u8::is_ascii_whitespace) {
         return Err(PluginError::validation(format!(
             "empty request on stdin: notation sends the {} request as JSON; run notation-{} --help \
@@ -28,7 +32,10 @@ pub fn handle<B: Backend>(info: &'static PluginInfo, command: Command, input: &[
         )));
     }
     let value: serde_json::Value = serde_json::from_slice(input).map_err(|e| {
-        PluginError::validation(format!("the {} request is not valid JSON: {e}", command.as_str()))
+        PluginError::validation(format!(
+            "the {} request is not valid JSON: {e}",
+            command.as_str()
+        ))
     })?;
     if !value.is_object() {
         return Err(PluginError::validation(format!(
@@ -56,12 +63,14 @@ pub fn handle<B: Backend>(info: &'static PluginInfo, command: Command, input: &[
             tracing::debug!(command = command.as_str(), key_id = %ctx.key_id, key_spec = %req.key_spec, config = ?ctx.config);
             to_json(&generate_signature::<B>(&ctx, &req)?)
         }
-        Command::GenerateEnvelope | Command::VerifySignature => Err(PluginError::validation(format!(
-            "notation-{} signs raw signatures (capability {}); it does not implement {}",
-            info.name,
-            capability::SIGNATURE_GENERATOR_RAW,
-            command.as_str()
-        ))),
+        Command::GenerateEnvelope | Command::VerifySignature => {
+            Err(PluginError::validation(format!(
+                "notation-{} signs raw signatures (capability {}); it does not implement {}",
+                info.name,
+                capability::SIGNATURE_GENERATOR_RAW,
+                command.as_str()
+            )))
+        }
     }
 }
 
@@ -85,7 +94,11 @@ fn check_contract_version(value: &serde_json::Value) -> Result<()> {
             ))
         }
         Some(serde_json::Value::String(v)) => v,
-        Some(_) => return Err(PluginError::validation("field `contractVersion` must be a string")),
+        Some(_) => {
+            return Err(PluginError::validation(
+                "field `contractVersion` must be a string",
+            ))
+        }
     };
     let major = version.split('.').next().unwrap_or_default();
     if major == "1" {
@@ -99,9 +112,8 @@ fn check_contract_version(value: &serde_json::Value) -> Result<()> {
 }
 
 fn decode<T: DeserializeOwned>(command: Command, value: serde_json::Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| {
-        PluginError::validation(format!("invalid {} request: {e}", command.as_str()))
-    })
+    serde_json::from_value(value)
+        .map_err(|e| PluginError::validation(format!("invalid {} request: {e}", command.as_str())))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
@@ -109,7 +121,11 @@ fn to_json<T: Serialize>(value: &T) -> Result<String> {
         .map_err(|e| PluginError::generic(format!("cannot encode the response: {e}")))
 }
 
-fn context(info: &'static PluginInfo, key_id: String, config: Option<PluginConfig>) -> Result<Context> {
+fn context(
+    info: &'static PluginInfo,
+    key_id: String,
+    config: Option<PluginConfig>,
+) -> Result<Context> {
     if key_id.trim().is_empty() {
         return Err(PluginError::validation(format!(
             "field `keyId` is empty; expected {}",
@@ -144,7 +160,9 @@ pub fn generate_signature<B: Backend>(
     }
     let payload = base64::engine::general_purpose::STANDARD
         .decode(req.payload.as_bytes())
-        .map_err(|e| PluginError::validation(format!("field `payload` is not valid base64: {e}")))?;
+        .map_err(|e| {
+            PluginError::validation(format!("field `payload` is not valid base64: {e}"))
+        })?;
 
     let mut backend = B::connect(ctx)?;
     let (key, public_key) = backend.resolve_key(ctx)?;
@@ -225,5 +243,9 @@ pub fn assemble_chain<B: Backend>(
             crate::config::Config::env_name(info, "certificate_chain")
         )));
     }
-    chain::build(certs, Some((&ctx.key_id, public_key)), std::time::SystemTime::now())
+    chain::build(
+        certs,
+        Some((&ctx.key_id, public_key)),
+        std::time::SystemTime::now(),
+    )
 }

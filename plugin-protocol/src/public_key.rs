@@ -70,7 +70,9 @@ impl PublicKey {
     /// VALIDATION_ERROR that names the key (e.g. "an RSA-1024 key", "an EC secp256k1 key").
     pub fn from_spki_der(der: &[u8]) -> Result<Self> {
         let spki = SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| {
-            PluginError::generic(format!("the backend returned a public key that is not a valid SubjectPublicKeyInfo: {e}"))
+            PluginError::generic(format!(
+                "the backend returned a public key that is not a valid SubjectPublicKeyInfo: {e}"
+            ))
         })?;
         let alg = spki.algorithm.oid;
         match alg {
@@ -111,7 +113,10 @@ impl PublicKey {
                     oid::P521 => p521::PublicKey::from_sec1_bytes(point)
                         .map(Self::P521)
                         .map_err(|e| bad(&e)),
-                    other => Err(unsupported(format_args!("an EC {} key", curve_name(&other)))),
+                    other => Err(unsupported(format_args!(
+                        "an EC {} key",
+                        curve_name(&other)
+                    ))),
                 }
             }
             oid::ED25519 => Err(unsupported("an Ed25519 key")),

@@ -87,7 +87,9 @@ fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
         .take(MAX_REQUEST_BYTES as u64 + 1)
         .read_to_end(&mut input);
     let result = match read {
-        Err(e) => Err(PluginError::generic(format!("cannot read the request from stdin: {e}"))),
+        Err(e) => Err(PluginError::generic(format!(
+            "cannot read the request from stdin: {e}"
+        ))),
         Ok(n) if n > MAX_REQUEST_BYTES => Err(PluginError::validation(format!(
             "the request on stdin is larger than {} MiB",
             MAX_REQUEST_BYTES >> 20
@@ -96,7 +98,11 @@ fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
     };
     match result {
         Ok(json) => {
-            if out.write_all(json.as_bytes()).and_then(|_| out.flush()).is_err() {
+            if out
+                .write_all(json.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
                 std::process::exit(1)
             }
             std::process::exit(0)
@@ -156,31 +162,61 @@ pub fn help(info: &PluginInfo) -> String {
     let mut h = String::new();
     let _ = writeln!(h, "notation-{name} {} — {}", info.version, info.description);
     let _ = writeln!(h);
-    let _ = writeln!(h, "A plugin for the Notary Project's `notation` CLI, which runs it for you:");
-    let _ = writeln!(h, "  notation plugin install --file notation-{name}_<version>_linux_amd64.tar.gz");
-    let _ = writeln!(h, "  notation key add <name> --plugin {name} --id <KEY_ID> [--plugin-config KEY=VALUE]...");
-    let _ = writeln!(h, "  notation sign --key <name> <registry>/<repository>@<digest>");
+    let _ = writeln!(
+        h,
+        "A plugin for the Notary Project's `notation` CLI, which runs it for you:"
+    );
+    let _ = writeln!(
+        h,
+        "  notation plugin install --file notation-{name}_<version>_linux_amd64.tar.gz"
+    );
+    let _ = writeln!(
+        h,
+        "  notation key add <name> --plugin {name} --id <KEY_ID> [--plugin-config KEY=VALUE]..."
+    );
+    let _ = writeln!(
+        h,
+        "  notation sign --key <name> <registry>/<repository>@<digest>"
+    );
     let _ = writeln!(h);
     let _ = writeln!(h, "KEY_ID: {}", info.key_id_help);
     let _ = writeln!(h);
-    let _ = writeln!(h, "Protocol commands (JSON request on stdin, JSON response on stdout, JSON error on stderr):");
+    let _ = writeln!(
+        h,
+        "Protocol commands (JSON request on stdin, JSON response on stdout, JSON error on stderr):"
+    );
     let _ = writeln!(h, "  get-plugin-metadata, describe-key, generate-signature");
     if !info.operator_commands.is_empty() {
         let _ = writeln!(h);
-        let _ = writeln!(h, "Operator commands (run `notation-{name} <command> --help`):");
+        let _ = writeln!(
+            h,
+            "Operator commands (run `notation-{name} <command> --help`):"
+        );
         for (cmd, what) in info.operator_commands {
             let _ = writeln!(h, "  {cmd:<16} {what}");
         }
     }
     let _ = writeln!(h);
-    let _ = writeln!(h, "Configuration: pluginConfig key, else environment variable(s):");
+    let _ = writeln!(
+        h,
+        "Configuration: pluginConfig key, else environment variable(s):"
+    );
     for key in SHARED_KEYS.iter().chain(info.config_keys) {
         let mut vars = vec![Config::env_name(info, key.name)];
         vars.extend(key.env.iter().map(|s| s.to_string()));
         let _ = writeln!(h, "  {:<18} {}", key.name, vars.join(", "));
-        let _ = writeln!(h, "  {:<18} {}{}", "", key.help, if key.secret { " (secret)" } else { "" });
+        let _ = writeln!(
+            h,
+            "  {:<18} {}{}",
+            "",
+            key.help,
+            if key.secret { " (secret)" } else { "" }
+        );
     }
     let _ = writeln!(h);
-    let _ = writeln!(h, "Debug log: set {LOG_ENV}=/path/to/file (off by default; secrets are never logged).");
+    let _ = writeln!(
+        h,
+        "Debug log: set {LOG_ENV}=/path/to/file (off by default; secrets are never logged)."
+    );
     h
 }

@@ -46,7 +46,10 @@ pub enum SignatureProblem {
     /// A signature that fits its encoding but does not verify with this key over this digest.
     DoesNotVerify,
     /// The signature and the key are of different kinds (an ECDSA signature for an RSA key...).
-    KindMismatch { signature: &'static str, key: KeySpec },
+    KindMismatch {
+        signature: &'static str,
+        key: KeySpec,
+    },
 }
 
 impl fmt::Display for SignatureProblem {

@@ -48,7 +48,9 @@ impl SoftKey {
         if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pem) {
             return Ok(Self::P384(k));
         }
-        p521::SecretKey::from_pkcs8_pem(pem).map(Self::P521).map_err(bad)
+        p521::SecretKey::from_pkcs8_pem(pem)
+            .map(Self::P521)
+            .map_err(bad)
     }
 
     pub fn public_key(&self) -> Result<PublicKey> {
@@ -64,7 +66,13 @@ impl SoftKey {
     }
 
     /// Signs a digest as a backend would: PSS with salt = `salt` bytes, ECDSA in DER or r‖s.
-    pub fn sign(&self, digest: &[u8], spec: KeySpec, salt: usize, der: bool) -> Result<BackendSignature> {
+    pub fn sign(
+        &self,
+        digest: &[u8],
+        spec: KeySpec,
+        salt: usize,
+        der: bool,
+    ) -> Result<BackendSignature> {
         use ecdsa::signature::hazmat::PrehashSigner;
         let mut rng = rand::thread_rng();
         let ec = |fixed: Vec<u8>| {
@@ -89,13 +97,15 @@ impl SoftKey {
                     .map_err(|e| PluginError::generic(e.to_string()))
             }
             Self::P256(k) => {
-                let s: p256::ecdsa::Signature =
-                    p256::ecdsa::SigningKey::from(k).sign_prehash(digest).map_err(fail)?;
+                let s: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
+                    .sign_prehash(digest)
+                    .map_err(fail)?;
                 ec(s.to_bytes().to_vec())
             }
             Self::P384(k) => {
-                let s: p384::ecdsa::Signature =
-                    p384::ecdsa::SigningKey::from(k).sign_prehash(digest).map_err(fail)?;
+                let s: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
+                    .sign_prehash(digest)
+                    .map_err(fail)?;
                 ec(s.to_bytes().to_vec())
             }
             Self::P521(k) => {
@@ -117,15 +127,20 @@ impl Backend for SoftKeyBackend {
     }
 
     fn resolve_key(&mut self, ctx: &Context) -> Result<(SoftKey, PublicKey)> {
-        let pem = std::fs::read_to_string(&ctx.key_id).map_err(|e| {
-            PluginError::validation(format!("key '{}' not found: {e}", ctx.key_id))
-        })?;
+        let pem = std::fs::read_to_string(&ctx.key_id)
+            .map_err(|e| PluginError::validation(format!("key '{}' not found: {e}", ctx.key_id)))?;
         let key = SoftKey::from_pkcs8_pem(&pem)?;
         let public = key.public_key()?;
         Ok((key, public))
     }
 
-    fn sign_digest(&mut self, ctx: &Context, key: &SoftKey, spec: KeySpec, digest: &[u8]) -> Result<BackendSignature> {
+    fn sign_digest(
+        &mut self,
+        ctx: &Context,
+        key: &SoftKey,
+        spec: KeySpec,
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
         let der = ctx.config.get("ecdsa_encoding").as_deref() == Some("der");
         key.sign(digest, spec, spec.hash_algorithm().output_len(), der)
     }
