@@ -176,3 +176,36 @@ impl PluginClient {
         )
     }
 }
+
+/// Path of a binary (or example) of this workspace, built first with the same cargo, profile
+/// and target directory as the running test. For tests that drive real plugin executables.
+pub fn cargo_binary(package: &str, name: &str, example: bool) -> PathBuf {
+    let exe = std::env::current_exe().expect("current executable");
+    // <target>/<profile>/deps/<test> -> <target>/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in <target>/<profile>/deps");
+    let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--quiet", "-p", package]);
+    cmd.args(if example {
+        ["--example", name]
+    } else {
+        ["--bin", name]
+    });
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    if let Some(target) = profile_dir.parent() {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build -p {package} ({name}) failed");
+    let path = if example {
+        profile_dir.join("examples").join(name)
+    } else {
+        profile_dir.join(name)
+    };
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}

@@ -18,12 +18,26 @@ pub static INFO: PluginInfo = PluginInfo {
     version: env!("CARGO_PKG_VERSION"),
     url: "https://github.com/notation-plugins/notation-plugins",
     key_id_help: "the path of a PKCS#8 PEM private key file",
-    config_keys: &[ConfigKey {
-        name: "ecdsa_encoding",
-        env: &[],
-        help: "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
-        secret: false,
-    }],
+    config_keys: &[
+        ConfigKey {
+            name: "ecdsa_encoding",
+            env: &[],
+            help: "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
+            secret: false,
+        },
+        ConfigKey {
+            name: "pss_salt",
+            env: &[],
+            help: "PSS salt length the backend uses (default: the hash length), to test the self-check",
+            secret: false,
+        },
+        ConfigKey {
+            name: "token",
+            env: &["SOFTKEY_TOKEN"],
+            help: "a pretend credential, to prove secrets never reach output or logs",
+            secret: true,
+        },
+    ],
     operator_commands: &[],
     chain_sources_help: "the file <key path>.chain.pem",
 };
@@ -122,7 +136,19 @@ pub struct SoftKeyBackend;
 impl Backend for SoftKeyBackend {
     type Key = SoftKey;
 
-    fn connect(_ctx: &Context) -> Result<Self> {
+    fn connect(ctx: &Context) -> Result<Self> {
+        // A pretend credential: read and dropped (zeroized), like a backend's token.
+        let _token = ctx.config.get_secret("token");
+        match ctx.key_id.as_str() {
+            // Test hooks for the runner: a panic, and a library that prints to stdio.
+            "test:panic" => panic!("deliberate test panic"),
+            "test:print" => {
+                println!("stray text a library printed on stdout");
+                eprintln!("stray text a library printed on stderr");
+            }
+            _ => {}
+        }
+        tracing::debug!(config = ?ctx.config, "softkey connected");
         Ok(Self)
     }
 
@@ -142,7 +168,13 @@ impl Backend for SoftKeyBackend {
         digest: &[u8],
     ) -> Result<BackendSignature> {
         let der = ctx.config.get("ecdsa_encoding").as_deref() == Some("der");
-        key.sign(digest, spec, spec.hash_algorithm().output_len(), der)
+        let salt = match ctx.config.get("pss_salt") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| PluginError::validation("pss_salt must be a number"))?,
+            None => spec.hash_algorithm().output_len(),
+        };
+        key.sign(digest, spec, salt, der)
     }
 
     fn certificate_chain(&mut self, ctx: &Context, _key: &SoftKey) -> Result<Vec<Vec<u8>>> {
