@@ -42,7 +42,8 @@ pub static INFO: PluginInfo = PluginInfo {
     chain_sources_help: "the file <key path>.chain.pem",
 };
 
-/// A private key held in memory.
+/// A private key held in memory (test-only, so size differences between variants do not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum SoftKey {
     Rsa(rsa::RsaPrivateKey),
     P256(p256::SecretKey),
