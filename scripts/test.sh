@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of the suite on a fresh machine: installs what the tests need, starts the
+# local backends on 127.0.0.1, runs the whole workspace's tests, and stops the backends again
+# (also on failure or Ctrl-C).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/cargo-env.sh
+
+scripts/install-deps.sh
+
+started=()
+stop_backends() {
+  for b in "${started[@]}"; do
+    "scripts/$b.sh" stop || true
+  done
+}
+trap stop_backends EXIT
+# Backends that have a start/stop script (added by the backend issues) are started here.
+for b in localstack openbao; do
+  if [ -x "scripts/$b.sh" ]; then
+    "scripts/$b.sh" start
+    started+=("$b")
+  fi
+done
+
+cargo test --workspace "$@"
