@@ -33,6 +33,8 @@ args=(build --profile "$profile")
 for row in "${selected[@]}"; do read -r pkg _ _ <<<"$row"; args+=(-p "$pkg"); done
 cargo "${args[@]}"
 
+profile_dir=$profile
+[ "$profile" = dev ] && profile_dir=debug
 plugins_dir="${XDG_CONFIG_HOME:-$HOME/.config}/notation/plugins"
 for row in "${selected[@]}"; do
   read -r pkg name version <<<"$row"
@@ -40,7 +42,7 @@ for row in "${selected[@]}"; do
   mkdir -p "$plugins_dir/$name"
   # install(1) replaces a symlink or an old binary with a fresh regular file.
   rm -f "$dest"
-  install -m 0755 "$CARGO_TARGET_DIR/$profile/notation-$name" "$dest"
+  install -m 0755 "$CARGO_TARGET_DIR/$profile_dir/notation-$name" "$dest"
   echo "installed $name $version -> $dest"
 done
 

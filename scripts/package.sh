@@ -7,7 +7,7 @@
 #   --out      where the archives go (default: dist/)
 #   --target   a Rust target triple with its standard library installed
 #              (default: the host; e.g. aarch64-unknown-linux-gnu, see README)
-#   --profile  cargo profile (default: release; the tests use package-test, same layout, faster)
+#   --profile  cargo profile (default: release; the tests use dev: same layout, no extra build)
 #   plugin...  plugin names (pkcs11, aws-kms, ...); default: every plugin under plugins/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,9 @@ for row in "${selected[@]}"; do
 done
 cargo "${build_args[@]}"
 
-bindir="$CARGO_TARGET_DIR/${target:+$target/}$profile"
+profile_dir=$profile
+[ "$profile" = dev ] && profile_dir=debug
+bindir="$CARGO_TARGET_DIR/${target:+$target/}$profile_dir"
 mkdir -p "$out"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

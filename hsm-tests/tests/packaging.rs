@@ -1,0 +1,170 @@
+//! Release archives and installation, checked the way `notation plugin install` and notation's
+//! plugin manager look at them. Plugins are discovered like the scripts do, so a plugin added
+//! later is covered without editing this test.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use plugin_protocol::client::PluginClient;
+use plugin_protocol::contract::GetMetadataResponse;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The target directory this test was built in, so the scripts' builds reuse it.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+fn run_script(script: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
+    let mut cmd = Command::new(repo().join("scripts").join(script));
+    cmd.args(args).env("CARGO_TARGET_DIR", target_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// (plugin name, version) of every plugin crate, from cargo metadata.
+fn plugins() -> Vec<(String, String)> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("source scripts/plugins.sh && list_plugins")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[1].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    assert!(
+        list.iter().any(|(n, _)| n == "pkcs11"),
+        "plugins found: {list:?}"
+    );
+    list
+}
+
+fn metadata(exe: &Path) -> GetMetadataResponse {
+    let inv = PluginClient::new(exe).get_metadata(None).unwrap();
+    assert!(inv.succeeded(), "{}: {}", exe.display(), inv.stderr_text());
+    inv.response().unwrap()
+}
+
+#[test]
+fn every_plugin_has_an_archive_notation_accepts() {
+    let out = tempfile::tempdir().unwrap();
+    run_script(
+        "package.sh",
+        &["--profile", "dev", "--out", out.path().to_str().unwrap()],
+        &[],
+    );
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+
+    let sums = std::fs::read_to_string(out.path().join("checksums.txt")).unwrap();
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg("checksums.txt")
+        .current_dir(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "sha256sum -c: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    for (name, version) in plugins() {
+        let archive = format!("notation-{name}_{version}_linux_{arch}.tar.gz");
+        assert!(
+            sums.contains(&format!("  {archive}\n")),
+            "{archive} missing from checksums.txt:\n{sums}"
+        );
+        let unpacked = tempfile::tempdir().unwrap();
+        let tar = Command::new("tar")
+            .args(["-xzf"])
+            .arg(out.path().join(&archive))
+            .arg("-C")
+            .arg(unpacked.path())
+            .status()
+            .unwrap();
+        assert!(tar.success(), "unpack {archive}");
+        let mut entries: Vec<String> = std::fs::read_dir(unpacked.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        entries.sort();
+        let exe_name = format!("notation-{name}");
+        assert_eq!(
+            entries,
+            ["LICENSE".to_owned(), exe_name.clone()],
+            "{archive} must hold exactly the executable and LICENSE"
+        );
+        let exe = unpacked.path().join(&exe_name);
+        let meta = std::fs::symlink_metadata(&exe).unwrap();
+        assert!(meta.file_type().is_file(), "a regular file, not a link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+        let m = metadata(&exe);
+        assert_eq!(
+            (m.name.as_str(), m.version.as_str()),
+            (name.as_str(), version.as_str()),
+            "metadata matches the archive name"
+        );
+    }
+}
+
+#[test]
+fn install_lays_plugins_out_as_notation_does() {
+    let config = tempfile::tempdir().unwrap();
+    let stdout = run_script(
+        "install.sh",
+        &["--profile", "dev"],
+        &[("XDG_CONFIG_HOME", config.path())],
+    );
+    assert!(
+        stdout.contains("notation key add"),
+        "prints the next commands: {stdout}"
+    );
+    for (name, version) in plugins() {
+        let dir = config.path().join("notation/plugins").join(&name);
+        let exe = dir.join(format!("notation-{name}"));
+        let meta =
+            std::fs::symlink_metadata(&exe).unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+        assert!(meta.file_type().is_file() && !meta.file_type().is_symlink());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+        let m = metadata(&exe);
+        assert_eq!(m.name, name, "metadata name equals the directory name");
+        assert_eq!(m.version, version);
+    }
+    // Installing again replaces the files (an upgrade), it does not fail.
+    run_script(
+        "install.sh",
+        &["--profile", "dev", "pkcs11"],
+        &[("XDG_CONFIG_HOME", config.path())],
+    );
+}
