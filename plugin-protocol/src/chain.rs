@@ -528,7 +528,6 @@ impl IssuerKey {
 
 /// Verifies that `issuer` signed `cert`. Refuses SHA-1 and MD5.
 fn check_signature(cert: &Certificate, issuer: &Certificate) -> std::result::Result<(), String> {
-    let alg = &cert.cert.signature_algorithm;
     let tbs = cert
         .cert
         .tbs_certificate
@@ -545,48 +544,87 @@ fn check_signature(cert: &Certificate, issuer: &Certificate) -> std::result::Res
     } else {
         format!("the key of '{}'", issuer.subject)
     };
-    let bad = || format!("signature does not verify with {signer}");
+    verify_with(&tbs, &cert.cert.signature_algorithm, sig, &key).map_err(|why| match why {
+        SignedDataError::DoesNotVerify => format!("signature does not verify with {signer}"),
+        SignedDataError::Refused(why) => why,
+    })
+}
+
+/// Why signed data (a certificate, a CSR) does not verify.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignedDataError {
+    DoesNotVerify,
+    /// The algorithm is refused or unsupported; the text says which and why.
+    Refused(String),
+}
+
+/// Verifies an X.509-style signature (`alg` over `data`) with `key`.
+pub fn verify_signed(
+    data: &[u8],
+    alg: &spki::AlgorithmIdentifierOwned,
+    sig: &[u8],
+    key: &PublicKey,
+) -> std::result::Result<(), SignedDataError> {
+    let key = match key {
+        PublicKey::Rsa(k) => IssuerKey::Rsa(k.clone()),
+        ec => IssuerKey::Ec(ec.clone()),
+    };
+    verify_with(data, alg, sig, &key)
+}
+
+fn verify_with(
+    data: &[u8],
+    alg: &spki::AlgorithmIdentifierOwned,
+    sig: &[u8],
+    key: &IssuerKey,
+) -> std::result::Result<(), SignedDataError> {
+    use SignedDataError::{DoesNotVerify, Refused};
     match alg.oid {
-        oid::SHA1_RSA | oid::ECDSA_SHA1 | oid::DSA_SHA1 | oid::MD5_RSA => {
-            Err("is signed with SHA-1 or MD5, which notation refuses; reissue it with SHA-256 or stronger".into())
-        }
+        oid::SHA1_RSA | oid::ECDSA_SHA1 | oid::DSA_SHA1 | oid::MD5_RSA => Err(Refused(
+            "is signed with SHA-1 or MD5, which notation refuses; reissue it with SHA-256 or stronger".into(),
+        )),
         oid::SHA256_RSA | oid::SHA384_RSA | oid::SHA512_RSA => {
-            let IssuerKey::Rsa(k) = key else { return Err(bad()) };
+            let IssuerKey::Rsa(k) = key else { return Err(DoesNotVerify) };
             let (hash, scheme) = match alg.oid {
                 oid::SHA256_RSA => (HashAlgorithm::Sha256, rsa::Pkcs1v15Sign::new::<sha2::Sha256>()),
                 oid::SHA384_RSA => (HashAlgorithm::Sha384, rsa::Pkcs1v15Sign::new::<sha2::Sha384>()),
                 _ => (HashAlgorithm::Sha512, rsa::Pkcs1v15Sign::new::<sha2::Sha512>()),
             };
-            k.verify(scheme, &hash.digest(&tbs), sig).map_err(|_| bad())
+            k.verify(scheme, &hash.digest(data), sig).map_err(|_| DoesNotVerify)
         }
         oid::RSASSA_PSS => {
-            let IssuerKey::Rsa(k) = key else { return Err(bad()) };
+            let IssuerKey::Rsa(k) = key else { return Err(DoesNotVerify) };
             let params = alg
                 .parameters
                 .as_ref()
-                .ok_or("RSASSA-PSS signature without parameters")?
+                .ok_or_else(|| Refused("RSASSA-PSS signature without parameters".into()))?
                 .decode_as::<rsa::pkcs1::RsaPssParams>()
-                .map_err(|e| format!("invalid RSASSA-PSS parameters: {e}"))?;
+                .map_err(|e| Refused(format!("invalid RSASSA-PSS parameters: {e}")))?;
             let salt = usize::from(params.salt_len);
             let (hash, scheme) = match params.hash.oid {
                 oid::SHA256 => (HashAlgorithm::Sha256, rsa::Pss::new_with_salt::<sha2::Sha256>(salt)),
                 oid::SHA384 => (HashAlgorithm::Sha384, rsa::Pss::new_with_salt::<sha2::Sha384>(salt)),
                 oid::SHA512 => (HashAlgorithm::Sha512, rsa::Pss::new_with_salt::<sha2::Sha512>(salt)),
-                other => return Err(format!("RSASSA-PSS with hash {other} is not supported; use SHA-256 or stronger")),
+                other => {
+                    return Err(Refused(format!(
+                        "RSASSA-PSS with hash {other} is not supported; use SHA-256 or stronger"
+                    )))
+                }
             };
-            k.verify(scheme, &hash.digest(&tbs), sig).map_err(|_| bad())
+            k.verify(scheme, &hash.digest(data), sig).map_err(|_| DoesNotVerify)
         }
         oid::ECDSA_SHA256 | oid::ECDSA_SHA384 | oid::ECDSA_SHA512 => {
-            let IssuerKey::Ec(k) = key else { return Err(bad()) };
+            let IssuerKey::Ec(k) = key else { return Err(DoesNotVerify) };
             let hash = match alg.oid {
                 oid::ECDSA_SHA256 => HashAlgorithm::Sha256,
                 oid::ECDSA_SHA384 => HashAlgorithm::Sha384,
                 _ => HashAlgorithm::Sha512,
             };
-            let spec = k.key_spec();
-            let fixed = crate::signature::ecdsa_der_to_fixed(spec, sig).ok_or_else(bad)?;
-            crate::signature::verify_digest(&k, hash, &hash.digest(&tbs), &fixed).map_err(|_| bad())
+            let fixed = crate::signature::ecdsa_der_to_fixed(k.key_spec(), sig).ok_or(DoesNotVerify)?;
+            crate::signature::verify_digest(k, hash, &hash.digest(data), &fixed).map_err(|_| DoesNotVerify)
         }
-        other => Err(format!("uses signature algorithm {other}, which notation does not accept")),
+        other => Err(Refused(format!(
+            "uses signature algorithm {other}, which notation does not accept"
+        ))),
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod certificates;
 pub mod chain;
 #[cfg(feature = "client")]
 pub mod client;

@@ -39,6 +39,9 @@ pub fn run_with<B: Backend>(
         Some(cmd) => match Command::parse(cmd) {
             Some(command) => run_protocol::<B>(info, command),
             None => {
+                if let Some(code) = crate::certificates::dispatch::<B>(info, &args) {
+                    std::process::exit(code)
+                }
                 if let Some(code) = operator(&args) {
                     std::process::exit(code)
                 }

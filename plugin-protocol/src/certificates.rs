@@ -1,0 +1,644 @@
+//! Certificate tooling for keys that never leave their backend, the same on every plugin:
+//! `certificate self-signed`, `certificate csr`, `ca init`, `ca issue` and `public-key`.
+//! The backend signs (through [`Backend::sign_digest`], self-checked like every signature);
+//! x509-cert's builder assembles the certificates. Leaves always meet the Notary leaf rules
+//! and CA certificates the CA rules; the signature algorithm follows the signing key's spec
+//! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Parser, Subcommand};
+use der::asn1::{BitString, OctetString};
+use der::{Decode, Encode};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::builder::{Builder, CertificateBuilder, Profile, RequestBuilder};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::backend::{Backend, PluginInfo};
+use crate::chain::{self, Certificate};
+use crate::config::Context;
+use crate::error::{PluginError, Result};
+use crate::signature::{ecdsa_fixed_to_der, normalise, verify_digest};
+use crate::{HashAlgorithm, KeySpec, PublicKey};
+
+/// The commands this module adds to every plugin, for `--help`.
+pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "certificate",
+        "self-signed | csr: a certificate or CSR signed by a backend key",
+    ),
+    (
+        "ca",
+        "init | issue: a root CA on a backend key, and certificates it issues",
+    ),
+    ("public-key", "print the PEM public key of a backend key"),
+];
+
+const CODE_SIGNING: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+
+/// Default validity, in days, of what each command makes.
+pub mod default_days {
+    pub const SELF_SIGNED: u32 = 365;
+    pub const ROOT: u32 = 3650;
+    pub const INTERMEDIATE: u32 = 1825;
+    pub const LEAF: u32 = 365;
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_subcommand = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand, Debug)]
+enum Top {
+    /// A certificate or certificate request signed by a key held in the backend
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
+    /// A certificate authority whose key is held in the backend (e.g. an offline HSM token)
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Print the public key of a backend key as PEM (for `ca issue --public-key`)
+    PublicKey {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertificateCommand {
+    /// A self-signed code-signing certificate for the key (single-certificate chains, tests)
+    SelfSigned {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Subject distinguished name, e.g. "CN=release signer,O=Example"
+        #[arg(long)]
+        subject: String,
+        /// Validity in days
+        #[arg(long, default_value_t = default_days::SELF_SIGNED)]
+        days: u32,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// A PKCS#10 certificate request signed by the key, to send to your CA
+    Csr {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Subject distinguished name, e.g. "CN=release signer,O=Example"
+        #[arg(long)]
+        subject: String,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// A self-signed root CA certificate for the key
+    Init {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Subject distinguished name, e.g. "CN=Example Signing Root,O=Example"
+        #[arg(long)]
+        subject: String,
+        /// Validity in days
+        #[arg(long, default_value_t = default_days::ROOT)]
+        days: u32,
+        /// Maximum number of intermediate CAs below this root
+        #[arg(long)]
+        path_len: Option<u8>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// The CA key issues a leaf code-signing certificate (or an intermediate CA); writes the
+    /// whole chain, leaf first, root last
+    Issue {
+        /// Key id of the CA's key
+        #[arg(long)]
+        ca_key_id: String,
+        /// pluginConfig for the CA key (repeatable KEY=VALUE)
+        #[arg(long = "plugin-config", value_parser = parse_pair)]
+        plugin_config: Vec<(String, String)>,
+        /// The CA's certificate (PEM), optionally followed by its issuers up to the root
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// Certify the subject and key of this PKCS#10 request (its signature is checked)
+        #[arg(long, group = "subject_key")]
+        csr: Option<PathBuf>,
+        /// Certify another key of this backend (same plugin-config)
+        #[arg(long, group = "subject_key")]
+        public_key_of: Option<String>,
+        /// Certify the public key in this PEM file (from any plugin's `public-key`)
+        #[arg(long, group = "subject_key")]
+        public_key: Option<PathBuf>,
+        /// Subject DN (required with --public-key-of/--public-key; overrides the CSR's)
+        #[arg(long)]
+        subject: Option<String>,
+        /// Issue an intermediate CA instead of a leaf
+        #[arg(long)]
+        intermediate: bool,
+        /// pathLenConstraint of the intermediate
+        #[arg(long, requires = "intermediate")]
+        path_len: Option<u8>,
+        /// Validity in days (default: 365 for a leaf, 1825 for an intermediate; never beyond
+        /// the CA certificate's own expiry)
+        #[arg(long)]
+        days: Option<u32>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// Key id, exactly as for `notation key add --id`
+    #[arg(long)]
+    key_id: String,
+    /// pluginConfig for the key (repeatable KEY=VALUE), as for `notation key add`
+    #[arg(long = "plugin-config", value_parser = parse_pair)]
+    plugin_config: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+struct OutArgs {
+    /// Write the PEM here (atomically) instead of to stdout
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace --out if it exists
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+}
+
+/// Runs one of [`COMMANDS`] if `args` names it; returns the exit code (0, 1 error, 2 usage).
+pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Option<i32> {
+    let first = args.first()?.as_str();
+    if !COMMANDS.iter().any(|(c, _)| *c == first) {
+        return None;
+    }
+    let argv = std::iter::once(format!("notation-{}", info.name)).chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Some(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match execute::<B>(info, cli.command) {
+        Ok(()) => Some(0),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            Some(1)
+        }
+    }
+}
+
+/// A backend key opened for certificate work.
+struct BackendKey<B: Backend> {
+    ctx: Context,
+    backend: B,
+    key: B::Key,
+    public: PublicKey,
+}
+
+impl<B: Backend> BackendKey<B> {
+    fn open(info: &'static PluginInfo, key_id: &str, config: &[(String, String)]) -> Result<Self> {
+        let ctx = Context::new(
+            info,
+            key_id.to_owned(),
+            Some(config.iter().cloned().collect()),
+        )?;
+        let mut backend = B::connect(&ctx)?;
+        let (key, public) = backend.resolve_key(&ctx)?;
+        Ok(Self {
+            ctx,
+            backend,
+            key,
+            public,
+        })
+    }
+
+    /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; self-checked first.
+    fn sign(&mut self, tbs: &[u8]) -> Result<BitString> {
+        let spec = self.public.key_spec();
+        let hash = spec.hash_algorithm();
+        let digest = hash.digest(tbs);
+        let raw = self
+            .backend
+            .sign_digest(&self.ctx, &self.key, spec, &digest)?;
+        let fixed = normalise(spec, raw).map_err(|p| {
+            PluginError::generic(format!("the backend returned an unusable signature: {p}"))
+        })?;
+        verify_digest(&self.public, hash, &digest, &fixed).map_err(|p| {
+            PluginError::generic(format!(
+                "self-check failed for key '{}': {p}",
+                self.ctx.key_id
+            ))
+        })?;
+        let bytes = match spec.ecdsa_scalar_len() {
+            Some(_) => ecdsa_fixed_to_der(spec, &fixed)
+                .ok_or_else(|| PluginError::generic("cannot DER-encode the ECDSA signature"))?,
+            None => fixed,
+        };
+        BitString::from_bytes(&bytes).map_err(der_error)
+    }
+
+    fn algorithm(&self) -> AlgorithmSigner {
+        AlgorithmSigner {
+            spki: spki_of(&self.public),
+            algorithm: signature_algorithm(self.public.key_spec()),
+        }
+    }
+}
+
+fn der_error(e: impl std::fmt::Display) -> PluginError {
+    PluginError::generic(format!("cannot encode the certificate: {e}"))
+}
+
+fn spki_of(key: &PublicKey) -> SubjectPublicKeyInfoOwned {
+    SubjectPublicKeyInfoOwned::from_der(&key.to_spki_der()).expect("our own SPKI encoding parses")
+}
+
+/// The X.509 signature algorithm for a key spec: ECDSA with the spec's hash, or RSASSA-PSS
+/// (hash, MGF1 on the same hash, salt = hash length).
+pub fn signature_algorithm(spec: KeySpec) -> AlgorithmIdentifierOwned {
+    use const_oid::ObjectIdentifier as O;
+    let (oid, params) = match spec.hash_algorithm() {
+        h if spec.is_rsa() => {
+            let salt = h.output_len() as u8;
+            let params = match h {
+                HashAlgorithm::Sha256 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(salt),
+                HashAlgorithm::Sha384 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha384>(salt),
+                HashAlgorithm::Sha512 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha512>(salt),
+            };
+            let any = der::Any::encode_from(&params).expect("PSS parameters encode");
+            (O::new_unwrap("1.2.840.113549.1.1.10"), Some(any))
+        }
+        HashAlgorithm::Sha256 => (O::new_unwrap("1.2.840.10045.4.3.2"), None),
+        HashAlgorithm::Sha384 => (O::new_unwrap("1.2.840.10045.4.3.3"), None),
+        HashAlgorithm::Sha512 => (O::new_unwrap("1.2.840.10045.4.3.4"), None),
+    };
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: params,
+    }
+}
+
+/// What x509-cert's builders need of a signer: the public key and the algorithm. The
+/// signature itself is made by the backend between `finalize` and `assemble`.
+struct AlgorithmSigner {
+    spki: SubjectPublicKeyInfoOwned,
+    algorithm: AlgorithmIdentifierOwned,
+}
+
+#[derive(Clone)]
+struct SpkiKey(SubjectPublicKeyInfoOwned);
+
+impl spki::EncodePublicKey for SpkiKey {
+    fn to_public_key_der(&self) -> spki::Result<spki::Document> {
+        Ok(spki::Document::try_from(self.0.to_der()?)?)
+    }
+}
+
+impl signature::Keypair for AlgorithmSigner {
+    type VerifyingKey = SpkiKey;
+    fn verifying_key(&self) -> SpkiKey {
+        SpkiKey(self.spki.clone())
+    }
+}
+
+impl spki::DynSignatureAlgorithmIdentifier for AlgorithmSigner {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(self.algorithm.clone())
+    }
+}
+
+fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
+    match command {
+        Top::PublicKey { key, out } => {
+            let k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
+            write_output(&out, &k.public.to_spki_pem())
+        }
+        Top::Certificate(CertificateCommand::SelfSigned {
+            key,
+            subject,
+            days,
+            out,
+        }) => {
+            let mut k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
+            let public = k.public.clone();
+            let cert = issue(&mut k, None, parse_dn(&subject)?, &public, days, Kind::Leaf)?;
+            chain::build(
+                vec![cert.clone()],
+                Some((&key.key_id, &k.public)),
+                SystemTime::now(),
+            )?;
+            write_output(&out, &cert.to_pem())
+        }
+        Top::Certificate(CertificateCommand::Csr { key, subject, out }) => {
+            let mut k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
+            let signer = k.algorithm();
+            let mut b = RequestBuilder::new(parse_dn(&subject)?, &signer).map_err(der_error)?;
+            // Request the Notary leaf usages; the CA decides what it grants.
+            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+                .map_err(der_error)?;
+            b.add_extension(&ExtendedKeyUsage(vec![CODE_SIGNING]))
+                .map_err(der_error)?;
+            let tbs = b.finalize().map_err(der_error)?;
+            let req = b.assemble(k.sign(&tbs)?).map_err(der_error)?;
+            let der = req.to_der().map_err(der_error)?;
+            write_output(&out, &pem("CERTIFICATE REQUEST", &der))
+        }
+        Top::Ca(CaCommand::Init {
+            key,
+            subject,
+            days,
+            path_len,
+            out,
+        }) => {
+            let mut k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
+            let public = k.public.clone();
+            let cert = issue(
+                &mut k,
+                None,
+                parse_dn(&subject)?,
+                &public,
+                days,
+                Kind::Ca(path_len),
+            )?;
+            write_output(&out, &cert.to_pem())
+        }
+        Top::Ca(CaCommand::Issue {
+            ca_key_id,
+            plugin_config,
+            ca_cert,
+            csr,
+            public_key_of,
+            public_key,
+            subject,
+            intermediate,
+            path_len,
+            days,
+            out,
+        }) => {
+            let mut ca = BackendKey::<B>::open(info, &ca_key_id, &plugin_config)?;
+            let ca_chain = chain::load_file(&ca_cert)?;
+            let ca_leaf = &ca_chain[0];
+            if ca_leaf.public_key().ok().as_ref() != Some(&ca.public) {
+                return Err(PluginError::validation(format!(
+                    "--ca-cert {} ('{}') does not certify the key '{ca_key_id}' ({}); pass the \
+                     certificate made for this CA key",
+                    ca_cert.display(),
+                    ca_leaf.subject(),
+                    ca.public.describe()
+                )));
+            }
+            let (subject_key, csr_subject) = match (csr, public_key_of, public_key) {
+                (Some(path), None, None) => {
+                    let (k, s) = read_csr(&path)?;
+                    (k, Some(s))
+                }
+                (None, Some(id), None) => (
+                    BackendKey::<B>::open(info, &id, &plugin_config)?.public,
+                    None,
+                ),
+                (None, None, Some(path)) => {
+                    let pem = std::fs::read_to_string(&path).map_err(|e| {
+                        PluginError::validation(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    (PublicKey::from_spki_pem(&pem)?, None)
+                }
+                _ => return Err(PluginError::validation(
+                    "name the key to certify with one of --csr, --public-key-of or --public-key",
+                )),
+            };
+            let subject = match (subject, csr_subject) {
+                (Some(s), _) => parse_dn(&s)?,
+                (None, Some(s)) => s,
+                (None, None) => {
+                    return Err(PluginError::validation(
+                        "--subject is required with --public-key-of and --public-key",
+                    ))
+                }
+            };
+            let (kind, default) = if intermediate {
+                (Kind::Ca(path_len), default_days::INTERMEDIATE)
+            } else {
+                (Kind::Leaf, default_days::LEAF)
+            };
+            let cert = issue(
+                &mut ca,
+                Some(ca_leaf),
+                subject,
+                &subject_key,
+                days.unwrap_or(default),
+                kind,
+            )?;
+            let mut full = vec![cert];
+            full.extend(ca_chain.iter().cloned());
+            let ordered = if intermediate {
+                chain::order(full, None)?
+            } else {
+                // The chain a plugin will return: check it against every Notary rule now.
+                chain::build(
+                    full,
+                    Some(("the certified key", &subject_key)),
+                    SystemTime::now(),
+                )?
+            };
+            write_output(&out, &chain::to_pem_bundle(&ordered))
+        }
+    }
+}
+
+enum Kind {
+    Leaf,
+    Ca(Option<u8>),
+}
+
+fn parse_dn(s: &str) -> Result<Name> {
+    Name::from_str(s).map_err(|e| {
+        PluginError::validation(format!(
+            "'{s}' is not a distinguished name like \"CN=release signer,O=Example\": {e}"
+        ))
+    })
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).expect("PEM encoding")
+}
+
+/// Key identifier: the leftmost 160 bits of the SHA-256 of the key (RFC 7093, method 1).
+fn key_identifier(key: &PublicKey) -> OctetString {
+    let spki = spki_of(key);
+    let digest = HashAlgorithm::Sha256.digest(spki.subject_public_key.raw_bytes());
+    OctetString::new(&digest[..20]).expect("20 bytes")
+}
+
+/// Makes one certificate for `subject_key`, signed by `signer` (self-signed when `issuer` is
+/// `None`), with the Notary extensions of `kind`.
+fn issue<B: Backend>(
+    signer: &mut BackendKey<B>,
+    issuer: Option<&Certificate>,
+    subject: Name,
+    subject_key: &PublicKey,
+    days: u32,
+    kind: Kind,
+) -> Result<Certificate> {
+    if days == 0 {
+        return Err(PluginError::validation("--days must be at least 1"));
+    }
+    let now = SystemTime::now();
+    let mut not_after = now + Duration::from_secs(u64::from(days) * 86400);
+    if let Some(ca) = issuer {
+        let ca_end = ca
+            .x509()
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time();
+        if not_after > ca_end {
+            eprintln!(
+                "note: validity shortened to the CA certificate's expiry ({})",
+                ca.x509().tbs_certificate.validity.not_after
+            );
+            not_after = ca_end;
+        }
+    }
+    let validity = Validity {
+        not_before: Time::try_from(now - Duration::from_secs(300)).map_err(der_error)?,
+        not_after: Time::try_from(not_after).map_err(der_error)?,
+    };
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    let algorithm = signer.algorithm();
+    let mut b = CertificateBuilder::new(
+        Profile::Manual {
+            issuer: issuer.map(|c| c.x509().tbs_certificate.subject.clone()),
+        },
+        SerialNumber::new(&serial).map_err(der_error)?,
+        validity,
+        subject,
+        spki_of(subject_key),
+        &algorithm,
+    )
+    .map_err(der_error)?;
+    match kind {
+        Kind::Leaf => {
+            b.add_extension(&BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            })
+            .map_err(der_error)?;
+            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+                .map_err(der_error)?;
+            b.add_extension(&ExtendedKeyUsage(vec![CODE_SIGNING]))
+                .map_err(der_error)?;
+        }
+        Kind::Ca(path_len) => {
+            b.add_extension(&BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            })
+            .map_err(der_error)?;
+            b.add_extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))
+                .map_err(der_error)?;
+        }
+    }
+    b.add_extension(&SubjectKeyIdentifier(key_identifier(subject_key)))
+        .map_err(der_error)?;
+    b.add_extension(&AuthorityKeyIdentifier {
+        key_identifier: Some(key_identifier(&signer.public)),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    })
+    .map_err(der_error)?;
+    let tbs = b.finalize().map_err(der_error)?;
+    let cert = b.assemble(signer.sign(&tbs)?).map_err(der_error)?;
+    Certificate::from_der(&cert.to_der().map_err(der_error)?, "the new certificate")
+}
+
+/// Reads a PEM CSR, checks its self-signature, returns its key and subject.
+fn read_csr(path: &Path) -> Result<(PublicKey, Name)> {
+    let text = std::fs::read(path)
+        .map_err(|e| PluginError::validation(format!("cannot read {}: {e}", path.display())))?;
+    let (label, der) = der::pem::decode_vec(&text).map_err(|e| {
+        PluginError::validation(format!("{} is not a PEM file: {e}", path.display()))
+    })?;
+    if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+        return Err(PluginError::validation(format!(
+            "{} holds a PEM '{label}', not a CERTIFICATE REQUEST",
+            path.display()
+        )));
+    }
+    let req = CertReq::from_der(&der).map_err(|e| {
+        PluginError::validation(format!(
+            "{} is not a valid PKCS#10 request: {e}",
+            path.display()
+        ))
+    })?;
+    let key = PublicKey::try_from(&req.info.public_key)?;
+    let info = req.info.to_der().map_err(der_error)?;
+    let sig = req.signature.as_bytes().unwrap_or_default();
+    if crate::chain::verify_signed(&info, &req.algorithm, sig, &key).is_err() {
+        return Err(PluginError::validation(format!(
+            "the signature of the request in {} does not verify with its own key: it was altered \
+             or not made by that key",
+            path.display()
+        )));
+    }
+    Ok((key, req.info.subject))
+}
+
+/// Writes `text` to `--out` atomically (refusing to replace a file without `--force`), or to
+/// stdout.
+fn write_output(out: &OutArgs, text: &str) -> Result<()> {
+    let Some(path) = &out.out else {
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| PluginError::generic(format!("cannot write to stdout: {e}")));
+    };
+    if path.exists() && !out.force {
+        return Err(PluginError::validation(format!(
+            "{} exists; pass --force to replace it",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fail =
+        |e: std::io::Error| PluginError::generic(format!("cannot write {}: {e}", path.display()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}

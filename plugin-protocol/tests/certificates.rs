@@ -1,0 +1,328 @@
+//! The certificate commands every plugin has, driven through the softkey plugin binary and
+//! checked by openssl as an independent verifier.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use plugin_protocol::chain;
+use plugin_protocol::testca::generate_key;
+use plugin_protocol::KeySpec;
+
+fn key_file(dir: &Path, name: &str, spec: KeySpec) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, generate_key(spec).to_pkcs8_pem().as_bytes()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn plugin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(&softkey_plugin().path)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, stdout, stderr) = plugin(args);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    stdout
+}
+
+fn openssl_ok(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_root_of_every_key_spec_issues_chains_that_openssl_and_notation_rules_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    for (i, root_spec) in KeySpec::ALL.into_iter().enumerate() {
+        // The leaf spec rotates so every spec is also certified once.
+        let leaf_spec = KeySpec::ALL[(i + 1) % 6];
+        let root = key_file(d, &format!("root{i}.key"), root_spec);
+        let mid = key_file(d, &format!("mid{i}.key"), KeySpec::Ec384);
+        let leaf = key_file(d, &format!("leaf{i}.key"), leaf_spec);
+        let (root_pem, mid_pem, csr, chain_pem) = (
+            p(&format!("root{i}.pem")),
+            p(&format!("mid{i}.pem")),
+            p(&format!("leaf{i}.csr")),
+            p(&format!("chain{i}.pem")),
+        );
+
+        ok(&[
+            "ca",
+            "init",
+            "--key-id",
+            &root,
+            "--subject",
+            "CN=Offline Root,O=Example",
+            "--path-len",
+            "1",
+            "--out",
+            &root_pem,
+        ]);
+        ok(&[
+            "ca",
+            "issue",
+            "--ca-key-id",
+            &root,
+            "--ca-cert",
+            &root_pem,
+            "--public-key-of",
+            &mid,
+            "--subject",
+            "CN=Signing CA",
+            "--intermediate",
+            "--out",
+            &mid_pem,
+        ]);
+        ok(&[
+            "certificate",
+            "csr",
+            "--key-id",
+            &leaf,
+            "--subject",
+            "CN=release signer,O=Example",
+            "--out",
+            &csr,
+        ]);
+        openssl_ok(&["req", "-verify", "-noout", "-in", &csr], d);
+        ok(&[
+            "ca",
+            "issue",
+            "--ca-key-id",
+            &mid,
+            "--ca-cert",
+            &mid_pem,
+            "--csr",
+            &csr,
+            "--out",
+            &chain_pem,
+        ]);
+        openssl_ok(
+            &[
+                "verify",
+                "-x509_strict",
+                "-CAfile",
+                &root_pem,
+                "-untrusted",
+                &mid_pem,
+                &chain_pem,
+            ],
+            d,
+        );
+
+        let certs = chain::load_file(Path::new(&chain_pem)).unwrap();
+        let subjects: Vec<_> = certs.iter().map(|c| c.subject().to_owned()).collect();
+        assert_eq!(
+            subjects,
+            [
+                "CN=release signer,O=Example",
+                "CN=Signing CA",
+                "CN=Offline Root,O=Example"
+            ],
+            "{root_spec}"
+        );
+
+        // The plugin signs with that chain, and notation's rules hold for it.
+        let inv = softkey_plugin()
+            .generate_signature(
+                &leaf,
+                leaf_spec,
+                leaf_spec.hash_algorithm(),
+                b"payload",
+                config(&[("certificate_chain", &chain_pem)]),
+            )
+            .unwrap();
+        assert!(
+            inv.succeeded(),
+            "{root_spec} root, {leaf_spec} leaf: {}",
+            inv.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn self_signed_certificates_are_single_cert_chains_notation_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    for spec in KeySpec::ALL {
+        let key = key_file(dir.path(), "k.pem", spec);
+        let out = dir.path().join(format!("{spec}.pem"));
+        ok(&[
+            "certificate",
+            "self-signed",
+            "--key-id",
+            &key,
+            "--subject",
+            "CN=solo",
+            "--days",
+            "30",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        openssl_ok(
+            &[
+                "verify",
+                "-x509_strict",
+                "-CAfile",
+                out.to_str().unwrap(),
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let inv = softkey_plugin()
+            .generate_signature(
+                &key,
+                spec,
+                spec.hash_algorithm(),
+                b"x",
+                config(&[("certificate_chain", out.to_str().unwrap())]),
+            )
+            .unwrap();
+        assert!(inv.succeeded(), "{spec}: {}", inv.stderr_text());
+    }
+}
+
+#[test]
+fn certificate_command_errors_are_actionable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = key_file(d, "root.key", KeySpec::Ec256);
+    let other = key_file(d, "other.key", KeySpec::Ec256);
+    let root_pem = d.join("root.pem");
+    let root_pem_s = root_pem.to_str().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        "CN=Root",
+        "--out",
+        root_pem_s,
+    ]);
+
+    let (code, _, err) = plugin(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        "CN=Root",
+        "--out",
+        root_pem_s,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("exists; pass --force"), "{err}");
+    ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        "CN=Root",
+        "--out",
+        root_pem_s,
+        "--force",
+    ]);
+
+    let (code, _, err) = plugin(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &other,
+        "--ca-cert",
+        root_pem_s,
+        "--public-key-of",
+        &root,
+        "--subject",
+        "CN=x",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not certify the key"), "{err}");
+
+    let (code, _, err) = plugin(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &root,
+        "--ca-cert",
+        root_pem_s,
+        "--public-key-of",
+        &other,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--subject is required"), "{err}");
+
+    let (code, _, err) = plugin(&[
+        "certificate",
+        "self-signed",
+        "--key-id",
+        &root,
+        "--subject",
+        "no equals sign",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a distinguished name"), "{err}");
+
+    let (code, _, err) = plugin(&["ca", "issue", "--no-such-flag"]);
+    assert_eq!(code, 2, "usage errors exit 2: {err}");
+
+    // A CSR whose signature was altered is refused.
+    let csr = ok(&[
+        "certificate",
+        "csr",
+        "--key-id",
+        &other,
+        "--subject",
+        "CN=x",
+    ]);
+    let (_, mut der) = der::pem::decode_vec(csr.as_bytes()).unwrap();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    let tampered = d.join("tampered.csr");
+    std::fs::write(
+        &tampered,
+        der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = plugin(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &root,
+        "--ca-cert",
+        root_pem_s,
+        "--csr",
+        tampered.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not verify with its own key"), "{err}");
+}
+
+#[test]
+fn public_key_matches_what_describe_key_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "k.pem", KeySpec::Rsa2048);
+    let pem = ok(&["public-key", "--key-id", &key]);
+    let public = plugin_protocol::PublicKey::from_spki_pem(&pem).unwrap();
+    assert_eq!(public.key_spec(), KeySpec::Rsa2048);
+}
