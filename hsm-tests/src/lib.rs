@@ -1,1 +1,112 @@
-//! Shared helpers for the backend integration tests.
+//! Shared helpers for the backend integration tests: build the workspace binaries and drive the
+//! conformance checker (`notation-plugin-check`) against a plugin exactly as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use plugin_protocol::client::cargo_binary;
+
+/// The built plugin `notation-<name>` (package `notation-<name>`).
+pub fn plugin_binary(name: &str) -> PathBuf {
+    let bin = format!("notation-{name}");
+    cargo_binary(&bin, &bin, false)
+}
+
+/// The built conformance checker.
+pub fn checker_binary() -> PathBuf {
+    cargo_binary("notation-plugin-check", "notation-plugin-check", false)
+}
+
+/// What one checker run printed.
+#[derive(Debug)]
+pub struct CheckRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CheckRun {
+    fn from(out: Output) -> Self {
+        CheckRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the whole report unless the checker exited 0.
+    #[track_caller]
+    pub fn assert_passed(&self) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "conformance check failed:\n{}\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// `notation-plugin-check <plugin> --key-id <id> [--plugin-config k=v]... --envelope both
+/// --blob <blob> --out <out>`, with extra environment for the plugin.
+pub fn check(
+    plugin: &Path,
+    key_id: &str,
+    config: &[(&str, &str)],
+    env: &[(&str, &str)],
+    blob: &Path,
+    out: &Path,
+) -> CheckRun {
+    let mut cmd = Command::new(checker_binary());
+    cmd.arg(plugin).args(["--key-id", key_id]);
+    for (k, v) in config {
+        cmd.args(["--plugin-config", &format!("{k}={v}")]);
+    }
+    cmd.args(["--envelope", "both", "--blob"])
+        .arg(blob)
+        .arg("--out")
+        .arg(out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    CheckRun::from(cmd.output().expect("run notation-plugin-check"))
+}
+
+/// `notation-plugin-check verify <envelope> --blob <blob> --trust-anchor <root>`.
+pub fn verify(envelope: &Path, blob: &Path, trust_anchor: &Path) -> CheckRun {
+    let out = Command::new(checker_binary())
+        .arg("verify")
+        .arg(envelope)
+        .arg("--blob")
+        .arg(blob)
+        .arg("--trust-anchor")
+        .arg(trust_anchor)
+        .output()
+        .expect("run notation-plugin-check verify");
+    CheckRun::from(out)
+}
+
+/// Runs the checker on `key_id` with both envelopes, then verifies both envelopes it wrote
+/// against `root_pem`. Panics with the reports on any failure.
+#[track_caller]
+pub fn check_and_verify(
+    plugin: &Path,
+    key_id: &str,
+    config: &[(&str, &str)],
+    env: &[(&str, &str)],
+    root_pem: &str,
+    dir: &Path,
+) {
+    let blob = dir.join("artifact.txt");
+    std::fs::write(&blob, b"release artifact\n").unwrap();
+    let out = dir.join("out");
+    check(plugin, key_id, config, env, &blob, &out).assert_passed();
+    let root = dir.join("root.pem");
+    std::fs::write(&root, root_pem).unwrap();
+    for ext in ["jws", "cose"] {
+        let envelope = out.join(format!("artifact.txt.{ext}.sig"));
+        assert!(envelope.exists(), "checker wrote no {}", envelope.display());
+        verify(&envelope, &blob, &root).assert_passed();
+    }
+}
