@@ -1,0 +1,238 @@
+//! Authentication: a token as the Vault CLI finds it, or a login (AppRole, Kubernetes, JWT/OIDC)
+//! whose token lives only in this process's memory and is zeroized when dropped.
+
+use std::path::{Path, PathBuf};
+
+use plugin_protocol::config::{expand_home, Config};
+use plugin_protocol::{ErrorCode, PluginError, Result};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::http::{Method, Vault, STATUS_KEY};
+
+/// Where a Kubernetes pod finds its service-account token.
+pub const K8S_SA_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Token,
+    AppRole,
+    Kubernetes,
+    Jwt,
+}
+
+impl AuthMethod {
+    fn parse(config: &Config) -> Result<Self> {
+        let Some((v, source)) = config.get_with_source("auth_method") else {
+            return Ok(Self::Token);
+        };
+        match v.trim().to_ascii_lowercase().as_str() {
+            "token" => Ok(Self::Token),
+            "approle" => Ok(Self::AppRole),
+            "kubernetes" | "k8s" => Ok(Self::Kubernetes),
+            "jwt" | "oidc" => Ok(Self::Jwt),
+            other => Err(PluginError::validation(format!(
+                "{source} is '{other}'; known auth methods: token, approle, kubernetes, jwt (alias oidc)"
+            ))),
+        }
+    }
+
+    fn default_mount(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::AppRole => "approle",
+            Self::Kubernetes => "kubernetes",
+            Self::Jwt => "jwt",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::AppRole => "AppRole",
+            Self::Kubernetes => "Kubernetes",
+            Self::Jwt => "JWT/OIDC",
+        }
+    }
+}
+
+/// Finds or obtains the token and installs it on `vault`.
+pub fn authenticate(vault: &mut Vault, config: &Config) -> Result<()> {
+    let method = AuthMethod::parse(config)?;
+    let token = match method {
+        AuthMethod::Token => static_token(config)?,
+        _ => login(vault, config, method)?,
+    };
+    vault.set_token(token);
+    Ok(())
+}
+
+fn static_token(config: &Config) -> Result<Zeroizing<String>> {
+    if let Some(t) = config.get_secret("token") {
+        let t = Zeroizing::new(t.trim().to_owned());
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    if let Some((path, source)) = config.get_with_source("token_file") {
+        return read_secret_file(&expand_home(&path), &source, "token");
+    }
+    // The Vault (and OpenBao) CLI token helper's file, written by `vault login` / `bao login`.
+    if let Some(home) = std::env::var_os("HOME") {
+        let helper = PathBuf::from(home).join(".vault-token");
+        if helper.is_file() {
+            return read_secret_file(&helper, "the token helper file", "token");
+        }
+    }
+    Err(PluginError::validation(
+        "no Vault token: set VAULT_TOKEN (or BAO_TOKEN), pluginConfig token_file, run `vault login` \
+         / `bao login` (token helper file ~/.vault-token), or choose auth_method approle, \
+         kubernetes or jwt",
+    ))
+}
+
+fn read_secret_file(path: &Path, source: &str, what: &str) -> Result<Zeroizing<String>> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        PluginError::validation(format!(
+            "{source}: cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        PluginError::validation(format!(
+            "{source}: the {what} file {} is not text",
+            path.display()
+        ))
+    })?;
+    let value = Zeroizing::new(text.trim().to_owned());
+    if value.is_empty() {
+        return Err(PluginError::validation(format!(
+            "{source}: the {what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(value)
+}
+
+/// A secret from its value key (environment) or its file key.
+fn secret_input(
+    config: &Config,
+    key: &str,
+    file_key: &str,
+    default_file: Option<&str>,
+    what: &str,
+) -> Result<Option<Zeroizing<String>>> {
+    if let Some(v) = config.get_secret(key) {
+        let v = Zeroizing::new(v.trim().to_owned());
+        if !v.is_empty() {
+            return Ok(Some(v));
+        }
+    }
+    if let Some((path, source)) = config.get_with_source(file_key) {
+        return read_secret_file(&expand_home(&path), &source, what).map(Some);
+    }
+    match default_file {
+        Some(path) if Path::new(path).is_file() => {
+            read_secret_file(Path::new(path), "the default location", what).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing<String>> {
+    let mount = config
+        .get("auth_mount")
+        .map(|m| m.trim().trim_matches('/').to_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| method.default_mount().to_owned());
+    crate::transit::check_mount(&mount, "auth_mount")?;
+    let missing = |what: &str, keys: &str| {
+        PluginError::validation(format!(
+            "{} login needs {what}: set {keys}",
+            method.describe()
+        ))
+    };
+    let role = config.get("role").filter(|r| !r.trim().is_empty());
+    let body: Value = match method {
+        AuthMethod::AppRole => {
+            let role_id = secret_input(config, "role_id", "role_id_file", None, "role id")?
+                .ok_or_else(|| missing("a role id", "pluginConfig role_id_file or NOTATION_HASHICORP_VAULT_ROLE_ID"))?;
+            let secret_id =
+                secret_input(config, "secret_id", "secret_id_file", None, "secret id")?;
+            let mut body = json!({ "role_id": role_id.as_str() });
+            if let Some(s) = &secret_id {
+                body["secret_id"] = Value::String(s.as_str().to_owned());
+            }
+            body
+        }
+        AuthMethod::Kubernetes => {
+            let role = role.ok_or_else(|| {
+                missing("the Vault role bound to the service account", "pluginConfig role")
+            })?;
+            let jwt = secret_input(config, "jwt", "jwt_file", Some(K8S_SA_TOKEN), "JWT")?
+                .ok_or_else(|| {
+                    missing(
+                        "the service-account token",
+                        &format!("pluginConfig jwt_file (default {K8S_SA_TOKEN})"),
+                    )
+                })?;
+            json!({ "role": role, "jwt": jwt.as_str() })
+        }
+        AuthMethod::Jwt => {
+            let jwt = secret_input(config, "jwt", "jwt_file", None, "JWT")?.ok_or_else(|| {
+                missing(
+                    "the CI-provided ID token",
+                    "pluginConfig jwt_file (a file with the JWT) or NOTATION_HASHICORP_VAULT_JWT",
+                )
+            })?;
+            let mut body = json!({ "jwt": jwt.as_str() });
+            if let Some(role) = role {
+                body["role"] = Value::String(role);
+            }
+            body
+        }
+        AuthMethod::Token => {
+            return Err(PluginError::generic(
+                "internal error: the token method has no login",
+            ))
+        }
+    };
+    let doing = format!(
+        "the {} login (auth mount '{mount}')",
+        method.describe()
+    );
+    let resp = vault
+        .call(Method::Post, &format!("auth/{mount}/login"), Some(&body), &doing)
+        .map_err(|e| {
+            // A refused login is an authentication failure whatever status Vault chose (400
+            // "invalid role or secret ID", 403 "permission denied", ...).
+            match (e.code, e.metadata.get(STATUS_KEY).map(String::as_str)) {
+                (ErrorCode::Validation, Some("400" | "401" | "403")) | (ErrorCode::AccessDenied, _) => {
+                    let mut denied = PluginError::access_denied(e.message.replace(
+                        "The token is invalid, expired or revoked, or its policies do not allow this path",
+                        "Check the login credentials and the role's bindings",
+                    ));
+                    denied.metadata = e.metadata;
+                    denied
+                }
+                _ => e,
+            }
+        })?;
+    let token = resp
+        .get("auth")
+        .and_then(|a| a.get("client_token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            PluginError::generic(format!(
+                "Vault at {} answered {doing} without a client token",
+                vault.addr
+            ))
+        })?;
+    let token = Zeroizing::new(token.to_owned());
+    // The response (which holds a copy of the token) is dropped here; serde_json's strings are
+    // not zeroized, but they live no longer than this call.
+    drop(resp);
+    tracing::debug!(mount = %mount, "logged in");
+    Ok(token)
+}

@@ -1,0 +1,256 @@
+//! The adapter: Vault Transit behind the shared [`Backend`] trait.
+
+use plugin_protocol::chain::{self, Certificate};
+use plugin_protocol::{Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result};
+use serde_json::Value;
+
+use crate::http::{Method, Vault, STATUS_KEY};
+use crate::keyref::KeyRef;
+use crate::transit::{self, TransitKey};
+
+/// Default mounts and field of the chain sources.
+pub const DEFAULT_TRANSIT_MOUNT: &str = "transit";
+pub const DEFAULT_KV_MOUNT: &str = "secret";
+pub const DEFAULT_KV_FIELD: &str = "certificate";
+
+pub struct VaultBackend {
+    pub vault: Vault,
+    pub mount: String,
+}
+
+/// A resolved key: the Transit key and the one version that describes, signs and is certified.
+#[derive(Debug)]
+pub struct VaultKey {
+    pub key: TransitKey,
+    pub version: u64,
+    pub public: PublicKey,
+}
+
+/// Where the certificate chain comes from when `certificate_chain` (a file) is not set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ChainSource {
+    /// The chain stored on the signing key version (`set-certificate`).
+    Transit,
+    /// A KV v2 secret: mount, path, field.
+    Kv {
+        mount: String,
+        path: String,
+        field: String,
+    },
+}
+
+fn chain_source(ctx: &Context, key_name: &str) -> Result<ChainSource> {
+    let cfg = &ctx.config;
+    let kv_configured = ["kv_mount", "kv_path", "kv_field"]
+        .iter()
+        .any(|k| cfg.get(k).is_some());
+    let source = match cfg.get_with_source("chain_source") {
+        Some((v, source)) => match v.trim().to_ascii_lowercase().as_str() {
+            "transit" => "transit",
+            "kv" => "kv",
+            other => {
+                return Err(PluginError::validation(format!(
+                    "{source} is '{other}'; chain sources: transit (the chain stored on the \
+                     Transit key) or kv (a KV v2 secret)"
+                )))
+            }
+        },
+        None if kv_configured => "kv",
+        None => "transit",
+    };
+    if source == "transit" {
+        return Ok(ChainSource::Transit);
+    }
+    let mount = cfg
+        .get("kv_mount")
+        .map(|m| m.trim().trim_matches('/').to_owned())
+        .unwrap_or_else(|| DEFAULT_KV_MOUNT.to_owned());
+    transit::check_mount(&mount, "kv_mount")?;
+    let path = cfg
+        .get("kv_path")
+        .map(|p| p.trim().trim_matches('/').to_owned())
+        .unwrap_or_else(|| key_name.to_owned());
+    transit::check_mount(&path, "kv_path")?;
+    let field = cfg
+        .get("kv_field")
+        .unwrap_or_else(|| DEFAULT_KV_FIELD.to_owned());
+    Ok(ChainSource::Kv { mount, path, field })
+}
+
+impl Backend for VaultBackend {
+    type Key = VaultKey;
+
+    fn connect(ctx: &Context) -> Result<Self> {
+        let mount = ctx
+            .config
+            .get("transit_mount")
+            .map(|m| m.trim().trim_matches('/').to_owned())
+            .unwrap_or_else(|| DEFAULT_TRANSIT_MOUNT.to_owned());
+        transit::check_mount(&mount, "transit_mount")?;
+        // The key id is checked before any network traffic.
+        KeyRef::parse(&ctx.key_id)?;
+        let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
+        crate::auth::authenticate(&mut vault, &ctx.config)?;
+        Ok(Self { vault, mount })
+    }
+
+    fn resolve_key(&mut self, ctx: &Context) -> Result<(VaultKey, PublicKey)> {
+        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let key = transit::read_key(&self.vault, &self.mount, &key_ref.name)?;
+        key.key_spec()?;
+        let version = key_ref.version.unwrap_or(key.latest_version);
+        let public = key.public_key(version)?;
+        // A configured chain file certifying another version of this key (the key was rotated
+        // after its certificate was issued) gets a message naming both versions.
+        if let Some(path) = ctx.config.path("certificate_chain") {
+            if let Ok(certs) = chain::load_file(&path) {
+                check_version(&key, version, &public, &certs, "certificate_chain")?;
+            }
+        }
+        let resolved = VaultKey {
+            key,
+            version,
+            public: public.clone(),
+        };
+        tracing::debug!(key = %resolved.key.name, version, spec = %public.key_spec(), "resolved");
+        Ok((resolved, public))
+    }
+
+    fn sign_digest(
+        &mut self,
+        _ctx: &Context,
+        key: &VaultKey,
+        spec: KeySpec,
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
+        transit::sign(&self.vault, &key.key, key.version, spec, digest)
+    }
+
+    fn certificate_chain(&mut self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
+        match chain_source(ctx, &key.key.name)? {
+            ChainSource::Transit => transit_chain(key),
+            ChainSource::Kv { mount, path, field } => {
+                let pem = read_kv_chain(&self.vault, &mount, &path, &field)?;
+                let source = format!("KV secret '{mount}/{path}' field '{field}'");
+                let certs = chain::parse_pem_or_der(pem.as_bytes(), &source)?;
+                check_version(&key.key, key.version, &key.public, &certs, &source)?;
+                Ok(certs.iter().map(|c| c.der().to_vec()).collect())
+            }
+        }
+    }
+}
+
+/// The chain stored on the signing version; when it has none but another version has, the key
+/// was rotated after the certificate was issued: say so.
+fn transit_chain(key: &VaultKey) -> Result<Vec<Vec<u8>>> {
+    let version = key.version;
+    let stored = key
+        .key
+        .versions
+        .get(&version)
+        .map(|v| v.certificate_chain.trim())
+        .unwrap_or_default();
+    if stored.is_empty() {
+        let certified: Vec<String> = key
+            .key
+            .versions
+            .iter()
+            .filter(|(_, v)| !v.certificate_chain.trim().is_empty())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if let Some(last) = certified.last() {
+            return Err(PluginError::validation(format!(
+                "version {version} of {} (the version that signs) has no certificate chain, but \
+                 version(s) {} have one: the key was rotated after its certificate was issued. \
+                 Issue a certificate for version {version} (`notation-hashicorp-vault \
+                 issue-certificate --key-id {}`), or pin the key id to {}:{last}",
+                key.key.place(),
+                certified.join(", "),
+                key.key.name,
+                key.key.name
+            )));
+        }
+        return Ok(Vec::new());
+    }
+    let source = format!(
+        "the certificate chain on version {version} of {}",
+        key.key.place()
+    );
+    let certs = chain::parse_pem_or_der(stored.as_bytes(), &source)?;
+    Ok(certs.iter().map(|c| c.der().to_vec()).collect())
+}
+
+/// If no certificate holds `public` (the signing version's key) but one holds another version's
+/// key, names both versions.
+fn check_version(
+    key: &TransitKey,
+    version: u64,
+    public: &PublicKey,
+    certs: &[Certificate],
+    source: &str,
+) -> Result<()> {
+    let keys: Vec<PublicKey> = certs.iter().filter_map(|c| c.public_key().ok()).collect();
+    if keys.iter().any(|k| k == public) {
+        return Ok(());
+    }
+    for (n, v) in &key.versions {
+        if *n == version {
+            continue;
+        }
+        let Ok(other) = PublicKey::from_spki_pem(&v.public_key) else {
+            continue;
+        };
+        if keys.contains(&other) {
+            return Err(PluginError::validation(format!(
+                "the certificate chain from {source} certifies version {n} of {}, but version \
+                 {version} is the one that signs (the key was rotated, or the key id pins another \
+                 version). Issue a certificate for version {version} (`notation-hashicorp-vault \
+                 issue-certificate --key-id {}:{version}`), or pin the key id to {}:{n}",
+                key.place(),
+                key.name,
+                key.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The PEM chain in a KV v2 secret, laid out as the experimental notation-hashicorp-vault
+/// plugin writes it: mount `secret`, path = key name, field `certificate`.
+fn read_kv_chain(vault: &Vault, mount: &str, path: &str, field: &str) -> Result<String> {
+    let api = format!("{mount}/data/{path}");
+    let doing = format!("reading the certificate chain from KV v2 secret '{mount}/{path}' (GET {api})");
+    let resp = vault.call(Method::Get, &api, None, &doing).map_err(|e| {
+        if e.metadata.get(STATUS_KEY).map(String::as_str) == Some("404") {
+            let mut out = PluginError::validation(format!(
+                "there is no KV v2 secret '{path}' on mount '{mount}' at {} to read the \
+                 certificate chain from; store it (`vault kv put -mount={mount} {path} \
+                 {field}=@chain.pem`) or set kv_mount / kv_path",
+                vault.addr
+            ));
+            out.metadata = e.metadata;
+            out
+        } else {
+            e
+        }
+    })?;
+    let data = resp.get("data").and_then(|d| d.get("data"));
+    match data.and_then(|d| d.get(field)) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        _ => {
+            let fields: Vec<String> = data
+                .and_then(Value::as_object)
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            Err(PluginError::validation(format!(
+                "KV v2 secret '{mount}/{path}' has no field '{field}' with a PEM certificate \
+                 chain (its fields: {}); set kv_field",
+                if fields.is_empty() {
+                    "none".to_owned()
+                } else {
+                    fields.join(", ")
+                }
+            )))
+        }
+    }
+}

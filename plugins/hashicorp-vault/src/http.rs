@@ -1,0 +1,416 @@
+//! A small HTTP client for the Vault / OpenBao API: one connection setup per invocation (TLS
+//! roots, client certificate, namespace), every call bounded by the invocation's deadline and
+//! retried by the shared retry policy, and every failure turned into the contract's error codes
+//! with Vault's own reason.
+
+use std::path::Path;
+use std::time::Duration;
+
+use plugin_protocol::config::Config;
+use plugin_protocol::{retry, Deadline, PluginError, Result, Retry};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+/// How long establishing one TCP/TLS connection may take (the deadline bounds the total).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `errorMetadata` key holding the HTTP status of a failed Vault call.
+pub const STATUS_KEY: &str = "httpStatus";
+
+/// A connection to one Vault or OpenBao server, for one plugin invocation.
+pub struct Vault {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    /// The server address without a trailing slash, e.g. `https://vault.example.com:8200`.
+    pub addr: String,
+    pub namespace: Option<String>,
+    token: Option<Zeroizing<String>>,
+    pub deadline: Deadline,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("addr", &self.addr)
+            .field("namespace", &self.namespace)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Vault {
+    /// Sets up the client from configuration: address, namespace, CA certificates and client
+    /// certificate. Makes no network call.
+    pub fn new(config: &Config, deadline: Deadline) -> Result<Self> {
+        let (addr, source) = config.get_with_source("address").ok_or_else(|| {
+            PluginError::validation(
+                "no Vault address: set VAULT_ADDR (or BAO_ADDR), or pluginConfig address, to the \
+                 server URL, e.g. https://vault.example.com:8200",
+            )
+        })?;
+        let addr = addr.trim().trim_end_matches('/').to_owned();
+        let https = if addr.starts_with("https://") {
+            true
+        } else if addr.starts_with("http://") {
+            false
+        } else {
+            return Err(PluginError::validation(format!(
+                "{source} is '{addr}'; the Vault address must start with https:// (or http:// for a \
+                 local dev server)"
+            )));
+        };
+        let namespace = config
+            .get("namespace")
+            .map(|n| n.trim().trim_matches('/').to_owned())
+            .filter(|n| !n.is_empty());
+
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("notation-hashicorp-vault/", env!("CARGO_PKG_VERSION")))
+            // Vault answers on the address it was given; a redirect (standby forwarding) is
+            // followed only to the same scheme, which reqwest's default policy ensures.
+            .https_only(https)
+            // Loading the system roots costs time; a plain-HTTP dev address needs none.
+            .tls_built_in_root_certs(https);
+        for (key, what) in [("ca_cert", "file"), ("ca_path", "directory")] {
+            let Some((path, source)) = config.get_with_source(key) else {
+                continue;
+            };
+            let path = plugin_protocol::config::expand_home(&path);
+            for cert in load_ca_certs(&path, what, &source)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (
+            config.get_with_source("client_cert"),
+            config.get_with_source("client_key"),
+        ) {
+            (None, None) => {}
+            (Some((cert, cert_source)), Some((key, key_source))) => {
+                let mut pem = Zeroizing::new(read(
+                    &plugin_protocol::config::expand_home(&cert),
+                    &cert_source,
+                )?);
+                pem.push(b'\n');
+                pem.extend_from_slice(&read(
+                    &plugin_protocol::config::expand_home(&key),
+                    &key_source,
+                )?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    PluginError::validation(format!(
+                        "{cert_source} and {key_source} do not hold a usable PEM client \
+                         certificate and private key: {e}"
+                    ))
+                })?;
+                builder = builder.identity(identity);
+            }
+            (Some((_, s)), None) | (None, Some((_, s))) => {
+                return Err(PluginError::validation(format!(
+                    "{s} is set but not its pair: a client certificate needs both client_cert \
+                     (VAULT_CLIENT_CERT) and client_key (VAULT_CLIENT_KEY)"
+                )))
+            }
+        }
+        let http = builder.build().map_err(|e| {
+            PluginError::generic(format!("cannot set up the HTTP client: {}", chain(&e)))
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::generic(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Self {
+            rt,
+            http,
+            addr,
+            namespace,
+            token: None,
+            deadline,
+        })
+    }
+
+    pub fn set_token(&mut self, token: Zeroizing<String>) {
+        self.token = Some(token);
+    }
+
+    /// `method /v1/<path>` with an optional JSON body, retried on throttling and transient
+    /// failures within the deadline. Returns the response's JSON (`Value::Null` for 204).
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        doing: &str,
+    ) -> Result<Value> {
+        let body = match body {
+            Some(b) => Some(Zeroizing::new(serde_json::to_vec(b).map_err(|e| {
+                PluginError::generic(format!("cannot encode the request: {e}"))
+            })?)),
+            None => None,
+        };
+        retry(&self.deadline, doing, || {
+            self.once(method, path, body.as_deref().map(|b| b.as_slice()), doing)
+        })
+    }
+
+    fn once(&self, method: Method, path: &str, body: Option<&[u8]>, doing: &str) -> Result<Value> {
+        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
+        let mut req = match method {
+            Method::Get => self.http.get(&url),
+            Method::Post => self.http.post(&url),
+        };
+        if let Some(token) = &self.token {
+            req = req.header("X-Vault-Token", token.as_str());
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns.as_str());
+        }
+        req = req.header("X-Vault-Request", "true");
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_vec());
+        }
+        let remaining = self.deadline.remaining();
+        if remaining.is_zero() {
+            return Err(self.deadline.exceeded(doing));
+        }
+        tracing::debug!(?method, path, "vault request");
+        let outcome = self.rt.block_on(async {
+            tokio::time::timeout(remaining, async {
+                let resp = req.send().await?;
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let bytes = resp.bytes().await?;
+                Ok::<_, reqwest::Error>((status, retry_after, Zeroizing::new(bytes.to_vec())))
+            })
+            .await
+        });
+        let (status, retry_after, bytes) = match outcome {
+            Err(_elapsed) => return Err(self.deadline.exceeded(doing)),
+            Ok(Err(e)) => return Err(self.transport_error(&e, doing)),
+            Ok(Ok(r)) => r,
+        };
+        tracing::debug!(status, path, "vault response");
+        if (200..300).contains(&status) {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                PluginError::generic(format!(
+                    "{} answered {doing} with something that is not JSON ({e}); is {} really a \
+                     Vault or OpenBao server?",
+                    self.addr, self.addr
+                ))
+            });
+        }
+        Err(self.status_error(status, retry_after, &bytes, doing))
+    }
+
+    /// Maps a non-2xx answer to the contract's codes, keeping Vault's own reason.
+    fn status_error(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+        doing: &str,
+    ) -> PluginError {
+        let reasons = vault_reasons(body);
+        let reason = if reasons.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            reasons.join("; ")
+        };
+        let at = &self.addr;
+        let e = match status {
+            401 | 403 => PluginError::access_denied(format!(
+                "Vault at {at} denied {doing}: {reason}. The token is invalid, expired or revoked, \
+                 or its policies do not allow this path{}",
+                self.namespace
+                    .as_deref()
+                    .map(|n| format!(" in namespace '{n}'"))
+                    .unwrap_or_default()
+            )),
+            404 => PluginError::validation(format!(
+                "Vault at {at} has nothing there while {doing}: {reason}"
+            )),
+            400 | 405 | 422 => {
+                PluginError::validation(format!("Vault at {at} refused {doing}: {reason}"))
+            }
+            429 => PluginError::throttled(format!(
+                "Vault at {at} is rate-limiting requests ({doing}): {reason}"
+            ))
+            .with_retry(Retry::Throttled(retry_after)),
+            503 if reasons.iter().any(|r| r.contains("sealed")) => PluginError::generic(format!(
+                "Vault at {at} is sealed ({reason}) while {doing}: unseal it (`vault operator \
+                 unseal` / `bao operator unseal`) and sign again"
+            )),
+            412 | 500..=599 => PluginError::generic(format!(
+                "Vault at {at} failed {doing} with HTTP {status}: {reason}"
+            ))
+            .with_retry(Retry::Transient),
+            _ => PluginError::generic(format!(
+                "Vault at {at} answered {doing} with HTTP {status}: {reason}"
+            )),
+        };
+        e.with_metadata(STATUS_KEY, status.to_string())
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, doing: &str) -> PluginError {
+        let detail = chain(e);
+        let at = &self.addr;
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            let skip = std::env::var("VAULT_SKIP_VERIFY")
+                .or_else(|_| std::env::var("BAO_SKIP_VERIFY"))
+                .is_ok_and(|v| !v.is_empty());
+            return PluginError::generic(format!(
+                "TLS with Vault at {at} failed while {doing}: {detail}. Set ca_cert \
+                 (VAULT_CACERT) to the PEM of the CA that issued the server certificate{}",
+                if skip {
+                    "; VAULT_SKIP_VERIFY is ignored: this plugin never disables TLS verification"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if e.is_connect() {
+            let why = if lower.contains("refused") {
+                "connection refused"
+            } else if lower.contains("dns") || lower.contains("resolve") {
+                "the host name does not resolve"
+            } else {
+                "cannot connect"
+            };
+            return PluginError::generic(format!(
+                "cannot reach Vault at {at} while {doing} ({why}: {detail}); is the server \
+                 running and is VAULT_ADDR (pluginConfig address) right?"
+            ))
+            .with_retry(Retry::Transient);
+        }
+        PluginError::generic(format!(
+            "the connection to Vault at {at} failed while {doing}: {detail}"
+        ))
+        .with_retry(Retry::Transient)
+    }
+}
+
+/// The `errors` strings of a Vault error body, de-noised ("1 error occurred:\n\t* x" -> "x").
+pub fn vault_reasons(body: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        let text = String::from_utf8_lossy(body).trim().to_owned();
+        return if text.is_empty() || text.len() > 300 {
+            Vec::new()
+        } else {
+            vec![text]
+        };
+    };
+    let mut out = Vec::new();
+    for e in v
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(s) = e.as_str() else { continue };
+        let items: Vec<&str> = s
+            .lines()
+            .map(str::trim)
+            .filter_map(|l| l.strip_prefix("* "))
+            .collect();
+        if items.is_empty() {
+            let s = s.trim();
+            if !s.is_empty() {
+                out.push(s.to_owned());
+            }
+        } else {
+            out.extend(items.iter().map(|s| s.to_string()));
+        }
+    }
+    out
+}
+
+/// An error and its sources, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn read(path: &Path, source: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        PluginError::validation(format!("{source}: cannot read {}: {e}", path.display()))
+    })
+}
+
+fn load_ca_certs(path: &Path, what: &str, source: &str) -> Result<Vec<reqwest::Certificate>> {
+    let files = if what == "directory" {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| {
+                PluginError::validation(format!(
+                    "{source}: cannot read the directory {}: {e}",
+                    path.display()
+                ))
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut certs = Vec::new();
+    for file in files {
+        let bytes = read(&file, source)?;
+        let parsed = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| {
+            PluginError::validation(format!(
+                "{source}: {} is not a PEM bundle of CA certificates: {e}",
+                file.display()
+            ))
+        })?;
+        if parsed.is_empty() && what == "file" {
+            return Err(PluginError::validation(format!(
+                "{source}: {} holds no PEM certificate",
+                file.display()
+            )));
+        }
+        certs.extend(parsed);
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_denoised() {
+        let body = br#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#;
+        assert_eq!(vault_reasons(body), vec!["permission denied"]);
+        assert_eq!(
+            vault_reasons(br#"{"errors":["Vault is sealed"]}"#),
+            vec!["Vault is sealed"]
+        );
+        assert!(vault_reasons(br#"{"errors":[]}"#).is_empty());
+        assert_eq!(vault_reasons(b"bad gateway"), vec!["bad gateway"]);
+    }
+}

@@ -1,0 +1,116 @@
+//! Key references: a Transit key name, optionally pinned to a key version.
+//!
+//! ```text
+//! release-signing              the latest version of Transit key `release-signing`
+//! release-signing:3            version 3 of it (always, even after rotation)
+//! hashivault://release-signing the sigstore form (cosign, sigstore tooling); `:N` works too
+//! openbao://release-signing    the OpenBao spelling of the same
+//! ```
+//!
+//! Vault key names are letters, digits, `_`, `-`, `.` and `@` (a `:` can never be part of a
+//! name, so `name:N` is unambiguous). The Transit mount comes from configuration
+//! (`transit_mount`, default `transit`), not from the key reference.
+
+use plugin_protocol::{PluginError, Result};
+
+/// The syntax, for help text and error messages.
+pub const KEY_ID_HELP: &str = "a Transit key name, optionally pinned to a key version: \
+     `<name>` (latest version) or `<name>:<version>`; the sigstore forms `hashivault://<name>` and \
+     `openbao://<name>` work too. The Transit mount is pluginConfig transit_mount (default `transit`)";
+
+/// A parsed key reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRef {
+    pub name: String,
+    /// `None`: the key's latest version at the time of the call.
+    pub version: Option<u64>,
+}
+
+impl KeyRef {
+    pub fn parse(key_id: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            PluginError::validation(format!(
+                "key id '{key_id}' is not a Vault Transit key reference: {why}; expected {KEY_ID_HELP}"
+            ))
+        };
+        let trimmed = key_id.trim();
+        let rest = ["hashivault://", "openbao://"]
+            .iter()
+            .find_map(|scheme| {
+                trimmed
+                    .get(..scheme.len())
+                    .filter(|p| p.eq_ignore_ascii_case(scheme))
+                    .map(|_| &trimmed[scheme.len()..])
+            })
+            .unwrap_or(trimmed);
+        if rest.contains("://") {
+            return Err(bad("only the hashivault:// and openbao:// schemes are known"));
+        }
+        let (name, version) = match rest.split_once(':') {
+            None => (rest, None),
+            Some((name, v)) => {
+                let version = match v.parse::<u64>() {
+                    Ok(n) if n >= 1 && v.bytes().all(|b| b.is_ascii_digit()) => n,
+                    _ => {
+                        return Err(bad(&format!(
+                            "the version after ':' must be a number from 1 up, not '{v}'"
+                        )))
+                    }
+                };
+                (name, Some(version))
+            }
+        };
+        if name.is_empty() {
+            return Err(bad("the key name is empty"));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')))
+        {
+            return Err(bad(&format!(
+                "'{c}' cannot appear in a Transit key name (letters, digits, _ - . @)"
+            )));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> (String, Option<u64>) {
+        let k = KeyRef::parse(s).unwrap();
+        (k.name, k.version)
+    }
+
+    #[test]
+    fn accepted_forms() {
+        assert_eq!(ok("release"), ("release".into(), None));
+        assert_eq!(ok("release:3"), ("release".into(), Some(3)));
+        assert_eq!(ok("hashivault://release"), ("release".into(), None));
+        assert_eq!(ok("openbao://re.lease-1@x_y:12"), ("re.lease-1@x_y".into(), Some(12)));
+        assert_eq!(ok("HashiVault://k"), ("k".into(), None));
+    }
+
+    #[test]
+    fn refused_forms_say_why() {
+        for (id, why) in [
+            ("", "empty"),
+            ("hashivault://", "empty"),
+            ("k:0", "from 1 up"),
+            ("k:latest", "from 1 up"),
+            ("k:+3", "from 1 up"),
+            ("transit/keys/k", "'/'"),
+            ("awskms:///k", "schemes"),
+            ("k:1:2", "from 1 up"),
+        ] {
+            let e = KeyRef::parse(id).unwrap_err();
+            assert_eq!(e.code, plugin_protocol::ErrorCode::Validation);
+            assert!(e.message.contains(why), "{id}: {}", e.message);
+        }
+    }
+}
