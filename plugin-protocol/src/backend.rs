@@ -65,6 +65,20 @@ pub trait Backend: Sized {
         digest: &[u8],
     ) -> Result<BackendSignature>;
 
+    /// Signs `message`, whose `spec` hash is `digest`. The default signs the digest; a backend
+    /// that can only hash-and-sign (a token offering SHA256-RSA-PKCS-PSS but not raw PSS)
+    /// overrides this and signs the message itself.
+    fn sign_message(
+        &mut self,
+        ctx: &Context,
+        key: &Self::Key,
+        spec: KeySpec,
+        _message: &[u8],
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
+        self.sign_digest(ctx, key, spec, digest)
+    }
+
     /// Certificates the backend itself stores for this key (any order; leaf and issuers), used
     /// when `certificate_chain` is not configured. `ca_certs` is appended by the shared code.
     fn certificate_chain(&mut self, _ctx: &Context, _key: &Self::Key) -> Result<Vec<Vec<u8>>> {

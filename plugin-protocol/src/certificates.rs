@@ -244,7 +244,7 @@ impl<B: Backend> BackendKey<B> {
         let digest = hash.digest(tbs);
         let raw = self
             .backend
-            .sign_digest(&self.ctx, &self.key, spec, &digest)?;
+            .sign_message(&self.ctx, &self.key, spec, tbs, &digest)?;
         let fixed = normalise(spec, raw).map_err(|p| {
             PluginError::generic(format!("the backend returned an unusable signature: {p}"))
         })?;

@@ -171,7 +171,7 @@ pub fn generate_signature<B: Backend>(
     let chain = assemble_chain(&mut backend, ctx, &key, &public_key)?;
 
     let digest = hash.digest(&payload);
-    let raw = backend.sign_digest(ctx, &key, spec, &digest)?;
+    let raw = backend.sign_message(ctx, &key, spec, &payload, &digest)?;
     tracing::debug!(signature = ?raw, "backend signed");
     let signature = normalise(spec, raw).map_err(|p| {
         PluginError::generic(format!(

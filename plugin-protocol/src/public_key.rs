@@ -40,6 +40,18 @@ pub enum PublicKey {
     P521(p521::PublicKey),
 }
 
+/// The DER-encoded named-curve OID of an EC key spec (PKCS#11 CKA_EC_PARAMS, for key
+/// generation); `None` for RSA specs.
+pub fn named_curve_der(spec: KeySpec) -> Option<Vec<u8>> {
+    let curve = match spec {
+        KeySpec::Ec256 => oid::P256,
+        KeySpec::Ec384 => oid::P384,
+        KeySpec::Ec521 => oid::P521,
+        _ => return None,
+    };
+    curve.to_der().ok()
+}
+
 /// Human name of an elliptic curve OID, for messages about keys we cannot use.
 pub fn curve_name(curve: &ObjectIdentifier) -> String {
     let name = match *curve {
@@ -56,6 +68,13 @@ pub fn curve_name(curve: &ObjectIdentifier) -> String {
         _ => return format!("curve {curve}"),
     };
     name.to_owned()
+}
+
+/// The VALIDATION_ERROR for a key notation cannot sign with, naming what it is (`what`:
+/// "an EC secp256k1 key", "an HMAC key (KMS key spec HMAC_256)"), worded like every refusal of
+/// [`PublicKey::from_spki_der`]; for backends that know a key's type before its public key.
+pub fn unsupported_key(what: impl std::fmt::Display) -> PluginError {
+    unsupported(what)
 }
 
 fn unsupported(what: impl std::fmt::Display) -> PluginError {

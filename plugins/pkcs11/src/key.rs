@@ -1,0 +1,415 @@
+//! Objects on a token: the private key a URI names, its public key, its certificates, and
+//! signing with it.
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use plugin_protocol::chain::Certificate;
+use plugin_protocol::{BackendSignature, HashAlgorithm, KeySpec, PluginError, PublicKey, Result};
+
+use crate::token::{describe, TokenSlot};
+use crate::uri::{ObjectType, Pkcs11Uri};
+
+/// A private key found on the token.
+#[derive(Clone, Debug)]
+pub struct KeyObject {
+    pub handle: ObjectHandle,
+    pub label: String,
+    pub id: Vec<u8>,
+    pub key_type: KeyType,
+}
+
+impl KeyObject {
+    /// The URI that names exactly this key on `token`, with the query carried over.
+    pub fn uri(&self, token: &TokenSlot, query: &Pkcs11Uri) -> Pkcs11Uri {
+        Pkcs11Uri {
+            object: (!self.label.is_empty()).then(|| self.label.clone()),
+            id: (!self.id.is_empty()).then(|| self.id.clone()),
+            ..token.uri(query)
+        }
+    }
+}
+
+fn attr_error(what: &str, e: CkError) -> PluginError {
+    PluginError::generic(format!("cannot read {what}: {}", describe(&e)))
+}
+
+/// Every private key on the token, optionally restricted to the URI's object selectors.
+pub fn private_keys(session: &Session, uri: Option<&Pkcs11Uri>) -> Result<Vec<KeyObject>> {
+    let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+    if let Some(uri) = uri {
+        if let Some(label) = &uri.object {
+            template.push(Attribute::Label(label.as_bytes().to_vec()));
+        }
+        if let Some(id) = &uri.id {
+            template.push(Attribute::Id(id.clone()));
+        }
+    }
+    let handles = session
+        .find_objects(&template)
+        .map_err(|e| attr_error("the token's private keys", e))?;
+    handles
+        .into_iter()
+        .map(|handle| {
+            let attrs = session
+                .get_attributes(
+                    handle,
+                    &[
+                        AttributeType::Label,
+                        AttributeType::Id,
+                        AttributeType::KeyType,
+                    ],
+                )
+                .map_err(|e| attr_error("a private key's label and id", e))?;
+            let mut key = KeyObject {
+                handle,
+                label: String::new(),
+                id: Vec::new(),
+                key_type: KeyType::RSA,
+            };
+            for a in attrs {
+                match a {
+                    Attribute::Label(l) => key.label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::Id(id) => key.id = id,
+                    Attribute::KeyType(t) => key.key_type = t,
+                    _ => {}
+                }
+            }
+            Ok(key)
+        })
+        .collect()
+}
+
+/// The single private key the URI names; zero or several is a VALIDATION_ERROR listing the
+/// candidates as ready-to-use URIs.
+pub fn find_key(session: &Session, token: &TokenSlot, uri: &Pkcs11Uri) -> Result<KeyObject> {
+    if let Some(t) = uri.object_type {
+        if t != ObjectType::Private {
+            return Err(PluginError::validation(format!(
+                "the key URI says type={}; a signing key URI names the private key (type=private, \
+                 or no type)",
+                t.as_str()
+            )));
+        }
+    }
+    if !uri.selects_object() {
+        let all = private_keys(session, None)?;
+        return Err(PluginError::validation(format!(
+            "the key URI names no key: add object=<label> or id=<%xx bytes>. Private keys on \
+             token '{}':{}",
+            token.label(),
+            list(&all, token, uri)
+        )));
+    }
+    let mut found = private_keys(session, Some(uri))?;
+    match found.len() {
+        1 => Ok(found.pop().expect("one key")),
+        0 => {
+            let all = private_keys(session, None)?;
+            Err(PluginError::validation(format!(
+                "no private key with {} on token '{}'; private keys on the token:{}",
+                object_part(uri),
+                token.label(),
+                list(&all, token, uri)
+            )))
+        }
+        n => Err(PluginError::validation(format!(
+            "{} matches {n} private keys on token '{}'; name one of them exactly:{}",
+            object_part(uri),
+            token.label(),
+            list(&found, token, uri)
+        ))),
+    }
+}
+
+fn object_part(uri: &Pkcs11Uri) -> String {
+    let mut parts = Vec::new();
+    if let Some(o) = &uri.object {
+        parts.push(format!("object={o}"));
+    }
+    if let Some(id) = &uri.id {
+        parts.push(format!("id={}", hex(id)));
+    }
+    parts.join(" and ")
+}
+
+fn list(keys: &[KeyObject], token: &TokenSlot, uri: &Pkcs11Uri) -> String {
+    if keys.is_empty() {
+        return " none".into();
+    }
+    keys.iter()
+        .map(|k| format!("\n  {}", k.uri(token, uri)))
+        .collect()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key's public key: RSA from the private key's modulus and exponent; EC from the public
+/// key object with the same CKA_ID (or CKA_PUBLIC_KEY_INFO, or the certificate).
+pub fn public_key(session: &Session, key: &KeyObject) -> Result<PublicKey> {
+    match key.key_type {
+        KeyType::RSA => {
+            let attrs = session
+                .get_attributes(
+                    key.handle,
+                    &[AttributeType::Modulus, AttributeType::PublicExponent],
+                )
+                .map_err(|e| attr_error("the RSA key's modulus", e))?;
+            let (mut n, mut e) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(m) => n = Some(m),
+                    Attribute::PublicExponent(x) => e = Some(x),
+                    _ => {}
+                }
+            }
+            match (n, e) {
+                (Some(n), Some(e)) => PublicKey::from_rsa_components(&n, &e),
+                _ => from_public_object(session, key),
+            }
+        }
+        KeyType::EC => from_public_object(session, key),
+        KeyType::EC_EDWARDS => Err(PluginError::validation(format!(
+            "key '{}' is an EdDSA (Ed25519/Ed448) key; notation signs with RSA 2048/3072/4096 or \
+             EC P-256/P-384/P-521 keys",
+            key.label
+        ))),
+        other => Err(PluginError::validation(format!(
+            "key '{}' is a {other} key; notation signs with RSA 2048/3072/4096 or EC \
+             P-256/P-384/P-521 keys",
+            key.label
+        ))),
+    }
+}
+
+fn from_public_object(session: &Session, key: &KeyObject) -> Result<PublicKey> {
+    if let Ok(attrs) = session.get_attributes(key.handle, &[AttributeType::PublicKeyInfo]) {
+        for a in attrs {
+            if let Attribute::PublicKeyInfo(spki) = a {
+                if !spki.is_empty() {
+                    return PublicKey::from_spki_der(&spki);
+                }
+            }
+        }
+    }
+    let public = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(key.id.clone()),
+        ])
+        .map_err(|e| attr_error("the public key object", e))?;
+    if let Some(handle) = public.first() {
+        let attrs = session
+            .get_attributes(
+                *handle,
+                &[
+                    AttributeType::EcParams,
+                    AttributeType::EcPoint,
+                    AttributeType::Modulus,
+                    AttributeType::PublicExponent,
+                ],
+            )
+            .map_err(|e| attr_error("the public key", e))?;
+        let (mut params, mut point, mut n, mut e) = (None, None, None, None);
+        for a in attrs {
+            match a {
+                Attribute::EcParams(p) => params = Some(p),
+                Attribute::EcPoint(p) => point = Some(p),
+                Attribute::Modulus(m) => n = Some(m),
+                Attribute::PublicExponent(x) => e = Some(x),
+                _ => {}
+            }
+        }
+        if let (Some(params), Some(point)) = (params, point) {
+            return PublicKey::from_ec_point(&params, unwrap_ec_point(&point));
+        }
+        if let (Some(n), Some(e)) = (n, e) {
+            return PublicKey::from_rsa_components(&n, &e);
+        }
+    }
+    if let Some(cert) = certificates_with_id(session, &key.id)?.into_iter().next() {
+        return cert.public_key();
+    }
+    Err(PluginError::validation(format!(
+        "cannot find the public key of '{}' on the token: there is no public key object or \
+         certificate with its CKA_ID {}",
+        key.label,
+        hex(&key.id)
+    )))
+}
+
+/// CKA_EC_POINT is specified as the DER OCTET STRING holding the point, but some modules
+/// return the bare point: accept both.
+fn unwrap_ec_point(value: &[u8]) -> &[u8] {
+    use der::Decode as _;
+    match der::asn1::OctetStringRef::from_der(value) {
+        Ok(inner) if matches!(inner.as_bytes().first(), Some(2..=4)) => inner.as_bytes(),
+        _ => value,
+    }
+}
+
+fn certificates(session: &Session, template: Vec<Attribute>) -> Result<Vec<Certificate>> {
+    let mut full = vec![Attribute::Class(ObjectClass::CERTIFICATE)];
+    full.extend(template);
+    let handles = session
+        .find_objects(&full)
+        .map_err(|e| attr_error("certificates", e))?;
+    let mut out = Vec::new();
+    for h in handles {
+        let attrs = session
+            .get_attributes(h, &[AttributeType::Value])
+            .map_err(|e| attr_error("a certificate", e))?;
+        for a in attrs {
+            if let Attribute::Value(der) = a {
+                out.push(Certificate::from_der(
+                    &der,
+                    "a certificate object on the token",
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn certificates_with_id(session: &Session, id: &[u8]) -> Result<Vec<Certificate>> {
+    if id.is_empty() {
+        return Ok(Vec::new());
+    }
+    certificates(session, vec![Attribute::Id(id.to_vec())])
+}
+
+/// The chain on the token: the certificate with the key's CKA_ID (the one carrying the key's
+/// public key if several), then its issuers found by subject, up to a self-signed root.
+pub fn chain_on_token(
+    session: &Session,
+    key: &KeyObject,
+    public: &PublicKey,
+) -> Result<Vec<Vec<u8>>> {
+    let leaves = certificates_with_id(session, &key.id)?;
+    let Some(leaf) = leaves
+        .iter()
+        .find(|c| c.public_key().is_ok_and(|k| &k == public))
+        .or(leaves.first())
+        .cloned()
+    else {
+        return Ok(Vec::new());
+    };
+    let mut chain = vec![leaf];
+    while chain.len() < 10 {
+        let last = chain.last().expect("non-empty");
+        let tbs = &last.x509().tbs_certificate;
+        if tbs.issuer == tbs.subject {
+            break;
+        }
+        let issuer = der::Encode::to_der(&tbs.issuer)
+            .map_err(|e| PluginError::generic(format!("cannot encode an issuer name: {e}")))?;
+        let found = certificates(session, vec![Attribute::Subject(issuer)])?;
+        match found
+            .into_iter()
+            .find(|c| !chain.iter().any(|x| x.der() == c.der()))
+        {
+            Some(c) => chain.push(c),
+            None => break,
+        }
+    }
+    Ok(chain.into_iter().map(|c| c.der().to_vec()).collect())
+}
+
+/// The mechanisms to sign with for `spec` on this token: raw (digest in) where offered.
+pub enum Signer {
+    /// RSA-PSS or ECDSA over the digest.
+    Digest(Mechanism<'static>),
+    /// Hash-and-sign PSS over the message, for tokens without raw PSS.
+    Message(Mechanism<'static>),
+}
+
+fn pss_params(hash: HashAlgorithm) -> PkcsPssParams {
+    let (hash_alg, mgf) = match hash {
+        HashAlgorithm::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        HashAlgorithm::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+        HashAlgorithm::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+    };
+    PkcsPssParams {
+        hash_alg,
+        mgf,
+        s_len: (hash.output_len() as u64).into(),
+    }
+}
+
+/// Chooses the signing mechanism from the token's mechanism list.
+pub fn signer(mechanisms: &[MechanismType], spec: KeySpec, token: &str) -> Result<Signer> {
+    let hash = spec.hash_algorithm();
+    if spec.ecdsa_scalar_len().is_some() {
+        if mechanisms.contains(&MechanismType::ECDSA) {
+            return Ok(Signer::Digest(Mechanism::Ecdsa));
+        }
+        return Err(PluginError::validation(format!(
+            "token '{token}' does not offer CKM_ECDSA, which signing with an {spec} key needs"
+        )));
+    }
+    let params = pss_params(hash);
+    if mechanisms.contains(&MechanismType::RSA_PKCS_PSS) {
+        return Ok(Signer::Digest(Mechanism::RsaPkcsPss(params)));
+    }
+    let (combined, ty) = match hash {
+        HashAlgorithm::Sha256 => (
+            Mechanism::Sha256RsaPkcsPss(params),
+            MechanismType::SHA256_RSA_PKCS_PSS,
+        ),
+        HashAlgorithm::Sha384 => (
+            Mechanism::Sha384RsaPkcsPss(params),
+            MechanismType::SHA384_RSA_PKCS_PSS,
+        ),
+        HashAlgorithm::Sha512 => (
+            Mechanism::Sha512RsaPkcsPss(params),
+            MechanismType::SHA512_RSA_PKCS_PSS,
+        ),
+    };
+    if mechanisms.contains(&ty) {
+        return Ok(Signer::Message(combined));
+    }
+    Err(PluginError::validation(format!(
+        "token '{token}' offers neither CKM_RSA_PKCS_PSS nor {ty}: it cannot make the RSASSA-PSS \
+         signatures notation requires for {spec}"
+    )))
+}
+
+/// Signs with `key`; ECDSA comes back as r‖s from PKCS#11.
+pub fn sign(
+    session: &Session,
+    key: &KeyObject,
+    signer: &Signer,
+    message: &[u8],
+    digest: &[u8],
+) -> Result<BackendSignature> {
+    let (mechanism, input) = match signer {
+        Signer::Digest(m) => (m, digest),
+        Signer::Message(m) => (m, message),
+    };
+    let signature = session.sign(mechanism, key.handle, input).map_err(|e| {
+        let why = match &e {
+            CkError::Pkcs11(RvError::UserNotLoggedIn, _) => {
+                " (the key requires a PIN entry for every signature (CKA_ALWAYS_AUTHENTICATE), \
+                 which this plugin does not support; use a key without it, e.g. YubiKey PIV \
+                 slot 9a)"
+            }
+            CkError::Pkcs11(RvError::KeyFunctionNotPermitted, _) => {
+                " (the key's CKA_SIGN attribute is false: it is not a signing key)"
+            }
+            _ => "",
+        };
+        PluginError::generic(format!(
+            "the token refused to sign with '{}': {}{why}",
+            key.label,
+            describe(&e)
+        ))
+    })?;
+    Ok(match mechanism {
+        Mechanism::Ecdsa => BackendSignature::EcdsaFixed(signature),
+        _ => BackendSignature::RsaPss(signature),
+    })
+}

@@ -1,0 +1,98 @@
+//! Where the user PIN comes from, in order: the URI's `pin-value` (discouraged), the URI's
+//! `pin-source`, pluginConfig/env `pin_file`, pluginConfig/env `pin`. The PIN lives only in
+//! zeroizing buffers and is never part of any message.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use plugin_protocol::{Config, PluginError, Result};
+use zeroize::Zeroizing;
+
+use crate::uri::Pkcs11Uri;
+
+/// A PIN and a description of where it came from (for messages: never the PIN itself).
+pub struct Pin {
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub source: String,
+}
+
+/// The PIN for `uri`, or `None` when no source is configured.
+pub fn find(uri: &Pkcs11Uri, config: &Config) -> Result<Option<Pin>> {
+    if let Some(value) = &uri.pin_value {
+        return Ok(Some(Pin {
+            bytes: Zeroizing::new(value.0.as_bytes().to_vec()),
+            source: "the key URI's pin-value".into(),
+        }));
+    }
+    if let Some(source) = &uri.pin_source {
+        return from_source(source).map(Some);
+    }
+    if let Some((path, from)) = config.get_with_source("pin_file") {
+        let path = plugin_protocol::config::expand_home(&path);
+        return read_file(&path, &from).map(Some);
+    }
+    if let Some((_, from)) = config.get_with_source("pin") {
+        let value = config.get_secret("pin").unwrap_or_default();
+        return Ok(Some(Pin {
+            bytes: Zeroizing::new(value.as_bytes().to_vec()),
+            source: from,
+        }));
+    }
+    Ok(None)
+}
+
+/// `pin-source`: `file:/path`, `file:///path`, a plain absolute path, or `env:NAME`.
+fn from_source(source: &str) -> Result<Pin> {
+    if let Some(var) = source.strip_prefix("env:") {
+        let value = Zeroizing::new(std::env::var(var).map_err(|_| {
+            PluginError::validation(format!(
+                "the key URI's pin-source names the environment variable {var}, which is not set"
+            ))
+        })?);
+        return Ok(Pin {
+            bytes: Zeroizing::new(value.as_bytes().to_vec()),
+            source: format!("environment variable {var} (pin-source)"),
+        });
+    }
+    let path = source
+        .strip_prefix("file://")
+        .or_else(|| source.strip_prefix("file:"))
+        .unwrap_or(source);
+    if !path.starts_with('/') {
+        return Err(PluginError::validation(format!(
+            "pin-source '{source}' is not supported: use file:/absolute/path (a file holding the \
+             PIN, mode 0600) or env:VARIABLE"
+        )));
+    }
+    read_file(Path::new(path), "the key URI's pin-source")
+}
+
+fn read_file(path: &Path, from: &str) -> Result<Pin> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        PluginError::validation(format!("cannot read the PIN file {shown} ({from}): {e}"))
+    })?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(PluginError::validation(format!(
+            "refusing the PIN file {shown} ({from}): it is readable or writable by group or \
+             others (mode {:04o}); run chmod 600 {shown}",
+            mode & 0o7777
+        )));
+    }
+    let mut bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        PluginError::validation(format!("cannot read the PIN file {shown} ({from}): {e}"))
+    })?);
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(PluginError::validation(format!(
+            "the PIN file {shown} ({from}) is empty"
+        )));
+    }
+    Ok(Pin {
+        bytes,
+        source: format!("PIN file {shown}"),
+    })
+}

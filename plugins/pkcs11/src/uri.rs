@@ -1,0 +1,460 @@
+//! RFC 7512 PKCS#11 URIs: `pkcs11:<path attributes>[?<query attributes>]`, parsed completely
+//! (percent-encoding, `;`-separated path and `&`-separated query attributes), and written back
+//! in the same form so that every URI this plugin prints can be pasted into `notation key add`.
+
+use std::fmt::{self, Write as _};
+
+use plugin_protocol::{PluginError, Result};
+
+/// The `type` attribute: which kind of object the URI names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectType {
+    Private,
+    Public,
+    Cert,
+    SecretKey,
+    Data,
+}
+
+impl ObjectType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "private" => Self::Private,
+            "public" => Self::Public,
+            "cert" => Self::Cert,
+            "secret-key" => Self::SecretKey,
+            "data" => Self::Data,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Public => "public",
+            Self::Cert => "cert",
+            Self::SecretKey => "secret-key",
+            Self::Data => "data",
+        }
+    }
+}
+
+/// A parsed PKCS#11 URI. `None` means the attribute is absent (matches anything).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    // Token selectors.
+    pub token: Option<String>,
+    pub manufacturer: Option<String>,
+    pub serial: Option<String>,
+    pub model: Option<String>,
+    pub slot_id: Option<u64>,
+    pub slot_description: Option<String>,
+    pub slot_manufacturer: Option<String>,
+    // Library selectors.
+    pub library_manufacturer: Option<String>,
+    pub library_description: Option<String>,
+    pub library_version: Option<String>,
+    // Object selectors.
+    pub object: Option<String>,
+    pub id: Option<Vec<u8>>,
+    pub object_type: Option<ObjectType>,
+    // Query attributes.
+    pub module_path: Option<String>,
+    pub module_name: Option<String>,
+    pub pin_source: Option<String>,
+    /// Never printed: [`fmt::Display`] leaves it out and `Debug` redacts it.
+    pub pin_value: Option<PinValue>,
+}
+
+/// A `pin-value`: zeroized on drop, redacted in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PinValue(pub zeroize::Zeroizing<String>);
+
+impl fmt::Debug for PinValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+const SCHEME: &str = "pkcs11:";
+
+impl Pkcs11Uri {
+    pub fn parse(uri: &str) -> Result<Self> {
+        let rest = uri.strip_prefix(SCHEME).ok_or_else(|| {
+            PluginError::validation(format!(
+                "the key id must be a PKCS#11 URI (RFC 7512) starting with 'pkcs11:', e.g. \
+                 pkcs11:token=signing;object=release-key; got '{}'",
+                redact(uri)
+            ))
+        })?;
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let mut out = Self::default();
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (name, value) = split_attr(attr, uri)?;
+            out.set_path(name, value, uri)?;
+        }
+        for attr in query.into_iter().flat_map(|q| q.split('&')) {
+            if attr.is_empty() {
+                continue;
+            }
+            let (name, value) = split_attr(attr, uri)?;
+            out.set_query(name, value, uri)?;
+        }
+        if out.pin_source.is_some() && out.pin_value.is_some() {
+            return Err(PluginError::validation(format!(
+                "the key URI '{}' has both pin-source and pin-value; keep one (pin-source is \
+                 preferred)",
+                redact(uri)
+            )));
+        }
+        Ok(out)
+    }
+
+    fn set_path(&mut self, name: &str, raw: &str, uri: &str) -> Result<()> {
+        let text = || decode_text(raw, name, uri);
+        let slot = match name {
+            "token" => &mut self.token,
+            "manufacturer" => &mut self.manufacturer,
+            "serial" => &mut self.serial,
+            "model" => &mut self.model,
+            "slot-description" => &mut self.slot_description,
+            "slot-manufacturer" => &mut self.slot_manufacturer,
+            "library-manufacturer" => &mut self.library_manufacturer,
+            "library-description" => &mut self.library_description,
+            "library-version" => &mut self.library_version,
+            "object" => &mut self.object,
+            "slot-id" => {
+                let value = text()?;
+                let id = value.parse::<u64>().map_err(|_| {
+                    PluginError::validation(format!(
+                        "slot-id '{value}' in '{}' is not a decimal number",
+                        redact(uri)
+                    ))
+                })?;
+                return set_once(&mut self.slot_id, id, name, uri);
+            }
+            "id" => return set_once(&mut self.id, percent_decode(raw, name, uri)?, name, uri),
+            "type" => {
+                let value = text()?;
+                let t = ObjectType::parse(&value).ok_or_else(|| {
+                    PluginError::validation(format!(
+                        "type '{value}' in '{}' is not one of private, public, cert, \
+                         secret-key, data",
+                        redact(uri)
+                    ))
+                })?;
+                return set_once(&mut self.object_type, t, name, uri);
+            }
+            other if other.starts_with("x-") => return Ok(()),
+            other => {
+                return Err(PluginError::validation(format!(
+                    "unknown PKCS#11 URI attribute '{other}' in '{}'; path attributes are token, \
+                     manufacturer, serial, model, slot-id, slot-description, slot-manufacturer, \
+                     library-manufacturer, library-description, library-version, object, id, type",
+                    redact(uri)
+                )))
+            }
+        };
+        set_once(slot, text()?, name, uri)
+    }
+
+    fn set_query(&mut self, name: &str, raw: &str, uri: &str) -> Result<()> {
+        let slot = match name {
+            "module-path" => &mut self.module_path,
+            "module-name" => &mut self.module_name,
+            "pin-source" => &mut self.pin_source,
+            "pin-value" => {
+                let value = PinValue(zeroize::Zeroizing::new(decode_text(raw, name, uri)?));
+                return set_once(&mut self.pin_value, value, name, uri);
+            }
+            other if other.starts_with("x-") => return Ok(()),
+            other => {
+                return Err(PluginError::validation(format!(
+                    "unknown PKCS#11 URI query attribute '{other}' in '{}'; query attributes are \
+                     module-path, module-name, pin-source, pin-value",
+                    redact(uri)
+                )))
+            }
+        };
+        set_once(slot, decode_text(raw, name, uri)?, name, uri)
+    }
+
+    /// Whether any attribute selects a token.
+    pub fn selects_token(&self) -> bool {
+        self.token.is_some()
+            || self.manufacturer.is_some()
+            || self.serial.is_some()
+            || self.model.is_some()
+            || self.slot_id.is_some()
+            || self.slot_description.is_some()
+    }
+
+    /// Whether any attribute selects an object.
+    pub fn selects_object(&self) -> bool {
+        self.object.is_some() || self.id.is_some()
+    }
+
+    /// The query part to carry over into URIs this plugin prints (module and PIN source, never
+    /// a PIN value).
+    pub fn carry_query(&self) -> Self {
+        Self {
+            module_path: self.module_path.clone(),
+            module_name: self.module_name.clone(),
+            pin_source: self.pin_source.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &str, uri: &str) -> Result<()> {
+    if slot.is_some() {
+        return Err(PluginError::validation(format!(
+            "attribute '{name}' appears twice in '{}'",
+            redact(uri)
+        )));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn split_attr<'a>(attr: &'a str, uri: &str) -> Result<(&'a str, &'a str)> {
+    attr.split_once('=').ok_or_else(|| {
+        PluginError::validation(format!(
+            "'{}' in '{}' is not an attribute=value pair",
+            if attr.starts_with("pin-value") {
+                "pin-value"
+            } else {
+                attr
+            },
+            redact(uri)
+        ))
+    })
+}
+
+fn decode_text(raw: &str, name: &str, uri: &str) -> Result<String> {
+    let bytes = percent_decode(raw, name, uri)?;
+    String::from_utf8(bytes).map_err(|_| {
+        PluginError::validation(format!(
+            "attribute '{name}' in '{}' is not UTF-8 after percent-decoding",
+            redact(uri)
+        ))
+    })
+}
+
+fn percent_decode(raw: &str, name: &str, uri: &str) -> Result<Vec<u8>> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    PluginError::validation(format!(
+                        "attribute '{name}' in '{}' has a '%' not followed by two hex digits",
+                        redact(uri)
+                    ))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The URI with any pin-value replaced, for messages.
+pub fn redact(uri: &str) -> String {
+    let Some((head, query)) = uri.split_once('?') else {
+        return uri.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|a| {
+            if a.starts_with("pin-value=") {
+                "pin-value=[redacted]".to_owned()
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect();
+    format!("{head}?{}", query.join("&"))
+}
+
+/// Characters RFC 7512 allows unencoded in a path value (unreserved plus pk11-res-avail
+/// minus the separators).
+fn path_char_ok(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=&".contains(&c)
+}
+
+fn query_char_ok(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=/?|".contains(&c)
+}
+
+fn encode(out: &mut String, bytes: &[u8], ok: fn(u8) -> bool) {
+    for &b in bytes {
+        if ok(b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+impl fmt::Display for Pkcs11Uri {
+    /// The canonical form: path attributes in a fixed order, `id` fully percent-encoded, and
+    /// the query without pin-value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut path: Vec<String> = Vec::new();
+        let mut text = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                let mut s = format!("{name}=");
+                encode(&mut s, v.as_bytes(), path_char_ok);
+                path.push(s);
+            }
+        };
+        text("library-manufacturer", &self.library_manufacturer);
+        text("library-description", &self.library_description);
+        text("library-version", &self.library_version);
+        text("slot-manufacturer", &self.slot_manufacturer);
+        text("slot-description", &self.slot_description);
+        text("model", &self.model);
+        text("manufacturer", &self.manufacturer);
+        text("serial", &self.serial);
+        text("token", &self.token);
+        text("object", &self.object);
+        if let Some(slot) = self.slot_id {
+            path.push(format!("slot-id={slot}"));
+        }
+        if let Some(t) = self.object_type {
+            path.push(format!("type={}", t.as_str()));
+        }
+        if let Some(id) = &self.id {
+            let mut s = "id=".to_owned();
+            for b in id {
+                let _ = write!(s, "%{b:02X}");
+            }
+            path.push(s);
+        }
+        let mut query: Vec<String> = Vec::new();
+        for (name, value) in [
+            ("module-name", &self.module_name),
+            ("module-path", &self.module_path),
+            ("pin-source", &self.pin_source),
+        ] {
+            if let Some(v) = value {
+                let mut s = format!("{name}=");
+                encode(&mut s, v.as_bytes(), query_char_ok);
+                query.push(s);
+            }
+        }
+        write!(f, "{SCHEME}{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let u = Pkcs11Uri::parse(
+            "pkcs11:token=signing;object=release-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin",
+        )
+        .unwrap();
+        assert_eq!(u.token.as_deref(), Some("signing"));
+        assert_eq!(u.object.as_deref(), Some("release-key"));
+        assert_eq!(
+            u.module_path.as_deref(),
+            Some("/usr/lib/softhsm/libsofthsm2.so")
+        );
+        assert_eq!(u.pin_source.as_deref(), Some("file:/run/secrets/pin"));
+        assert!(u.selects_token() && u.selects_object());
+    }
+
+    #[test]
+    fn percent_decodes_every_attribute() {
+        let u = Pkcs11Uri::parse(
+            "pkcs11:token=My%20Token;manufacturer=SoftHSM%20project;serial=5a3f;model=SoftHSM%20v2;\
+             slot-id=17;object=key%3Bone;id=%01%02%FF;type=private\
+             ?module-name=softhsm2&pin-value=12%2634",
+        )
+        .unwrap();
+        assert_eq!(u.token.as_deref(), Some("My Token"));
+        assert_eq!(u.manufacturer.as_deref(), Some("SoftHSM project"));
+        assert_eq!(u.serial.as_deref(), Some("5a3f"));
+        assert_eq!(u.model.as_deref(), Some("SoftHSM v2"));
+        assert_eq!(u.slot_id, Some(17));
+        assert_eq!(u.object.as_deref(), Some("key;one"));
+        assert_eq!(u.id.as_deref(), Some(&[1u8, 2, 0xff][..]));
+        assert_eq!(u.object_type, Some(ObjectType::Private));
+        assert_eq!(u.module_name.as_deref(), Some("softhsm2"));
+        assert_eq!(u.pin_value.as_ref().map(|p| p.0.as_str()), Some("12&34"));
+        assert!(!format!("{u:?}").contains("12&34"));
+    }
+
+    #[test]
+    fn display_round_trips_and_never_prints_the_pin() {
+        let u = Pkcs11Uri::parse(
+            "pkcs11:token=a%20b;object=k;id=%0A%0B?module-path=/opt/x%20y.so&pin-value=secret",
+        )
+        .unwrap();
+        let s = u.to_string();
+        assert!(!s.contains("secret"), "{s}");
+        assert_eq!(
+            s,
+            "pkcs11:token=a%20b;object=k;id=%0A%0B?module-path=/opt/x%20y.so"
+        );
+        let mut back = Pkcs11Uri::parse(&s).unwrap();
+        back.pin_value = Some(PinValue(zeroize::Zeroizing::new("secret".into())));
+        assert_eq!(back, u);
+    }
+
+    #[test]
+    fn rejects_malformed_uris_with_a_reason() {
+        let cases = [
+            ("token=x;object=y", "must be a PKCS#11 URI"),
+            ("pkcs11:token=x;token=y", "appears twice"),
+            (
+                "pkcs11:token=x;colour=red",
+                "unknown PKCS#11 URI attribute 'colour'",
+            ),
+            (
+                "pkcs11:token=x?color=red",
+                "unknown PKCS#11 URI query attribute",
+            ),
+            ("pkcs11:token=%zz", "two hex digits"),
+            ("pkcs11:slot-id=abc", "not a decimal number"),
+            ("pkcs11:type=key", "not one of private"),
+            ("pkcs11:token", "not an attribute=value pair"),
+            (
+                "pkcs11:token=x?pin-value=1&pin-source=file:/p",
+                "both pin-source and pin-value",
+            ),
+        ];
+        for (uri, want) in cases {
+            let e = Pkcs11Uri::parse(uri).unwrap_err();
+            assert!(e.message.contains(want), "{uri}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn vendor_attributes_are_ignored_and_pins_redacted_in_errors() {
+        let u = Pkcs11Uri::parse("pkcs11:token=t;x-vendor=1;object=o?x-foo=bar").unwrap();
+        assert_eq!(u.token.as_deref(), Some("t"));
+        let e = Pkcs11Uri::parse("pkcs11:token=t;bogus=1?pin-value=hunter2").unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert!(e.message.contains("pin-value=[redacted]"), "{}", e.message);
+    }
+}
