@@ -1,0 +1,514 @@
+//! One AWS session per invocation: the tokio runtime, Region and endpoint resolution, the
+//! credential chain (bounded so that metadata probing off-cloud cannot stall a sign), and the
+//! translation of SDK errors into contract errors. Calls go through [`Session::call`], which adds
+//! the invocation's deadline and the shared bounded, jittered retry.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::imds;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_kms::config::{Credentials, ProvideCredentials};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use plugin_protocol::config::after_failure;
+use plugin_protocol::{Context, PluginError, Result, Retry};
+
+use crate::keyref::KeyRef;
+
+/// Per-attempt TCP connect timeout for KMS and Secrets Manager.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Instance metadata (IMDS) bounds: on EC2 it answers in milliseconds; off-cloud the address is
+/// unreachable or black-holed, and the default chain must give up quickly.
+const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const IMDS_READ_TIMEOUT: Duration = Duration::from_secs(1);
+const IMDS_ATTEMPTS: u32 = 2;
+const IMDS_OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What to tell a user without credentials.
+pub const CREDENTIALS_HELP: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+     AWS_SESSION_TOKEN for temporary credentials), or a profile from ~/.aws/config with \
+     pluginConfig profile or AWS_PROFILE (for IAM Identity Center run `aws sso login` first), or \
+     run where a role is provided (EKS web identity, ECS task role, EC2 instance profile)";
+
+/// A connected AWS session for one invocation.
+pub struct Session {
+    rt: tokio::runtime::Runtime,
+    sdk: SdkConfig,
+    pub region: String,
+    /// The KMS endpoint URL as users see it in messages.
+    pub kms_endpoint: String,
+    kms_endpoint_override: Option<String>,
+}
+
+impl Session {
+    /// Creates the runtime, resolves Region, endpoint and credentials. No KMS call is made.
+    pub fn open(ctx: &Context, key: Option<&KeyRef>) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
+        let config = &ctx.config;
+        let profile = config.get("profile");
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let provider_config = ProviderConfig::without_region().with_http_client(http.clone());
+        let imds = imds::Client::builder()
+            .configure(&provider_config)
+            .connect_timeout(IMDS_CONNECT_TIMEOUT)
+            .read_timeout(IMDS_READ_TIMEOUT)
+            .max_attempts(IMDS_ATTEMPTS)
+            .operation_timeout(IMDS_OPERATION_TIMEOUT)
+            .build();
+
+        // The endpoint: awskms://host:port/… in the keyId, else endpoint_url (pluginConfig,
+        // NOTATION_AWS_KMS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL).
+        let kms_endpoint_override = match key.and_then(|k| k.endpoint.clone()) {
+            Some(e) => Some(e),
+            None => match config.get_with_source("endpoint_url") {
+                Some((url, source)) => Some(check_url(&url, &source)?),
+                None => None,
+            },
+        };
+
+        let region = rt.block_on(async {
+            tokio::time::timeout(
+                ctx.deadline.remaining(),
+                resolve_region(ctx, key, profile.as_deref(), &provider_config, &imds),
+            )
+            .await
+            .map_err(|_| ctx.deadline.exceeded("looking up the AWS Region"))?
+        })?;
+        tracing::debug!(%region, endpoint = ?kms_endpoint_override, ?profile, "aws session");
+
+        let credentials = rt.block_on(async {
+            tokio::time::timeout(
+                ctx.deadline.remaining(),
+                resolve_credentials(&provider_config, &imds, profile.as_deref(), &region),
+            )
+            .await
+            .map_err(|_| {
+                let mut e = ctx.deadline.exceeded("loading AWS credentials");
+                e.message = format!("{}; {CREDENTIALS_HELP}", e.message);
+                e
+            })?
+        })?;
+
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(ctx.deadline.total()))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(region.clone()))
+            .credentials_provider(credentials)
+            // Retries are ours (bounded by the invocation's deadline, honouring throttling).
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts);
+        if let Some(p) = &profile {
+            loader = loader.profile_name(p);
+        }
+        let sdk = rt.block_on(loader.load());
+        let kms_endpoint = kms_endpoint_override
+            .clone()
+            .unwrap_or_else(|| default_endpoint("kms", &region));
+        Ok(Self {
+            rt,
+            sdk,
+            region,
+            kms_endpoint,
+            kms_endpoint_override,
+        })
+    }
+
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        let mut b = aws_sdk_kms::config::Builder::from(&self.sdk);
+        if let Some(url) = &self.kms_endpoint_override {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_kms::Client::from_conf(b.build())
+    }
+
+    /// A Secrets Manager client and the endpoint it talks to (for messages).
+    pub fn secrets_manager(
+        &self,
+        ctx: &Context,
+    ) -> Result<(aws_sdk_secretsmanager::Client, String)> {
+        let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
+        let endpoint = match ctx.config.get_with_source("secrets_endpoint_url") {
+            Some((url, source)) => {
+                let url = check_url(&url, &source)?;
+                b = b.endpoint_url(&url);
+                url
+            }
+            None => default_endpoint("secretsmanager", &self.region),
+        };
+        Ok((
+            aws_sdk_secretsmanager::Client::from_conf(b.build()),
+            endpoint,
+        ))
+    }
+
+    /// Runs one AWS call (made anew by `f` for each attempt) within the invocation's deadline,
+    /// retrying throttling and transient failures with the shared bounded, jittered backoff.
+    pub fn call<T, E, F, Fut>(&self, ctx: &Context, what: &Call<'_>, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let doing = format!(
+            "calling {} {} at {}",
+            what.service, what.operation, what.endpoint
+        );
+        self.rt.block_on(async {
+            let mut attempt = 0;
+            loop {
+                ctx.deadline.check(&doing)?;
+                attempt += 1;
+                let err = match tokio::time::timeout(ctx.deadline.remaining(), f()).await {
+                    Err(_) => return Err(ctx.deadline.exceeded(&doing)),
+                    Ok(Ok(v)) => return Ok(v),
+                    Ok(Err(e)) => map_sdk_error(e, what),
+                };
+                tracing::debug!(attempt, code = %err.code, message = %err.message, "aws call failed");
+                let delay = after_failure(&ctx.deadline, &doing, attempt, err)?;
+                tokio::time::sleep(delay).await;
+            }
+        })
+    }
+}
+
+pub type HttpResponse = aws_sdk_kms::config::http::HttpResponse;
+
+/// What is being called, for messages.
+pub struct Call<'a> {
+    pub service: &'static str,
+    pub operation: &'static str,
+    /// "key 'alias/x'" or "secret 'name'".
+    pub target: String,
+    pub region: &'a str,
+    pub endpoint: &'a str,
+    /// The IAM action the call needs, for ACCESS_DENIED messages.
+    pub action: &'static str,
+}
+
+fn check_url(url: &str, source: &str) -> Result<String> {
+    let ok =
+        (url.starts_with("https://") || url.starts_with("http://")) && url.len() > "https://".len();
+    if ok {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(PluginError::validation(format!(
+            "{source} must be an http(s):// URL such as https://kms.us-east-1.amazonaws.com, not \
+             '{url}'"
+        )))
+    }
+}
+
+fn default_endpoint(service: &str, region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{service}.{region}.{suffix}")
+}
+
+/// Region: a key ARN's Region wins (the key lives there); then pluginConfig region,
+/// NOTATION_AWS_KMS_REGION, AWS_REGION, AWS_DEFAULT_REGION; then the profile; then instance
+/// metadata (bounded).
+async fn resolve_region(
+    ctx: &Context,
+    key: Option<&KeyRef>,
+    profile: Option<&str>,
+    provider_config: &ProviderConfig,
+    imds: &imds::Client,
+) -> Result<String> {
+    if let Some(region) = key.and_then(|k| k.region.clone()) {
+        return Ok(region);
+    }
+    if let Some(region) = ctx.config.get("region") {
+        return Ok(region);
+    }
+    let mut profile_region =
+        aws_config::profile::ProfileFileRegionProvider::builder().configure(provider_config);
+    if let Some(p) = profile {
+        profile_region = profile_region.profile_name(p);
+    }
+    let chain = RegionProviderChain::first_try(profile_region.build()).or_else(
+        aws_config::imds::region::ImdsRegionProvider::builder()
+            .configure(provider_config)
+            .imds_client(imds.clone())
+            .build(),
+    );
+    match chain.region().await {
+        Some(region) => Ok(region.to_string()),
+        None => Err(PluginError::validation(
+            "no AWS Region: set pluginConfig region (or AWS_REGION), use a key ARN, or set \
+             region in the AWS profile",
+        )),
+    }
+}
+
+/// The SDK's default credential chain (environment, profile incl. SSO / assume-role /
+/// credential_process, web identity, container, instance metadata), resolved once.
+async fn resolve_credentials(
+    provider_config: &ProviderConfig,
+    imds: &imds::Client,
+    profile: Option<&str>,
+    region: &str,
+) -> Result<Credentials> {
+    let mut builder = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .configure(provider_config.clone())
+        .imds_client(imds.clone())
+        .region(Region::new(region.to_owned()));
+    if let Some(p) = profile {
+        builder = builder.profile_name(p);
+    }
+    let chain = builder.build().await;
+    chain.provide_credentials().await.map_err(credentials_error)
+}
+
+fn credentials_error(e: CredentialsError) -> PluginError {
+    use CredentialsError as C;
+    let detail = error_chain(&e);
+    match e {
+        C::CredentialsNotLoaded(_) => PluginError::access_denied(format!(
+            "no AWS credentials found (tried environment variables, the shared config and \
+             credentials files, web identity, container and instance metadata): \
+             {CREDENTIALS_HELP}"
+        ))
+        .with_metadata("detail", detail),
+        C::InvalidConfiguration(_) => PluginError::validation(format!(
+            "the AWS credentials configuration is invalid: {detail}"
+        )),
+        C::ProviderTimedOut(_) => PluginError::access_denied(format!(
+            "loading AWS credentials timed out ({detail}): {CREDENTIALS_HELP}"
+        )),
+        _ => PluginError::access_denied(format!(
+            "cannot load AWS credentials: {detail}; {CREDENTIALS_HELP}"
+        )),
+    }
+}
+
+/// The error and its sources, joined, without repeating a source already contained in the
+/// previous text.
+pub fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The key state named in a KMS message ("... is pending deletion", "... is disabled").
+fn key_state(code: &str, message: &str) -> Option<&'static str> {
+    if code == "DisabledException" {
+        return Some("Disabled");
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        ("pending deletion", "PendingDeletion"),
+        ("pendingdeletion", "PendingDeletion"),
+        ("pending replica deletion", "PendingReplicaDeletion"),
+        ("pendingreplicadeletion", "PendingReplicaDeletion"),
+        ("pending import", "PendingImport"),
+        ("pendingimport", "PendingImport"),
+        ("disabled", "Disabled"),
+        ("unavailable", "Unavailable"),
+        ("creating", "Creating"),
+        ("updating", "Updating"),
+    ]
+    .iter()
+    .find(|(needle, _)| m.contains(needle))
+    .map(|(_, state)| *state)
+}
+
+/// Translates an SDK error into the contract's codes, with AWS's whole message and the
+/// request id.
+pub fn map_sdk_error<E>(err: SdkError<E, HttpResponse>, call: &Call<'_>) -> PluginError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let Call {
+        service,
+        operation,
+        target,
+        region,
+        endpoint,
+        action,
+    } = call;
+    let full = error_chain(&err);
+    match err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let request_id = se
+                .raw()
+                .headers()
+                .get("x-amzn-RequestId")
+                .or_else(|| se.raw().headers().get("x-amz-request-id"))
+                .map(str::to_owned);
+            let e = se.err();
+            let code = e.code().unwrap_or("").to_owned();
+            let aws_message = e
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| error_chain(e));
+            let said = if code.is_empty() {
+                format!("HTTP {status}: {aws_message}")
+            } else {
+                format!("{code}: {aws_message}")
+            };
+            let base = |pe: PluginError| {
+                let mut pe = pe
+                    .with_metadata("awsErrorCode", code.clone())
+                    .with_metadata("httpStatus", status.to_string())
+                    .with_metadata("operation", format!("{service}:{operation}"))
+                    .with_metadata("region", region.to_string());
+                if let Some(id) = &request_id {
+                    pe = pe.with_metadata("requestId", id.clone());
+                }
+                pe
+            };
+            let rid = request_id
+                .as_deref()
+                .map(|id| format!(" (request id {id})"))
+                .unwrap_or_default();
+            let pe = match code.as_str() {
+                "AccessDeniedException" | "AccessDenied" => PluginError::access_denied(format!(
+                    "AWS denied {service} {operation} on {target} in {region}: {aws_message}{rid}; \
+                     the identity needs {action} on it (see the IAM policy in the plugin's README)"
+                )),
+                "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "InvalidSignatureException"
+                | "SignatureDoesNotMatch"
+                | "ExpiredTokenException"
+                | "ExpiredToken"
+                | "IncompleteSignature"
+                | "MissingAuthenticationToken"
+                | "MissingAuthenticationTokenException" => PluginError::access_denied(format!(
+                    "AWS rejected the credentials for {service} {operation} in {region}: \
+                     {said}{rid}; {CREDENTIALS_HELP}"
+                )),
+                "NotFoundException" | "ResourceNotFoundException" => {
+                    PluginError::validation(format!(
+                        "{target} not found in region {region} (endpoint {endpoint}): \
+                         {aws_message}{rid}; check the keyId, the Region (pluginConfig region or \
+                         a key ARN) and the account"
+                    ))
+                }
+                "DisabledException" | "KMSInvalidStateException" => {
+                    let state = key_state(&code, &aws_message).unwrap_or("not usable");
+                    let hint = match state {
+                        "Disabled" => "; enable it (aws kms enable-key) or use another key",
+                        "PendingDeletion" => {
+                            "; cancel the deletion (aws kms cancel-key-deletion, then enable-key) \
+                             or use another key"
+                        }
+                        _ => "",
+                    };
+                    PluginError::validation(format!(
+                        "{target} cannot be used: its key state is {state} ({said}){rid}{hint}"
+                    ))
+                    .with_metadata("keyState", state)
+                }
+                "InvalidKeyUsageException" => PluginError::validation(format!(
+                    "{target} cannot sign: {aws_message}{rid}; notation needs an asymmetric \
+                     SIGN_VERIFY key"
+                )),
+                "UnsupportedOperationException" => PluginError::validation(format!(
+                    "{target} does not support {operation}: {aws_message}{rid}; notation needs an \
+                     asymmetric SIGN_VERIFY key (RSA_2048/3072/4096 or ECC_NIST_P256/P384/P521)"
+                )),
+                "InvalidArnException"
+                | "ValidationException"
+                | "InvalidParameterException"
+                | "InvalidRequestException"
+                | "InvalidKeyIdException" => PluginError::validation(format!(
+                    "AWS refused {service} {operation} for {target}: {said}{rid}"
+                )),
+                "ThrottlingException"
+                | "Throttling"
+                | "ThrottledException"
+                | "TooManyRequestsException"
+                | "LimitExceededException"
+                | "RequestLimitExceeded" => PluginError::throttled(format!(
+                    "AWS throttled {service} {operation} in {region}: {said}{rid}"
+                )),
+                _ if status >= 500
+                    || matches!(
+                        code.as_str(),
+                        "KMSInternalException"
+                            | "InternalServiceError"
+                            | "InternalFailure"
+                            | "InternalServiceErrorException"
+                            | "ServiceUnavailable"
+                            | "DependencyTimeoutException"
+                            | "KeyUnavailableException"
+                    ) =>
+                {
+                    PluginError::generic(format!(
+                        "{service} {operation} failed at {endpoint}: {said}{rid}"
+                    ))
+                    .with_retry(Retry::Transient)
+                }
+                _ if status == 429 => PluginError::throttled(format!(
+                    "AWS throttled {service} {operation} in {region}: {said}{rid}"
+                )),
+                _ => PluginError::generic(format!(
+                    "{service} {operation} for {target} failed: {said}{rid}"
+                )),
+            };
+            base(pe)
+        }
+        SdkError::DispatchFailure(df) => {
+            let detail = df
+                .as_connector_error()
+                .map(|c| error_chain(c))
+                .unwrap_or_else(|| full.clone());
+            let what = if df.is_timeout() {
+                "timed out connecting to"
+            } else if df.is_io() {
+                "cannot connect to"
+            } else {
+                "cannot send the request to"
+            };
+            let retry = if df.is_user() {
+                Retry::Never
+            } else {
+                Retry::Transient
+            };
+            PluginError::generic(format!(
+                "{what} the {service} endpoint {endpoint} ({detail}); check endpoint_url / the \
+                 awskms:// host, the Region {region}, proxy and network settings"
+            ))
+            .with_metadata("endpoint", endpoint.to_string())
+            .with_retry(retry)
+        }
+        SdkError::TimeoutError(_) => PluginError::generic(format!(
+            "{service} {operation} at {endpoint} timed out ({full})"
+        ))
+        .with_metadata("endpoint", endpoint.to_string())
+        .with_retry(Retry::Transient),
+        SdkError::ResponseError(_) => PluginError::generic(format!(
+            "unreadable response from {service} {operation} at {endpoint}: {full}"
+        ))
+        .with_metadata("endpoint", endpoint.to_string())
+        .with_retry(Retry::Transient),
+        _ => PluginError::generic(format!("{service} {operation} could not be made: {full}")),
+    }
+}

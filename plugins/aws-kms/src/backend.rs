@@ -1,0 +1,218 @@
+//! The `Backend` adapter: GetPublicKey (one round trip: key spec, usage and SPKI), Sign on the
+//! digest, and the certificate chain from Secrets Manager.
+
+use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use plugin_protocol::public_key::unsupported_key;
+use plugin_protocol::{
+    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result,
+};
+
+use crate::aws::{Call, Session};
+use crate::keyref::KeyRef;
+
+pub struct AwsKms {
+    session: Session,
+    key_ref: KeyRef,
+}
+
+/// A resolved KMS key: its ARN (aliases resolved by KMS) and Notary key spec.
+pub struct KmsKey {
+    arn: String,
+}
+
+impl AwsKms {
+    fn call<'a>(
+        &'a self,
+        operation: &'static str,
+        action: &'static str,
+        target: String,
+    ) -> Call<'a> {
+        Call {
+            service: "KMS",
+            operation,
+            target,
+            region: &self.session.region,
+            endpoint: &self.session.kms_endpoint,
+            action,
+        }
+    }
+}
+
+/// The Notary key spec of a KMS key spec, or the refusal naming what the key is.
+pub fn notary_spec(spec: &KmsKeySpec) -> std::result::Result<KeySpec, String> {
+    Ok(match spec {
+        KmsKeySpec::Rsa2048 => KeySpec::Rsa2048,
+        KmsKeySpec::Rsa3072 => KeySpec::Rsa3072,
+        KmsKeySpec::Rsa4096 => KeySpec::Rsa4096,
+        KmsKeySpec::EccNistP256 => KeySpec::Ec256,
+        KmsKeySpec::EccNistP384 => KeySpec::Ec384,
+        KmsKeySpec::EccNistP521 => KeySpec::Ec521,
+        KmsKeySpec::EccSecgP256K1 => return Err("an EC secp256k1 key".into()),
+        KmsKeySpec::Sm2 => return Err("an SM2 key".into()),
+        KmsKeySpec::SymmetricDefault => return Err("a symmetric (AES) key".into()),
+        other if other.as_str().starts_with("HMAC") => return Err("an HMAC key".into()),
+        other => return Err(format!("a key of KMS key spec {}", other.as_str())),
+    })
+}
+
+/// The KMS signing algorithm notation's key spec requires (PSS salt = hash length).
+pub fn signing_algorithm(spec: KeySpec) -> SigningAlgorithmSpec {
+    match spec {
+        KeySpec::Rsa2048 => SigningAlgorithmSpec::RsassaPssSha256,
+        KeySpec::Rsa3072 => SigningAlgorithmSpec::RsassaPssSha384,
+        KeySpec::Rsa4096 => SigningAlgorithmSpec::RsassaPssSha512,
+        KeySpec::Ec256 => SigningAlgorithmSpec::EcdsaSha256,
+        KeySpec::Ec384 => SigningAlgorithmSpec::EcdsaSha384,
+        KeySpec::Ec521 => SigningAlgorithmSpec::EcdsaSha512,
+    }
+}
+
+impl Backend for AwsKms {
+    type Key = KmsKey;
+
+    fn connect(ctx: &Context) -> Result<Self> {
+        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let session = Session::open(ctx, Some(&key_ref))?;
+        Ok(Self { session, key_ref })
+    }
+
+    fn resolve_key(&mut self, ctx: &Context) -> Result<(KmsKey, PublicKey)> {
+        let kms = self.session.kms();
+        let id = self.key_ref.kms_key_id.clone();
+        let target = format!("key '{}'", ctx.key_id);
+        let call = self.call("GetPublicKey", "kms:GetPublicKey", target.clone());
+        let out = self.session.call(ctx, &call, || {
+            kms.get_public_key().key_id(id.clone()).send()
+        })?;
+        let kms_spec = out
+            .key_spec()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let named = |e: PluginError| {
+            e.context(format_args!("{target}"))
+                .with_metadata("kmsKeySpec", kms_spec.clone())
+        };
+        match out.key_usage() {
+            Some(KeyUsageType::SignVerify) => {}
+            Some(usage) => {
+                return Err(PluginError::validation(format!(
+                    "{target} is a {} key (KMS key spec {kms_spec}), which cannot sign; notation \
+                     needs a SIGN_VERIFY key: create one with `notation-aws-kms create-key --spec \
+                     ECC_NIST_P384` or `aws kms create-key --key-usage SIGN_VERIFY`",
+                    usage.as_str()
+                ))
+                .with_metadata("keyUsage", usage.as_str())
+                .with_metadata("kmsKeySpec", kms_spec))
+            }
+            None => {}
+        }
+        let spec = match out.key_spec() {
+            Some(s) => notary_spec(s).map_err(|what| {
+                named(unsupported_key(format_args!(
+                    "{what} (KMS key spec {kms_spec})"
+                )))
+            })?,
+            None => {
+                return Err(PluginError::generic(format!(
+                    "KMS GetPublicKey for {target} returned no key spec"
+                )))
+            }
+        };
+        let der = out.public_key().map(|b| b.as_ref()).ok_or_else(|| {
+            PluginError::generic(format!(
+                "KMS GetPublicKey for {target} returned no public key"
+            ))
+        })?;
+        let public = PublicKey::from_spki_der(der).map_err(named)?;
+        if public.key_spec() != spec {
+            return Err(PluginError::generic(format!(
+                "KMS reports {target} as {kms_spec} but its public key is an {}",
+                public.key_spec()
+            )));
+        }
+        let wanted = signing_algorithm(spec);
+        let algorithms = out.signing_algorithms();
+        if !algorithms.is_empty() && !algorithms.contains(&wanted) {
+            return Err(PluginError::validation(format!(
+                "{target} ({kms_spec}) does not offer {}, the algorithm notation requires for \
+                 {spec}; it offers {}",
+                wanted.as_str(),
+                algorithms
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let arn = out.key_id().unwrap_or(&self.key_ref.kms_key_id).to_owned();
+        tracing::debug!(%arn, %spec, "resolved KMS key");
+        Ok((KmsKey { arn }, public))
+    }
+
+    fn sign_digest(
+        &mut self,
+        ctx: &Context,
+        key: &KmsKey,
+        spec: KeySpec,
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
+        let kms = self.session.kms();
+        let algorithm = signing_algorithm(spec);
+        let call = self.call("Sign", "kms:Sign", format!("key '{}'", ctx.key_id));
+        let out = self.session.call(ctx, &call, || {
+            kms.sign()
+                .key_id(key.arn.clone())
+                .message(aws_sdk_kms::primitives::Blob::new(digest.to_vec()))
+                .message_type(MessageType::Digest)
+                .signing_algorithm(algorithm.clone())
+                .send()
+        })?;
+        let signature = out
+            .signature()
+            .map(|b| b.as_ref().to_vec())
+            .ok_or_else(|| {
+                PluginError::generic(format!(
+                    "KMS Sign for key '{}' returned no signature",
+                    ctx.key_id
+                ))
+            })?;
+        Ok(if spec.is_rsa() {
+            BackendSignature::RsaPss(signature)
+        } else {
+            BackendSignature::EcdsaDer(signature)
+        })
+    }
+
+    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+        let Some((secret, source)) = ctx.config.get_with_source("certificate_chain_secret") else {
+            return Ok(Vec::new());
+        };
+        let (client, endpoint) = self.session.secrets_manager(ctx)?;
+        let call = Call {
+            service: "Secrets Manager",
+            operation: "GetSecretValue",
+            target: format!("secret '{secret}' ({source})"),
+            region: &self.session.region,
+            endpoint: &endpoint,
+            action: "secretsmanager:GetSecretValue",
+        };
+        let out = self.session.call(ctx, &call, || {
+            client.get_secret_value().secret_id(secret.clone()).send()
+        })?;
+        let bytes: Vec<u8> = match (out.secret_string(), out.secret_binary()) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(b)) => b.as_ref().to_vec(),
+            (None, None) => {
+                return Err(PluginError::validation(format!(
+                    "secret '{secret}' ({source}) is empty; store the PEM certificate chain \
+                     (leaf first, root last) in it"
+                )))
+            }
+        };
+        let certs = plugin_protocol::chain::parse_pem_or_der(
+            &bytes,
+            &format!("Secrets Manager secret '{secret}'"),
+        )?;
+        Ok(certs.into_iter().map(|c| c.der().to_vec()).collect())
+    }
+}
