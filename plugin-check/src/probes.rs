@@ -1,0 +1,158 @@
+//! Negative probes: requests notation (or a broken caller) can send, each of which must end with
+//! exit code 1, nothing on stdout, and a JSON error on stderr with the right code.
+
+use plugin_protocol::client::PluginClient;
+use plugin_protocol::contract::{PluginConfig, CONTRACT_VERSION};
+use plugin_protocol::{ErrorCode, HashAlgorithm, KeySpec};
+use serde_json::json;
+
+use crate::report::Report;
+use crate::response::truncate;
+
+const GROUP: &str = "negative probes";
+
+struct Probe {
+    name: &'static str,
+    command: &'static str,
+    body: Vec<u8>,
+    expect: ErrorCode,
+}
+
+fn probes(key_id: &str, config: &PluginConfig, spec: Option<KeySpec>) -> Vec<Probe> {
+    let spec = spec.unwrap_or(KeySpec::Ec256);
+    let wrong_hash = match spec.hash_algorithm() {
+        HashAlgorithm::Sha256 => HashAlgorithm::Sha512,
+        _ => HashAlgorithm::Sha256,
+    };
+    let unknown_key = format!("notation-plugin-check-no-such-key-{}", std::process::id());
+    let body = |v: serde_json::Value| v.to_string().into_bytes();
+    let sign = |hash: HashAlgorithm, payload: &str| {
+        body(json!({
+            "contractVersion": CONTRACT_VERSION, "keyId": key_id, "keySpec": spec.as_str(),
+            "hashAlgorithm": hash.as_str(), "payload": payload, "pluginConfig": config,
+        }))
+    };
+    vec![
+        Probe {
+            name: "empty stdin",
+            command: "describe-key",
+            body: Vec::new(),
+            expect: ErrorCode::Validation,
+        },
+        Probe {
+            name: "invalid JSON",
+            command: "describe-key",
+            body: b"{\"contractVersion\": \"1.0\", ".to_vec(),
+            expect: ErrorCode::Validation,
+        },
+        Probe {
+            name: "{} for describe-key",
+            command: "describe-key",
+            body: b"{}".to_vec(),
+            expect: ErrorCode::Validation,
+        },
+        Probe {
+            name: "contractVersion 2.0",
+            command: "describe-key",
+            body: body(json!({"contractVersion": "2.0", "keyId": key_id, "pluginConfig": config})),
+            expect: ErrorCode::UnsupportedContractVersion,
+        },
+        Probe {
+            name: "unknown command",
+            command: "sign-everything",
+            body: body(json!({"contractVersion": CONTRACT_VERSION, "keyId": key_id})),
+            expect: ErrorCode::Validation,
+        },
+        Probe {
+            name: "payload that is not base64",
+            command: "generate-signature",
+            body: sign(spec.hash_algorithm(), "*** not base64 ***"),
+            expect: ErrorCode::Validation,
+        },
+        Probe {
+            name: "hashAlgorithm that contradicts the keySpec",
+            command: "generate-signature",
+            body: sign(wrong_hash, "aGVsbG8="),
+            expect: ErrorCode::Validation,
+        },
+        Probe {
+            name: "unknown keyId",
+            command: "describe-key",
+            body: body(
+                json!({"contractVersion": CONTRACT_VERSION, "keyId": unknown_key, "pluginConfig": config}),
+            ),
+            expect: ErrorCode::Validation,
+        },
+    ]
+}
+
+pub fn run(
+    report: &mut Report,
+    client: &PluginClient,
+    key_id: &str,
+    config: &PluginConfig,
+    spec: Option<KeySpec>,
+) {
+    for probe in probes(key_id, config, spec) {
+        let name = format!("{} ({})", probe.name, probe.command);
+        let inv = match client.invoke_raw(probe.command, &probe.body) {
+            Ok(inv) => inv,
+            Err(e) => {
+                report.fail(GROUP, &name, format!("cannot run the plugin: {e}"));
+                continue;
+            }
+        };
+        report.timing(
+            format!("probe: {}", probe.name),
+            &inv.command,
+            inv.exit_code,
+            inv.elapsed,
+        );
+        let mut problems = Vec::new();
+        match inv.exit_code {
+            Some(1) => {}
+            Some(0) => problems.push("exited 0: the plugin accepted a request it must refuse".to_owned()),
+            Some(c) => problems.push(format!(
+                "exit code {c}; notation expects 1 with a JSON error (any other code is an opaque failure)"
+            )),
+            None => problems.push("killed by a signal (crashed?)".to_owned()),
+        }
+        if !inv.stdout.is_empty() {
+            problems.push(format!(
+                "stdout must be empty on failure, holds {:?}",
+                truncate(&String::from_utf8_lossy(&inv.stdout))
+            ));
+        }
+        match inv.error() {
+            Some(err) => {
+                if err.error_code != probe.expect {
+                    problems.push(format!(
+                        "errorCode is {} ({}), expected {}",
+                        err.error_code, err.error_message, probe.expect
+                    ));
+                }
+                if err.error_message.trim().is_empty() {
+                    problems.push("errorMessage is empty; notation shows the user only errorMessage".into());
+                }
+            }
+            None if inv.stderr.is_empty() => problems.push(
+                "stderr is empty; notation expects a JSON error {\"errorCode\": ..., \"errorMessage\": ...}".into(),
+            ),
+            None => problems.push(format!(
+                "plain-text stderr: stderr is not a JSON error, so notation shows the user a JSON parse error instead of the message: {:?}",
+                truncate(&inv.stderr_text())
+            )),
+        }
+        let check = if problems.is_empty() {
+            let msg = inv.error().map(|e| e.error_message).unwrap_or_default();
+            report.pass(
+                GROUP,
+                &name,
+                format!("{}: {}", probe.expect, truncate(&msg)),
+            )
+        } else {
+            report.fail(GROUP, &name, problems.join("\n"))
+        };
+        check.timed(inv.elapsed);
+    }
+}
