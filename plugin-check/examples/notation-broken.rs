@@ -28,7 +28,8 @@ static INFO: PluginInfo = PluginInfo {
     version: "0.1.0",
     url: "https://github.com/notation-plugins/notation-plugins",
     key_id_help: "the path of a PKCS#8 PEM private key file",
-    config_keys: &[],
+    // The softkey backend reads its own keys (a pretend token, encodings).
+    config_keys: plugin_protocol::softkey::INFO.config_keys,
     operator_commands: &[],
     chain_sources_help: "the file <key path>.chain.pem",
 };

@@ -76,6 +76,19 @@ pub fn json_document(inv: &Invocation) -> Result<Value, String> {
     Ok(first)
 }
 
+/// A JSON object somewhere in the stdout of a successful invocation whose stdout also holds
+/// stray text: lets the run go on (the failure is already reported) so later steps are checked.
+pub fn salvage(inv: &Invocation) -> Option<Value> {
+    if !inv.succeeded() {
+        return None;
+    }
+    let start = inv.stdout.iter().position(|b| *b == b'{')?;
+    serde_json::Deserializer::from_slice(&inv.stdout[start..])
+        .into_iter::<Value>()
+        .next()?
+        .ok()
+}
+
 /// The typed response, naming a missing or ill-typed field.
 pub fn typed<T: DeserializeOwned>(inv: &Invocation, value: &Value) -> Result<T, String> {
     serde_json::from_value(value.clone()).map_err(|e| {
