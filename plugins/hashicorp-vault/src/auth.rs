@@ -156,9 +156,13 @@ fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing
     let body: Value = match method {
         AuthMethod::AppRole => {
             let role_id = secret_input(config, "role_id", "role_id_file", None, "role id")?
-                .ok_or_else(|| missing("a role id", "pluginConfig role_id_file or NOTATION_HASHICORP_VAULT_ROLE_ID"))?;
-            let secret_id =
-                secret_input(config, "secret_id", "secret_id_file", None, "secret id")?;
+                .ok_or_else(|| {
+                    missing(
+                        "a role id",
+                        "pluginConfig role_id_file or NOTATION_HASHICORP_VAULT_ROLE_ID",
+                    )
+                })?;
+            let secret_id = secret_input(config, "secret_id", "secret_id_file", None, "secret id")?;
             let mut body = json!({ "role_id": role_id.as_str() });
             if let Some(s) = &secret_id {
                 body["secret_id"] = Value::String(s.as_str().to_owned());
@@ -167,7 +171,10 @@ fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing
         }
         AuthMethod::Kubernetes => {
             let role = role.ok_or_else(|| {
-                missing("the Vault role bound to the service account", "pluginConfig role")
+                missing(
+                    "the Vault role bound to the service account",
+                    "pluginConfig role",
+                )
             })?;
             let jwt = secret_input(config, "jwt", "jwt_file", Some(K8S_SA_TOKEN), "JWT")?
                 .ok_or_else(|| {
@@ -197,10 +204,7 @@ fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing
             ))
         }
     };
-    let doing = format!(
-        "the {} login (auth mount '{mount}')",
-        method.describe()
-    );
+    let doing = format!("the {} login (auth mount '{mount}')", method.describe());
     let resp = vault
         .call(Method::Post, &format!("auth/{mount}/login"), Some(&body), &doing)
         .map_err(|e| {

@@ -1,7 +1,9 @@
 //! The adapter: Vault Transit behind the shared [`Backend`] trait.
 
 use plugin_protocol::chain::{self, Certificate};
-use plugin_protocol::{Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result};
+use plugin_protocol::{
+    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result,
+};
 use serde_json::Value;
 
 use crate::http::{Method, Vault, STATUS_KEY};
@@ -219,7 +221,8 @@ fn check_version(
 /// plugin writes it: mount `secret`, path = key name, field `certificate`.
 fn read_kv_chain(vault: &Vault, mount: &str, path: &str, field: &str) -> Result<String> {
     let api = format!("{mount}/data/{path}");
-    let doing = format!("reading the certificate chain from KV v2 secret '{mount}/{path}' (GET {api})");
+    let doing =
+        format!("reading the certificate chain from KV v2 secret '{mount}/{path}' (GET {api})");
     let resp = vault.call(Method::Get, &api, None, &doing).map_err(|e| {
         if e.metadata.get(STATUS_KEY).map(String::as_str) == Some("404") {
             let mut out = PluginError::validation(format!(

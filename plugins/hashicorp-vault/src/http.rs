@@ -73,7 +73,10 @@ impl Vault {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("notation-hashicorp-vault/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "notation-hashicorp-vault/",
+                env!("CARGO_PKG_VERSION")
+            ))
             // Vault answers on the address it was given; a redirect (standby forwarding) is
             // followed only to the same scheme, which reqwest's default policy ensures.
             .https_only(https)
@@ -294,8 +297,9 @@ impl Vault {
                 "cannot connect"
             };
             return PluginError::generic(format!(
-                "cannot reach Vault at {at} while {doing} ({why}: {detail}); is the server \
-                 running and is VAULT_ADDR (pluginConfig address) right?"
+                "cannot reach Vault at {at} while {doing} ({why}: {}); is the server running, \
+                 and is VAULT_ADDR (pluginConfig address) right?",
+                root_cause(e)
             ))
             .with_retry(Retry::Transient);
         }
@@ -339,6 +343,17 @@ pub fn vault_reasons(body: &[u8]) -> Vec<String> {
         }
     }
     out
+}
+
+/// The innermost source of an error ("Connection refused (os error 111)").
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
 }
 
 /// An error and its sources, one line.

@@ -44,7 +44,9 @@ impl KeyRef {
             })
             .unwrap_or(trimmed);
         if rest.contains("://") {
-            return Err(bad("only the hashivault:// and openbao:// schemes are known"));
+            return Err(bad(
+                "only the hashivault:// and openbao:// schemes are known",
+            ));
         }
         let (name, version) = match rest.split_once(':') {
             None => (rest, None),
@@ -92,7 +94,10 @@ mod tests {
         assert_eq!(ok("release"), ("release".into(), None));
         assert_eq!(ok("release:3"), ("release".into(), Some(3)));
         assert_eq!(ok("hashivault://release"), ("release".into(), None));
-        assert_eq!(ok("openbao://re.lease-1@x_y:12"), ("re.lease-1@x_y".into(), Some(12)));
+        assert_eq!(
+            ok("openbao://re.lease-1@x_y:12"),
+            ("re.lease-1@x_y".into(), Some(12))
+        );
         assert_eq!(ok("HashiVault://k"), ("k".into(), None));
     }
 

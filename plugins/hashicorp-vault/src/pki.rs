@@ -178,9 +178,8 @@ fn run(args: Args) -> Result<()> {
     transit::set_certificate(vault, &key.key, key.version, &bundle)?;
 
     if let Some(out) = &args.out {
-        std::fs::write(out, format!("{bundle}\n")).map_err(|e| {
-            PluginError::generic(format!("cannot write {}: {e}", out.display()))
-        })?;
+        std::fs::write(out, format!("{bundle}\n"))
+            .map_err(|e| PluginError::generic(format!("cannot write {}: {e}", out.display())))?;
     }
     eprintln!(
         "stored a {}-certificate chain for '{}' (leaf '{}', root '{}') on version {} of {}",

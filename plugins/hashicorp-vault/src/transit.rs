@@ -22,7 +22,9 @@ pub const SIGNING_TYPES: &[(&str, KeySpec)] = &[
 /// Checks a mount path from configuration (it becomes part of request URLs).
 pub fn check_mount(mount: &str, key: &str) -> Result<()> {
     let ok = !mount.is_empty()
-        && !mount.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        && !mount
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
         && mount
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '/'));
@@ -257,11 +259,7 @@ pub fn sign(
 }
 
 /// `vault:v<N>:<base64>` -> the signature bytes, checking the version.
-fn parse_signature(
-    sig: &str,
-    version: u64,
-    spec: KeySpec,
-) -> std::result::Result<Vec<u8>, String> {
+fn parse_signature(sig: &str, version: u64, spec: KeySpec) -> std::result::Result<Vec<u8>, String> {
     let mut parts = sig.splitn(3, ':');
     let (Some(prefix), Some(v), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("a signature not of the form vault:v<N>:<base64>".into());

@@ -1,0 +1,918 @@
+//! notation-hashicorp-vault against a real OpenBao server (`scripts/openbao.sh start`, which these
+//! tests run themselves if needed; it is idempotent). Every test makes its own keys, mounts,
+//! policies and namespaces with a random suffix, so the tests run in parallel on one server.
+//! The server is set up over its HTTP API by the small client below.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use plugin_protocol::client::{Invocation, PluginClient};
+use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse, PluginConfig};
+use plugin_protocol::testca::TestCa;
+use plugin_protocol::{chain, KeySpec, PublicKey};
+use serde_json::{json, Value};
+
+const SPECS: [(KeySpec, &str); 6] = [
+    (KeySpec::Rsa2048, "rsa-2048"),
+    (KeySpec::Rsa3072, "rsa-3072"),
+    (KeySpec::Rsa4096, "rsa-4096"),
+    (KeySpec::Ec256, "ecdsa-p256"),
+    (KeySpec::Ec384, "ecdsa-p384"),
+    (KeySpec::Ec521, "ecdsa-p521"),
+];
+
+// ---------------------------------------------------------------------------------------------
+// The server and a tiny HTTP client for setting it up
+
+struct Server {
+    /// `http://127.0.0.1:8200`
+    addr: String,
+    root_token: String,
+    bao_bin: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let status = Command::new(repo().join("scripts/openbao.sh"))
+            .arg("start")
+            .status()
+            .expect("run scripts/openbao.sh start");
+        assert!(status.success(), "scripts/openbao.sh start failed");
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+        let state = std::fs::read_to_string(cache.join("notation-plugins/openbao/state.env"))
+            .expect("openbao state file");
+        let get = |k: &str| {
+            state
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from the openbao state file"))
+                .to_owned()
+        };
+        Server {
+            addr: get("VAULT_ADDR"),
+            root_token: get("VAULT_TOKEN"),
+            bao_bin: PathBuf::from(get("BAO_BIN")),
+        }
+    })
+}
+
+/// A client of the Vault API with one token (and namespace).
+#[derive(Clone)]
+struct Api {
+    addr: String,
+    token: String,
+    namespace: Option<String>,
+}
+
+impl Api {
+    fn root() -> Self {
+        let s = server();
+        Api {
+            addr: s.addr.clone(),
+            token: s.root_token.clone(),
+            namespace: None,
+        }
+    }
+
+    fn in_namespace(&self, ns: &str) -> Self {
+        Api {
+            namespace: Some(ns.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// One HTTP/1.0 request (no chunked answers to decode); (status, JSON body or Null).
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let host = self.addr.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(host).expect("connect to OpenBao");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut head = format!(
+            "{method} /v1/{path} HTTP/1.0\r\nHost: {host}\r\nX-Vault-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            self.token,
+            body.len()
+        );
+        if let Some(ns) = &self.namespace {
+            head.push_str(&format!("X-Vault-Namespace: {ns}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+        let value = if body.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()))
+        };
+        (status, value)
+    }
+
+    #[track_caller]
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.request(method, path, body.as_ref());
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {value}"
+        );
+        value
+    }
+
+    fn create_key(&self, name: &str, key_type: &str) {
+        self.call(
+            "POST",
+            &format!("transit/keys/{name}"),
+            Some(json!({ "type": key_type })),
+        );
+    }
+
+    /// The public key of `version` (latest when None) of a Transit key.
+    fn public_key(&self, name: &str, version: Option<u64>) -> PublicKey {
+        let v = self.call("GET", &format!("transit/keys/{name}"), None);
+        let version = version.unwrap_or_else(|| v["data"]["latest_version"].as_u64().unwrap());
+        let pem = v["data"]["keys"][version.to_string()]["public_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        PublicKey::from_spki_pem(&pem).unwrap()
+    }
+
+    fn put_policy(&self, name: &str, hcl: &str) {
+        self.call(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            Some(json!({ "policy": hcl })),
+        );
+    }
+
+    fn create_token(&self, policies: &[&str]) -> String {
+        let v = self.call(
+            "POST",
+            "auth/token/create",
+            Some(json!({ "policies": policies, "ttl": "10m", "no_default_policy": false })),
+        );
+        v["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving the plugin
+
+fn plugin() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| hsm_tests::plugin_binary("hashicorp-vault"))
+        .clone()
+}
+
+/// The environment a user has after `export VAULT_ADDR=... VAULT_TOKEN=...`; every other
+/// Vault variable is explicitly empty so the tests do not depend on the caller's shell.
+fn env_with(token: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![("VAULT_ADDR".to_owned(), server().addr.clone())];
+    env.push(("VAULT_TOKEN".into(), token.unwrap_or_default().to_owned()));
+    for k in [
+        "BAO_ADDR",
+        "BAO_TOKEN",
+        "VAULT_NAMESPACE",
+        "BAO_NAMESPACE",
+        "VAULT_CACERT",
+        "VAULT_CAPATH",
+        "VAULT_CLIENT_CERT",
+        "VAULT_CLIENT_KEY",
+    ] {
+        env.push((k.to_owned(), String::new()));
+    }
+    env
+}
+
+fn root_env() -> Vec<(String, String)> {
+    env_with(Some(&server().root_token))
+}
+
+fn client(env: &[(String, String)]) -> PluginClient {
+    let mut c = PluginClient::new(plugin());
+    for (k, v) in env {
+        c = c.with_env(k, v);
+    }
+    c
+}
+
+fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// describe-key then generate-signature, as notation runs them; checks everything notation
+/// checks: key spec, fixed-width / PSS signature verifying with the leaf, chain rules, and that
+/// the chain ends in `root_pem`.
+#[track_caller]
+fn sign_and_verify(
+    key_id: &str,
+    spec: KeySpec,
+    pairs: &[(&str, &str)],
+    env: &[(String, String)],
+    root_pem: &str,
+) {
+    let c = client(env);
+    let described = c.describe_key(key_id, config(pairs)).unwrap();
+    assert!(
+        described.succeeded(),
+        "describe-key {key_id}: {}",
+        described.stderr_text()
+    );
+    let described: DescribeKeyResponse = described.response().unwrap();
+    assert_eq!(described.key_id, key_id, "keyId echoed byte for byte");
+    assert_eq!(described.key_spec, spec);
+
+    let payload = format!("payload for {key_id}");
+    let hash = spec.hash_algorithm();
+    let inv = c
+        .generate_signature(key_id, spec, hash, payload.as_bytes(), config(pairs))
+        .unwrap();
+    assert!(
+        inv.succeeded(),
+        "generate-signature {key_id}: {}",
+        inv.stderr_text()
+    );
+    let resp: GenerateSignatureResponse = inv.response().unwrap();
+    assert_eq!(resp.key_id, key_id);
+    assert_eq!(resp.signing_algorithm, spec.signing_algorithm());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let certs: Vec<chain::Certificate> = resp
+        .certificate_chain
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            chain::Certificate::from_der(&b64.decode(c).unwrap(), &format!("cert #{i}")).unwrap()
+        })
+        .collect();
+    let root = chain::parse_pem_or_der(root_pem.as_bytes(), "root").unwrap();
+    assert_eq!(
+        certs.last().unwrap().der(),
+        root[0].der(),
+        "the chain ends in the expected root"
+    );
+    let leaf_key = certs[0].public_key().unwrap();
+    let ordered = chain::build(certs, None, std::time::SystemTime::now())
+        .unwrap_or_else(|e| panic!("chain of {key_id} breaks notation's rules: {e}"));
+    assert_eq!(ordered[0].public_key().unwrap(), leaf_key);
+    let signature = b64.decode(&resp.signature).unwrap();
+    plugin_protocol::signature::verify_digest(
+        &leaf_key,
+        hash,
+        &hash.digest(payload.as_bytes()),
+        &signature,
+    )
+    .unwrap_or_else(|p| panic!("signature of {key_id} does not verify: {p}"));
+}
+
+/// The JSON error of a failed invocation, checked for its code and message fragments.
+#[track_caller]
+fn assert_error(inv: &Invocation, code: &str, fragments: &[&str]) -> String {
+    assert_eq!(
+        inv.exit_code,
+        Some(1),
+        "expected a failure; stdout {:?}",
+        String::from_utf8_lossy(&inv.stdout)
+    );
+    assert!(inv.stdout.is_empty(), "nothing on stdout on failure");
+    let err = inv
+        .error()
+        .unwrap_or_else(|| panic!("stderr is not one JSON error: {}", inv.stderr_text()));
+    assert_eq!(
+        err.error_code.as_str(),
+        code,
+        "error code; message: {}",
+        err.error_message
+    );
+    for f in fragments {
+        assert!(
+            err.error_message.contains(f),
+            "message lacks {f:?}: {}",
+            err.error_message
+        );
+    }
+    err.error_message
+}
+
+fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
+    client(env).describe_key(key_id, config(pairs)).unwrap()
+}
+
+fn sign(
+    key_id: &str,
+    spec: KeySpec,
+    pairs: &[(&str, &str)],
+    env: &[(String, String)],
+) -> Invocation {
+    client(env)
+        .generate_signature(
+            key_id,
+            spec,
+            spec.hash_algorithm(),
+            b"payload",
+            config(pairs),
+        )
+        .unwrap()
+}
+
+/// A chain file for `key` issued by a fresh test CA; returns (file, root PEM).
+fn chain_file(dir: &Path, key: &PublicKey, name: &str) -> (PathBuf, String) {
+    let ca = TestCa::new("CN=Vault Test Root,O=notation-plugins");
+    let chain = ca.issue_leaf(key, &format!("CN={name},O=notation-plugins"));
+    let path = dir.join(format!("{name}.chain.pem"));
+    std::fs::write(&path, chain::to_pem_bundle(&chain)).unwrap();
+    (path, ca.root_pem())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The six key specs, with a chain from each source
+
+#[test]
+fn six_key_specs_with_chain_from_file() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (spec, key_type)) in SPECS.iter().enumerate() {
+        let name = unique(&format!("file-{key_type}"));
+        api.create_key(&name, key_type);
+        let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+        // Every key-reference form: plain, pinned, and the sigstore schemes.
+        let key_id = match i % 3 {
+            0 => name.clone(),
+            1 => format!("hashivault://{name}"),
+            _ => format!("openbao://{name}:1"),
+        };
+        sign_and_verify(
+            &key_id,
+            *spec,
+            &[("certificate_chain", file.to_str().unwrap())],
+            &root_env(),
+            &root,
+        );
+    }
+}
+
+#[test]
+fn six_key_specs_with_chain_from_kv() {
+    let api = Api::root();
+    for (spec, key_type) in SPECS {
+        let name = unique(&format!("kv-{key_type}"));
+        api.create_key(&name, key_type);
+        let ca = TestCa::new("CN=Vault KV Root,O=notation-plugins");
+        let chain = ca.issue_leaf(&api.public_key(&name, None), "CN=kv signer");
+        // The experimental notation-hashicorp-vault plugin's layout: secret/<key name>, field
+        // `certificate`, a PEM bundle.
+        api.call(
+            "POST",
+            &format!("secret/data/{name}"),
+            Some(json!({ "data": { "certificate": chain::to_pem_bundle(&chain) } })),
+        );
+        sign_and_verify(
+            &name,
+            spec,
+            &[("chain_source", "kv")],
+            &root_env(),
+            &ca.root_pem(),
+        );
+    }
+}
+
+/// A PKI mount with a long-lived root (the mount's default max TTL of 768h is raised first).
+fn pki_mount(api: &Api) -> (String, String) {
+    let mount = unique("pki");
+    api.call(
+        "POST",
+        &format!("sys/mounts/{mount}"),
+        Some(json!({ "type": "pki", "config": { "max_lease_ttl": "87600h" } })),
+    );
+    let root = api.call(
+        "POST",
+        &format!("{mount}/root/generate/internal"),
+        Some(json!({ "common_name": "Vault PKI Test Root", "ttl": "87600h", "key_type": "ec", "key_bits": 384 })),
+    );
+    let pem = root["data"]["certificate"].as_str().unwrap().to_owned();
+    (mount, pem)
+}
+
+fn issue_certificate(key_id: &str, pki: &str, extra: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(plugin());
+    cmd.args([
+        "issue-certificate",
+        "--key-id",
+        key_id,
+        "--subject",
+        "CN=release signer,O=notation-plugins",
+        "--pki-mount",
+        pki,
+    ])
+    .args(extra);
+    for (k, v) in root_env() {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn six_key_specs_with_chain_from_pki_stored_on_the_key() {
+    let api = Api::root();
+    let (pki, root) = pki_mount(&api);
+    for (spec, key_type) in SPECS {
+        let name = unique(&format!("pki-{key_type}"));
+        api.create_key(&name, key_type);
+        let out = issue_certificate(&name, &pki, &[]);
+        assert!(
+            out.status.success(),
+            "issue-certificate {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The chain now lives on the key version: no chain configuration at all.
+        sign_and_verify(&name, spec, &[], &root_env(), &root);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication and namespaces
+
+/// The least-privilege signing policy of the README, for one key on one mount.
+fn signing_policy(mount: &str, name: &str) -> String {
+    format!(
+        r#"path "{mount}/keys/{name}" {{ capabilities = ["read"] }}
+path "{mount}/sign/{name}" {{ capabilities = ["update"] }}
+path "{mount}/sign/{name}/*" {{ capabilities = ["update"] }}
+"#
+    )
+}
+
+#[test]
+fn approle_login_with_role_and_secret_id_files() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("approle-key");
+    api.create_key(&name, "ecdsa-p256");
+    let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let policy = unique("sign-policy");
+    api.put_policy(&policy, &signing_policy("transit", &name));
+    let mount = unique("approle");
+    api.call(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(json!({ "type": "approle" })),
+    );
+    api.call(
+        "POST",
+        &format!("auth/{mount}/role/signer"),
+        Some(json!({ "token_policies": [policy], "token_ttl": "5m" })),
+    );
+    let role_id = api.call("GET", &format!("auth/{mount}/role/signer/role-id"), None)["data"]
+        ["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = api.call("POST", &format!("auth/{mount}/role/signer/secret-id"), None)["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let role_file = dir.path().join("role-id");
+    let secret_file = dir.path().join("secret-id");
+    std::fs::write(&role_file, format!("{role_id}\n")).unwrap();
+    std::fs::write(&secret_file, &secret_id).unwrap();
+    let chain = file.to_str().unwrap();
+    let base = [
+        ("auth_method", "approle"),
+        ("auth_mount", mount.as_str()),
+        ("role_id_file", role_file.to_str().unwrap()),
+        ("certificate_chain", chain),
+    ];
+    let no_token = env_with(None);
+    let mut pairs = base.to_vec();
+    pairs.push(("secret_id_file", secret_file.to_str().unwrap()));
+    sign_and_verify(&name, KeySpec::Ec256, &pairs, &no_token, &root);
+
+    // The secret id from the environment works the same.
+    let mut env = no_token.clone();
+    env.push((
+        "NOTATION_HASHICORP_VAULT_SECRET_ID".into(),
+        secret_id.clone(),
+    ));
+    sign_and_verify(&name, KeySpec::Ec256, &base, &env, &root);
+
+    // A wrong secret id is ACCESS_DENIED with Vault's reason, and never echoes the secret.
+    let mut env = no_token.clone();
+    let wrong = "00000000-1111-2222-3333-444444444444";
+    env.push(("NOTATION_HASHICORP_VAULT_SECRET_ID".into(), wrong.into()));
+    let inv = describe(&name, &base, &env);
+    let msg = assert_error(&inv, "ACCESS_DENIED", &["AppRole login", &mount]);
+    assert!(!msg.contains(wrong) && !msg.contains(&role_id));
+}
+
+#[test]
+fn token_from_the_token_helper_file() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("helper-key");
+    api.create_key(&name, "ecdsa-p384");
+    let policy = unique("sign-policy");
+    api.put_policy(&policy, &signing_policy("transit", &name));
+    let token = api.create_token(&[&policy]);
+    std::fs::write(dir.path().join(".vault-token"), format!("{token}\n")).unwrap();
+    let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let mut env = env_with(None);
+    env.push(("HOME".into(), dir.path().to_str().unwrap().into()));
+    sign_and_verify(
+        &name,
+        KeySpec::Ec384,
+        &[("certificate_chain", file.to_str().unwrap())],
+        &env,
+        &root,
+    );
+}
+
+#[test]
+fn keys_in_a_namespace() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = unique("team");
+    api.call("POST", &format!("sys/namespaces/{ns}"), None);
+    let in_ns = api.in_namespace(&ns);
+    in_ns.call(
+        "POST",
+        "sys/mounts/transit",
+        Some(json!({ "type": "transit" })),
+    );
+    let name = unique("ns-key");
+    in_ns.create_key(&name, "rsa-3072");
+    let (file, root) = chain_file(dir.path(), &in_ns.public_key(&name, None), &name);
+    let chain = file.to_str().unwrap();
+    sign_and_verify(
+        &name,
+        KeySpec::Rsa3072,
+        &[("certificate_chain", chain), ("namespace", &ns)],
+        &root_env(),
+        &root,
+    );
+    // VAULT_NAMESPACE works the same.
+    let mut env = root_env();
+    env.retain(|(k, _)| k != "VAULT_NAMESPACE");
+    env.push(("VAULT_NAMESPACE".into(), ns.clone()));
+    sign_and_verify(
+        &name,
+        KeySpec::Rsa3072,
+        &[("certificate_chain", chain)],
+        &env,
+        &root,
+    );
+    // Outside the namespace the key does not exist.
+    let inv = describe(&name, &[], &root_env());
+    assert_error(&inv, "VALIDATION_ERROR", &[&name, "mount 'transit'"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures: code and message
+
+#[test]
+fn unknown_key_names_key_and_mount() {
+    let name = unique("no-such-key");
+    let inv = describe(&name, &[], &root_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[&name, "mount 'transit'", "does not exist"],
+    );
+    let inv = describe(&name, &[("transit_mount", "no-such-mount")], &root_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["no-such-mount", "transit_mount"],
+    );
+    // A bad key reference fails before any network call.
+    let inv = describe("transit/keys/x", &[], &root_env());
+    assert_error(&inv, "VALIDATION_ERROR", &["<name>:<version>"]);
+}
+
+#[test]
+fn ed25519_and_non_signing_keys_are_refused_by_type() {
+    let api = Api::root();
+    let ed = unique("ed");
+    api.create_key(&ed, "ed25519");
+    let inv = describe(&ed, &[], &root_env());
+    assert_error(&inv, "VALIDATION_ERROR", &[&ed, "ed25519", "rsa-2048"]);
+
+    let aes = unique("aes");
+    api.create_key(&aes, "aes256-gcm96");
+    let inv = describe(&aes, &[], &root_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[&aes, "aes256-gcm96", "cannot sign"],
+    );
+    let inv = sign(&aes, KeySpec::Ec256, &[], &root_env());
+    assert_error(&inv, "VALIDATION_ERROR", &["aes256-gcm96"]);
+}
+
+#[test]
+fn revoked_and_invalid_tokens_are_access_denied() {
+    let api = Api::root();
+    let name = unique("tok-key");
+    api.create_key(&name, "ecdsa-p256");
+    let token = api.create_token(&["default"]);
+    api.call("POST", "auth/token/revoke", Some(json!({ "token": token })));
+    let inv = describe(&name, &[], &env_with(Some(&token)));
+    let msg = assert_error(&inv, "ACCESS_DENIED", &["permission denied", &name]);
+    assert!(!msg.contains(&token), "the token never appears in output");
+    assert!(!inv.stderr_text().contains(&token));
+
+    let inv = describe(&name, &[], &env_with(Some("s.not-a-real-token")));
+    assert_error(&inv, "ACCESS_DENIED", &["permission denied"]);
+
+    // No token anywhere: said so, before any request.
+    let home = tempfile::tempdir().unwrap();
+    let mut env = env_with(None);
+    env.push(("HOME".into(), home.path().to_str().unwrap().into()));
+    let inv = describe(&name, &[], &env);
+    assert_error(&inv, "VALIDATION_ERROR", &["VAULT_TOKEN", "~/.vault-token"]);
+}
+
+#[test]
+fn a_policy_that_forbids_sign_is_access_denied_with_vaults_reason() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deny-key");
+    api.create_key(&name, "ecdsa-p256");
+    let policy = unique("read-only");
+    api.put_policy(
+        &policy,
+        &format!(
+            r#"path "transit/keys/{name}" {{ capabilities = ["read"] }}
+path "transit/sign/{name}" {{ capabilities = ["deny"] }}
+"#
+        ),
+    );
+    let token = api.create_token(&[&policy]);
+    let (file, _) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let pairs = [("certificate_chain", file.to_str().unwrap())];
+    // Reading the key is allowed: describe-key works.
+    assert!(describe(&name, &pairs, &env_with(Some(&token))).succeeded());
+    let inv = sign(&name, KeySpec::Ec256, &pairs, &env_with(Some(&token)));
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["permission denied", &format!("transit/sign/{name}")],
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn server_down_names_the_address() {
+    let addr = format!("http://127.0.0.1:{}", free_port());
+    let mut env = root_env();
+    env.retain(|(k, _)| k != "VAULT_ADDR");
+    env.push(("VAULT_ADDR".into(), addr.clone()));
+    let inv = describe("some-key", &[], &env);
+    assert_error(&inv, "ERROR", &[&addr, "connection refused"]);
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let _held = std::thread::spawn(move || {
+        // Accept and hold connections without answering, until the test process ends.
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mut env = root_env();
+    env.retain(|(k, _)| k != "VAULT_ADDR");
+    env.push(("VAULT_ADDR".into(), addr));
+    let start = Instant::now();
+    let inv = describe("some-key", &[("timeout_seconds", "2")], &env);
+    assert_error(&inv, "TIMEOUT", &["2s deadline"]);
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+/// A fake server answering every request with one fixed HTTP answer.
+fn fake_server(answer: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_then_reported() {
+    let throttled = fake_server(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 38\r\nConnection: close\r\n\r\n{\"errors\":[\"request rate limited :(\"]}",
+    );
+    let mut env = root_env();
+    env.retain(|(k, _)| k != "VAULT_ADDR");
+    let mut e = env.clone();
+    e.push(("VAULT_ADDR".into(), throttled));
+    let inv = describe("some-key", &[], &e);
+    assert_error(&inv, "THROTTLED", &["rate", "attempts"]);
+
+    let failing = fake_server(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"errors\":[\"storage down\"]}",
+    );
+    let mut e = env.clone();
+    e.push(("VAULT_ADDR".into(), failing.clone()));
+    let inv = describe("some-key", &[], &e);
+    assert_error(
+        &inv,
+        "ERROR",
+        &["storage down", "500", "attempts", &failing],
+    );
+}
+
+/// A second, throwaway dev server (the shared one must stay unsealed).
+struct OwnServer {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_sealed_server_says_sealed() {
+    let port = free_port();
+    let token = "sealed-test-root";
+    let child = Command::new(&server().bao_bin)
+        .args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={token}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a second bao dev server");
+    let own = OwnServer {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+    };
+    let api = Api {
+        addr: own.addr.clone(),
+        token: token.into(),
+        namespace: None,
+    };
+    let start = Instant::now();
+    loop {
+        let up = TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && api.request("GET", "sys/health", None).0 == 200;
+        if up {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the second dev server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    api.call(
+        "POST",
+        "sys/mounts/transit",
+        Some(json!({ "type": "transit" })),
+    );
+    api.create_key("k", "ecdsa-p256");
+    api.call("PUT", "sys/seal", None);
+    let mut env = env_with(Some(token));
+    env.retain(|(k, _)| k != "VAULT_ADDR");
+    env.push(("VAULT_ADDR".into(), own.addr.clone()));
+    let inv = describe("k", &[], &env);
+    assert_error(&inv, "ERROR", &["sealed", &own.addr, "unseal"]);
+}
+
+#[test]
+fn a_certificate_for_another_key_version_after_rotation() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("rotated");
+    api.create_key(&name, "ecdsa-p256");
+    let v1 = api.public_key(&name, Some(1));
+    let (file, root) = chain_file(dir.path(), &v1, &name);
+    let file = file.to_str().unwrap().to_owned();
+    // The chain is also stored on version 1 of the key itself.
+    let pem = std::fs::read_to_string(&file).unwrap();
+    api.call(
+        "POST",
+        &format!("transit/keys/{name}/set-certificate"),
+        Some(json!({ "version": 1, "certificate_chain": pem })),
+    );
+    sign_and_verify(&name, KeySpec::Ec256, &[], &root_env(), &root);
+    api.call("POST", &format!("transit/keys/{name}/rotate"), None);
+
+    // The file certifies version 1; version 2 now signs.
+    let inv = sign(
+        &name,
+        KeySpec::Ec256,
+        &[("certificate_chain", &file)],
+        &root_env(),
+    );
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["version 1", "version 2", &format!("{name}:1")],
+    );
+    // The chain on the key is on version 1 only.
+    let inv = sign(&name, KeySpec::Ec256, &[], &root_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["version 2", "rotated", "issue-certificate"],
+    );
+    // Pinning the certified version signs with exactly that version.
+    sign_and_verify(
+        &format!("{name}:1"),
+        KeySpec::Ec256,
+        &[],
+        &root_env(),
+        &root,
+    );
+    sign_and_verify(
+        &format!("{name}:1"),
+        KeySpec::Ec256,
+        &[("certificate_chain", &file)],
+        &root_env(),
+        &root,
+    );
+    // A version that does not exist names the available ones.
+    let inv = describe(&format!("{name}:7"), &[], &root_env());
+    assert_error(&inv, "VALIDATION_ERROR", &["no version 7", "1, 2"]);
+}
+
+#[test]
+fn get_plugin_metadata_needs_no_server() {
+    let mut env = root_env();
+    env.retain(|(k, _)| k != "VAULT_ADDR");
+    env.push((
+        "VAULT_ADDR".into(),
+        "https://unreachable.invalid:8200".into(),
+    ));
+    let start = Instant::now();
+    let inv = client(&env).get_metadata(None).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
