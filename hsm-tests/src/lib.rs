@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 pub use plugin_protocol::client::cargo_binary;
 
+pub mod softhsm;
+
 /// The built plugin `notation-<name>` (package `notation-<name>`).
 pub fn plugin_binary(name: &str) -> PathBuf {
     let bin = format!("notation-{name}");

@@ -5,7 +5,7 @@ use cryptoki::mechanism::MechanismType;
 use cryptoki::session::Session;
 use plugin_protocol::{
     Backend, BackendSignature, ConfigKey, Context, KeySpec, PluginError, PluginInfo, PublicKey,
-    Result,
+    Result, Retry,
 };
 
 use crate::key::{self, KeyObject, Signer};
@@ -68,8 +68,7 @@ impl Pkcs11Backend {
     pub fn open(ctx: &Context, read_write: bool) -> Result<Self> {
         let uri = Pkcs11Uri::parse(&ctx.key_id)?;
         let choice = token::module_for(&uri, &ctx.config)?;
-        let module = token::load(&choice)?;
-        let token = token::select(&module, &uri, &choice)?;
+        let (module, token) = select_with_retry(ctx, &uri, &choice)?;
         let session = token::open(&module, &token, &uri, &ctx.config, read_write)?;
         tracing::debug!(token = token.label(), slot = token.slot.id(), "logged in");
         Ok(Self {
@@ -110,6 +109,40 @@ impl Pkcs11Backend {
                 ))
             })?;
         key::signer(&mechanisms, spec, self.token.label())
+    }
+}
+
+/// Loads the module and selects the token. A token that is missing may only be busy: SoftHSM
+/// shows a token another process is writing as absent, so "no token matches" is retried a few
+/// times, quickly (a typo costs well under a second), with the module loaded afresh each time.
+fn select_with_retry(
+    ctx: &Context,
+    uri: &Pkcs11Uri,
+    choice: &token::ModuleChoice,
+) -> Result<(Pkcs11, TokenSlot)> {
+    const DELAYS_MS: [u64; 4] = [20, 50, 120, 250];
+    let mut attempt = 0;
+    loop {
+        let module = token::load(choice)?;
+        match token::select(&module, uri, choice) {
+            Ok(token) => return Ok((module, token)),
+            Err(e) if e.retry == Retry::Transient && attempt < DELAYS_MS.len() => {
+                drop(module);
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| u64::from(d.subsec_nanos() ^ std::process::id()) % 20)
+                    .unwrap_or(0);
+                let delay = std::time::Duration::from_millis(DELAYS_MS[attempt] + jitter);
+                ctx.deadline.check("looking for the token")?;
+                tracing::debug!(attempt, ?delay, "no matching token yet; retrying");
+                std::thread::sleep(delay.min(ctx.deadline.remaining()));
+                attempt += 1;
+            }
+            Err(mut e) => {
+                e.retry = Retry::Never;
+                return Err(e);
+            }
+        }
     }
 }
 

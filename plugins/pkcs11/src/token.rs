@@ -225,7 +225,8 @@ pub fn select(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &ModuleChoice) -> Result<To
             } else {
                 listing(&others)
             }
-        ))),
+        ))
+        .with_retry(plugin_protocol::Retry::Transient)),
         _ => {
             let refs: Vec<&TokenSlot> = matching.iter().collect();
             Err(PluginError::validation(format!(
@@ -319,20 +320,37 @@ pub fn open(
     }
     let label = token.label();
     let pin = pin::find(uri, config)?;
-    let result = match &pin {
+    if pin.is_none() && !token.info.protected_authentication_path() {
+        return Err(PluginError::validation(format!(
+            "token '{label}' needs a PIN: add pin-source=file:/path/to/pin-file to the key URI's \
+             query, or set pluginConfig pin_file (or NOTATION_PKCS11_PIN_FILE), or set \
+             NOTATION_PKCS11_PIN / PKCS11_PIN"
+        )));
+    }
+    let login = || match &pin {
         Some(pin) => {
             let raw = RawAuthPin::new(Box::new(pin.bytes.to_vec()));
             session.login_with_raw(UserType::User, &raw)
         }
-        None if token.info.protected_authentication_path() => session.login(UserType::User, None),
-        None => {
-            return Err(PluginError::validation(format!(
-                "token '{label}' needs a PIN: add pin-source=file:/path/to/pin-file to the key \
-                 URI's query, or set pluginConfig pin_file (or NOTATION_PKCS11_PIN_FILE), or set \
-                 NOTATION_PKCS11_PIN / PKCS11_PIN"
-            )))
-        }
+        None => session.login(UserType::User, None),
     };
+    // CKR_GENERAL_ERROR and CKR_USER_PIN_NOT_INITIALIZED mean the PIN was not judged (SoftHSM
+    // returns them when another process is rewriting the token file at that instant), so
+    // trying again costs no PIN attempt. A wrong PIN (CKR_PIN_INCORRECT) is never tried again.
+    let mut result = login();
+    for delay_ms in [15, 40, 100, 200] {
+        if !matches!(
+            result,
+            Err(CkError::Pkcs11(
+                RvError::GeneralError | RvError::UserPinNotInitialized,
+                _
+            ))
+        ) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        result = login();
+    }
     let source = pin
         .as_ref()
         .map(|p| p.source.clone())
@@ -361,6 +379,12 @@ pub fn open(
             token.info.min_pin_length(),
             token.info.max_pin_length()
         ))),
+        Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
+            Err(PluginError::validation(format!(
+                "token '{label}' has no user PIN yet: initialise it first (softhsm2-util \
+             --init-token, or pkcs11-tool --init-pin with the security officer PIN)"
+            )))
+        }
         Err(CkError::Pkcs11(RvError::PinExpired, _)) => Err(PluginError::access_denied(format!(
             "the user PIN of token '{label}' has expired; change it before signing"
         ))),

@@ -1,0 +1,488 @@
+//! notation-pkcs11 on real SoftHSM2 tokens: every key spec through the conformance checker
+//! (JWS and COSE, envelopes verified), the chain sources, the failure cases a user meets, and
+//! concurrent signing on one token.
+
+use std::os::unix::fs::PermissionsExt;
+
+use hsm_tests::softhsm::{SoftToken, SOFTHSM_MODULE};
+use hsm_tests::{check_and_verify, verify};
+use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse};
+use plugin_protocol::testca::{LeafProfile, TestCa};
+use plugin_protocol::{ErrorCode, KeySpec};
+
+/// Runs describe-key and returns (code, message) of the JSON error it must produce.
+#[track_caller]
+fn describe_error(token: &SoftToken, key_id: &str) -> (ErrorCode, String) {
+    let inv = token.client().describe_key(key_id, None).unwrap();
+    assert_eq!(inv.exit_code, Some(1), "describe-key should fail: {inv:?}");
+    assert!(inv.stdout.is_empty(), "stdout must stay empty on error");
+    let err = inv
+        .error()
+        .unwrap_or_else(|| panic!("stderr is not a JSON error: {}", inv.stderr_text()));
+    (err.error_code, err.error_message)
+}
+
+#[track_caller]
+fn assert_error(got: (ErrorCode, String), code: ErrorCode, parts: &[&str]) {
+    assert_eq!(got.0, code, "wrong code; message: {}", got.1);
+    for p in parts {
+        assert!(got.1.contains(p), "message lacks '{p}': {}", got.1);
+    }
+}
+
+/// A key of `spec` on a fresh token, its chain (leaf, intermediate, root) stored on the token,
+/// passes every check of notation-plugin-check, and both envelopes verify.
+fn passes_with_chain_on_token(spec: KeySpec) {
+    let token = SoftToken::new("signing");
+    let uri = token.generate("release-key", spec);
+    let ca = TestCa::new("CN=Test Root,O=Notation Plugins").with_intermediate(
+        "CN=Test Intermediate,O=Notation Plugins",
+        &Default::default(),
+    );
+    let chain = ca.issue_leaf(&token.public_key(&uri), "CN=release,O=Notation Plugins");
+    token.import_chain(&uri, &chain);
+
+    let described = token.client().describe_key(&uri, None).unwrap();
+    let described: DescribeKeyResponse = described.response().unwrap();
+    assert_eq!(described.key_spec, spec);
+    assert_eq!(described.key_id, uri);
+
+    let env = env_of(&token);
+    check_and_verify(
+        &token.plugin,
+        &uri,
+        &[],
+        &as_refs(&env),
+        &ca.root_pem(),
+        token.dir.path(),
+    );
+}
+
+#[test]
+fn rsa_2048_passes_the_checker() {
+    passes_with_chain_on_token(KeySpec::Rsa2048);
+}
+#[test]
+fn rsa_3072_passes_the_checker() {
+    passes_with_chain_on_token(KeySpec::Rsa3072);
+}
+#[test]
+fn rsa_4096_passes_the_checker() {
+    passes_with_chain_on_token(KeySpec::Rsa4096);
+}
+#[test]
+fn ec_256_passes_the_checker() {
+    passes_with_chain_on_token(KeySpec::Ec256);
+}
+#[test]
+fn ec_384_passes_the_checker() {
+    passes_with_chain_on_token(KeySpec::Ec384);
+}
+#[test]
+fn ec_521_passes_the_checker() {
+    passes_with_chain_on_token(KeySpec::Ec521);
+}
+
+fn env_of(token: &SoftToken) -> Vec<(String, String)> {
+    token.env()
+}
+
+fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(k, s)| (k.as_str(), s.as_str())).collect()
+}
+
+/// The chain from a PEM file (pluginConfig certificate_chain), and the token's leaf completed
+/// by a CA bundle (ca_certs).
+#[test]
+fn chain_from_a_file_and_token_leaf_plus_ca_bundle() {
+    let token = SoftToken::new("files");
+    let uri = token.generate("k", KeySpec::Ec256);
+    let ca = TestCa::new("CN=File Root");
+    let chain = ca.issue_leaf(&token.public_key(&uri), "CN=file leaf");
+    let file = token.write_chain("chain.pem", &chain);
+    let env = env_of(&token);
+    let dir = tempfile::tempdir().unwrap();
+    check_and_verify(
+        &token.plugin,
+        &uri,
+        &[("certificate_chain", &file.display().to_string())],
+        &as_refs(&env),
+        &ca.root_pem(),
+        dir.path(),
+    );
+
+    // Only the leaf on the token; the root comes from ca_certs.
+    token.import_chain(&uri, &chain[..1]);
+    let bundle = token.write_chain("ca.pem", &chain[1..]);
+    let dir = tempfile::tempdir().unwrap();
+    check_and_verify(
+        &token.plugin,
+        &uri,
+        &[("ca_certs", &bundle.display().to_string())],
+        &as_refs(&env),
+        &ca.root_pem(),
+        dir.path(),
+    );
+    // And without ca_certs the missing root is named.
+    assert_error(
+        describe_then_sign_error(&token, &uri, KeySpec::Ec256),
+        ErrorCode::Validation,
+        &["incomplete", "CN=File Root"],
+    );
+}
+
+#[track_caller]
+fn describe_then_sign_error(token: &SoftToken, uri: &str, spec: KeySpec) -> (ErrorCode, String) {
+    let inv = token
+        .client()
+        .generate_signature(uri, spec, spec.hash_algorithm(), b"payload", None)
+        .unwrap();
+    assert_eq!(inv.exit_code, Some(1), "generate-signature should fail");
+    assert!(inv.stdout.is_empty());
+    let err = inv.error().expect("JSON error on stderr");
+    (err.error_code, err.error_message)
+}
+
+#[test]
+fn a_chain_missing_its_root_is_refused_naming_the_missing_link() {
+    let token = SoftToken::new("noroot");
+    let uri = token.generate("k", KeySpec::Ec384);
+    let ca = TestCa::new("CN=Absent Root")
+        .with_intermediate("CN=Present Intermediate", &Default::default());
+    let chain = ca.issue_leaf_with(
+        &token.public_key(&uri),
+        "CN=leaf",
+        &LeafProfile {
+            omit_root: true,
+            ..Default::default()
+        },
+    );
+    token.import_chain(&uri, &chain);
+    assert_error(
+        describe_then_sign_error(&token, &uri, KeySpec::Ec384),
+        ErrorCode::Validation,
+        &["incomplete", "CN=Absent Root", "CN=Present Intermediate"],
+    );
+}
+
+#[test]
+fn a_certificate_of_another_key_is_refused() {
+    let token = SoftToken::new("mixup");
+    let uri = token.generate("mine", KeySpec::Ec256);
+    let other = token.generate("other", KeySpec::Ec256);
+    let ca = TestCa::new("CN=Root");
+    let others_chain = ca.issue_leaf(&token.public_key(&other), "CN=other leaf");
+    // Store the other key's certificate under this key's CKA_ID, as a careless import would.
+    let out = token.run_ok(&["keys", &uri]);
+    let id = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("id="))
+        .expect("keys prints id=")
+        .to_owned();
+    let der = token.dir.path().join("other.der");
+    std::fs::write(&der, others_chain[0].der()).unwrap();
+    token.pkcs11_tool(&[
+        "--write-object",
+        &der.display().to_string(),
+        "--type",
+        "cert",
+        "--id",
+        &id,
+        "--label",
+        "mine",
+    ]);
+    assert_error(
+        describe_then_sign_error(&token, &uri, KeySpec::Ec256),
+        ErrorCode::Validation,
+        &["does not belong to key", "CN=other leaf"],
+    );
+    // import-certificate refuses the same mistake up front.
+    let file = token.write_chain("others.pem", &others_chain);
+    let out = token.run(&[
+        "import-certificate",
+        "--key-id",
+        &uri,
+        "--chain",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("carries the public key of 'mine'"));
+}
+
+#[test]
+fn wrong_pin_is_access_denied_and_tried_exactly_once() {
+    let token = SoftToken::new("pins");
+    token.generate("k", KeySpec::Ec256);
+    let wrong = token.dir.path().join("wrong.pin");
+    std::fs::write(&wrong, "000000\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // OpenSC's pkcs11-spy sits between the plugin and SoftHSM and logs every call the token
+    // receives: the C_Login attempts it records are the token's failure counter.
+    let spy = [
+        "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so",
+        "/usr/lib/aarch64-linux-gnu/pkcs11-spy.so",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("pkcs11-spy.so (apt install opensc-pkcs11)");
+    let log = token.dir.path().join("spy.log");
+    let uri = format!(
+        "pkcs11:token=pins;object=k?module-path={spy}&pin-source=file:{}",
+        wrong.display()
+    );
+    let before = token.run_ok(&["tokens", "--module", SOFTHSM_MODULE]);
+    assert!(!before.contains("user-pin-count-low"), "{before}");
+    let inv = token
+        .client()
+        .with_env("PKCS11SPY", SOFTHSM_MODULE)
+        .with_env("PKCS11SPY_OUTPUT", log.display().to_string())
+        .generate_signature(
+            &uri,
+            KeySpec::Ec256,
+            KeySpec::Ec256.hash_algorithm(),
+            b"x",
+            None,
+        )
+        .unwrap();
+    let err = inv.error().expect("JSON error");
+    assert_eq!(
+        err.error_code,
+        ErrorCode::AccessDenied,
+        "{}",
+        err.error_message
+    );
+    assert!(
+        err.error_message.contains("wrong PIN for token 'pins'"),
+        "{}",
+        err.error_message
+    );
+    assert!(err.error_message.contains(&wrong.display().to_string()));
+    assert!(!err.error_message.contains("000000"), "the PIN leaked");
+    assert!(!inv.stderr_text().contains("000000"), "the PIN leaked");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.matches("C_Login").count(),
+        1,
+        "the plugin must try the PIN exactly once:\n{calls}"
+    );
+    let after = token.run_ok(&["tokens", "--module", SOFTHSM_MODULE]);
+    assert!(
+        after.contains("user-pin-count-low"),
+        "the token recorded no failure: {after}"
+    );
+}
+
+#[test]
+fn a_pin_file_others_can_read_is_refused() {
+    let token = SoftToken::new("perm");
+    let uri = token.generate("k", KeySpec::Ec256);
+    std::fs::set_permissions(token.pin_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_error(
+        describe_error(&token, &uri),
+        ErrorCode::Validation,
+        &["refusing the PIN file", "mode 0644", "chmod 600"],
+    );
+}
+
+#[test]
+fn pin_from_the_environment_and_from_pin_value() {
+    let token = SoftToken::new("envpin");
+    token.generate("k", KeySpec::Ec256);
+    let bare = format!("pkcs11:token=envpin;object=k?module-path={SOFTHSM_MODULE}");
+    // No PIN at all: the message says how to give one.
+    assert_error(
+        describe_error(&token, &bare),
+        ErrorCode::Validation,
+        &["needs a PIN", "pin-source", "PKCS11_PIN"],
+    );
+    let inv = token
+        .client()
+        .with_env("PKCS11_PIN", token.pin())
+        .describe_key(&bare, None)
+        .unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let with_value = format!("{bare}&pin-value={}", token.pin());
+    let inv = token.client().describe_key(&with_value, None).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}
+
+#[test]
+fn unknown_token_object_and_module_are_named() {
+    let token = SoftToken::new("known");
+    token.generate("present", KeySpec::Ec256);
+    let pin = token.pin_file().display().to_string();
+    assert_error(
+        describe_error(
+            &token,
+            &format!("pkcs11:token=nope;object=present?module-path={SOFTHSM_MODULE}&pin-source=file:{pin}"),
+        ),
+        ErrorCode::Validation,
+        &["no token matches 'pkcs11:token=nope'", "token=known"],
+    );
+    assert_error(
+        describe_error(&token, &token.uri("absent")),
+        ErrorCode::Validation,
+        &["no private key with object=absent", "object=present"],
+    );
+    assert_error(
+        describe_error(
+            &token,
+            &format!("pkcs11:token=known;object=present?module-path=/nonexistent/libpkcs11.so&pin-source=file:{pin}"),
+        ),
+        ErrorCode::Validation,
+        &["/nonexistent/libpkcs11.so", "does not exist"],
+    );
+    assert_error(
+        describe_error(&token, "release-key"),
+        ErrorCode::Validation,
+        &["must be a PKCS#11 URI"],
+    );
+}
+
+#[test]
+fn ambiguous_tokens_and_keys_list_ready_to_use_uris() {
+    let token = SoftToken::new("twin");
+    token.add_token("twin");
+    let (code, message) = describe_error(&token, &token.uri("k"));
+    assert_eq!(code, ErrorCode::Validation);
+    assert!(message.contains("matches 2 tokens"), "{message}");
+    assert_eq!(message.matches("pkcs11:serial=").count(), 2, "{message}");
+
+    let token = SoftToken::new("dups");
+    let pin = token.pin_file().display().to_string();
+    let uri = token.generate("dup", KeySpec::Ec256);
+    token.pkcs11_tool(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--label",
+        "dup",
+        "--id",
+        "0202",
+    ]);
+    let (code, message) = describe_error(&token, &uri);
+    assert_eq!(code, ErrorCode::Validation);
+    assert!(message.contains("matches 2 private keys"), "{message}");
+    assert!(message.contains("object=dup;id=%02%02"), "{message}");
+    // Each listed URI works as it is.
+    let listed = message
+        .split_whitespace()
+        .find(|w| w.contains("id=%02%02"))
+        .unwrap()
+        .to_owned();
+    let inv = token.client().describe_key(&listed, None).unwrap();
+    assert!(inv.succeeded(), "{listed}: {}", inv.stderr_text());
+    assert!(
+        listed.contains(&pin),
+        "the listed URI keeps the pin-source: {listed}"
+    );
+}
+
+#[test]
+fn keys_notation_cannot_use_are_named() {
+    let token = SoftToken::new("odd");
+    token.pkcs11_tool(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:1024",
+        "--label",
+        "small",
+        "--id",
+        "01",
+    ]);
+    token.pkcs11_tool(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:secp256k1",
+        "--label",
+        "bitcoin",
+        "--id",
+        "02",
+    ]);
+    assert_error(
+        describe_error(&token, &token.uri("small")),
+        ErrorCode::Validation,
+        &["RSA-1024"],
+    );
+    assert_error(
+        describe_error(&token, &token.uri("bitcoin")),
+        ErrorCode::Validation,
+        &["secp256k1"],
+    );
+}
+
+#[test]
+fn sixteen_concurrent_signers_on_one_token() {
+    let token = SoftToken::new("busy");
+    let uri = token.generate("k", KeySpec::Ec384);
+    let ca = TestCa::new("CN=Root");
+    let chain = ca.issue_leaf(&token.public_key(&uri), "CN=busy");
+    token.import_chain(&uri, &chain);
+    let client = token.client();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let client = client.clone();
+                let uri = uri.clone();
+                s.spawn(move || {
+                    let payload = format!("payload {i}");
+                    let inv = client
+                        .generate_signature(
+                            &uri,
+                            KeySpec::Ec384,
+                            KeySpec::Ec384.hash_algorithm(),
+                            payload.as_bytes(),
+                            None,
+                        )
+                        .unwrap();
+                    (payload, inv)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let key = token.public_key(&uri);
+    for (payload, inv) in results {
+        assert!(inv.succeeded(), "{}", inv.stderr_text());
+        let resp: GenerateSignatureResponse = inv.response().unwrap();
+        use base64::Engine as _;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(resp.signature)
+            .unwrap();
+        let digest = KeySpec::Ec384.hash_algorithm().digest(payload.as_bytes());
+        plugin_protocol::signature::verify_digest(
+            &key,
+            KeySpec::Ec384.hash_algorithm(),
+            &digest,
+            &sig,
+        )
+        .unwrap_or_else(|p| panic!("signature for '{payload}' does not verify: {p}"));
+    }
+}
+
+#[test]
+fn tampered_blob_fails_verification() {
+    // The envelopes the checker wrote for a token key verify only for the blob they sign.
+    let token = SoftToken::new("tamper");
+    let uri = token.generate("k", KeySpec::Ec256);
+    let ca = TestCa::new("CN=Root");
+    token.import_chain(&uri, &ca.issue_leaf(&token.public_key(&uri), "CN=t"));
+    let env = env_of(&token);
+    let dir = tempfile::tempdir().unwrap();
+    check_and_verify(
+        &token.plugin,
+        &uri,
+        &[],
+        &as_refs(&env),
+        &ca.root_pem(),
+        dir.path(),
+    );
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, b"not the artifact\n").unwrap();
+    let run = verify(
+        &dir.path().join("out/artifact.txt.jws.sig"),
+        &other,
+        &dir.path().join("root.pem"),
+    );
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+}
