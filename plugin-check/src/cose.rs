@@ -106,11 +106,12 @@ fn epoch_time(value: &Value, name: &str) -> Result<SystemTime, String> {
         Value::Float(f) if f.is_finite() => *f as i64,
         _ => return Err(format!("'{name}' tag-1 time must hold a number")),
     };
-    Ok(if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    let time = if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
     } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    })
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    };
+    time.ok_or_else(|| format!("'{name}' ({secs}) is out of range"))
 }
 
 /// Parses a COSE envelope and checks its headers as notation-core-go does.

@@ -267,3 +267,41 @@ pub fn run(
     report.finish();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cose::CoseToSign;
+    use crate::jws::JwsToSign;
+
+    #[test]
+    fn truncated_or_garbage_envelopes_are_errors_not_panics() {
+        let payload = Payload::for_blob(b"blob", HashAlgorithm::Sha256);
+        let t = crate::payload::now_seconds();
+        let alg = SigningAlgorithm::EcdsaSha256;
+        let jws = JwsToSign::new(&payload, alg, t).assemble(&[7; 64], &[vec![0x30, 0x03, 1, 2, 3]]);
+        let cose = CoseToSign::new(&payload, alg, t)
+            .unwrap()
+            .assemble(&[7; 64], &[vec![0x30, 0x03, 1, 2, 3]])
+            .unwrap();
+        for file in [&jws, &cose] {
+            assert!(parse_envelope(file).is_ok());
+            for end in 0..file.len() {
+                let err = parse_envelope(&file[..end]).unwrap_err();
+                assert!(!err.is_empty());
+            }
+        }
+        let err = parse_envelope(b"\x00\x01garbage").unwrap_err();
+        assert!(err.contains("neither a JWS"), "{err}");
+        // The whole verification reports, never panics, on a chain that is not X.509.
+        let mut report = Report::new("verify", "test");
+        assert!(!verify_envelope(&mut report, "verify", &cose, b"blob", &[]));
+        let failed: Vec<_> = report.failures().map(|c| c.detail.clone()).collect();
+        assert!(
+            failed
+                .iter()
+                .any(|d| d.contains("not a valid X.509 certificate")),
+            "{failed:?}"
+        );
+    }
+}

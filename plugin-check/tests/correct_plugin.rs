@@ -166,6 +166,23 @@ fn json_report_and_usage_errors() {
         "{}",
         r.stdout
     );
+    let r = common::run(
+        &[
+            "verify",
+            "/no/such.jws.sig",
+            "--blob",
+            "/no/blob",
+            "--trust-anchor",
+            "/no/root.pem",
+        ],
+        &[],
+    );
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("cannot read envelope /no/such.jws.sig"),
+        "{}",
+        r.stderr
+    );
     let r = common::run(&["verify", "--help"], &[]);
     r.assert_code(0);
     assert!(r.stdout.contains("--trust-anchor"), "{}", r.stdout);
