@@ -114,7 +114,7 @@ impl Pkcs11Backend {
 
 /// Loads the module and selects the token. A token that is missing may only be busy: SoftHSM
 /// shows a token another process is writing as absent, so "no token matches" is retried a few
-/// times, quickly (a typo costs well under a second), with the module loaded afresh each time.
+/// times, quickly (a typo costs well under a second); the slot list is read afresh each time.
 fn select_with_retry(
     ctx: &Context,
     uri: &Pkcs11Uri,

@@ -97,13 +97,18 @@ pub fn load(module: &ModuleChoice) -> Result<Pkcs11> {
             describe(&e)
         ))
     })?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(|e| {
-            PluginError::generic(format!(
-                "the PKCS#11 module {shown} failed to initialise: {}",
-                describe(&e)
-            ))
-        })?;
+    // A second key of the same module in one process (`ca issue --public-key-of`) finds the
+    // library already initialised: that state is shared, so it is fine.
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+        other => other,
+    }
+    .map_err(|e| {
+        PluginError::generic(format!(
+            "the PKCS#11 module {shown} failed to initialise: {}",
+            describe(&e)
+        ))
+    })?;
     Ok(ctx)
 }
 
