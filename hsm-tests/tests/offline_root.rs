@@ -1,0 +1,350 @@
+//! The offline-root workflow end to end: a root CA key on a SoftHSM token (standing for the
+//! offline HSM or YubiKey) makes an intermediate for a second token key; the intermediate
+//! certifies a LocalStack KMS key and an OpenBao Transit key from the public keys those plugins
+//! report; both plugins then sign with their chains, pass the conformance checker, and the
+//! envelopes verify against the root. openssl checks every certificate and every backend's
+//! CSR independently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hsm_tests::check_and_verify;
+use hsm_tests::softhsm::SoftToken;
+use plugin_protocol::KeySpec;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[track_caller]
+fn run(program: &Path, args: &[&str], env: &[(String, String)]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?} failed:\n{text}");
+    text
+}
+
+fn start(script: &str) {
+    let status = Command::new(repo().join("scripts").join(script))
+        .arg("start")
+        .status()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    assert!(status.success(), "scripts/{script} start failed");
+}
+
+/// LocalStack's environment for notation-aws-kms: test credentials, no shared files, no IMDS.
+fn aws_env(dir: &Path) -> Vec<(String, String)> {
+    let config = dir.join("aws-config");
+    std::fs::write(&config, "").unwrap();
+    [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", config.to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The local OpenBao dev server's address and root token, from the state file
+/// `scripts/openbao.sh start` writes.
+fn vault_env() -> (Vec<(String, String)>, PathBuf) {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    let state = std::fs::read_to_string(cache.join("notation-plugins/openbao/state.env"))
+        .expect("the state file of scripts/openbao.sh");
+    let get = |k: &str| {
+        state
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing from the openbao state file"))
+            .trim_matches('"')
+            .to_owned()
+    };
+    (
+        vec![
+            ("VAULT_ADDR".into(), get("VAULT_ADDR")),
+            ("VAULT_TOKEN".into(), get("VAULT_TOKEN")),
+        ],
+        PathBuf::from(get("BAO_BIN")),
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+#[test]
+fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
+    start("localstack.sh");
+    start("openbao.sh");
+    let token = SoftToken::new("offline-root");
+    let dir = token.dir.path().to_path_buf();
+    let p = |name: &str| dir.join(name).display().to_string();
+
+    // The root and the signing CA live on the token.
+    let root = token.generate("root", KeySpec::Ec384);
+    let signing_ca = token.generate("signing-ca", KeySpec::Ec384);
+    token.run_ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        "CN=Example Offline Root,O=Example",
+        "--path-len",
+        "1",
+        "--days",
+        "30",
+        "--out",
+        &p("root.pem"),
+    ]);
+    token.run_ok(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &root,
+        "--ca-cert",
+        &p("root.pem"),
+        "--public-key-of",
+        &signing_ca,
+        "--subject",
+        "CN=Example Signing CA,O=Example",
+        "--intermediate",
+        "--path-len",
+        "0",
+        "--days",
+        "20",
+        "--out",
+        &p("signing-ca.pem"),
+    ]);
+    openssl(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        &p("root.pem"),
+        &p("signing-ca.pem"),
+    ]);
+
+    // The cloud keys report their public keys and make CSRs, signed in their backends.
+    let aws_plugin = hsm_tests::plugin_binary("aws-kms");
+    let aws = aws_env(&dir);
+    let kms_key = run(
+        &aws_plugin,
+        &["create-key", "--spec", "ECC_NIST_P256"],
+        &aws,
+    )
+    .trim()
+    .to_owned();
+    std::fs::write(
+        dir.join("kms.pem"),
+        run(&aws_plugin, &["public-key", "--key-id", &kms_key], &aws),
+    )
+    .unwrap();
+    run(
+        &aws_plugin,
+        &[
+            "certificate",
+            "csr",
+            "--key-id",
+            &kms_key,
+            "--subject",
+            "CN=ci kms,O=Example",
+            "--out",
+            &p("kms.csr"),
+        ],
+        &aws,
+    );
+
+    let vault_plugin = hsm_tests::plugin_binary("hashicorp-vault");
+    let (vault, bao) = vault_env();
+    let mount = unique("offline-root-transit");
+    run(
+        &bao,
+        &["secrets", "enable", &format!("-path={mount}"), "transit"],
+        &vault,
+    );
+    let transit_key = unique("ci");
+    run(
+        &bao,
+        &[
+            "write",
+            "-f",
+            &format!("{mount}/keys/{transit_key}"),
+            "type=rsa-3072",
+        ],
+        &vault,
+    );
+    let mount_config = format!("transit_mount={mount}");
+    std::fs::write(
+        dir.join("vault.pem"),
+        run(
+            &vault_plugin,
+            &[
+                "public-key",
+                "--key-id",
+                &transit_key,
+                "--plugin-config",
+                &mount_config,
+            ],
+            &vault,
+        ),
+    )
+    .unwrap();
+    run(
+        &vault_plugin,
+        &[
+            "certificate",
+            "csr",
+            "--key-id",
+            &transit_key,
+            "--plugin-config",
+            &mount_config,
+            "--subject",
+            "CN=ci vault,O=Example",
+            "--out",
+            &p("vault.csr"),
+        ],
+        &vault,
+    );
+    for csr in ["kms.csr", "vault.csr"] {
+        let text = openssl(&["req", "-verify", "-noout", "-in", &p(csr)]);
+        assert!(
+            text.contains("verify OK")
+                || text.contains("Certificate request self-signature verify OK"),
+            "{text}"
+        );
+    }
+
+    // The signing CA on the token certifies both: one from a public key, one from its CSR.
+    token.run_ok(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &signing_ca,
+        "--ca-cert",
+        &p("signing-ca.pem"),
+        "--public-key",
+        &p("kms.pem"),
+        "--subject",
+        "CN=ci kms,O=Example",
+        "--days",
+        "7",
+        "--out",
+        &p("kms-chain.pem"),
+    ]);
+    token.run_ok(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &signing_ca,
+        "--ca-cert",
+        &p("signing-ca.pem"),
+        "--csr",
+        &p("vault.csr"),
+        "--days",
+        "7",
+        "--out",
+        &p("vault-chain.pem"),
+    ]);
+    for chain in ["kms-chain.pem", "vault-chain.pem"] {
+        // leaf first, then the signing CA, then the root
+        let text = std::fs::read_to_string(dir.join(chain)).unwrap();
+        assert_eq!(
+            text.matches("BEGIN CERTIFICATE").count(),
+            3,
+            "{chain}: {text}"
+        );
+        let leaf_end = text.find("-----END CERTIFICATE-----").unwrap() + 25;
+        std::fs::write(dir.join("leaf.pem"), &text[..leaf_end]).unwrap();
+        openssl(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            &p("root.pem"),
+            "-untrusted",
+            &p("signing-ca.pem"),
+            &p("leaf.pem"),
+        ]);
+        let ext = openssl(&[
+            "x509",
+            "-in",
+            &p("leaf.pem"),
+            "-noout",
+            "-ext",
+            "keyUsage,extendedKeyUsage,basicConstraints",
+        ]);
+        assert!(
+            ext.contains("Code Signing") && ext.contains("Digital Signature"),
+            "{ext}"
+        );
+        assert!(
+            !ext.contains("Key Encipherment") && !ext.contains("CA:TRUE"),
+            "{ext}"
+        );
+    }
+
+    // Both cloud plugins sign with those chains, pass every check, and verify against the root.
+    let root_pem = std::fs::read_to_string(dir.join("root.pem")).unwrap();
+    let kms_dir = tempfile::tempdir().unwrap();
+    check_and_verify(
+        &aws_plugin,
+        &kms_key,
+        &[("certificate_chain", &p("kms-chain.pem"))],
+        &aws.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        &root_pem,
+        kms_dir.path(),
+    );
+    let vault_dir = tempfile::tempdir().unwrap();
+    check_and_verify(
+        &vault_plugin,
+        &transit_key,
+        &[
+            ("certificate_chain", &p("vault-chain.pem")),
+            ("transit_mount", &mount),
+        ],
+        &vault
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        &root_pem,
+        vault_dir.path(),
+    );
+}
