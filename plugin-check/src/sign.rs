@@ -103,7 +103,6 @@ pub struct Signed {
 
 /// One envelope: build the signing input, call generate-signature, check the response, assemble
 /// the envelope and verify it as `notation blob verify` would.
-#[allow(clippy::too_many_arguments)]
 pub fn sign_envelope(
     report: &mut Report,
     client: &PluginClient,

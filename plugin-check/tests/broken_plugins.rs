@@ -149,3 +149,39 @@ fn a_symlinked_or_misnamed_plugin_breaks_installation_rules() {
         "notation-other",
     ]);
 }
+
+#[test]
+fn a_reversed_chain_and_a_certificate_for_another_key_are_caught() {
+    let key = KeyOnDisk::new(KeySpec::Ec256);
+    let mut chain =
+        plugin_protocol::chain::load_file(&key.broken_chain(&LeafProfile::default())).unwrap();
+    chain.reverse();
+    let reversed = key.dir.path().join("reversed.pem");
+    std::fs::write(&reversed, plugin_protocol::chain::to_pem_bundle(&chain)).unwrap();
+    let env = [("NOTATION_BROKEN_CHAIN", reversed.to_str().unwrap())];
+    check_broken("chain-file", &env, &key).assert_failed_with(&[
+        "certificate chain",
+        "not ordered leaf first, root last",
+        "'CN=checker test signer' -> 'CN=Checker Test Root",
+    ]);
+
+    // A chain issued for another EC-384 key: wrong algorithm and a signature that fails.
+    let other = KeyOnDisk::new(KeySpec::Ec384);
+    let other_chain = format!("{}.chain.pem", other.key_id());
+    let env = [("NOTATION_BROKEN_CHAIN", other_chain.as_str())];
+    let run = check_broken("chain-file", &env, &key);
+    run.assert_failed_with(&[
+        "leaf certificate's algorithm equals the keySpec",
+        "EC-384",
+        "describe-key said EC-256",
+    ]);
+
+    // A chain for another key of the same spec: only the signature check can tell.
+    let same_spec = KeyOnDisk::new(KeySpec::Ec256);
+    let same_spec_chain = format!("{}.chain.pem", same_spec.key_id());
+    let env = [("NOTATION_BROKEN_CHAIN", same_spec_chain.as_str())];
+    check_broken("chain-file", &env, &key).assert_failed_with(&[
+        "signature verifies with the leaf certificate's key",
+        "does not certify the key that signed",
+    ]);
+}
