@@ -161,6 +161,29 @@ fn install_lays_plugins_out_as_notation_does() {
         assert_eq!(m.name, name, "metadata name equals the directory name");
         assert_eq!(m.version, version);
     }
+    // The conformance checker's installation rules (and everything else) pass on the
+    // installed plugin, signing with a SoftHSM key.
+    let installed = config
+        .path()
+        .join("notation/plugins/pkcs11/notation-pkcs11");
+    let token = hsm_tests::softhsm::SoftToken::new("installed");
+    let uri = token.generate("k", plugin_protocol::KeySpec::Ec256);
+    let ca = plugin_protocol::testca::TestCa::new("CN=Install Root");
+    token.import_chain(
+        &uri,
+        &ca.issue_leaf(&token.public_key(&uri), "CN=installed"),
+    );
+    let env: Vec<(String, String)> = token.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    hsm_tests::check_and_verify(
+        &installed,
+        &uri,
+        &[],
+        &env,
+        &ca.root_pem(),
+        token.dir.path(),
+    );
+
     // Installing again replaces the files (an upgrade), it does not fail.
     run_script(
         "install.sh",
