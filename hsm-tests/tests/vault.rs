@@ -10,9 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use plugin_protocol::client::{Invocation, PluginClient};
-use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse, PluginConfig};
+use plugin_protocol::contract::{DescribeKeyResponse, PluginConfig};
 use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
@@ -244,9 +243,9 @@ fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
     )
 }
 
-/// describe-key then generate-signature, as notation runs them; checks everything notation
-/// checks: key spec, fixed-width / PSS signature verifying with the leaf, chain rules, and that
-/// the chain ends in `root_pem`.
+/// The conformance checker against `key_id`: describe-key and generate-signature as notation
+/// runs them, every answer checked as notation checks it, JWS and COSE envelopes assembled, and
+/// both verified against `root_pem` as the only trust anchor.
 #[track_caller]
 fn sign_and_verify(
     key_id: &str,
@@ -255,57 +254,19 @@ fn sign_and_verify(
     env: &[(String, String)],
     root_pem: &str,
 ) {
-    let c = client(env);
-    let described = c.describe_key(key_id, config(pairs)).unwrap();
-    assert!(
-        described.succeeded(),
-        "describe-key {key_id}: {}",
-        described.stderr_text()
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir.path());
+    // The key spec the checker saw is the one the Transit key type promises.
+    let described = describe(
+        key_id,
+        pairs,
+        &env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>(),
     );
     let described: DescribeKeyResponse = described.response().unwrap();
-    assert_eq!(described.key_id, key_id, "keyId echoed byte for byte");
-    assert_eq!(described.key_spec, spec);
-
-    let payload = format!("payload for {key_id}");
-    let hash = spec.hash_algorithm();
-    let inv = c
-        .generate_signature(key_id, spec, hash, payload.as_bytes(), config(pairs))
-        .unwrap();
-    assert!(
-        inv.succeeded(),
-        "generate-signature {key_id}: {}",
-        inv.stderr_text()
-    );
-    let resp: GenerateSignatureResponse = inv.response().unwrap();
-    assert_eq!(resp.key_id, key_id);
-    assert_eq!(resp.signing_algorithm, spec.signing_algorithm());
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let certs: Vec<chain::Certificate> = resp
-        .certificate_chain
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            chain::Certificate::from_der(&b64.decode(c).unwrap(), &format!("cert #{i}")).unwrap()
-        })
-        .collect();
-    let root = chain::parse_pem_or_der(root_pem.as_bytes(), "root").unwrap();
-    assert_eq!(
-        certs.last().unwrap().der(),
-        root[0].der(),
-        "the chain ends in the expected root"
-    );
-    let leaf_key = certs[0].public_key().unwrap();
-    let ordered = chain::build(certs, None, std::time::SystemTime::now())
-        .unwrap_or_else(|e| panic!("chain of {key_id} breaks notation's rules: {e}"));
-    assert_eq!(ordered[0].public_key().unwrap(), leaf_key);
-    let signature = b64.decode(&resp.signature).unwrap();
-    plugin_protocol::signature::verify_digest(
-        &leaf_key,
-        hash,
-        &hash.digest(payload.as_bytes()),
-        &signature,
-    )
-    .unwrap_or_else(|p| panic!("signature of {key_id} does not verify: {p}"));
+    assert_eq!(described.key_spec, spec, "{key_id}");
 }
 
 /// The JSON error of a failed invocation, checked for its code and message fragments.
@@ -475,12 +436,14 @@ fn six_key_specs_with_chain_from_pki_stored_on_the_key() {
 // ---------------------------------------------------------------------------------------------
 // Authentication and namespaces
 
-/// The least-privilege signing policy of the README, for one key on one mount.
+/// The README's signing policy for one key, with its optional read on every key's metadata
+/// (public keys only), which lets a mistyped key name be "does not exist" rather than "permission
+/// denied" (and the checker's unknown-keyId probe expects the former).
 fn signing_policy(mount: &str, name: &str) -> String {
     format!(
         r#"path "{mount}/keys/{name}" {{ capabilities = ["read"] }}
 path "{mount}/sign/{name}" {{ capabilities = ["update"] }}
-path "{mount}/sign/{name}/*" {{ capabilities = ["update"] }}
+path "{mount}/keys/*" {{ capabilities = ["read"] }}
 "#
     )
 }
@@ -660,12 +623,34 @@ fn revoked_and_invalid_tokens_are_access_denied() {
     let token = api.create_token(&["default"]);
     api.call("POST", "auth/token/revoke", Some(json!({ "token": token })));
     let inv = describe(&name, &[], &env_with(Some(&token)));
-    let msg = assert_error(&inv, "ACCESS_DENIED", &["permission denied", &name]);
+    let msg = assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["permission denied", "rejected the token", "revoked", &name],
+    );
     assert!(!msg.contains(&token), "the token never appears in output");
     assert!(!inv.stderr_text().contains(&token));
 
     let inv = describe(&name, &[], &env_with(Some("s.not-a-real-token")));
-    assert_error(&inv, "ACCESS_DENIED", &["permission denied"]);
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["permission denied", "rejected the token"],
+    );
+
+    // A valid token whose policies do not cover the key: said so, with the policy line to add,
+    // and that a mistyped key name looks the same to Vault.
+    let other = api.create_token(&["default"]);
+    let inv = describe(&name, &[], &env_with(Some(&other)));
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            "the token is valid (policies: default)",
+            &format!("path \"transit/keys/{name}\""),
+            "does not exist",
+        ],
+    );
 
     // No token anywhere: said so, before any request.
     let home = tempfile::tempdir().unwrap();
@@ -699,7 +684,11 @@ path "transit/sign/{name}" {{ capabilities = ["deny"] }}
     assert_error(
         &inv,
         "ACCESS_DENIED",
-        &["permission denied", &format!("transit/sign/{name}")],
+        &[
+            "permission denied",
+            &format!("update on transit/sign/{name}"),
+            &policy,
+        ],
     );
 }
 

@@ -223,20 +223,23 @@ fn read_kv_chain(vault: &Vault, mount: &str, path: &str, field: &str) -> Result<
     let api = format!("{mount}/data/{path}");
     let doing =
         format!("reading the certificate chain from KV v2 secret '{mount}/{path}' (GET {api})");
-    let resp = vault.call(Method::Get, &api, None, &doing).map_err(|e| {
-        if e.metadata.get(STATUS_KEY).map(String::as_str) == Some("404") {
-            let mut out = PluginError::validation(format!(
-                "there is no KV v2 secret '{path}' on mount '{mount}' at {} to read the \
+    let resp = vault
+        .call(Method::Get, &api, None, &doing)
+        .map_err(|e| vault.explain_denied(e, &api, "read", false))
+        .map_err(|e| {
+            if e.metadata.get(STATUS_KEY).map(String::as_str) == Some("404") {
+                let mut out = PluginError::validation(format!(
+                    "there is no KV v2 secret '{path}' on mount '{mount}' at {} to read the \
                  certificate chain from; store it (`vault kv put -mount={mount} {path} \
                  {field}=@chain.pem`) or set kv_mount / kv_path",
-                vault.addr
-            ));
-            out.metadata = e.metadata;
-            out
-        } else {
-            e
-        }
-    })?;
+                    vault.addr
+                ));
+                out.metadata = e.metadata;
+                out
+            } else {
+                e
+            }
+        })?;
     let data = resp.get("data").and_then(|d| d.get("data"));
     match data.and_then(|d| d.get(field)) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),

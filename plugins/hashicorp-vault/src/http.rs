@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use plugin_protocol::config::Config;
-use plugin_protocol::{retry, Deadline, PluginError, Result, Retry};
+use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result, Retry};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -16,6 +16,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `errorMetadata` key holding the HTTP status of a failed Vault call.
 pub const STATUS_KEY: &str = "httpStatus";
+/// The `errorMetadata` key holding Vault's own reason for a failed call.
+pub const REASON_KEY: &str = "vaultErrors";
 
 /// A connection to one Vault or OpenBao server, for one plugin invocation.
 pub struct Vault {
@@ -268,6 +270,74 @@ impl Vault {
             )),
         };
         e.with_metadata(STATUS_KEY, status.to_string())
+            .with_metadata(REASON_KEY, reason)
+    }
+
+    /// Turns a 403 on `path` into what it means: a token Vault no longer accepts, or a valid
+    /// token whose policies lack `capability` on `path` (asks Vault which, with
+    /// `auth/token/lookup-self`, which every token may call). `unknown_too`: Vault answers the
+    /// same for a path outside the policies that does not exist (a mistyped key name).
+    pub fn explain_denied(
+        &self,
+        e: PluginError,
+        path: &str,
+        capability: &str,
+        unknown_too: bool,
+    ) -> PluginError {
+        if e.code != ErrorCode::AccessDenied
+            || e.metadata.get(STATUS_KEY).map(String::as_str) != Some("403")
+            || self.token.is_none()
+        {
+            return e;
+        }
+        let reason = e
+            .metadata
+            .get(REASON_KEY)
+            .cloned()
+            .unwrap_or_else(|| "permission denied".into());
+        let at = &self.addr;
+        let ns = self
+            .namespace
+            .as_deref()
+            .map(|n| format!(" in namespace '{n}'"))
+            .unwrap_or_default();
+        let lookup = self.call(
+            Method::Get,
+            "auth/token/lookup-self",
+            None,
+            "looking up the token (GET auth/token/lookup-self)",
+        );
+        let message = match lookup {
+            Ok(v) => {
+                let policies: Vec<&str> = v
+                    .get("data")
+                    .and_then(|d| d.get("policies"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                format!(
+                    "Vault at {at} denied {capability} on {path}{ns} ({reason}): the token is \
+                     valid (policies: {}) but none of its policies grants it{}; add \
+                     `path \"{path}\" {{ capabilities = [\"{capability}\"] }}` to one of them",
+                    policies.join(", "),
+                    if unknown_too {
+                        ". Vault answers the same for a key that does not exist, so check the \
+                         key id and transit_mount too"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Err(l) if l.code == ErrorCode::AccessDenied => format!(
+                "Vault at {at} rejected the token for {capability} on {path}{ns} ({reason}): it \
+                 is invalid, expired or revoked. Get a new one (`vault login` / `bao login`, VAULT_TOKEN) or use a \
+                 login auth_method"
+            ),
+            Err(_) => return e,
+        };
+        let mut out = PluginError::access_denied(message);
+        out.metadata = e.metadata;
+        out
     }
 
     fn transport_error(&self, e: &reqwest::Error, doing: &str) -> PluginError {

@@ -132,7 +132,8 @@ pub fn read_key(vault: &Vault, mount: &str, name: &str) -> Result<TransitKey> {
     let doing = format!("reading Transit key '{name}' (GET {path})");
     let resp = vault
         .call(Method::Get, &path, None, &doing)
-        .map_err(|e| not_found(vault, e, mount, name))?;
+        .map_err(|e| not_found(vault, e, mount, name))
+        .map_err(|e| vault.explain_denied(e, &path, "read", true))?;
     parse_key(mount, name, &resp)
 }
 
@@ -241,7 +242,8 @@ pub fn sign(
     );
     let resp = vault
         .call(Method::Post, &path, Some(&body), &doing)
-        .map_err(|e| not_found(vault, e, &key.mount, &key.name))?;
+        .map_err(|e| not_found(vault, e, &key.mount, &key.name))
+        .map_err(|e| vault.explain_denied(e, &path, "update", false))?;
     let sig = resp
         .get("data")
         .and_then(|d| d.get("signature"))
@@ -290,7 +292,9 @@ pub fn csr(vault: &Vault, key: &TransitKey, version: u64, template_pem: &str) ->
         key.place()
     );
     let body = json!({ "version": version, "csr": template_pem });
-    let resp = vault.call(Method::Post, &path, Some(&body), &doing)?;
+    let resp = vault
+        .call(Method::Post, &path, Some(&body), &doing)
+        .map_err(|e| vault.explain_denied(e, &path, "update", false))?;
     resp.get("data")
         .and_then(|d| d.get("csr"))
         .and_then(Value::as_str)
@@ -312,7 +316,9 @@ pub fn set_certificate(
         key.place()
     );
     let body = json!({ "version": version, "certificate_chain": chain_pem });
-    vault.call(Method::Post, &path, Some(&body), &doing)?;
+    vault
+        .call(Method::Post, &path, Some(&body), &doing)
+        .map_err(|e| vault.explain_denied(e, &path, "update", false))?;
     Ok(())
 }
 
