@@ -96,9 +96,10 @@ impl Backend for AwsKms {
             Some(KeyUsageType::SignVerify) => {}
             Some(usage) => {
                 return Err(PluginError::validation(format!(
-                    "{target} is a {} key (KMS key spec {kms_spec}), which cannot sign; notation \
-                     needs a SIGN_VERIFY key: create one with `notation-aws-kms create-key --spec \
-                     ECC_NIST_P384` or `aws kms create-key --key-usage SIGN_VERIFY`",
+                    "{target} has key usage {} (KMS key spec {kms_spec}), so it cannot sign; \
+                     notation needs a SIGN_VERIFY key: create one with `notation-aws-kms \
+                     create-key --spec ECC_NIST_P384` or `aws kms create-key --key-usage \
+                     SIGN_VERIFY`",
                     usage.as_str()
                 ))
                 .with_metadata("keyUsage", usage.as_str())

@@ -1,0 +1,988 @@
+//! notation-aws-kms against LocalStack's KMS and Secrets Manager on 127.0.0.1:4566
+//! (`scripts/localstack.sh start`, which these tests run themselves if needed; it is idempotent).
+//! Every test makes its own keys, aliases and secrets with unique names, so the tests run in
+//! parallel on one LocalStack. LocalStack is set up through its AWS JSON API by the small client
+//! below; the plugin itself is driven exactly as notation drives it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use plugin_protocol::client::{Invocation, PluginClient};
+use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse, PluginConfig};
+use plugin_protocol::testca::TestCa;
+use plugin_protocol::{chain, KeySpec, PublicKey};
+use serde_json::{json, Value};
+
+const ENDPOINT: &str = "http://127.0.0.1:4566";
+const REGION: &str = "us-east-1";
+
+const SPECS: [(KeySpec, &str); 6] = [
+    (KeySpec::Rsa2048, "RSA_2048"),
+    (KeySpec::Rsa3072, "RSA_3072"),
+    (KeySpec::Rsa4096, "RSA_4096"),
+    (KeySpec::Ec256, "ECC_NIST_P256"),
+    (KeySpec::Ec384, "ECC_NIST_P384"),
+    (KeySpec::Ec521, "ECC_NIST_P521"),
+];
+
+// ---------------------------------------------------------------------------------------------
+// LocalStack and a tiny client of the AWS JSON protocol for setting it up
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn localstack() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let status = Command::new(repo().join("scripts/localstack.sh"))
+            .arg("start")
+            .status()
+            .expect("run scripts/localstack.sh start");
+        assert!(status.success(), "scripts/localstack.sh start failed");
+    });
+}
+
+/// One AWS JSON-protocol call (`TrentService.CreateKey`, `secretsmanager.CreateSecret`) in
+/// `region`; LocalStack takes the Region and account from the Authorization header and does not
+/// check the signature.
+fn aws_in(region: &str, target: &str, body: Value) -> (u16, Value) {
+    localstack();
+    let service = if target.starts_with("secretsmanager") {
+        "secretsmanager"
+    } else {
+        "kms"
+    };
+    let host = ENDPOINT.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect to LocalStack");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let body = body.to_string();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Amz-Target: {target}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20260101T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=00\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[track_caller]
+fn aws(target: &str, body: Value) -> Value {
+    let (status, value) = aws_in(REGION, target, body);
+    assert!(
+        (200..300).contains(&status),
+        "{target} answered {status}: {value}"
+    );
+    value
+}
+
+/// A new KMS key; returns its KeyMetadata.
+fn create_key(spec: &str, usage: &str, multi_region: bool) -> Value {
+    let v = aws(
+        "TrentService.CreateKey",
+        json!({"KeySpec": spec, "KeyUsage": usage, "MultiRegion": multi_region,
+               "Description": "notation-aws-kms test"}),
+    );
+    v["KeyMetadata"].clone()
+}
+
+/// A new SIGN_VERIFY key: (key id, key ARN).
+fn signing_key(spec: &str) -> (String, String) {
+    let m = create_key(spec, "SIGN_VERIFY", false);
+    (
+        m["KeyId"].as_str().unwrap().to_owned(),
+        m["Arn"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn public_key(key_id: &str) -> PublicKey {
+    let v = aws("TrentService.GetPublicKey", json!({"KeyId": key_id}));
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(v["PublicKey"].as_str().unwrap())
+        .unwrap();
+    PublicKey::from_spki_der(&der).unwrap()
+}
+
+fn create_alias(name: &str, key_id: &str) {
+    aws(
+        "TrentService.CreateAlias",
+        json!({"AliasName": name, "TargetKeyId": key_id}),
+    );
+}
+
+fn create_secret(name: &str, value: &str) -> String {
+    let v = aws(
+        "secretsmanager.CreateSecret",
+        json!({"Name": name, "SecretString": value, "ClientRequestToken": format!("{:0>40}", unique("t").replace('-', ""))}),
+    );
+    v["ARN"].as_str().unwrap().to_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving the plugin
+
+fn plugin() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| hsm_tests::plugin_binary("aws-kms"))
+        .clone()
+}
+
+/// The environment of a user with `AWS_*` variables for LocalStack; every other AWS variable
+/// is explicitly blank and the shared files absent, so the tests do not depend on the caller's
+/// shell or ~/.aws, and instance metadata is never probed.
+fn base_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", REGION),
+        ("AWS_ENDPOINT_URL", ENDPOINT),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (config, credentials) = empty_aws_files();
+    env.push(("AWS_CONFIG_FILE".into(), config));
+    env.push(("AWS_SHARED_CREDENTIALS_FILE".into(), credentials));
+    for k in [
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL_KMS",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "NOTATION_AWS_KMS_CERTIFICATE_CHAIN",
+        "NOTATION_AWS_KMS_REGION",
+        "NOTATION_AWS_KMS_ENDPOINT_URL",
+        "NOTATION_AWS_KMS_CERTIFICATE_CHAIN_SECRET",
+    ] {
+        env.push((k.to_owned(), String::new()));
+    }
+    env
+}
+
+/// Empty shared config and credentials files (a machine without `aws configure`).
+fn empty_aws_files() -> (String, String) {
+    static FILES: OnceLock<(String, String)> = OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("notation-aws-kms-tests-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("config");
+            let credentials = dir.join("credentials");
+            std::fs::write(&config, "").unwrap();
+            std::fs::write(&credentials, "").unwrap();
+            (
+                config.to_str().unwrap().to_owned(),
+                credentials.to_str().unwrap().to_owned(),
+            )
+        })
+        .clone()
+}
+
+/// `base_env` with some variables replaced.
+fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = base_env();
+    for (k, v) in changes {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+fn client(env: &[(String, String)]) -> PluginClient {
+    let mut c = PluginClient::new(plugin());
+    for (k, v) in env {
+        c = c.with_env(k, v);
+    }
+    c
+}
+
+fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// describe-key then generate-signature, as notation runs them; checks what notation checks:
+/// keyId echoed, key spec, signature verifying with the leaf (fixed-width ECDSA, PSS with salt =
+/// hash length), chain rules, and the chain ending in `root_pem`.
+#[track_caller]
+fn sign_and_verify(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)], root_pem: &str) {
+    let c = client(&base_env());
+    let described = c.describe_key(key_id, config(pairs)).unwrap();
+    assert!(
+        described.succeeded(),
+        "describe-key {key_id}: {}",
+        described.stderr_text()
+    );
+    let described: DescribeKeyResponse = described.response().unwrap();
+    assert_eq!(described.key_id, key_id, "keyId echoed byte for byte");
+    assert_eq!(described.key_spec, spec);
+
+    let payload = format!("payload for {key_id}");
+    let hash = spec.hash_algorithm();
+    let inv = c
+        .generate_signature(key_id, spec, hash, payload.as_bytes(), config(pairs))
+        .unwrap();
+    assert!(
+        inv.succeeded(),
+        "generate-signature {key_id}: {}",
+        inv.stderr_text()
+    );
+    let resp: GenerateSignatureResponse = inv.response().unwrap();
+    assert_eq!(resp.key_id, key_id);
+    assert_eq!(resp.signing_algorithm, spec.signing_algorithm());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let certs: Vec<chain::Certificate> = resp
+        .certificate_chain
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            chain::Certificate::from_der(&b64.decode(c).unwrap(), &format!("cert #{i}")).unwrap()
+        })
+        .collect();
+    let root = chain::parse_pem_or_der(root_pem.as_bytes(), "root").unwrap();
+    assert_eq!(
+        certs.last().unwrap().der(),
+        root[0].der(),
+        "the chain ends in the expected root"
+    );
+    let leaf_key = certs[0].public_key().unwrap();
+    chain::build(certs, None, std::time::SystemTime::now())
+        .unwrap_or_else(|e| panic!("chain of {key_id} breaks notation's rules: {e}"));
+    let signature = b64.decode(&resp.signature).unwrap();
+    plugin_protocol::signature::verify_digest(
+        &leaf_key,
+        hash,
+        &hash.digest(payload.as_bytes()),
+        &signature,
+    )
+    .unwrap_or_else(|p| panic!("signature of {key_id} does not verify: {p}"));
+}
+
+/// The conformance checker (`notation-plugin-check`: describe-key, generate-signature, JWS and
+/// COSE envelopes, all of notation's checks), then each envelope verified against the root.
+#[track_caller]
+fn conformance(key_id: &str, pairs: &[(&str, &str)], root_pem: &str, dir: &Path) {
+    let env = base_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir);
+}
+
+/// The JSON error of a failed invocation, checked for its code and message fragments.
+#[track_caller]
+fn assert_error(
+    inv: &Invocation,
+    code: &str,
+    fragments: &[&str],
+) -> plugin_protocol::error::ErrorResponse {
+    assert_eq!(
+        inv.exit_code,
+        Some(1),
+        "expected a failure; stdout {:?}",
+        String::from_utf8_lossy(&inv.stdout)
+    );
+    assert!(inv.stdout.is_empty(), "nothing on stdout on failure");
+    let err = inv
+        .error()
+        .unwrap_or_else(|| panic!("stderr is not one JSON error: {}", inv.stderr_text()));
+    assert_eq!(
+        err.error_code.as_str(),
+        code,
+        "error code; message: {}",
+        err.error_message
+    );
+    for f in fragments {
+        assert!(
+            err.error_message.contains(f),
+            "message lacks {f:?}: {}",
+            err.error_message
+        );
+    }
+    err
+}
+
+/// describe-key answers `spec` for the key, echoing the keyId.
+#[track_caller]
+fn assert_spec(key_id: &str, spec: KeySpec) {
+    let inv = describe(key_id, &[], &base_env());
+    assert!(
+        inv.succeeded(),
+        "describe-key {key_id}: {}",
+        inv.stderr_text()
+    );
+    let described: DescribeKeyResponse = inv.response().unwrap();
+    assert_eq!(
+        (described.key_id.as_str(), described.key_spec),
+        (key_id, spec)
+    );
+}
+
+fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
+    client(env).describe_key(key_id, config(pairs)).unwrap()
+}
+
+fn sign(
+    key_id: &str,
+    spec: KeySpec,
+    pairs: &[(&str, &str)],
+    env: &[(String, String)],
+) -> Invocation {
+    client(env)
+        .generate_signature(
+            key_id,
+            spec,
+            spec.hash_algorithm(),
+            b"payload",
+            config(pairs),
+        )
+        .unwrap()
+}
+
+/// A chain for `key` issued by a fresh test CA: (PEM bundle, root PEM).
+fn chain_for(key: &PublicKey, name: &str) -> (String, String) {
+    let ca = TestCa::new("CN=AWS KMS Test Root,O=notation-plugins");
+    let chain = ca.issue_leaf(key, &format!("CN={name},O=notation-plugins"));
+    (chain::to_pem_bundle(&chain), ca.root_pem())
+}
+
+fn chain_file(dir: &Path, key: &PublicKey, name: &str) -> (PathBuf, String) {
+    let (bundle, root) = chain_for(key, name);
+    let path = dir.join(format!("{name}.chain.pem"));
+    std::fs::write(&path, bundle).unwrap();
+    (path, root)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The six key specs, with a chain from each source
+
+#[test]
+fn six_key_specs_with_chain_from_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (spec, kms_spec) in SPECS {
+        let (key_id, _) = signing_key(kms_spec);
+        let (path, root) = chain_file(dir.path(), &public_key(&key_id), kms_spec);
+        let sub = dir.path().join(kms_spec);
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_spec(&key_id, spec);
+        conformance(
+            &key_id,
+            &[("certificate_chain", path.to_str().unwrap())],
+            &root,
+            &sub,
+        );
+    }
+}
+
+#[test]
+fn six_key_specs_with_chain_from_secrets_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (spec, kms_spec)) in SPECS.into_iter().enumerate() {
+        let (key_id, _) = signing_key(kms_spec);
+        let (bundle, root) = chain_for(&public_key(&key_id), kms_spec);
+        let name = unique("notation/chain");
+        let arn = create_secret(&name, &bundle);
+        // By name for half of the specs, by ARN for the other half.
+        let secret = if i % 2 == 0 { name } else { arn };
+        let sub = dir.path().join(kms_spec);
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_spec(&key_id, spec);
+        conformance(
+            &key_id,
+            &[
+                ("certificate_chain_secret", secret.as_str()),
+                ("secrets_endpoint_url", ENDPOINT),
+            ],
+            &root,
+            &sub,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key references
+
+#[test]
+fn every_key_id_form_resolves_and_is_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_id, arn) = signing_key("ECC_NIST_P256");
+    let alias = format!("alias/{}", unique("release"));
+    create_alias(&alias, &key_id);
+    let alias_arn = arn
+        .split_once(":key/")
+        .map(|(prefix, _)| format!("{prefix}:{alias}"))
+        .unwrap();
+    let (path, root) = chain_file(dir.path(), &public_key(&key_id), "forms");
+    let chain = [("certificate_chain", path.to_str().unwrap())];
+    let forms = [
+        key_id.clone(),
+        arn.clone(),
+        alias.clone(),
+        alias_arn.clone(),
+        format!("awskms:///{key_id}"),
+        format!("awskms:///{alias}"),
+        format!("awskms:///{arn}"),
+        format!("awskms://127.0.0.1:4566/{alias_arn}"),
+    ];
+    for form in &forms {
+        sign_and_verify(form, KeySpec::Ec256, &chain, &root);
+    }
+}
+
+#[test]
+fn awskms_host_selects_the_endpoint() {
+    // No AWS_ENDPOINT_URL: only the host in the keyId leads to LocalStack.
+    let (key_id, _) = signing_key("ECC_NIST_P384");
+    let env = env_with(&[("AWS_ENDPOINT_URL", "")]);
+    let inv = describe(&format!("awskms://127.0.0.1:4566/{key_id}"), &[], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let described: DescribeKeyResponse = inv.response().unwrap();
+    assert_eq!(described.key_spec, KeySpec::Ec384);
+    // ...and endpoint_url in pluginConfig does the same.
+    let inv = describe(&key_id, &[("endpoint_url", ENDPOINT)], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}
+
+#[test]
+fn multi_region_key_id_resolves() {
+    let m = create_key("RSA_3072", "SIGN_VERIFY", true);
+    let key_id = m["KeyId"].as_str().unwrap().to_owned();
+    assert!(key_id.starts_with("mrk-"), "LocalStack made {key_id}");
+    let dir = tempfile::tempdir().unwrap();
+    let (path, root) = chain_file(dir.path(), &public_key(&key_id), "mrk");
+    sign_and_verify(
+        &key_id,
+        KeySpec::Rsa3072,
+        &[("certificate_chain", path.to_str().unwrap())],
+        &root,
+    );
+}
+
+#[test]
+fn region_comes_from_a_key_arn() {
+    // A key in us-west-2, addressed by ARN while AWS_REGION says us-east-1.
+    let (status, v) = aws_in(
+        "us-west-2",
+        "TrentService.CreateKey",
+        json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let arn = v["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    assert!(arn.contains(":us-west-2:"), "{arn}");
+    let inv = describe(&arn, &[], &base_env());
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys notation cannot use
+
+#[test]
+fn unknown_key_is_a_validation_error_naming_key_and_region() {
+    let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let inv = describe(missing, &[], &base_env());
+    let err = assert_error(&inv, "VALIDATION_ERROR", &[missing, "not found", REGION]);
+    let meta = err.error_metadata.unwrap_or_default();
+    assert_eq!(
+        meta.get("awsErrorCode").map(String::as_str),
+        Some("NotFoundException")
+    );
+    let inv = describe("alias/does-not-exist", &[], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["alias/does-not-exist", "not found"],
+    );
+}
+
+#[test]
+fn malformed_key_id_is_refused_before_any_call() {
+    let inv = describe("release-key", &[], &base_env());
+    assert_error(&inv, "VALIDATION_ERROR", &["release-key", "alias/"]);
+}
+
+#[test]
+fn disabled_key_names_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let (path, _) = chain_file(dir.path(), &public_key(&key_id), "disabled");
+    aws("TrentService.DisableKey", json!({"KeyId": key_id}));
+    // AWS refuses GetPublicKey on a disabled key (describe-key fails there); LocalStack still
+    // answers it but refuses Sign, so generate-signature is where both fail.
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec256,
+        &[("certificate_chain", path.to_str().unwrap())],
+        &base_env(),
+    );
+    let err = assert_error(&inv, "VALIDATION_ERROR", &[&key_id, "Disabled", "enable"]);
+    let meta = err.error_metadata.unwrap_or_default();
+    assert_eq!(meta.get("keyState").map(String::as_str), Some("Disabled"));
+    assert!(meta.contains_key("requestId"), "{meta:?}");
+}
+
+#[test]
+fn key_pending_deletion_names_its_state() {
+    let (key_id, _) = signing_key("RSA_2048");
+    aws(
+        "TrentService.ScheduleKeyDeletion",
+        json!({"KeyId": key_id, "PendingWindowInDays": 7}),
+    );
+    let inv = describe(&key_id, &[], &base_env());
+    let err = assert_error(&inv, "VALIDATION_ERROR", &[&key_id, "PendingDeletion"]);
+    let meta = err.error_metadata.unwrap_or_default();
+    assert_eq!(
+        meta.get("keyState").map(String::as_str),
+        Some("PendingDeletion")
+    );
+}
+
+#[test]
+fn encrypt_decrypt_key_is_refused_naming_its_usage() {
+    let m = create_key("RSA_2048", "ENCRYPT_DECRYPT", false);
+    let key_id = m["KeyId"].as_str().unwrap();
+    let inv = describe(key_id, &[], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[key_id, "ENCRYPT_DECRYPT", "SIGN_VERIFY"],
+    );
+}
+
+#[test]
+fn secp256k1_key_is_refused_by_name() {
+    let (key_id, _) = signing_key("ECC_SECG_P256K1");
+    let inv = describe(&key_id, &[], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[
+            &key_id,
+            "secp256k1",
+            "ECC_SECG_P256K1",
+            "notation cannot sign",
+        ],
+    );
+}
+
+#[test]
+fn hmac_key_is_refused() {
+    // (LocalStack 4.13.1 cannot create SYMMETRIC_DEFAULT keys with these pins; KMS refuses
+    // GetPublicKey on them the same way as on HMAC keys.)
+    let v = aws(
+        "TrentService.CreateKey",
+        json!({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}),
+    );
+    let key_id = v["KeyMetadata"]["KeyId"].as_str().unwrap();
+    let inv = describe(key_id, &[], &base_env());
+    assert_error(&inv, "VALIDATION_ERROR", &[key_id]);
+}
+
+#[test]
+fn wrong_region_is_not_found_naming_the_region() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let inv = describe(&key_id, &[("region", "eu-west-3")], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[&key_id, "not found", "eu-west-3"],
+    );
+}
+
+#[test]
+fn certificate_for_another_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let (other, _) = signing_key("ECC_NIST_P256");
+    let (path, _) = chain_file(dir.path(), &public_key(&other), "other-key");
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec256,
+        &[("certificate_chain", path.to_str().unwrap())],
+        &base_env(),
+    );
+    assert_error(&inv, "VALIDATION_ERROR", &[&key_id, "CN=other-key"]);
+}
+
+#[test]
+fn no_certificate_chain_says_where_to_put_one() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let inv = sign(&key_id, KeySpec::Ec256, &[], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[&key_id, "certificate_chain_secret", "certificate_chain"],
+    );
+}
+
+#[test]
+fn missing_secret_is_a_validation_error_naming_it() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let name = unique("notation/absent");
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec256,
+        &[
+            ("certificate_chain_secret", &name),
+            ("secrets_endpoint_url", ENDPOINT),
+        ],
+        &base_env(),
+    );
+    assert_error(&inv, "VALIDATION_ERROR", &[&name, "not found"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection, credentials, access and throttling
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn endpoint_down_is_an_error_naming_the_endpoint() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let inv = describe(
+        "alias/release",
+        &[("endpoint_url", &url), ("timeout_seconds", "10")],
+        &base_env(),
+    );
+    let err = assert_error(&inv, "ERROR", &[url.trim_start_matches("http://")]);
+    assert!(
+        inv.elapsed < Duration::from_secs(12),
+        "took {:?}: {}",
+        inv.elapsed,
+        err.error_message
+    );
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers (an unreachable
+/// instance-metadata endpoint, as off-cloud), for `secs` seconds.
+fn black_hole(secs: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut held = Vec::new();
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn no_credentials_fails_fast_with_what_to_configure() {
+    // Off-cloud: no keys, no profile, and an instance-metadata endpoint that never answers.
+    let imds = black_hole(60);
+    let env = env_with(&[
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_EC2_METADATA_DISABLED", ""),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
+    ]);
+    let inv = describe("alias/release", &[], &env);
+    let elapsed = inv.elapsed;
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["no AWS credentials", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"],
+    );
+    assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
+    eprintln!("no credentials, unresponsive instance metadata: failed after {elapsed:?}");
+
+    // With metadata disabled it is immediate.
+    let env = env_with(&[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")]);
+    let inv = describe("alias/release", &[], &env);
+    assert_error(&inv, "ACCESS_DENIED", &["no AWS credentials"]);
+    assert!(
+        inv.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        inv.elapsed
+    );
+}
+
+/// A fake AWS endpoint that answers every request with `status` and the JSON `body`, with a
+/// request id header; counts requests.
+fn fake_aws(
+    status: u16,
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicU32::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            seen.fetch_add(1, Ordering::Relaxed);
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            // Read the head and body (Content-Length) before answering.
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = s.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                 x-amzn-RequestId: 11111111-2222-3333-4444-555555555555\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[test]
+fn access_denied_carries_the_full_reason_and_request_id() {
+    let reason = "User: arn:aws:iam::111122223333:user/ci is not authorized to perform: \
+                  kms:GetPublicKey on resource: arn:aws:kms:us-east-1:111122223333:key/\
+                  1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows \
+                  the kms:GetPublicKey action";
+    let body: &'static str = Box::leak(
+        json!({"__type": "AccessDeniedException", "message": reason})
+            .to_string()
+            .into_boxed_str(),
+    );
+    let (url, count) = fake_aws(400, body);
+    let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
+    let err = assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            reason,
+            "11111111-2222-3333-4444-555555555555",
+            "kms:GetPublicKey",
+        ],
+    );
+    let meta = err.error_metadata.unwrap_or_default();
+    assert_eq!(
+        meta.get("requestId").map(String::as_str),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "never retried"
+    );
+}
+
+#[test]
+fn throttling_is_retried_then_reported_as_throttled() {
+    let (url, count) = fake_aws(
+        400,
+        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+    );
+    let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
+    assert_error(&inv, "THROTTLED", &["Rate exceeded", "attempts"]);
+    let n = count.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((2..=5).contains(&n), "{n} attempts");
+}
+
+#[test]
+fn server_errors_are_retried_then_reported() {
+    let (url, count) = fake_aws(
+        500,
+        r#"{"__type":"KMSInternalException","message":"internal failure"}"#,
+    );
+    let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
+    assert_error(&inv, "ERROR", &["KMSInternalException", "internal failure"]);
+    let n = count.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((2..=5).contains(&n), "{n} attempts");
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout() {
+    let url = black_hole(30);
+    let inv = describe(
+        "alias/release",
+        &[("endpoint_url", &url), ("timeout_seconds", "3")],
+        &base_env(),
+    );
+    assert_error(&inv, "TIMEOUT", &["3s"]);
+    assert!(inv.elapsed < Duration::from_secs(6), "{:?}", inv.elapsed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator command and metadata
+
+#[test]
+fn create_key_prints_a_usable_key_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let alias = unique("created");
+    let out = Command::new(plugin())
+        .args(["create-key", "--spec", "ECC_NIST_P521", "--alias", &alias])
+        .args(["--tag", "team=release", "--description", "test key"])
+        .envs(base_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(key_id, format!("alias/{alias}"));
+    let (path, root) = chain_file(dir.path(), &public_key(&key_id), "created");
+    sign_and_verify(
+        &key_id,
+        KeySpec::Ec521,
+        &[("certificate_chain", path.to_str().unwrap())],
+        &root,
+    );
+
+    let out = Command::new(plugin())
+        .args(["create-key", "--spec", "RSA-2048"])
+        .envs(base_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arn = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(arn.starts_with("arn:aws:kms:us-east-1:"), "{arn}");
+
+    let out = Command::new(plugin())
+        .args(["create-key", "--spec", "ECC_SECG_P256K1"])
+        .envs(base_env())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ECC_SECG_P256K1"));
+}
+
+#[test]
+fn certificate_commands_work_on_kms_keys() {
+    let (key_id, _) = signing_key("ECC_NIST_P384");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("self.pem");
+    let out = Command::new(plugin())
+        .args(["certificate", "self-signed", "--key-id", &key_id])
+        .args([
+            "--subject",
+            "CN=kms self-signed,O=notation-plugins",
+            "--out",
+        ])
+        .arg(&cert)
+        .envs(base_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    sign_and_verify(
+        &key_id,
+        KeySpec::Ec384,
+        &[("certificate_chain", cert.to_str().unwrap())],
+        &pem,
+    );
+}
+
+#[test]
+fn metadata_needs_no_aws_at_all() {
+    // No credentials, no Region, an endpoint that does not exist: metadata still answers.
+    let env = env_with(&[
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_REGION", ""),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+    ]);
+    let inv = client(&env).get_metadata(None).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let meta: plugin_protocol::contract::GetMetadataResponse = inv.response().unwrap();
+    assert_eq!(meta.name, "aws-kms");
+    assert!(inv.elapsed < Duration::from_secs(2), "{:?}", inv.elapsed);
+}
