@@ -7,6 +7,7 @@
 //! | (unset) | nothing: a correct plugin named `broken` |
 //! | `der-ecdsa` | returns the ECDSA signature as ASN.1 DER instead of r‖s |
 //! | `pss-salt` | signs RSASSA-PSS with a 20-byte salt |
+//! | `double-hash` | signs the digest of the digest (a backend that hashes its input again) |
 //! | `changed-key-id` | answers with a canonicalised keyId |
 //! | `chain-file` | returns the certificates of `NOTATION_BROKEN_CHAIN` unchecked |
 //! | `plain-stderr` | reports errors as plain text on stderr |
@@ -107,6 +108,23 @@ fn break_response(
             let sig = match key.sign(&digest, spec, 20, false)? {
                 plugin_protocol::BackendSignature::RsaPss(b) => b,
                 _ => return Err(fail(&"pss-salt needs an RSA key")),
+            };
+            resp["signature"] = Value::String(STANDARD.encode(sig));
+        }
+        "double-hash" => {
+            let path = req["keyId"].as_str().unwrap_or_default();
+            let pem = std::fs::read_to_string(path).map_err(|e| fail(&e))?;
+            let key = SoftKey::from_pkcs8_pem(&pem)?;
+            let payload = STANDARD
+                .decode(req["payload"].as_str().unwrap_or_default())
+                .map_err(|e| fail(&e))?;
+            let hash = spec.hash_algorithm();
+            let twice = hash.digest(&hash.digest(&payload));
+            let salt = hash.output_len();
+            let sig = match key.sign(&twice, spec, salt, false)? {
+                plugin_protocol::BackendSignature::RsaPss(b)
+                | plugin_protocol::BackendSignature::EcdsaFixed(b)
+                | plugin_protocol::BackendSignature::EcdsaDer(b) => b,
             };
             resp["signature"] = Value::String(STANDARD.encode(sig));
         }

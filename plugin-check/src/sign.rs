@@ -10,7 +10,7 @@ use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::client::PluginClient;
 use plugin_protocol::contract::PluginConfig;
 use plugin_protocol::signature::{verify_digest, SignatureProblem};
-use plugin_protocol::KeySpec;
+use plugin_protocol::{KeySpec, PublicKey};
 
 use crate::cose::CoseToSign;
 use crate::envelope::Format;
@@ -217,19 +217,7 @@ pub fn sign_envelope(
     );
 
     // The chain, in the order the plugin returned it.
-    let certs: Result<Vec<Certificate>, String> = chain_b64
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let text = c
-                .as_str()
-                .ok_or_else(|| format!("certificateChain[{i}] is not a string"))?;
-            let der = STANDARD
-                .decode(text)
-                .map_err(|e| format!("certificateChain[{i}] is not standard base64: {e}"))?;
-            Certificate::from_der(&der, &format!("certificateChain[{i}]")).map_err(|e| e.message)
-        })
-        .collect();
+    let certs = parse_chain(chain_b64);
     let certs = match certs {
         Ok(c) if c.is_empty() => {
             report.fail(
@@ -245,26 +233,11 @@ pub fn sign_envelope(
             return None;
         }
     };
-    let mut problems: Vec<String> = chain::validate(&certs, SystemTime::now())
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if let Ok(ordered) = chain::order(certs.clone(), None) {
-        if ordered != certs {
-            problems.insert(
-                0,
-                format!(
-                    "the chain is not ordered leaf first, root last; notation needs {}",
-                    subjects(&ordered)
-                ),
-            );
-        }
-    }
-    let chain_ok = problems.is_empty();
+    let problems = chain_problems(&certs);
     report.outcome(
         group,
         "certificate chain follows notation's rules",
-        if chain_ok {
+        if problems.is_empty() {
             Ok(subjects(&certs))
         } else {
             Err(list(&problems))
@@ -312,55 +285,9 @@ pub fn sign_envelope(
         }
     };
     let leaf_key = leaf_key?;
-    let verdict = verify_digest(&leaf_key, hash, &hash.digest(&input), &signature);
-    let encoding_ok = !matches!(
-        verdict,
-        Err(SignatureProblem::EcdsaDer { .. }
-            | SignatureProblem::EcdsaLength { .. }
-            | SignatureProblem::PssSaltLength { .. }
-            | SignatureProblem::RsaPkcs1v15
-            | SignatureProblem::RsaLength { .. }
-            | SignatureProblem::KindMismatch { .. })
+    check_signature(
+        report, group, spec, format, leaf, &leaf_key, &input, &signature,
     );
-    let expected_encoding = match spec.ecdsa_scalar_len() {
-        Some(n) => format!("fixed-width r‖s, {} bytes", 2 * n),
-        None => format!("RSASSA-PSS, salt {} bytes", hash.output_len()),
-    };
-    match &verdict {
-        Err(p) if !encoding_ok => {
-            report.fail(group, "signature encoding", p.to_string());
-        }
-        _ => {
-            report.pass(group, "signature encoding", expected_encoding);
-        }
-    }
-    match &verdict {
-        Ok(()) => {
-            report.pass(
-                group,
-                "signature verifies with the leaf certificate's key",
-                format!("over the {format} signing input"),
-            );
-        }
-        Err(p) if encoding_ok => {
-            report.fail(
-                group,
-                "signature verifies with the leaf certificate's key",
-                format!(
-                    "{p}: the leaf certificate '{}' ({}) does not certify the key that signed; return the chain issued for this key",
-                    leaf.subject(),
-                    leaf_key.describe()
-                ),
-            );
-        }
-        Err(_) => {
-            report.skip(
-                group,
-                "signature verifies with the leaf certificate's key",
-                "the signature's encoding is wrong (above)",
-            );
-        }
-    }
 
     // The envelope, assembled from what the plugin returned, then verified like a user would.
     let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der().to_vec()).collect();
@@ -375,29 +302,131 @@ pub fn sign_envelope(
             return None;
         }
     };
-    let root = certs.last().cloned().into_iter().collect::<Vec<_>>();
-    let mut scratch = Report::new("verify", "");
-    let verified = verify_envelope(&mut scratch, "verify", &envelope, blob, &root);
-    if verified {
-        report.pass(
-            group,
-            "envelope assembled and verified",
-            format!(
-                "{} envelope, {} bytes; verifies against the chain's root like `notation blob verify`",
-                format,
-                envelope.len()
-            ),
-        );
-    } else {
-        let why: Vec<String> = scratch
-            .failures()
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        report.fail(group, "envelope assembled and verified", why.join("\n"));
-    }
+    report.outcome(
+        group,
+        "envelope assembled and verified",
+        verify_assembled(&envelope, format, blob, &certs),
+    );
     Some(Signed {
         envelope,
         chain: certs,
         elapsed: inv.elapsed,
     })
+}
+
+fn parse_chain(chain_b64: &[serde_json::Value]) -> Result<Vec<Certificate>, String> {
+    chain_b64
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let text = c
+                .as_str()
+                .ok_or_else(|| format!("certificateChain[{i}] is not a string"))?;
+            let der = STANDARD
+                .decode(text)
+                .map_err(|e| format!("certificateChain[{i}] is not standard base64: {e}"))?;
+            Certificate::from_der(&der, &format!("certificateChain[{i}]")).map_err(|e| e.message)
+        })
+        .collect()
+}
+
+/// Every chain rule, plus the order: notation takes the chain as given, leaf first.
+fn chain_problems(certs: &[Certificate]) -> Vec<String> {
+    let mut problems: Vec<String> = chain::validate(certs, SystemTime::now())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if let Ok(ordered) = chain::order(certs.to_vec(), None) {
+        if ordered != certs {
+            problems.insert(
+                0,
+                format!(
+                    "the chain is not ordered leaf first, root last; notation needs {}",
+                    subjects(&ordered)
+                ),
+            );
+        }
+    }
+    problems
+}
+
+/// The signature's encoding, then whether it verifies with the leaf key over the signing input,
+/// with a diagnosis of the usual reasons it does not.
+#[allow(clippy::too_many_arguments)]
+fn check_signature(
+    report: &mut Report,
+    group: &str,
+    spec: KeySpec,
+    format: Format,
+    leaf: &Certificate,
+    leaf_key: &PublicKey,
+    input: &[u8],
+    signature: &[u8],
+) {
+    let hash = spec.hash_algorithm();
+    let verdict = verify_digest(leaf_key, hash, &hash.digest(input), signature);
+    let encoding_ok = !matches!(
+        verdict,
+        Err(SignatureProblem::EcdsaDer { .. }
+            | SignatureProblem::EcdsaLength { .. }
+            | SignatureProblem::PssSaltLength { .. }
+            | SignatureProblem::RsaPkcs1v15
+            | SignatureProblem::RsaLength { .. }
+            | SignatureProblem::KindMismatch { .. })
+    );
+    let expected_encoding = match spec.ecdsa_scalar_len() {
+        Some(n) => format!("fixed-width r‖s, {} bytes", 2 * n),
+        None => format!("RSASSA-PSS, salt {} bytes", hash.output_len()),
+    };
+    match &verdict {
+        Err(p) if !encoding_ok => report.fail(group, "signature encoding", p.to_string()),
+        _ => report.pass(group, "signature encoding", expected_encoding),
+    };
+    const NAME: &str = "signature verifies with the leaf certificate's key";
+    match &verdict {
+        Ok(()) => report.pass(group, NAME, format!("over the {format} signing input")),
+        Err(_) if !encoding_ok => {
+            report.skip(group, NAME, "the signature's encoding is wrong (above)")
+        }
+        Err(p) => {
+            // A backend that hashes what it is given hashes the digest again (AWS KMS with
+            // MessageType RAW, a PKCS#11 mechanism with a built-in hash).
+            let twice = hash.digest(&hash.digest(input));
+            let why = if verify_digest(leaf_key, hash, &twice, signature).is_ok() {
+                format!(
+                    "the signature is over the {hash} digest of the {hash} digest: the payload was hashed twice (a backend that hashes its input was given the digest; tell it the input is already a digest)"
+                )
+            } else {
+                format!(
+                    "{p}: either the leaf certificate '{}' ({}) does not certify the key that signed (return the chain issued for this key), or something other than the {hash} digest of the payload was signed",
+                    leaf.subject(),
+                    leaf_key.describe()
+                )
+            };
+            report.fail(group, NAME, why)
+        }
+    };
+}
+
+/// Verifies an assembled envelope as `notation blob verify` would, trusting the chain's root.
+fn verify_assembled(
+    envelope: &[u8],
+    format: Format,
+    blob: &[u8],
+    certs: &[Certificate],
+) -> Result<String, String> {
+    let root: Vec<Certificate> = certs.last().cloned().into_iter().collect();
+    let mut scratch = Report::new("verify", "");
+    if verify_envelope(&mut scratch, "verify", envelope, blob, &root) {
+        Ok(format!(
+            "{format} envelope, {} bytes; verifies against the chain's root like `notation blob verify`",
+            envelope.len()
+        ))
+    } else {
+        Err(scratch
+            .failures()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
 }

@@ -47,6 +47,17 @@ fn wrong_pss_salt_is_caught() {
 }
 
 #[test]
+fn a_payload_hashed_twice_is_caught() {
+    for spec in [KeySpec::Ec384, KeySpec::Rsa3072] {
+        let key = KeyOnDisk::new(spec);
+        check_broken("double-hash", &[], &key).assert_failed_with(&[
+            "signature verifies with the leaf certificate's key",
+            "hashed twice",
+        ]);
+    }
+}
+
+#[test]
 fn changed_key_id_is_caught() {
     let key = KeyOnDisk::new(KeySpec::Ec384);
     let run = check_broken("changed-key-id", &[], &key);
