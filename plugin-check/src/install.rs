@@ -115,14 +115,23 @@ pub fn strict_semver(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What get-plugin-metadata gave.
+pub enum Metadata {
+    /// The metadata and the wall time of the first call (part of every sign).
+    Answered(GetMetadataResponse, std::time::Duration),
+    /// The plugin ran but its answer is unusable (reported).
+    Unusable,
+    /// The executable could not be started at all (reported): nothing else can be checked.
+    CannotRun,
+}
+
 /// get-plugin-metadata as notation calls it (absent, empty and the user's pluginConfig).
-/// Returns the metadata and the wall time of the first call (part of every sign).
 pub fn check_metadata(
     report: &mut Report,
     client: &PluginClient,
     expected_name: Option<&str>,
     config: &PluginConfig,
-) -> Option<(GetMetadataResponse, std::time::Duration)> {
+) -> Metadata {
     let inv = match client.get_metadata(None) {
         Ok(inv) => inv,
         Err(e) => {
@@ -131,7 +140,7 @@ pub fn check_metadata(
                 "get-plugin-metadata answers",
                 format!("cannot run the plugin: {e}"),
             );
-            return None;
+            return Metadata::CannotRun;
         }
     };
     report.timing(
@@ -156,7 +165,7 @@ pub fn check_metadata(
             report
                 .fail(GROUP, "get-plugin-metadata answers", why)
                 .timed(inv.elapsed);
-            return None;
+            return Metadata::Unusable;
         }
     };
     let elapsed = inv.elapsed;
@@ -279,7 +288,7 @@ pub fn check_metadata(
             }
         }
     }
-    Some((meta, elapsed))
+    Metadata::Answered(meta, elapsed)
 }
 
 #[cfg(test)]

@@ -50,7 +50,19 @@ pub fn check(args: &CheckArgs) -> Result<Report, UsageError> {
     report.key_id = Some(args.key_id.clone());
 
     let name = install::check_file(&mut report, plugin);
-    let metadata = install::check_metadata(&mut report, &client, name.as_deref(), &config);
+    let metadata = match install::check_metadata(&mut report, &client, name.as_deref(), &config) {
+        install::Metadata::Answered(_, time) => Some(time),
+        install::Metadata::Unusable => None,
+        install::Metadata::CannotRun => {
+            report.skip(
+                "describe-key",
+                "signing conversation and negative probes",
+                "the plugin cannot be run (above)",
+            );
+            report.finish();
+            return Ok(report);
+        }
+    };
     let described = describe_key(&mut report, &client, &args.key_id, &config);
 
     let mut chain_written = false;
@@ -68,7 +80,7 @@ pub fn check(args: &CheckArgs) -> Result<Report, UsageError> {
                 ) else {
                     continue;
                 };
-                if let Some((_, meta_time)) = &metadata {
+                if let Some(meta_time) = &metadata {
                     report.sign_conversations.push(Conversation {
                         envelope: format.name().to_owned(),
                         wall_time_ms: millis(*meta_time + describe_time + signed.elapsed),

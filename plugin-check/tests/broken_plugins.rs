@@ -152,6 +152,21 @@ fn a_symlinked_or_misnamed_plugin_breaks_installation_rules() {
     check(&renamed, &key, &out, &["--json"], &[])
         .assert_failed_with(&["named notation-<name>", "'softkey-plugin'"]);
 
+    let not_exec_dir = key.dir.path().join("not-executable");
+    std::fs::create_dir(&not_exec_dir).unwrap();
+    let not_exec = not_exec_dir.join("notation-softkey");
+    std::fs::copy(softkey(), &not_exec).unwrap();
+    std::fs::set_permissions(
+        &not_exec,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    check(&not_exec, &key, &out, &["--json"], &[]).assert_failed_with(&[
+        "regular executable file",
+        "not executable",
+        "chmod +x",
+    ]);
+
     let other_name = key.dir.path().join("notation-other");
     std::fs::copy(softkey(), &other_name).unwrap();
     check(&other_name, &key, &out, &["--json"], &[]).assert_failed_with(&[
