@@ -1,0 +1,493 @@
+//! One Azure session per invocation: the tokio runtime, the Entra credential chosen by
+//! `credential_type`, the Key Vault clients (their own retries off: ours are bounded by the
+//! invocation's deadline and honour Retry-After), and the translation of Azure errors into the
+//! contract's codes with Azure's error code and request id in errorMetadata.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::error::ErrorKind;
+use azure_core::http::{ClientOptions, RetryOptions};
+use azure_identity::{
+    AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use plugin_protocol::config::after_failure;
+use plugin_protocol::{Context, PluginError, Result, Retry};
+use zeroize::Zeroizing;
+
+use crate::keyref::KeyRef;
+
+/// What to tell a user without a credential.
+pub const CREDENTIALS_HELP: &str = "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET \
+     for a service principal, or run where workload identity (AZURE_FEDERATED_TOKEN_FILE) or a \
+     managed identity is available, or sign in with `az login`; pluginConfig credential_type \
+     picks one of default, environment, workloadid, managedid, azurecli";
+
+/// The credential types of the official notation-azure-kv plugin (plus azurecli).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialType {
+    Default,
+    Environment,
+    WorkloadId,
+    ManagedId,
+    AzureCli,
+}
+
+impl CredentialType {
+    fn parse(value: &str, source: &str) -> Result<Self> {
+        Ok(match value.to_ascii_lowercase().as_str() {
+            "default" => Self::Default,
+            "environment" => Self::Environment,
+            "workloadid" => Self::WorkloadId,
+            "managedid" => Self::ManagedId,
+            "azurecli" => Self::AzureCli,
+            _ => {
+                return Err(PluginError::validation(format!(
+                    "{source} must be one of default, environment, workloadid, managedid, \
+                     azurecli, not '{value}'"
+                )))
+            }
+        })
+    }
+}
+
+/// A connected session for one invocation.
+pub struct Session {
+    rt: tokio::runtime::Runtime,
+    credential: Arc<dyn TokenCredential>,
+    /// "client secret of application <id>", "workload identity ...", for messages.
+    pub credential_name: String,
+    pub vault_url: String,
+    pub host: String,
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions {
+        retry: RetryOptions::none(),
+        ..Default::default()
+    }
+}
+
+impl Session {
+    /// Creates the runtime and the credential. No network call is made.
+    pub fn open(ctx: &Context, key: &KeyRef) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
+        let (credential, credential_name) = {
+            // Credentials spawn nothing at construction, but keep the runtime entered for any
+            // that would.
+            let _guard = rt.enter();
+            credential(ctx)?
+        };
+        tracing::debug!(credential = %credential_name, vault = %key.vault_url, "azure session");
+        Ok(Self {
+            rt,
+            credential,
+            credential_name,
+            vault_url: key.vault_url.clone(),
+            host: key.host.clone(),
+        })
+    }
+
+    pub fn keys(&self) -> Result<KeyClient> {
+        KeyClient::new(
+            &self.vault_url,
+            self.credential.clone(),
+            Some(KeyClientOptions {
+                client_options: client_options(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.client_error(e))
+    }
+
+    pub fn certificates(&self) -> Result<CertificateClient> {
+        CertificateClient::new(
+            &self.vault_url,
+            self.credential.clone(),
+            Some(CertificateClientOptions {
+                client_options: client_options(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.client_error(e))
+    }
+
+    pub fn secrets(&self) -> Result<SecretClient> {
+        SecretClient::new(
+            &self.vault_url,
+            self.credential.clone(),
+            Some(SecretClientOptions {
+                client_options: client_options(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| self.client_error(e))
+    }
+
+    fn client_error(&self, e: azure_core::Error) -> PluginError {
+        PluginError::validation(format!("cannot use vault URL {}: {e}", self.vault_url))
+    }
+
+    /// Runs one Key Vault call (made anew by `f` for each attempt) within the invocation's
+    /// deadline, retrying throttling (honouring Retry-After) and transient failures with the
+    /// shared bounded, jittered backoff.
+    pub fn call<T, F, Fut>(&self, ctx: &Context, what: &Call, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = azure_core::Result<T>>,
+    {
+        let doing = format!(
+            "calling Key Vault ({}) at {}",
+            what.operation, self.vault_url
+        );
+        self.rt.block_on(async {
+            let mut attempt = 0;
+            loop {
+                ctx.deadline.check(&doing)?;
+                attempt += 1;
+                let err = match tokio::time::timeout(ctx.deadline.remaining(), f()).await {
+                    Err(_) => return Err(ctx.deadline.exceeded(&doing)),
+                    Ok(Ok(v)) => return Ok(v),
+                    Ok(Err(e)) => map_error(e, what, self),
+                };
+                tracing::debug!(attempt, code = %err.code, message = %err.message, "key vault call failed");
+                let delay = after_failure(&ctx.deadline, &doing, attempt, err)?;
+                tokio::time::sleep(delay).await;
+            }
+        })
+    }
+}
+
+/// The credential `credential_type` asks for, and its description for messages.
+fn credential(ctx: &Context) -> Result<(Arc<dyn TokenCredential>, String)> {
+    let config = &ctx.config;
+    let kind = match config.get_with_source("credential_type") {
+        Some((v, source)) => CredentialType::parse(&v, &source)?,
+        None => CredentialType::Default,
+    };
+    let client_id = config.get("client_id");
+    let tenant_id = config.get("tenant_id");
+    let options = || ClientSecretCredentialOptions {
+        client_options: client_options(),
+    };
+    let env_secret = || {
+        std::env::var("AZURE_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+    };
+    let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let invalid = |e: azure_core::Error, what: &str| {
+        PluginError::validation(format!(
+            "cannot set up the {what} credential: {e}; {CREDENTIALS_HELP}"
+        ))
+    };
+
+    let client_secret = |secret: Zeroizing<String>| -> Result<(Arc<dyn TokenCredential>, String)> {
+        let tenant = tenant_id.clone().ok_or_else(|| {
+            PluginError::validation(format!(
+                "AZURE_CLIENT_SECRET is set but no tenant: set AZURE_TENANT_ID (or pluginConfig \
+                 tenant_id); {CREDENTIALS_HELP}"
+            ))
+        })?;
+        let client = client_id.clone().ok_or_else(|| {
+            PluginError::validation(format!(
+                "AZURE_CLIENT_SECRET is set but no application (client) id: set AZURE_CLIENT_ID \
+                 (or pluginConfig client_id); {CREDENTIALS_HELP}"
+            ))
+        })?;
+        let name = format!("client secret of application {client} in tenant {tenant}");
+        let cred = ClientSecretCredential::new(
+            &tenant,
+            client,
+            Secret::new(secret.to_string()),
+            Some(options()),
+        )
+        .map_err(|e| invalid(e, "client secret"))?;
+        Ok((cred, name))
+    };
+    let workload = || -> Result<(Arc<dyn TokenCredential>, String)> {
+        let name = format!(
+            "workload identity (application {}, token file {})",
+            client_id
+                .clone()
+                .unwrap_or_else(|| "from AZURE_CLIENT_ID".into()),
+            std::env::var("AZURE_FEDERATED_TOKEN_FILE").unwrap_or_default()
+        );
+        let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            credential_options: azure_identity::ClientAssertionCredentialOptions {
+                client_options: client_options(),
+            },
+            client_id: client_id.clone(),
+            tenant_id: tenant_id.clone(),
+            token_file_path: None,
+        }))
+        .map_err(|e| invalid(e, "workload identity"))?;
+        Ok((cred, name))
+    };
+    let managed = || -> Result<(Arc<dyn TokenCredential>, String)> {
+        let name = match &client_id {
+            Some(id) => format!("user-assigned managed identity {id}"),
+            None => "system-assigned managed identity".to_owned(),
+        };
+        let cred = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+            user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+            client_options: client_options(),
+        }))
+        .map_err(|e| invalid(e, "managed identity"))?;
+        Ok((cred, name))
+    };
+    let cli = || -> Result<(Arc<dyn TokenCredential>, String)> {
+        let cred = AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
+            tenant_id: tenant_id.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| invalid(e, "Azure CLI"))?;
+        Ok((cred, "Azure CLI sign-in (az login)".to_owned()))
+    };
+
+    match kind {
+        CredentialType::Environment => match env_secret() {
+            Some(s) => client_secret(Zeroizing::new(s)),
+            None if env_set("AZURE_CLIENT_CERTIFICATE_PATH") => Err(PluginError::validation(
+                "credential_type environment: AZURE_CLIENT_CERTIFICATE_PATH (certificate \
+                 credentials) is not supported by this plugin; use AZURE_CLIENT_SECRET or \
+                 credential_type workloadid",
+            )),
+            None => Err(PluginError::validation(format!(
+                "credential_type environment needs AZURE_TENANT_ID, AZURE_CLIENT_ID and \
+                 AZURE_CLIENT_SECRET; {CREDENTIALS_HELP}"
+            ))),
+        },
+        CredentialType::WorkloadId => workload(),
+        CredentialType::ManagedId => managed(),
+        CredentialType::AzureCli => cli(),
+        // Like DefaultAzureCredential, but chosen once from what is configured, so that an
+        // off-Azure machine never waits for the instance metadata endpoint it does not have:
+        // environment secret, workload identity, App Service / Functions managed identity,
+        // the Azure CLI if installed, else the VM's managed identity.
+        CredentialType::Default => {
+            if let Some(s) = env_secret() {
+                client_secret(Zeroizing::new(s))
+            } else if env_set("AZURE_FEDERATED_TOKEN_FILE") {
+                workload()
+            } else if env_set("IDENTITY_ENDPOINT") || env_set("MSI_ENDPOINT") {
+                managed()
+            } else if on_path("az") {
+                cli()
+            } else {
+                managed()
+            }
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
+    })
+}
+
+/// What is being called, for messages.
+pub struct Call {
+    /// "get key", "sign", "get certificate", "get secret".
+    pub operation: &'static str,
+    /// "key 'name' in vault host".
+    pub target: String,
+    /// The access-policy permission the call needs ("keys/sign").
+    pub permission: &'static str,
+    /// The least-privileged built-in RBAC role that grants it.
+    pub role: &'static str,
+    /// What to do instead when this permission is missing (e.g. use `ca_certs`).
+    pub hint: &'static str,
+}
+
+/// The parts of a Key Vault error body `{"error": {"code", "message", "innererror": {"code"}}}`.
+struct AzureBody {
+    code: Option<String>,
+    message: Option<String>,
+    inner: Option<String>,
+}
+
+fn parse_body(bytes: &[u8]) -> AzureBody {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let e = &v["error"];
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    AzureBody {
+        code: s(&e["code"]).or_else(|| s(&v["error"])),
+        message: s(&e["message"]).or_else(|| s(&v["error_description"])),
+        inner: s(&e["innererror"]["code"]),
+    }
+}
+
+/// Translates an Azure SDK error into the contract's codes. Azure's own error code, inner error
+/// code, HTTP status and request id go to errorMetadata; the errorCode is always the contract's.
+pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> PluginError {
+    let Call {
+        operation,
+        target,
+        permission,
+        role,
+        hint,
+    } = call;
+    let vault = &session.host;
+    match err.kind() {
+        ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
+            let status = u16::from(*status);
+            let body = raw_response
+                .as_ref()
+                .map(|r| parse_body(r.body().as_ref()))
+                .unwrap_or(AzureBody {
+                    code: None,
+                    message: None,
+                    inner: None,
+                });
+            let header = |name: &'static str| {
+                raw_response.as_ref().and_then(|r| {
+                    r.headers()
+                        .get_optional_str(&azure_core::http::headers::HeaderName::from_static(name))
+                        .map(str::to_owned)
+                })
+            };
+            let request_id = header("x-ms-request-id");
+            let retry_after = header("retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| std::time::Duration::from_secs_f64(s.min(60.0)));
+            let code = body
+                .code
+                .clone()
+                .or_else(|| error_code.clone())
+                .unwrap_or_default();
+            let azure_message = body.message.clone().unwrap_or_else(|| err.to_string());
+            let inner = body.inner.clone().unwrap_or_default();
+            let rid = request_id
+                .as_deref()
+                .map(|id| format!(" (request id {id})"))
+                .unwrap_or_default();
+            let said = if code.is_empty() {
+                format!("HTTP {status}: {azure_message}")
+            } else {
+                format!("{code}: {azure_message}")
+            };
+            let pe = match status {
+                401 => PluginError::access_denied(format!(
+                    "Key Vault {vault} rejected the token of the {} for {operation} on {target}: \
+                     {said}{rid}",
+                    session.credential_name
+                )),
+                403 if inner.ends_with("Disabled") => PluginError::validation(format!(
+                    "{target} is disabled ({said}){rid}; enable it (az keyvault {} set-attributes \
+                     --enabled true) or use an enabled version",
+                    if permission.starts_with("secrets") {
+                        "secret"
+                    } else if permission.starts_with("certificates") {
+                        "certificate"
+                    } else {
+                        "key"
+                    }
+                )),
+                403 => PluginError::access_denied(format!(
+                    "Key Vault {vault} denied {operation} on {target} to the {}: {said}{rid}; \
+                     it needs the {permission} permission (access policy) or a role that grants \
+                     it such as {role} (Azure RBAC){hint}",
+                    session.credential_name
+                )),
+                404 => PluginError::validation(format!(
+                    "{target} was not found ({said}){rid}; check the name and version (az \
+                     keyvault {} list --vault-name <vault>)",
+                    if permission.starts_with("secrets") {
+                        "secret"
+                    } else if permission.starts_with("certificates") {
+                        "certificate"
+                    } else {
+                        "key"
+                    }
+                )),
+                429 => PluginError::throttled(format!(
+                    "Key Vault {vault} is throttling requests ({said}){rid}"
+                ))
+                .with_retry(Retry::Throttled(retry_after)),
+                400 => PluginError::validation(format!(
+                    "Key Vault {vault} refused {operation} on {target}: {said}{rid}"
+                )),
+                500..=599 => PluginError::generic(format!(
+                    "Key Vault {vault} failed {operation} on {target}: {said}{rid}"
+                ))
+                .with_retry(Retry::Transient),
+                _ => PluginError::generic(format!(
+                    "Key Vault {vault} answered {operation} on {target} with {said}{rid}"
+                )),
+            };
+            let mut pe = pe
+                .with_metadata("httpStatus", status.to_string())
+                .with_metadata("operation", operation.to_string());
+            if !code.is_empty() {
+                pe = pe.with_metadata("azureErrorCode", code);
+            }
+            if !inner.is_empty() {
+                pe = pe.with_metadata("azureInnerErrorCode", inner);
+            }
+            if let Some(id) = request_id {
+                pe = pe.with_metadata("requestId", id);
+            }
+            pe
+        }
+        ErrorKind::Credential => credential_error(&err, session),
+        ErrorKind::Connection | ErrorKind::Io => PluginError::generic(format!(
+            "cannot reach Key Vault {vault} for {operation} on {target}: {}",
+            error_chain(&err)
+        ))
+        .with_retry(Retry::Transient),
+        _ => PluginError::generic(format!(
+            "Key Vault {vault}, {operation} on {target}: {}",
+            error_chain(&err)
+        )),
+    }
+}
+
+fn credential_error(err: &azure_core::Error, session: &Session) -> PluginError {
+    let detail = error_chain(err);
+    // An Entra error answered over HTTP (AADSTS...) is a refusal; anything else (no route to
+    // the authority, no CLI) may be passing, but is reported as a credential problem.
+    let mut pe = PluginError::access_denied(format!(
+        "cannot get a Key Vault token with the {}: {detail}; {CREDENTIALS_HELP}",
+        session.credential_name
+    ));
+    if let Some(code) = detail
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.starts_with("AADSTS"))
+    {
+        pe = pe.with_metadata("entraErrorCode", code);
+    }
+    pe
+}
+
+/// The error and its sources, joined, without repeating a source already contained in the
+/// previous text.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Starts or stops the local Azure Key Vault emulator (hsm-tests/keyvault-emulator/emulator.py)
+# for the azure-keyvault plugin tests.
+#
+#   scripts/keyvault-emulator.sh start    make the venv (pinned cryptography and Microsoft's
+#                                         Python SDK, for the conformance test), a test CA and
+#                                         the TLS certificate, the /etc/hosts entries, then start
+#                                         the emulator and wait until it answers; idempotent
+#   scripts/keyvault-emulator.sh stop     stop it (pid file) and remove the /etc/hosts entries
+#   scripts/keyvault-emulator.sh status   exit 0 if it is running and answering
+#   scripts/keyvault-emulator.sh env      print the `export ...` lines a shell needs to use it
+#
+# The vault is https://local.vault.azure.net:8443 and the Entra authority
+# https://login.kv-emulator.test:8443, both 127.0.0.1 through /etc/hosts (root is needed to edit
+# it: CI runs as root). The vault keeps its real-looking name because the Azure SDKs (and the
+# plugin) check that the vault host ends with the challenge's resource domain .vault.azure.net.
+# A port is used rather than 443 so that nothing else on the machine is disturbed; key ids then
+# carry it: https://local.vault.azure.net:8443/keys/<name>. TLS is trusted through SSL_CERT_FILE
+# (rustls and Python's ssl honour it) and the authority through AZURE_AUTHORITY_HOST.
+# An admin port (plain HTTP, 127.0.0.1:8480) serves the vault API without authentication for test
+# set-up and injects faults. Everything lives under ${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins/:
+# the venv in keyvault-venv/, CA, certificate, pid, log and state in keyvault-emulator/.
+# The state file (keyvault-emulator/state.env) holds what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins"
+VENV="$CACHE/keyvault-venv"
+DIR="$CACHE/keyvault-emulator"
+PORT="${KV_EMULATOR_PORT:-8443}"
+ADMIN_PORT="${KV_EMULATOR_ADMIN_PORT:-8480}"
+VAULT_HOST="local.vault.azure.net"
+LOGIN_HOST="login.kv-emulator.test"
+TENANT="72f988bf-0000-4000-8000-00000000abcd"
+HOSTS_MARK="# notation-plugins keyvault-emulator"
+PIDFILE="$DIR/emulator.pid"
+LOG="$DIR/emulator.log"
+STATE="$DIR/state.env"
+EMULATOR="$PWD/hsm-tests/keyvault-emulator/emulator.py"
+# Pinned: versions verified to install and to pass hsm-tests/keyvault-emulator/conformance.py.
+PACKAGES=(cryptography==46.0.3 azure-identity==1.25.1 azure-keyvault-keys==4.11.0
+  azure-keyvault-certificates==4.10.0 azure-keyvault-secrets==4.10.0)
+
+log() { echo "keyvault-emulator.sh: $*" >&2; }
+
+install_venv() {
+  local stamp="$VENV/.notation-plugins-packages"
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${PACKAGES[*]}" ]; then
+    return
+  fi
+  log "installing ${PACKAGES[*]} into $VENV"
+  mkdir -p "$CACHE"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    if command -v apt-get >/dev/null; then
+      apt-get install -y python3-venv >/dev/null
+    fi
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
+  echo "${PACKAGES[*]}" >"$stamp"
+}
+
+make_certificates() {
+  [ -s "$DIR/server.pem" ] && [ -s "$DIR/ca.pem" ] && return
+  log "making the test CA and the TLS certificate for $VAULT_HOST and $LOGIN_HOST"
+  mkdir -p "$DIR"
+  (
+    cd "$DIR"
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=notation-plugins keyvault-emulator test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=$VAULT_HOST" -keyout server.key -out server.csr 2>/dev/null
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=serverAuth" \
+      "subjectAltName=DNS:$VAULT_HOST,DNS:*.vault.azure.net,DNS:$LOGIN_HOST,IP:127.0.0.1" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
+      -extfile server.ext -out server.pem 2>/dev/null
+    rm -f server.csr server.ext
+    # The bundle clients trust: the system roots plus the test CA.
+    if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+      cat /etc/ssl/certs/ca-certificates.crt ca.pem >trust.pem
+    else
+      cp ca.pem trust.pem
+    fi
+    chmod 644 ca.pem server.pem trust.pem
+  )
+}
+
+add_hosts() {
+  grep -q "$HOSTS_MARK" /etc/hosts 2>/dev/null && return
+  if ! echo "127.0.0.1 $VAULT_HOST $LOGIN_HOST $HOSTS_MARK" >>/etc/hosts 2>/dev/null; then
+    log "cannot add '127.0.0.1 $VAULT_HOST $LOGIN_HOST' to /etc/hosts (run as root, or add it by hand)"
+    exit 1
+  fi
+}
+
+remove_hosts() {
+  grep -q "$HOSTS_MARK" /etc/hosts 2>/dev/null || return 0
+  # /etc/hosts may be a bind mount: rewrite it in place rather than replacing the file.
+  local kept
+  kept="$(grep -v "$HOSTS_MARK" /etc/hosts)"
+  printf '%s\n' "$kept" >/etc/hosts 2>/dev/null || log "cannot edit /etc/hosts"
+}
+
+client_secret() {
+  # A random secret per machine for a throwaway in-memory test vault; never a real credential.
+  local f="$DIR/client-secret"
+  if [ ! -s "$f" ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$f")
+  fi
+  cat "$f"
+}
+
+healthy() {
+  curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/_admin/health" 2>/dev/null &&
+    curl -fsS -o /dev/null --max-time 2 --cacert "$DIR/ca.pem" \
+      --resolve "$VAULT_HOST:$PORT:127.0.0.1" \
+      "https://$VAULT_HOST:$PORT/common/discovery/instance" 2>/dev/null
+}
+
+running() {
+  [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+}
+
+write_state() {
+  umask 077
+  cat >"$STATE" <<EOF
+KV_EMULATOR_PYTHON=$VENV/bin/python
+KV_EMULATOR_VAULT_URL=https://$VAULT_HOST:$PORT
+KV_EMULATOR_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+KV_EMULATOR_CA=$DIR/ca.pem
+SSL_CERT_FILE=$DIR/trust.pem
+AZURE_AUTHORITY_HOST=https://$LOGIN_HOST:$PORT
+AZURE_TENANT_ID=$TENANT
+KV_EMULATOR_CLIENT_SECRET=$(client_secret)
+EOF
+}
+
+start() {
+  install_venv
+  make_certificates
+  add_hosts
+  write_state
+  if running && healthy; then
+    return
+  fi
+  if running; then
+    kill "$(cat "$PIDFILE")" 2>/dev/null || true
+    sleep 0.5
+  fi
+  log "starting the emulator on 127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT), log $LOG"
+  KV_EMULATOR_CLIENT_SECRET="$(client_secret)" nohup "$VENV/bin/python" "$EMULATOR" \
+    --port "$PORT" --admin-port "$ADMIN_PORT" --cert "$DIR/server.pem" --key "$DIR/server.key" \
+    --vault-url "https://$VAULT_HOST:$PORT" --tenant "$TENANT" >"$LOG" 2>&1 </dev/null &
+  echo $! >"$PIDFILE"
+  for _ in $(seq 1 100); do
+    if healthy; then
+      return
+    fi
+    if ! running; then
+      log "the emulator exited; its log:"
+      tail -n 30 "$LOG" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  log "the emulator did not answer within 10 s; its log:"
+  tail -n 30 "$LOG" >&2
+  exit 1
+}
+
+stop() {
+  if running; then
+    kill "$(cat "$PIDFILE")" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+  remove_hosts
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) running && healthy ;;
+  env) sed 's/^/export /' "$STATE" ;;
+  *)
+    echo "usage: $0 start|stop|status|env" >&2
+    exit 2
+    ;;
+esac
