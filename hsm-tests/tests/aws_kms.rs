@@ -742,7 +742,8 @@ fn black_hole(secs: u64) -> String {
 #[test]
 fn no_credentials_fails_fast_with_what_to_configure() {
     // Off-cloud: no keys, no profile, and an instance-metadata endpoint that never answers.
-    let imds = black_hole(60);
+    plugin(); // built before the clock starts
+    let imds = black_hole(120);
     let env = env_with(&[
         ("AWS_ACCESS_KEY_ID", ""),
         ("AWS_SECRET_ACCESS_KEY", ""),
@@ -768,6 +769,32 @@ fn no_credentials_fails_fast_with_what_to_configure() {
         "took {:?}",
         inv.elapsed
     );
+}
+
+#[test]
+fn credentials_and_region_from_a_named_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(&config, "[profile ci]\nregion = us-east-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[ci]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let env = env_with(&[
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_REGION", ""),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+    ]);
+    let inv = describe(&key_id, &[("profile", "ci")], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    // A profile that does not exist is named in the error.
+    let inv = describe(&key_id, &[("profile", "nope"), ("region", REGION)], &env);
+    assert_error(&inv, "ACCESS_DENIED", &["profile 'nope'"]);
 }
 
 /// A fake AWS endpoint that answers every request with `status` and the JSON `body`, with a
@@ -881,7 +908,8 @@ fn server_errors_are_retried_then_reported() {
 
 #[test]
 fn a_server_that_never_answers_is_a_timeout() {
-    let url = black_hole(30);
+    plugin(); // built before the clock starts
+    let url = black_hole(120);
     let inv = describe(
         "alias/release",
         &[("endpoint_url", &url), ("timeout_seconds", "3")],

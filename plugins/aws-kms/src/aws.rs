@@ -24,6 +24,9 @@ use crate::keyref::KeyRef;
 
 /// Per-attempt TCP connect timeout for KMS and Secrets Manager.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bounds of one KMS / Secrets Manager attempt (a third of the deadline, within these).
+const ATTEMPT_TIMEOUT_MIN: Duration = Duration::from_secs(3);
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 /// Instance metadata (IMDS) bounds: on EC2 it answers in milliseconds; off-cloud the address is
 /// unreachable or black-holed, and the default chain must give up quickly.
 const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,7 +58,7 @@ impl Session {
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
         let config = &ctx.config;
-        let profile = config.get("profile");
+        let profile = config.get_with_source("profile");
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -81,7 +84,13 @@ impl Session {
         let region = rt.block_on(async {
             tokio::time::timeout(
                 ctx.deadline.remaining(),
-                resolve_region(ctx, key, profile.as_deref(), &provider_config, &imds),
+                resolve_region(
+                    ctx,
+                    key,
+                    profile.as_ref().map(|(p, _)| p.as_str()),
+                    &provider_config,
+                    &imds,
+                ),
             )
             .await
             .map_err(|_| ctx.deadline.exceeded("looking up the AWS Region"))?
@@ -91,7 +100,7 @@ impl Session {
         let credentials = rt.block_on(async {
             tokio::time::timeout(
                 ctx.deadline.remaining(),
-                resolve_credentials(&provider_config, &imds, profile.as_deref(), &region),
+                resolve_credentials(&provider_config, &imds, profile.as_ref(), &region),
             )
             .await
             .map_err(|_| {
@@ -101,8 +110,13 @@ impl Session {
             })?
         })?;
 
+        // One attempt may take a third of the deadline (3 to 10 s), so that a stalled connection
+        // is retried within the deadline instead of consuming all of it.
+        let total = ctx.deadline.total();
+        let attempt = (total / 3).clamp(ATTEMPT_TIMEOUT_MIN, ATTEMPT_TIMEOUT_MAX);
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(ctx.deadline.total()))
+            .connect_timeout(CONNECT_TIMEOUT.min(total))
+            .operation_attempt_timeout(attempt.min(total))
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
@@ -111,7 +125,7 @@ impl Session {
             // Retries are ours (bounded by the invocation's deadline, honouring throttling).
             .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts);
-        if let Some(p) = &profile {
+        if let Some((p, _)) = &profile {
             loader = loader.profile_name(p);
         }
         let sdk = rt.block_on(loader.load());
@@ -262,27 +276,38 @@ async fn resolve_region(
 async fn resolve_credentials(
     provider_config: &ProviderConfig,
     imds: &imds::Client,
-    profile: Option<&str>,
+    profile: Option<&(String, String)>,
     region: &str,
 ) -> Result<Credentials> {
     let mut builder = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(provider_config.clone())
         .imds_client(imds.clone())
         .region(Region::new(region.to_owned()));
-    if let Some(p) = profile {
+    if let Some((p, _)) = profile {
         builder = builder.profile_name(p);
     }
     let chain = builder.build().await;
-    chain.provide_credentials().await.map_err(credentials_error)
+    chain
+        .provide_credentials()
+        .await
+        .map_err(|e| credentials_error(e, profile))
 }
 
-fn credentials_error(e: CredentialsError) -> PluginError {
+fn credentials_error(e: CredentialsError, profile: Option<&(String, String)>) -> PluginError {
     use CredentialsError as C;
     let detail = error_chain(&e);
+    let profile_note = profile
+        .map(|(p, source)| {
+            format!(
+                " (profile '{p}' from {source} gave none: is it defined in ~/.aws/config or \
+                 ~/.aws/credentials?)"
+            )
+        })
+        .unwrap_or_default();
     match e {
         C::CredentialsNotLoaded(_) => PluginError::access_denied(format!(
-            "no AWS credentials found (tried environment variables, the shared config and \
-             credentials files, web identity, container and instance metadata): \
+            "no AWS credentials found{profile_note} (tried environment variables, the shared \
+             config and credentials files, web identity, container and instance metadata): \
              {CREDENTIALS_HELP}"
         ))
         .with_metadata("detail", detail),
