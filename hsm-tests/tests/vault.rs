@@ -533,6 +533,119 @@ fn token_from_the_token_helper_file() {
     );
 }
 
+/// A JWT as a CI system issues one, signed ES256 by a Transit key of the test (Transit's JWS
+/// marshaling is exactly JWS's ES256 encoding).
+fn ci_jwt(api: &Api, issuer_key: &str, audience: &str, exp_offset: i64) -> String {
+    use base64::Engine as _;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let header = b64url.encode(json!({ "alg": "ES256", "typ": "JWT" }).to_string());
+    let claims = b64url.encode(
+        json!({
+            "iss": "https://ci.example.test",
+            "sub": "project:app:ref:main",
+            "aud": audience,
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + exp_offset,
+            "project_path": "group/app",
+        })
+        .to_string(),
+    );
+    let input = format!("{header}.{claims}");
+    let signed = api.call(
+        "POST",
+        &format!("transit/sign/{issuer_key}"),
+        Some(json!({
+            "input": base64::engine::general_purpose::STANDARD.encode(&input),
+            "hash_algorithm": "sha2-256",
+            "marshaling_algorithm": "jws",
+        })),
+    );
+    let sig = signed["data"]["signature"].as_str().unwrap();
+    format!("{input}.{}", sig.rsplit(':').next().unwrap())
+}
+
+#[test]
+fn jwt_login_with_a_ci_id_token() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    // The CI's token-signing key, and Vault's jwt auth method trusting it.
+    let issuer = unique("ci-issuer");
+    api.create_key(&issuer, "ecdsa-p256");
+    let issuer_pem = api.public_key(&issuer, None).to_spki_pem();
+    let mount = unique("jwt");
+    api.call(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(json!({ "type": "jwt" })),
+    );
+    api.call(
+        "POST",
+        &format!("auth/{mount}/config"),
+        Some(json!({
+            "jwt_validation_pubkeys": [issuer_pem],
+            "bound_issuer": "https://ci.example.test",
+        })),
+    );
+    let name = unique("jwt-key");
+    api.create_key(&name, "rsa-2048");
+    let policy = unique("sign-policy");
+    api.put_policy(&policy, &signing_policy("transit", &name));
+    api.call(
+        "POST",
+        &format!("auth/{mount}/role/release"),
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["https://vault.example.test"],
+            "bound_claims": { "project_path": "group/app" },
+            "token_policies": [policy],
+            "token_ttl": "5m",
+        })),
+    );
+    let (chain, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let chain = chain.to_str().unwrap();
+    let jwt_file = dir.path().join("id-token.jwt");
+    let jwt = ci_jwt(&api, &issuer, "https://vault.example.test", 600);
+    std::fs::write(&jwt_file, &jwt).unwrap();
+    let no_token = env_with(None);
+    let pairs = [
+        ("auth_method", "jwt"),
+        ("auth_mount", mount.as_str()),
+        ("role", "release"),
+        ("jwt_file", jwt_file.to_str().unwrap()),
+        ("certificate_chain", chain),
+    ];
+    sign_and_verify(&name, KeySpec::Rsa2048, &pairs, &no_token, &root);
+
+    // `oidc` is an alias; the token can come from the environment.
+    let mut env = no_token.clone();
+    env.push(("NOTATION_HASHICORP_VAULT_JWT".into(), jwt.clone()));
+    let pairs = [
+        ("auth_method", "oidc"),
+        ("auth_mount", mount.as_str()),
+        ("role", "release"),
+        ("certificate_chain", chain),
+    ];
+    assert!(sign(&name, KeySpec::Rsa2048, &pairs, &env).succeeded());
+
+    // A token for another audience, or an expired one, is refused: ACCESS_DENIED.
+    for bad in [
+        ci_jwt(&api, &issuer, "https://other.example.test", 600),
+        ci_jwt(&api, &issuer, "https://vault.example.test", -120),
+    ] {
+        let mut env = no_token.clone();
+        env.push(("NOTATION_HASHICORP_VAULT_JWT".into(), bad.clone()));
+        let inv = describe(&name, &pairs, &env);
+        let msg = assert_error(&inv, "ACCESS_DENIED", &["JWT/OIDC login", &mount]);
+        assert!(!msg.contains(&bad), "the JWT never appears in output");
+    }
+}
+
 #[test]
 fn keys_in_a_namespace() {
     let api = Api::root();
@@ -769,10 +882,13 @@ fn throttling_and_server_errors_are_retried_then_reported() {
     );
 }
 
-/// A second, throwaway dev server (the shared one must stay unsealed).
+/// A second, throwaway dev server (the shared one must stay unsealed and on plain HTTP).
 struct OwnServer {
     child: Child,
     addr: String,
+    token: &'static str,
+    /// With TLS: the directory holding vault-ca.pem, vault-cert.pem and vault-key.pem.
+    tls_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for OwnServer {
@@ -782,44 +898,97 @@ impl Drop for OwnServer {
     }
 }
 
-#[test]
-fn a_sealed_server_says_sealed() {
-    let port = free_port();
-    let token = "sealed-test-root";
-    let child = Command::new(&server().bao_bin)
-        .args([
+impl OwnServer {
+    fn start(tls: bool) -> Self {
+        let port = free_port();
+        let token = "own-server-root";
+        let tls_dir = tls.then(|| tempfile::tempdir().unwrap());
+        let mut cmd = Command::new(&server().bao_bin);
+        cmd.args([
             "server",
             "-dev",
             &format!("-dev-root-token-id={token}"),
             &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a second bao dev server");
-    let own = OwnServer {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-    };
-    let api = Api {
-        addr: own.addr.clone(),
-        token: token.into(),
-        namespace: None,
-    };
-    let start = Instant::now();
-    loop {
-        let up = TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && api.request("GET", "sys/health", None).0 == 200;
-        if up {
-            break;
+        ]);
+        if let Some(dir) = &tls_dir {
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the second dev server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a second bao dev server");
+        let own = OwnServer {
+            child,
+            addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
+            token,
+            tls_dir,
+        };
+        let start = Instant::now();
+        while !own.up() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the second dev server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        own
     }
+
+    fn up(&self) -> bool {
+        match &self.tls_dir {
+            None => {
+                let host = self.addr.trim_start_matches("http://");
+                TcpStream::connect(host).is_ok()
+                    && self.api().request("GET", "sys/health", None).0 == 200
+            }
+            Some(dir) => {
+                dir.path().join("vault-ca.pem").exists() && self.bao(&["status"]).status.success()
+            }
+        }
+    }
+
+    fn api(&self) -> Api {
+        assert!(self.tls_dir.is_none(), "the test client speaks plain HTTP");
+        Api {
+            addr: self.addr.clone(),
+            token: self.token.into(),
+            namespace: None,
+        }
+    }
+
+    fn ca_pem(&self) -> PathBuf {
+        self.tls_dir.as_ref().unwrap().path().join("vault-ca.pem")
+    }
+
+    /// The bao CLI against this server (for the TLS server the test client cannot reach).
+    fn bao(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(&server().bao_bin);
+        cmd.args(args)
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", self.token)
+            .env_remove("VAULT_NAMESPACE");
+        if let Some(dir) = &self.tls_dir {
+            cmd.env("VAULT_CACERT", dir.path().join("vault-ca.pem"));
+        }
+        cmd.output().unwrap()
+    }
+
+    /// The plugin's environment for this server (a valid token, no CA settings).
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = env_with(Some(self.token));
+        env.retain(|(k, _)| k != "VAULT_ADDR");
+        env.push(("VAULT_ADDR".into(), self.addr.clone()));
+        env
+    }
+}
+
+#[test]
+fn a_sealed_server_says_sealed() {
+    let own = OwnServer::start(false);
+    let api = own.api();
     api.call(
         "POST",
         "sys/mounts/transit",
@@ -827,11 +996,46 @@ fn a_sealed_server_says_sealed() {
     );
     api.create_key("k", "ecdsa-p256");
     api.call("PUT", "sys/seal", None);
-    let mut env = env_with(Some(token));
-    env.retain(|(k, _)| k != "VAULT_ADDR");
-    env.push(("VAULT_ADDR".into(), own.addr.clone()));
-    let inv = describe("k", &[], &env);
+    let inv = describe("k", &[], &own.env());
     assert_error(&inv, "ERROR", &["sealed", &own.addr, "unseal"]);
+}
+
+#[test]
+fn tls_is_verified_against_the_configured_ca_and_never_skipped() {
+    let own = OwnServer::start(true);
+    for args in [
+        &["secrets", "enable", "transit"][..],
+        &["write", "-f", "transit/keys/k", "type=ecdsa-p256"][..],
+    ] {
+        let out = own.bao(args);
+        assert!(
+            out.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The server's CA is not a system root: refused, whatever VAULT_SKIP_VERIFY says.
+    let inv = describe("k", &[], &own.env());
+    assert_error(&inv, "ERROR", &["TLS", &own.addr, "VAULT_CACERT"]);
+    let mut env = own.env();
+    env.push(("VAULT_SKIP_VERIFY".into(), "true".into()));
+    let inv = describe("k", &[], &env);
+    assert_error(&inv, "ERROR", &["TLS", "VAULT_SKIP_VERIFY is ignored"]);
+
+    // VAULT_CACERT, pluginConfig ca_cert and VAULT_CAPATH (a directory) all work.
+    let ca = own.ca_pem();
+    let ca = ca.to_str().unwrap();
+    let mut env = own.env();
+    env.retain(|(k, _)| k != "VAULT_CACERT");
+    env.push(("VAULT_CACERT".into(), ca.into()));
+    assert!(describe("k", &[], &env).succeeded());
+    assert!(describe("k", &[("ca_cert", ca)], &own.env()).succeeded());
+    let mut env = own.env();
+    env.retain(|(k, _)| k != "VAULT_CAPATH");
+    let dir = own.tls_dir.as_ref().unwrap().path().to_str().unwrap();
+    env.push(("VAULT_CAPATH".into(), dir.into()));
+    let inv = describe("k", &[], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
 
 #[test]

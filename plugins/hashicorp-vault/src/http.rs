@@ -349,8 +349,9 @@ impl Vault {
                 .or_else(|_| std::env::var("BAO_SKIP_VERIFY"))
                 .is_ok_and(|v| !v.is_empty());
             return PluginError::generic(format!(
-                "TLS with Vault at {at} failed while {doing}: {detail}. Set ca_cert \
+                "TLS with Vault at {at} failed while {doing}: {}. Set ca_cert \
                  (VAULT_CACERT) to the PEM of the CA that issued the server certificate{}",
+                root_cause(e),
                 if skip {
                     "; VAULT_SKIP_VERIFY is ignored: this plugin never disables TLS verification"
                 } else {
