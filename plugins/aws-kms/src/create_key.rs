@@ -23,13 +23,13 @@ struct Args {
     #[arg(long)]
     alias: Option<String>,
     /// Tag KEY=VALUE (repeatable)
-    #[arg(long = "tag", value_parser = parse_pair)]
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_pair)]
     tags: Vec<(String, String)>,
     /// Key description
     #[arg(long)]
     description: Option<String>,
     /// pluginConfig KEY=VALUE (repeatable): region, profile, endpoint_url
-    #[arg(long = "plugin-config", value_parser = parse_pair)]
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_pair)]
     plugin_config: Vec<(String, String)>,
 }
 
