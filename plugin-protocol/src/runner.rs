@@ -196,8 +196,16 @@ pub fn help(info: &PluginInfo) -> String {
             "Operator commands (run `notation-{name} <command> --help`):"
         );
         for (cmd, what) in info.operator_commands {
-            let _ = writeln!(h, "  {cmd:<16} {what}");
+            let _ = writeln!(h, "  {cmd:<20} {what}");
         }
+    }
+    let _ = writeln!(h);
+    let _ = writeln!(
+        h,
+        "Certificate commands, the backend key signs (run `notation-{name} <command> --help`):"
+    );
+    for (cmd, what) in crate::certificates::COMMANDS {
+        let _ = writeln!(h, "  {cmd:<20} {what}");
     }
     let _ = writeln!(h);
     let _ = writeln!(
