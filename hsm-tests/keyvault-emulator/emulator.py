@@ -8,7 +8,8 @@ notation-azure-keyvault and the official SDKs' conformance test (conformance.py)
   that unsupported keys can be refused), get (latest or a version), update attributes (enable or
   disable), sign (PS256/384/512, RS256/384/512, ES256/384/512; real keys, `cryptography`);
 * certificates: create with a policy (issuer Self: key usage, EKUs, subject, validity, secret
-  content type), the pending operation, import (PKCS#12 or PEM with the key and chain), get;
+  content type; issuer Unknown: a CSR, then merge of the CA's chain), the pending operation,
+  import (PKCS#12, also encrypted with the empty password, or PEM with the key and chain), get;
 * secrets: get (a certificate's backing secret as PKCS#12 or PEM with the key and chain), set;
 * challenge-based bearer auth: a request without a token gets 401 and
   `WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/<tenant>",
@@ -95,6 +96,7 @@ class Store:
         self.keys, self.certs, self.secrets = {}, {}, {}
         self.faults = []
         self.tokens = {}
+        self.pending_ops = {}
 
     # -- keys ------------------------------------------------------------------------------
     def key_bundle(self, name, entry):
@@ -232,17 +234,20 @@ class Store:
             "policy": entry["policy"],
         }
 
-    def store_certificate(self, name, private, chain, policy, content_type, enabled=True, pfx=None):
+    def store_certificate(self, name, private, chain, policy, content_type, enabled=True, pfx=None,
+                          version=None):
         """Stores key, secret and certificate under one version. `pfx`: a password-less PKCS#12
-        (base64) kept as the secret's value as given, as Key Vault does for an imported one."""
-        version = uuid.uuid4().hex
-        if isinstance(private, rsa.RSAPrivateKey):
-            kty, crv = "RSA", None
-        else:
-            crv = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521",
-                   "secp256k1": "P-256K"}[private.curve.name]
-            kty = "EC"
-        self.add_key(name, private, kty, crv, enabled=enabled, version=version, managed=True)
+        (base64) kept as the secret's value as given, as Key Vault does for an imported one.
+        `version`: the version of a key already created (a merged pending certificate)."""
+        if version is None:
+            version = uuid.uuid4().hex
+            if isinstance(private, rsa.RSAPrivateKey):
+                kty, crv = "RSA", None
+            else:
+                crv = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521",
+                       "secp256k1": "P-256K"}[private.curve.name]
+                kty = "EC"
+            self.add_key(name, private, kty, crv, enabled=enabled, version=version, managed=True)
         if content_type == "application/x-pem-file":
             value = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()).decode()
@@ -268,9 +273,9 @@ class Store:
     def create_certificate(self, name, body):
         policy = body.get("policy") or {}
         issuer = (policy.get("issuer") or {}).get("name", "Self")
-        if issuer != "Self":
+        if issuer not in ("Self", "Unknown"):
             raise VaultError(400, "BadParameter",
-                             f"Issuer '{issuer}' is not supported by this emulator; use 'Self'.")
+                             f"Issuer '{issuer}' is not supported by this emulator; use 'Self' or 'Unknown'.")
         kp = policy.get("key_props") or {}
         xp = policy.get("x509_props") or {}
         kty = kp.get("kty") or "RSA"
@@ -286,6 +291,16 @@ class Store:
             private = rsa.generate_private_key(public_exponent=65537, key_size=size)
             algo = hashes.SHA256()
         subject = x509.Name.from_rfc4514_string(xp.get("subject") or f"CN={name}")
+        if issuer == "Unknown":
+            # A CA will issue it: the key is created now, the certificate when the CA's chain is
+            # merged (POST /certificates/<name>/pending/merge).
+            crv = kp.get("crv") if kty.startswith("EC") else None
+            entry = self.add_key(name, private, "EC" if crv else "RSA", crv, managed=True)
+            csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(private, algo)
+            self.pending_ops[name] = {"version": entry["version"], "private": private, "policy": policy,
+                                      "csr": csr.public_bytes(serialization.Encoding.DER),
+                                      "enabled": (body.get("attributes") or {}).get("enabled", True)}
+            return None
         months = int(xp.get("validity_months") or 12)
         start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
@@ -314,7 +329,31 @@ class Store:
         bundle = self.store_certificate(name, private, [cert], policy, content_type, enabled)
         return bundle
 
+    def merge(self, name, body):
+        op = self.pending_ops.get(name)
+        if op is None:
+            raise VaultError(404, "PendingCertificateNotFound", f"Pending certificate not found: {name}")
+        try:
+            chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in body.get("x5c") or []]
+        except Exception as e:  # noqa: BLE001
+            raise VaultError(400, "BadParameter", f"x5c is not a list of base64 DER certificates: {e}")
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        want = op["private"].public_key().public_bytes(serialization.Encoding.DER, spki)
+        if not chain or chain[0].public_key().public_bytes(serialization.Encoding.DER, spki) != want:
+            raise VaultError(400, "BadParameter", "Public key from x509 certificate and key of this "
+                             "instance doesn't match")
+        del self.pending_ops[name]
+        content_type = (op["policy"].get("secret_props") or {}).get("contentType")
+        return self.store_certificate(name, op["private"], chain, op["policy"], content_type,
+                                      op["enabled"], version=op["version"])
+
     def pending(self, name):
+        op = self.pending_ops.get(name)
+        if op is not None:
+            return {"id": f"{self.vault_url}/certificates/{name}/pending", "status": "inProgress",
+                    "status_details": "Pending certificate created. Please merge the signed request.",
+                    "cancellation_requested": False, "issuer": {"name": "Unknown"},
+                    "request_id": op["version"], "csr": base64.b64encode(op["csr"]).decode()}
         entry = self.find(self.certs, "Certificate", name, None)
         return {"id": f"{self.vault_url}/certificates/{name}/pending", "status": "completed",
                 "status_details": "", "cancellation_requested": False,
@@ -433,6 +472,9 @@ def route(store, method, path, body, allowed):
                 need("certificates.create", name)
                 store.create_certificate(name, body)
                 return 202, store.pending(name)
+            if method == "POST" and rest == ["pending", "merge"]:
+                need("certificates.create", name)
+                return 201, store.merge(name, body)
             if method == "GET" and rest == ["pending"]:
                 need("certificates.get", name)
                 return 200, store.pending(name)
