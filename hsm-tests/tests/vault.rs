@@ -533,29 +533,20 @@ fn token_from_the_token_helper_file() {
     );
 }
 
-/// A JWT as a CI system issues one, signed ES256 by a Transit key of the test (Transit's JWS
-/// marshaling is exactly JWS's ES256 encoding).
-fn ci_jwt(api: &Api, issuer_key: &str, audience: &str, exp_offset: i64) -> String {
-    use base64::Engine as _;
-    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let now = std::time::SystemTime::now()
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
+        .as_secs() as i64
+}
+
+/// A JWT with `claims`, signed ES256 by a Transit key of the test (Transit's JWS marshaling is
+/// exactly JWS's ES256 encoding).
+fn signed_jwt(api: &Api, issuer_key: &str, claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = b64url.encode(json!({ "alg": "ES256", "typ": "JWT" }).to_string());
-    let claims = b64url.encode(
-        json!({
-            "iss": "https://ci.example.test",
-            "sub": "project:app:ref:main",
-            "aud": audience,
-            "iat": now - 5,
-            "nbf": now - 5,
-            "exp": now + exp_offset,
-            "project_path": "group/app",
-        })
-        .to_string(),
-    );
-    let input = format!("{header}.{claims}");
+    let input = format!("{header}.{}", b64url.encode(claims.to_string()));
     let signed = api.call(
         "POST",
         &format!("transit/sign/{issuer_key}"),
@@ -567,6 +558,24 @@ fn ci_jwt(api: &Api, issuer_key: &str, audience: &str, exp_offset: i64) -> Strin
     );
     let sig = signed["data"]["signature"].as_str().unwrap();
     format!("{input}.{}", sig.rsplit(':').next().unwrap())
+}
+
+/// An ID token as a CI system issues one.
+fn ci_jwt(api: &Api, issuer_key: &str, audience: &str, exp_offset: i64) -> String {
+    let now = now_secs();
+    signed_jwt(
+        api,
+        issuer_key,
+        &json!({
+            "iss": "https://ci.example.test",
+            "sub": "project:app:ref:main",
+            "aud": audience,
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + exp_offset,
+            "project_path": "group/app",
+        }),
+    )
 }
 
 #[test]
@@ -644,6 +653,120 @@ fn jwt_login_with_a_ci_id_token() {
         let msg = assert_error(&inv, "ACCESS_DENIED", &["JWT/OIDC login", &mount]);
         assert!(!msg.contains(&bad), "the JWT never appears in output");
     }
+}
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint: every token is the service account
+/// ci/release (the only call Vault's kubernetes auth method makes).
+fn fake_token_review() -> String {
+    fake_json_server(
+        "201 Created",
+        &json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "status": {
+                "authenticated": true,
+                "audiences": ["vault"],
+                "user": {
+                    "username": "system:serviceaccount:ci:release",
+                    "uid": "11111111-2222-3333-4444-555555555555",
+                    "groups": ["system:serviceaccounts"],
+                },
+            },
+        }),
+    )
+}
+
+#[test]
+fn kubernetes_login_with_a_service_account_token() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = unique("k8s-issuer");
+    api.create_key(&issuer, "ecdsa-p256");
+    let mount = unique("kubernetes");
+    api.call(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(json!({ "type": "kubernetes" })),
+    );
+    api.call(
+        "POST",
+        &format!("auth/{mount}/config"),
+        Some(json!({
+            "kubernetes_host": fake_token_review(),
+            "disable_local_ca_jwt": true,
+            // Required with disable_local_ca_jwt; unused for the plain-HTTP stand-in.
+            "kubernetes_ca_cert": TestCa::new("CN=cluster CA").root_pem(),
+        })),
+    );
+    let name = unique("k8s-key");
+    api.create_key(&name, "ecdsa-p521");
+    let policy = unique("sign-policy");
+    api.put_policy(&policy, &signing_policy("transit", &name));
+    api.call(
+        "POST",
+        &format!("auth/{mount}/role/notation"),
+        Some(json!({
+            "bound_service_account_names": ["release"],
+            "bound_service_account_namespaces": ["ci"],
+            "token_policies": [policy],
+            "token_ttl": "5m",
+        })),
+    );
+    // A projected service-account token's claims.
+    let now = now_secs();
+    let sa_token = signed_jwt(
+        &api,
+        &issuer,
+        &json!({
+            "iss": "https://kubernetes.default.svc",
+            "sub": "system:serviceaccount:ci:release",
+            "aud": ["vault"],
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + 600,
+            "kubernetes.io": {
+                "namespace": "ci",
+                "serviceaccount": { "name": "release", "uid": "11111111-2222-3333-4444-555555555555" },
+            },
+        }),
+    );
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &sa_token).unwrap();
+    let (chain, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let chain = chain.to_str().unwrap();
+    let no_token = env_with(None);
+    let pairs = [
+        ("auth_method", "kubernetes"),
+        ("auth_mount", mount.as_str()),
+        ("role", "notation"),
+        ("jwt_file", token_file.to_str().unwrap()),
+        ("certificate_chain", chain),
+    ];
+    sign_and_verify(&name, KeySpec::Ec521, &pairs, &no_token, &root);
+
+    // A role the service account is not bound to: ACCESS_DENIED with Vault's reason.
+    api.call(
+        "POST",
+        &format!("auth/{mount}/role/other"),
+        Some(json!({
+            "bound_service_account_names": ["someone-else"],
+            "bound_service_account_namespaces": ["ci"],
+            "token_policies": [policy],
+        })),
+    );
+    let mut other = pairs.to_vec();
+    other[2] = ("role", "other");
+    let inv = describe(&name, &other, &no_token);
+    let msg = assert_error(&inv, "ACCESS_DENIED", &["Kubernetes login", &mount]);
+    assert!(!msg.contains(&sa_token));
+
+    // Without a role: said so before any request.
+    let inv = describe(&name, &[pairs[0], pairs[1], pairs[3]], &no_token);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["Kubernetes login needs", "role"],
+    );
 }
 
 #[test]
@@ -843,8 +966,13 @@ fn a_server_that_never_answers_is_a_timeout() {
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
-/// A fake server answering every request with one fixed HTTP answer.
-fn fake_server(answer: &'static str) -> String {
+/// A fake server answering every request with `status` and the JSON `body`.
+fn fake_json_server(status: &str, body: &Value) -> String {
+    let body = body.to_string();
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -859,8 +987,9 @@ fn fake_server(answer: &'static str) -> String {
 
 #[test]
 fn throttling_and_server_errors_are_retried_then_reported() {
-    let throttled = fake_server(
-        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 38\r\nConnection: close\r\n\r\n{\"errors\":[\"request rate limited :(\"]}",
+    let throttled = fake_json_server(
+        "429 Too Many Requests",
+        &json!({ "errors": ["request rate limited :("] }),
     );
     let mut env = root_env();
     env.retain(|(k, _)| k != "VAULT_ADDR");
@@ -869,8 +998,9 @@ fn throttling_and_server_errors_are_retried_then_reported() {
     let inv = describe("some-key", &[], &e);
     assert_error(&inv, "THROTTLED", &["rate", "attempts"]);
 
-    let failing = fake_server(
-        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"errors\":[\"storage down\"]}",
+    let failing = fake_json_server(
+        "500 Internal Server Error",
+        &json!({ "errors": ["storage down"] }),
     );
     let mut e = env.clone();
     e.push(("VAULT_ADDR".into(), failing.clone()));
