@@ -641,7 +641,8 @@ class Handler(BaseHTTPRequestHandler):
         elif "client_assertion" in form:
             try:
                 payload = json.loads(unb64url(form["client_assertion"].split(".")[1]))
-                ok = payload.get("aud") == "api://AzureADTokenExchange" and \
+                aud = payload.get("aud")
+                ok = "api://AzureADTokenExchange" in (aud if isinstance(aud, list) else [aud]) and \
                     form.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
             except Exception:  # noqa: BLE001 - not a JWT
                 ok = False

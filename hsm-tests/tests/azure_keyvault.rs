@@ -505,3 +505,479 @@ fn ec_384_every_chain_source() {
 fn ec_521_every_chain_source() {
     six_specs_case(SPECS[5].0, SPECS[5].1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+/// A federated token as a Kubernetes service account token file holds it (the emulator checks
+/// the audience, not the signature).
+fn federated_token_file(dir: &Path, audience: &str) -> PathBuf {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt = format!(
+        "{}.{}.{}",
+        b64.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(
+            json!({"aud": [audience], "iss": "https://oidc.kv-emulator.test",
+                   "sub": "system:serviceaccount:ci:notation", "exp": 4102444800u64})
+            .to_string()
+        ),
+        b64.encode("not-a-signature")
+    );
+    let path = dir.join("azure-identity-token");
+    std::fs::write(&path, jwt).unwrap();
+    path
+}
+
+#[test]
+fn workload_identity_signs_through_the_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("wid");
+    let (version, pem) = self_signed_certificate(
+        &name,
+        r#"{"kty":"EC","crv":"P-256"}"#,
+        &["digitalSignature"],
+    );
+    let token = federated_token_file(dir.path(), "api://AzureADTokenExchange");
+    let token = token.to_str().unwrap();
+    let key_id = format!("{}/certificates/{name}/{version}", vault_url());
+    // credential_type default picks workload identity when AZURE_FEDERATED_TOKEN_FILE is set.
+    let env = env_with(&[
+        ("AZURE_CLIENT_SECRET", ""),
+        ("AZURE_CLIENT_ID", "workload-app"),
+        ("AZURE_FEDERATED_TOKEN_FILE", token),
+    ]);
+    conformance(
+        &key_id,
+        &[("self_signed", "true")],
+        &env,
+        &pem,
+        &dir.path().join("default"),
+    );
+    // ... and so does credential_type=workloadid, with the client id from pluginConfig.
+    let env = env_with(&[
+        ("AZURE_CLIENT_SECRET", ""),
+        ("AZURE_CLIENT_ID", ""),
+        ("AZURE_FEDERATED_TOKEN_FILE", token),
+    ]);
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec256,
+        &[
+            ("self_signed", "true"),
+            ("credential_type", "workloadid"),
+            ("client_id", "workload-app"),
+        ],
+        &env,
+    );
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+
+    // A token Entra does not accept: ACCESS_DENIED with Entra's reason.
+    let bad = federated_token_file(&dir.path().join(".."), "api://someone-else");
+    let env = env_with(&[
+        ("AZURE_CLIENT_SECRET", ""),
+        ("AZURE_FEDERATED_TOKEN_FILE", bad.to_str().unwrap()),
+    ]);
+    let inv = describe(&key_id, &[("credential_type", "workloadid")], &env);
+    let err = assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            "cannot get a Key Vault token",
+            "workload identity",
+            "AADSTS700211",
+        ],
+    );
+    assert_eq!(meta(&err, "entraErrorCode"), "AADSTS700211");
+}
+
+#[test]
+fn client_secret_credentials_and_their_failures() {
+    let name = unique("cred");
+    let version = create_key(&name, r#"{"kty":"EC","crv":"P-384"}"#);
+    let key_id = format!("{}/keys/{name}/{version}", vault_url());
+    // credential_type environment = the client secret.
+    let inv = describe(&key_id, &[("credential_type", "environment")], &base_env());
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+
+    let inv = describe(
+        &key_id,
+        &[],
+        &env_with(&[("AZURE_CLIENT_SECRET", "wrong-secret")]),
+    );
+    let err = assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            "client secret of application notation-tests",
+            "AADSTS7000215",
+        ],
+    );
+    assert!(
+        !inv.stderr_text().contains("wrong-secret"),
+        "the secret is never echoed"
+    );
+    assert_eq!(meta(&err, "entraErrorCode"), "AADSTS7000215");
+
+    let inv = describe(
+        &key_id,
+        &[("credential_type", "environment")],
+        &env_with(&[("AZURE_CLIENT_SECRET", "")]),
+    );
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["credential_type environment needs", "AZURE_CLIENT_SECRET"],
+    );
+    let inv = describe(&key_id, &[("credential_type", "password")], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["pluginConfig 'credential_type' must be one of default, environment, workloadid"],
+    );
+    let inv = describe(&key_id, &[], &env_with(&[("AZURE_TENANT_ID", "")]));
+    assert_error(&inv, "VALIDATION_ERROR", &["no tenant", "AZURE_TENANT_ID"]);
+}
+
+#[test]
+fn metadata_never_touches_azure() {
+    // No credential, no trust, no vault: get-plugin-metadata is static.
+    let c = PluginClient::new(plugin())
+        .with_env("AZURE_AUTHORITY_HOST", "https://127.0.0.1:9")
+        .with_env("AZURE_CLIENT_SECRET", "");
+    let inv = c.get_metadata(None).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let v: Value = inv.response().unwrap();
+    assert_eq!(v["name"], "azure-keyvault");
+    assert_eq!(v["capabilities"], json!(["SIGNATURE_GENERATOR.RAW"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures: code and message
+
+#[test]
+fn key_not_found_and_bad_key_ids() {
+    let vault = vault_url();
+    let name = unique("missing");
+    let inv = describe(&format!("{vault}/keys/{name}"), &[], &base_env());
+    let err = assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[
+            &format!("key '{name}' in vault local.vault.azure.net"),
+            "KeyNotFound",
+            "request id",
+        ],
+    );
+    assert_eq!(meta(&err, "azureErrorCode"), "KeyNotFound");
+    assert_eq!(meta(&err, "httpStatus"), "404");
+    assert!(!meta(&err, "requestId").is_empty());
+
+    let inv = describe(
+        &format!("{vault}/certificates/{name}/0a1b"),
+        &[],
+        &base_env(),
+    );
+    let err = assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["certificate", "CertificateNotFound"],
+    );
+    assert_eq!(meta(&err, "azureErrorCode"), "CertificateNotFound");
+
+    for bad in [
+        format!("{vault}/secrets/{name}"),
+        "http://local.vault.azure.net/keys/k".to_owned(),
+        "my-key".to_owned(),
+    ] {
+        let inv = describe(&bad, &[], &base_env());
+        assert_error(
+            &inv,
+            "VALIDATION_ERROR",
+            &[&bad, "is not a Key Vault key id"],
+        );
+    }
+
+    // A plain key has no certificate: the default chain source says so.
+    let version = create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
+    let key_id = format!("{vault}/keys/{name}");
+    let inv = sign(&key_id, KeySpec::Ec256, &[], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[
+            "no certificate chain for key",
+            &version,
+            "certificate_chain",
+        ],
+    );
+}
+
+#[test]
+fn unsupported_keys_are_named() {
+    let vault = vault_url();
+    for (props, what) in [
+        (r#"{"kty":"EC","crv":"P-256K"}"#, "secp256k1"),
+        (r#"{"kty":"RSA","key_size":1024}"#, "RSA-1024"),
+        (r#"{"kty":"oct"}"#, "symmetric (oct) key"),
+    ] {
+        let name = unique("unsupported");
+        create_key(&name, props);
+        let inv = describe(&format!("{vault}/keys/{name}"), &[], &base_env());
+        assert_error(
+            &inv,
+            "VALIDATION_ERROR",
+            &[what, "which notation cannot sign with", &name],
+        );
+    }
+    // A key whose key_ops exclude sign.
+    let name = unique("nosign-ops");
+    admin_ok(
+        "POST",
+        &format!("/keys/{name}/create"),
+        Some(json!({"kty": "EC", "crv": "P-256", "key_ops": ["verify"]})),
+    );
+    let inv = describe(&format!("{vault}/keys/{name}"), &[], &base_env());
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["does not allow the sign operation"],
+    );
+}
+
+#[test]
+fn disabled_key() {
+    let name = unique("disabled");
+    let (version, _) = self_signed_certificate(
+        &name,
+        r#"{"kty":"RSA","key_size":2048}"#,
+        &["digitalSignature"],
+    );
+    admin_ok(
+        "PATCH",
+        &format!("/keys/{name}/{version}"),
+        Some(json!({"attributes": {"enabled": false}})),
+    );
+    let inv = describe(&format!("{}/keys/{name}", vault_url()), &[], &base_env());
+    let err = assert_error(&inv, "VALIDATION_ERROR", &["is disabled", "enable it"]);
+    assert_eq!(meta(&err, "azureInnerErrorCode"), "KeyDisabled");
+    assert_eq!(meta(&err, "azureErrorCode"), "Forbidden");
+}
+
+#[test]
+fn forbidden_sign_and_secret_permissions() {
+    let vault = vault_url();
+    let name = unique("forbidden");
+    let (version, _) = ca_issued_certificate(
+        &name,
+        r#"{"kty":"EC","crv":"P-256"}"#,
+        "application/x-pkcs12",
+        false,
+    );
+    let key_id = format!("{vault}/keys/{name}/{version}");
+
+    // No keys/sign: describe-key works, generate-signature is ACCESS_DENIED naming the
+    // permission and the role.
+    let env = env_with(&[("AZURE_CLIENT_ID", "deny-keys.sign")]);
+    let inv = describe(&key_id, &[], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let inv = sign(&key_id, KeySpec::Ec256, &[], &env);
+    let err = assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            "denied sign on key",
+            "keys/sign permission",
+            "Key Vault Crypto User",
+            "deny-keys.sign",
+        ],
+    );
+    assert_eq!(meta(&err, "azureErrorCode"), "Forbidden");
+    assert_eq!(meta(&err, "httpStatus"), "403");
+    assert!(!meta(&err, "requestId").is_empty());
+
+    // No secrets/get: the default chain source is refused, with the hint to use ca_certs.
+    let env = env_with(&[("AZURE_CLIENT_ID", "deny-secrets.get")]);
+    let inv = sign(&key_id, KeySpec::Ec256, &[], &env);
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            "secrets/get permission",
+            "Key Vault Secrets User",
+            "ca_certs",
+            "certificates/get",
+        ],
+    );
+
+    // No certificates/get with ca_certs: that permission is named.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, TestCa::new("CN=unused").root_pem()).unwrap();
+    let env = env_with(&[("AZURE_CLIENT_ID", "deny-certificates.get")]);
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec256,
+        &[("ca_certs", bundle.to_str().unwrap())],
+        &env,
+    );
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["certificates/get permission", "Key Vault Certificate User"],
+    );
+}
+
+#[test]
+fn throttled_then_succeeded() {
+    let name = unique("throttle-ok");
+    create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
+    fault(&format!("/keys/{name}"), 429, 2, Some("1"));
+    let started = Instant::now();
+    let inv = describe(&format!("{}/keys/{name}", vault_url()), &[], &base_env());
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After: 1 honoured twice, took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn throttled_beyond_attempts_and_deadline() {
+    let vault = vault_url();
+    // Retry-After 0: five attempts, then THROTTLED with Azure's code and request id.
+    let name = unique("throttle-attempts");
+    create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
+    fault(&format!("/keys/{name}"), 429, -1, Some("0"));
+    let inv = describe(&format!("{vault}/keys/{name}"), &[], &base_env());
+    let err = assert_error(
+        &inv,
+        "THROTTLED",
+        &["is throttling requests", "Throttled", "after 5 attempts"],
+    );
+    assert_eq!(meta(&err, "azureErrorCode"), "Throttled");
+    assert!(!meta(&err, "requestId").is_empty());
+
+    // Retry-After 2 with a 3 s deadline: TIMEOUT, saying it was throttled.
+    let name = unique("throttle-deadline");
+    create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
+    fault(&format!("/keys/{name}"), 429, -1, Some("2"));
+    let started = Instant::now();
+    let inv = describe(
+        &format!("{vault}/keys/{name}"),
+        &[("timeout_seconds", "3")],
+        &base_env(),
+    );
+    assert_error(&inv, "TIMEOUT", &["3s deadline", "is throttling requests"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn certificate_chain_rules_and_self_signed_misuse() {
+    let vault = vault_url();
+    // A policy with keyEncipherment (a common default): refused by the chain rules, with why.
+    let name = unique("keyenc");
+    let (version, _) = self_signed_certificate(
+        &name,
+        r#"{"kty":"RSA","key_size":2048}"#,
+        &["digitalSignature", "keyEncipherment"],
+    );
+    let key_id = format!("{vault}/keys/{name}/{version}");
+    let inv = sign(
+        &key_id,
+        KeySpec::Rsa2048,
+        &[("self_signed", "true")],
+        &base_env(),
+    );
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["breaks notation's rules", "keyEncipherment"],
+    );
+
+    // self_signed with a CA-issued certificate.
+    let name = unique("ca-issued");
+    let (version, _) = ca_issued_certificate(
+        &name,
+        r#"{"kty":"EC","crv":"P-384"}"#,
+        "application/x-pem-file",
+        true,
+    );
+    let key_id = format!("{vault}/certificates/{name}/{version}");
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec384,
+        &[("self_signed", "true")],
+        &base_env(),
+    );
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[
+            "self_signed=true but certificate",
+            "is issued by",
+            "Key Vault Test Signing CA",
+        ],
+    );
+
+    // ca_certs and self_signed together.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, TestCa::new("CN=unused").root_pem()).unwrap();
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec384,
+        &[
+            ("self_signed", "true"),
+            ("ca_certs", bundle.to_str().unwrap()),
+        ],
+        &base_env(),
+    );
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["self_signed=true and ca_certs are set together"],
+    );
+}
+
+#[test]
+fn imported_pkcs12_encrypted_with_the_empty_password() {
+    // Key Vault hands out password-less PKCS#12 files; openssl encrypts them (AES-256, PBES2)
+    // even with an empty password. Import one and sign with the chain read from it.
+    let dir = tempfile::tempdir().unwrap();
+    let key = plugin_protocol::testca::generate_key(KeySpec::Ec256);
+    let ca = TestCa::new("CN=PKCS12 Root,O=notation-plugins")
+        .with_intermediate("CN=PKCS12 CA,O=notation-plugins", &CaProfile::default());
+    let chain = ca.issue_leaf(&key.public_key().unwrap(), "CN=pkcs12 signer");
+    let key_pem = dir.path().join("key.pem");
+    let certs_pem = dir.path().join("certs.pem");
+    std::fs::write(&key_pem, key.to_pkcs8_pem().as_bytes()).unwrap();
+    std::fs::write(&certs_pem, chain::to_pem_bundle(&chain)).unwrap();
+    let pfx = dir.path().join("signer.pfx");
+    let status = Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "pass:", "-inkey"])
+        .arg(&key_pem)
+        .arg("-in")
+        .arg(&certs_pem)
+        .arg("-out")
+        .arg(&pfx)
+        .status()
+        .expect("run openssl");
+    assert!(status.success());
+    let name = unique("pfx");
+    let value = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&pfx).unwrap());
+    let v = admin_ok(
+        "POST",
+        &format!("/certificates/{name}/import"),
+        Some(
+            json!({"value": value, "policy": {"secret_props": {"contentType": "application/x-pkcs12"}}}),
+        ),
+    );
+    let version = version_of(v["id"].as_str().unwrap());
+    let key_id = format!("{}/keys/{name}/{version}", vault_url());
+    conformance(&key_id, &[], &base_env(), &ca.root_pem(), dir.path());
+}

@@ -95,6 +95,24 @@ fn version_of(id: Option<&str>) -> Option<String> {
         .then(|| version.to_owned())
 }
 
+fn not_found(e: &PluginError) -> bool {
+    e.metadata.get("httpStatus").map(String::as_str) == Some("404")
+}
+
+/// The key has no Key Vault certificate (a plain key): say where else a chain can come from.
+fn no_certificate(e: PluginError, key: &VaultKey, host: &str, what: &str) -> PluginError {
+    let mut pe = PluginError::validation(format!(
+        "no certificate chain for key '{}' version {} in vault {host}: the vault has no \
+         certificate of that name and version (its {what} was not found), so the key is a plain \
+         key; create or import the certificate in Key Vault (az keyvault certificate create / \
+         import) and use its id, or set pluginConfig certificate_chain to a PEM file with the \
+         chain (leaf first, root last)",
+        key.name, key.version
+    ));
+    pe.metadata = e.metadata;
+    pe
+}
+
 impl AzureKeyVault {
     fn target(&self, kind: &str) -> String {
         let version = self
@@ -155,11 +173,19 @@ impl AzureKeyVault {
         if let Some(cer) = &self.certificate {
             return Ok(cer.clone());
         }
-        let cert = self.get_certificate(
-            ctx,
-            Some(key.version.clone()),
-            "; or set pluginConfig certificate_chain to a PEM file with the chain",
-        )?;
+        let cert = self
+            .get_certificate(
+                ctx,
+                Some(key.version.clone()),
+                "; or set pluginConfig certificate_chain to a PEM file with the chain",
+            )
+            .map_err(|e| {
+                if not_found(&e) {
+                    no_certificate(e, key, &self.key_ref.host, "certificate")
+                } else {
+                    e
+                }
+            })?;
         cert.cer.ok_or_else(|| {
             PluginError::generic(format!(
                 "Key Vault returned certificate '{}' without its X.509 content (cer)",
@@ -367,23 +393,32 @@ impl Backend for AzureKeyVault {
         };
         let name = key.name.clone();
         let version = key.version.clone();
-        let secret = self.session.call(ctx, &call, || {
-            let client = &client;
-            let name = &name;
-            let version = version.clone();
-            async move {
-                client
-                    .get_secret(
-                        name,
-                        Some(SecretClientGetSecretOptions {
-                            secret_version: Some(version),
-                            ..Default::default()
-                        }),
-                    )
-                    .await?
-                    .into_model()
-            }
-        })?;
+        let secret = self
+            .session
+            .call(ctx, &call, || {
+                let client = &client;
+                let name = &name;
+                let version = version.clone();
+                async move {
+                    client
+                        .get_secret(
+                            name,
+                            Some(SecretClientGetSecretOptions {
+                                secret_version: Some(version),
+                                ..Default::default()
+                            }),
+                        )
+                        .await?
+                        .into_model()
+                }
+            })
+            .map_err(|e| {
+                if not_found(&e) {
+                    no_certificate(e, key, &self.key_ref.host, "backing secret")
+                } else {
+                    e
+                }
+            })?;
         secret::certificates(
             secret.value.map(zeroize::Zeroizing::new),
             secret.content_type.as_deref(),
