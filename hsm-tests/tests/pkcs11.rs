@@ -304,6 +304,40 @@ fn pin_from_the_environment_and_from_pin_value() {
     let with_value = format!("{bare}&pin-value={}", token.pin());
     let inv = token.client().describe_key(&with_value, None).unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
+
+    // Neither an error message nor the debug log shows a PIN given as pin-value (the key has
+    // no certificate, so signing fails with a message naming the key).
+    let log = token.dir.path().join("debug.log");
+    let inv = token
+        .client()
+        .with_env("NOTATION_PLUGIN_LOG", log.display().to_string())
+        .generate_signature(
+            &with_value,
+            KeySpec::Ec256,
+            KeySpec::Ec256.hash_algorithm(),
+            b"x",
+            None,
+        )
+        .unwrap();
+    let err = inv.error().expect("JSON error");
+    assert!(
+        err.error_message.contains("no certificate chain"),
+        "{}",
+        err.error_message
+    );
+    assert!(
+        err.error_message.contains("pin-value=[redacted]"),
+        "{}",
+        err.error_message
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("pin-value=[redacted]"),
+        "the log names the key: {logged}"
+    );
+    for text in [inv.stderr_text(), logged] {
+        assert!(!text.contains(&token.pin()), "the PIN leaked: {text}");
+    }
 }
 
 #[test]

@@ -48,6 +48,12 @@ pub trait Backend: Sized {
     /// The backend's handle on a resolved key (an object handle, an ARN, a key version...).
     type Key;
 
+    /// The key id as messages and logs may show it. The default shows it as it is; a backend
+    /// whose key ids can carry a secret (a PKCS#11 URI's pin-value) removes it here.
+    fn key_name(key_id: &str) -> String {
+        key_id.to_owned()
+    }
+
     /// Connects and authenticates for one invocation. Never called for get-plugin-metadata.
     fn connect(ctx: &Context) -> Result<Self>;
 

@@ -222,11 +222,12 @@ struct BackendKey<B: Backend> {
 
 impl<B: Backend> BackendKey<B> {
     fn open(info: &'static PluginInfo, key_id: &str, config: &[(String, String)]) -> Result<Self> {
-        let ctx = Context::new(
+        let mut ctx = Context::new(
             info,
             key_id.to_owned(),
             Some(config.iter().cloned().collect()),
         )?;
+        ctx.key_name = B::key_name(key_id);
         let mut backend = B::connect(&ctx)?;
         let (key, public) = backend.resolve_key(&ctx)?;
         Ok(Self {
@@ -251,7 +252,7 @@ impl<B: Backend> BackendKey<B> {
         verify_digest(&self.public, hash, &digest, &fixed).map_err(|p| {
             PluginError::generic(format!(
                 "self-check failed for key '{}': {p}",
-                self.ctx.key_id
+                self.ctx.key_name
             ))
         })?;
         let bytes = match spec.ecdsa_scalar_len() {
@@ -349,7 +350,7 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
             let cert = issue(&mut k, None, parse_dn(&subject)?, &public, days, Kind::Leaf)?;
             chain::build(
                 vec![cert.clone()],
-                Some((&key.key_id, &k.public)),
+                Some((&k.ctx.key_name, &k.public)),
                 SystemTime::now(),
             )?;
             write_output(&out, &cert.to_pem())
@@ -405,10 +406,11 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
             let ca_leaf = &ca_chain[0];
             if ca_leaf.public_key().ok().as_ref() != Some(&ca.public) {
                 return Err(PluginError::validation(format!(
-                    "--ca-cert {} ('{}') does not certify the key '{ca_key_id}' ({}); pass the \
+                    "--ca-cert {} ('{}') does not certify the key '{}' ({}); pass the \
                      certificate made for this CA key",
                     ca_cert.display(),
                     ca_leaf.subject(),
+                    ca.ctx.key_name,
                     ca.public.describe()
                 )));
             }

@@ -220,6 +220,9 @@ impl Deadline {
 pub struct Context {
     /// The keyId exactly as notation sent it (echoed byte for byte).
     pub key_id: String,
+    /// The keyId as messages and logs show it: [`crate::Backend::key_name`] removes anything
+    /// secret a key id may carry (a PKCS#11 URI's pin-value).
+    pub key_name: String,
     pub config: Config,
     pub deadline: Deadline,
 }
@@ -233,6 +236,7 @@ impl Context {
         let config = Config::new(info, config)?;
         let deadline = Deadline::after(config.timeout()?);
         Ok(Self {
+            key_name: key_id.clone(),
             key_id,
             config,
             deadline,

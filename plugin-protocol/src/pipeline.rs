@@ -53,14 +53,14 @@ pub fn handle<B: Backend>(
         }
         Command::DescribeKey => {
             let req: DescribeKeyRequest = decode(command, value)?;
-            let ctx = context(info, req.key_id, req.plugin_config)?;
-            tracing::debug!(command = command.as_str(), key_id = %ctx.key_id, config = ?ctx.config);
+            let ctx = context::<B>(info, req.key_id, req.plugin_config)?;
+            tracing::debug!(command = command.as_str(), key_id = %ctx.key_name, config = ?ctx.config);
             to_json(&describe_key::<B>(&ctx)?)
         }
         Command::GenerateSignature => {
             let req: GenerateSignatureRequest = decode(command, value)?;
-            let ctx = context(info, req.key_id.clone(), req.plugin_config.clone())?;
-            tracing::debug!(command = command.as_str(), key_id = %ctx.key_id, key_spec = %req.key_spec, config = ?ctx.config);
+            let ctx = context::<B>(info, req.key_id.clone(), req.plugin_config.clone())?;
+            tracing::debug!(command = command.as_str(), key_id = %ctx.key_name, key_spec = %req.key_spec, config = ?ctx.config);
             to_json(&generate_signature::<B>(&ctx, &req)?)
         }
         Command::GenerateEnvelope | Command::VerifySignature => {
@@ -121,7 +121,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<String> {
         .map_err(|e| PluginError::generic(format!("cannot encode the response: {e}")))
 }
 
-fn context(
+fn context<B: Backend>(
     info: &'static PluginInfo,
     key_id: String,
     config: Option<PluginConfig>,
@@ -132,7 +132,9 @@ fn context(
             info.key_id_help
         )));
     }
-    Context::new(info, key_id, config)
+    let mut ctx = Context::new(info, key_id, config)?;
+    ctx.key_name = B::key_name(&ctx.key_id);
+    Ok(ctx)
 }
 
 /// describe-key: one resolution of the key, its spec derived from its public key.
@@ -176,7 +178,7 @@ pub fn generate_signature<B: Backend>(
     let signature = normalise(spec, raw).map_err(|p| {
         PluginError::generic(format!(
             "the backend returned an unusable signature for key '{}': {p}",
-            ctx.key_id
+            ctx.key_name
         ))
     })?;
     let leaf = &chain[0];
@@ -184,7 +186,7 @@ pub fn generate_signature<B: Backend>(
         PluginError::generic(format!(
             "self-check failed: the signature made with key '{}' does not verify with the leaf \
              certificate '{}': {p}",
-            ctx.key_id,
+            ctx.key_name,
             leaf.subject()
         ))
     })?;
@@ -205,7 +207,7 @@ fn check_spec(ctx: &Context, requested: KeySpec, key: &PublicKey) -> Result<()> 
     Err(PluginError::validation(format!(
         "key '{}' is an {} key but the request asks for {requested}; describe the key again \
          (notation key add) so that notation uses its real key spec",
-        ctx.key_id,
+        ctx.key_name,
         key.key_spec()
     )))
 }
@@ -238,14 +240,14 @@ pub fn assemble_chain<B: Backend>(
         return Err(PluginError::validation(format!(
             "no certificate chain for key '{}': {} holds none; set pluginConfig certificate_chain \
              to a PEM file with the chain (leaf first, root last), or {}",
-            ctx.key_id,
+            ctx.key_name,
             info.chain_sources_help,
             crate::config::Config::env_name(info, "certificate_chain")
         )));
     }
     chain::build(
         certs,
-        Some((&ctx.key_id, public_key)),
+        Some((&ctx.key_name, public_key)),
         std::time::SystemTime::now(),
     )
 }

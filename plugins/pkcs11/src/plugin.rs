@@ -149,6 +149,10 @@ fn select_with_retry(
 impl Backend for Pkcs11Backend {
     type Key = SigningKey;
 
+    fn key_name(key_id: &str) -> String {
+        crate::uri::redact(key_id)
+    }
+
     fn connect(ctx: &Context) -> Result<Self> {
         Self::open(ctx, false)
     }
@@ -173,7 +177,7 @@ impl Backend for Pkcs11Backend {
             Signer::Message(_) => Err(PluginError::generic(format!(
                 "token '{}' can only hash-and-sign for key '{}', and no message was given",
                 self.token.label(),
-                ctx.key_id
+                ctx.key_name
             ))),
         }
     }
