@@ -18,6 +18,9 @@ pub const DEFAULT_KV_FIELD: &str = "certificate";
 pub struct VaultBackend {
     pub vault: Vault,
     pub mount: String,
+    /// Whether resolve_key compares a configured `certificate_chain` file with the key's other
+    /// versions (off for `issue-certificate`, which replaces a stale certificate).
+    pub check_chain_file: bool,
 }
 
 /// A resolved key: the Transit key and the one version that describes, signs and is certified.
@@ -93,7 +96,11 @@ impl Backend for VaultBackend {
         KeyRef::parse(&ctx.key_id)?;
         let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
         crate::auth::authenticate(&mut vault, &ctx.config)?;
-        Ok(Self { vault, mount })
+        Ok(Self {
+            vault,
+            mount,
+            check_chain_file: true,
+        })
     }
 
     fn resolve_key(&mut self, ctx: &Context) -> Result<(VaultKey, PublicKey)> {
@@ -104,7 +111,11 @@ impl Backend for VaultBackend {
         let public = key.public_key(version)?;
         // A configured chain file certifying another version of this key (the key was rotated
         // after its certificate was issued) gets a message naming both versions.
-        if let Some(path) = ctx.config.path("certificate_chain") {
+        if let Some(path) = ctx
+            .config
+            .path("certificate_chain")
+            .filter(|_| self.check_chain_file)
+        {
             if let Ok(certs) = chain::load_file(&path) {
                 check_version(&key, version, &public, &certs, "certificate_chain")?;
             }
@@ -129,16 +140,24 @@ impl Backend for VaultBackend {
     }
 
     fn certificate_chain(&mut self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
-        match chain_source(ctx, &key.key.name)? {
-            ChainSource::Transit => transit_chain(key),
+        let mut ders = match chain_source(ctx, &key.key.name)? {
+            ChainSource::Transit => transit_chain(key)?,
             ChainSource::Kv { mount, path, field } => {
                 let pem = read_kv_chain(&self.vault, &mount, &path, &field)?;
                 let source = format!("KV secret '{mount}/{path}' field '{field}'");
                 let certs = chain::parse_pem_or_der(pem.as_bytes(), &source)?;
                 check_version(&key.key, key.version, &key.public, &certs, &source)?;
-                Ok(certs.iter().map(|c| c.der().to_vec()).collect())
+                certs.iter().map(|c| c.der().to_vec()).collect()
+            }
+        };
+        // A stored chain that already holds the CA certificates of `ca_certs` (issue-certificate
+        // stores complete chains) must not get them twice when the shared code appends them.
+        if let Some(path) = ctx.config.path("ca_certs") {
+            if let Ok(extra) = chain::load_file(&path) {
+                ders.retain(|d| !extra.iter().any(|c| c.der() == d.as_slice()));
             }
         }
+        Ok(ders)
     }
 }
 

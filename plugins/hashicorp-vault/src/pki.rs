@@ -102,6 +102,7 @@ fn run(args: Args) -> Result<()> {
         args.plugin_config.iter().cloned().collect();
     let ctx = Context::new(&crate::INFO, args.key_id.clone(), Some(config))?;
     let mut backend = VaultBackend::connect(&ctx)?;
+    backend.check_chain_file = false;
     let (key, public) = backend.resolve_key(&ctx)?;
     let vault = &backend.vault;
 
@@ -121,7 +122,9 @@ fn run(args: Args) -> Result<()> {
         "ext_key_usage": ["CodeSigning"],
         "ttl": args.ttl,
     });
-    let resp = vault.call(Method::Post, &path, Some(&body), &doing)?;
+    let resp = vault
+        .call(Method::Post, &path, Some(&body), &doing)
+        .map_err(|e| vault.explain_denied(e, &path, "update", false))?;
     let data = resp.get("data").cloned().unwrap_or(Value::Null);
     let mut pems = Vec::new();
     if let Some(leaf) = data.get("certificate").and_then(Value::as_str) {
@@ -181,12 +184,12 @@ fn run(args: Args) -> Result<()> {
         std::fs::write(out, format!("{bundle}\n"))
             .map_err(|e| PluginError::generic(format!("cannot write {}: {e}", out.display())))?;
     }
+    let subject = |c: Option<&Certificate>| c.map(|c| c.subject().to_owned()).unwrap_or_default();
     eprintln!(
-        "stored a {}-certificate chain for '{}' (leaf '{}', root '{}') on version {} of {}",
+        "stored a {}-certificate chain (leaf '{}', root '{}') on version {} of {}",
         chain.len(),
-        args.subject,
-        chain[0].subject(),
-        chain[chain.len() - 1].subject(),
+        subject(chain.first()),
+        subject(chain.last()),
         key.version,
         key.key.place()
     );
