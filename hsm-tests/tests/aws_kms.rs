@@ -1000,6 +1000,38 @@ fn certificate_commands_work_on_kms_keys() {
 }
 
 #[test]
+fn credentials_never_reach_output_or_the_debug_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let (path, _) = chain_file(dir.path(), &public_key(&key_id), "log");
+    let log = dir.path().join("plugin.log");
+    let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET";
+    let token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN";
+    let env = env_with(&[
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_SESSION_TOKEN", token),
+        ("NOTATION_PLUGIN_LOG", log.to_str().unwrap()),
+    ]);
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec256,
+        &[("certificate_chain", path.to_str().unwrap())],
+        &env,
+    );
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("GetPublicKey") || logged.len() > 100,
+        "the log is written"
+    );
+    for s in [secret, token] {
+        assert!(!logged.contains(s), "the log holds a credential");
+        assert!(!String::from_utf8_lossy(&inv.stdout).contains(s));
+        assert!(!inv.stderr_text().contains(s));
+    }
+}
+
+#[test]
 fn metadata_needs_no_aws_at_all() {
     // No credentials, no Region, an endpoint that does not exist: metadata still answers.
     let env = env_with(&[
