@@ -79,9 +79,10 @@ impl Vault {
                 "notation-hashicorp-vault/",
                 env!("CARGO_PKG_VERSION")
             ))
-            // Vault answers on the address it was given; a redirect (standby forwarding) is
-            // followed only to the same scheme, which reqwest's default policy ensures.
+            // With an https address, a redirect (a standby forwarding to the active node) can
+            // never downgrade to plain HTTP; at most a few hops are followed.
             .https_only(https)
+            .redirect(reqwest::redirect::Policy::limited(3))
             // Loading the system roots costs time; a plain-HTTP dev address needs none.
             .tls_built_in_root_certs(https);
         for (key, what) in [("ca_cert", "file"), ("ca_path", "directory")] {
