@@ -10,13 +10,16 @@
 #   scripts/keyvault-emulator.sh status   exit 0 if it is running and answering
 #   scripts/keyvault-emulator.sh env      print the `export ...` lines a shell needs to use it
 #
-# The vault is https://local.vault.azure.net:8443 and the Entra authority
-# https://login.kv-emulator.test:8443, both 127.0.0.1 through /etc/hosts (root is needed to edit
-# it: CI runs as root). The vault keeps its real-looking name because the Azure SDKs (and the
-# plugin) check that the vault host ends with the challenge's resource domain .vault.azure.net.
-# A port is used rather than 443 so that nothing else on the machine is disturbed; key ids then
-# carry it: https://local.vault.azure.net:8443/keys/<name>. TLS is trusted through SSL_CERT_FILE
-# (rustls and Python's ssl honour it) and the authority through AZURE_AUTHORITY_HOST.
+# The vault is https://local.vault.azure.net and the Entra authority https://login.kv-emulator.test,
+# both 127.0.0.1:443 through /etc/hosts (root is needed to edit it and to bind port 443: CI runs
+# as root). The vault keeps its real-looking name because the Azure SDKs (and the plugin) check
+# that the vault host ends with the challenge's resource domain .vault.azure.net. Port 443 and not
+# another one because the Python SDK compares the host *with its port* against that domain
+# (local.vault.azure.net:8443 does not end with .vault.azure.net), and key ids then look exactly
+# like real ones: https://local.vault.azure.net/keys/<name>. The plugin and the Rust SDK accept a
+# port (KV_EMULATOR_PORT=8443 works for them, not for the Python conformance test). TLS is trusted
+# through SSL_CERT_FILE (rustls honours it; the Python SDK through REQUESTS_CA_BUNDLE) and the
+# authority through AZURE_AUTHORITY_HOST.
 # An admin port (plain HTTP, 127.0.0.1:8480) serves the vault API without authentication for test
 # set-up and injects faults. Everything lives under ${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins/:
 # the venv in keyvault-venv/, CA, certificate, pid, log and state in keyvault-emulator/.
@@ -27,12 +30,19 @@ cd "$(dirname "$0")/.."
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins"
 VENV="$CACHE/keyvault-venv"
 DIR="$CACHE/keyvault-emulator"
-PORT="${KV_EMULATOR_PORT:-8443}"
+PORT="${KV_EMULATOR_PORT:-443}"
 ADMIN_PORT="${KV_EMULATOR_ADMIN_PORT:-8480}"
 VAULT_HOST="local.vault.azure.net"
 LOGIN_HOST="login.kv-emulator.test"
 TENANT="72f988bf-0000-4000-8000-00000000abcd"
 HOSTS_MARK="# notation-plugins keyvault-emulator"
+if [ "$PORT" = 443 ]; then
+  VAULT_URL="https://$VAULT_HOST"
+  AUTHORITY="https://$LOGIN_HOST"
+else
+  VAULT_URL="https://$VAULT_HOST:$PORT"
+  AUTHORITY="https://$LOGIN_HOST:$PORT"
+fi
 PIDFILE="$DIR/emulator.pid"
 LOG="$DIR/emulator.log"
 STATE="$DIR/state.env"
@@ -129,11 +139,12 @@ write_state() {
   umask 077
   cat >"$STATE" <<EOF
 KV_EMULATOR_PYTHON=$VENV/bin/python
-KV_EMULATOR_VAULT_URL=https://$VAULT_HOST:$PORT
+KV_EMULATOR_VAULT_URL=$VAULT_URL
 KV_EMULATOR_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
 KV_EMULATOR_CA=$DIR/ca.pem
 SSL_CERT_FILE=$DIR/trust.pem
-AZURE_AUTHORITY_HOST=https://$LOGIN_HOST:$PORT
+AZURE_AUTHORITY_HOST=$AUTHORITY
+REQUESTS_CA_BUNDLE=$DIR/trust.pem
 AZURE_TENANT_ID=$TENANT
 KV_EMULATOR_CLIENT_SECRET=$(client_secret)
 EOF
@@ -154,7 +165,7 @@ start() {
   log "starting the emulator on 127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT), log $LOG"
   KV_EMULATOR_CLIENT_SECRET="$(client_secret)" nohup "$VENV/bin/python" "$EMULATOR" \
     --port "$PORT" --admin-port "$ADMIN_PORT" --cert "$DIR/server.pem" --key "$DIR/server.key" \
-    --vault-url "https://$VAULT_HOST:$PORT" --tenant "$TENANT" >"$LOG" 2>&1 </dev/null &
+    --vault-url "$VAULT_URL" --tenant "$TENANT" >"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do
     if healthy; then

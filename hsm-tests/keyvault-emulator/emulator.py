@@ -367,6 +367,14 @@ class Store:
         policy = body.get("policy") or {}
         content_type = (policy.get("secret_props") or {}).get("contentType")
         original = None
+        if "-----BEGIN" not in value:
+            # The SDKs send a PEM import base64-encoded too.
+            try:
+                decoded = base64.b64decode(value, validate=True)
+            except ValueError:
+                decoded = b""
+            if b"-----BEGIN" in decoded:
+                value = decoded.decode()
         if "-----BEGIN" in value:
             data = value.encode()
             private = None
@@ -471,7 +479,10 @@ def route(store, method, path, body, allowed):
             if method == "POST" and rest == ["create"]:
                 need("certificates.create", name)
                 store.create_certificate(name, body)
-                return 202, store.pending(name)
+                # Key Vault answers the create with the operation still in progress (the Python
+                # SDK's poller returns nothing for an operation complete from the start); the next
+                # GET of the pending operation finds it completed.
+                return 202, {**store.pending(name), "status": "inProgress"}
             if method == "POST" and rest == ["pending", "merge"]:
                 need("certificates.create", name)
                 return 201, store.merge(name, body)
@@ -688,11 +699,11 @@ class AdminHandler(Handler):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, default=8443)
+    ap.add_argument("--port", type=int, default=443)
     ap.add_argument("--admin-port", type=int, default=8480)
     ap.add_argument("--cert", required=True, help="server certificate chain (PEM)")
     ap.add_argument("--key", required=True, help="server private key (PEM)")
-    ap.add_argument("--vault-url", default="https://local.vault.azure.net:8443")
+    ap.add_argument("--vault-url", default="https://local.vault.azure.net")
     ap.add_argument("--tenant", default="72f988bf-0000-4000-8000-00000000abcd")
     ap.add_argument("--client-secret", default=os.environ.get("KV_EMULATOR_CLIENT_SECRET", ""))
     args = ap.parse_args()

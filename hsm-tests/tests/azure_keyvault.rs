@@ -1,8 +1,8 @@
 //! notation-azure-keyvault against the local Key Vault emulator
 //! (hsm-tests/keyvault-emulator/emulator.py, started by `scripts/keyvault-emulator.sh start`,
 //! which these tests run themselves if needed; it is idempotent). The vault is
-//! https://local.vault.azure.net:8443 and the Entra authority https://login.kv-emulator.test:8443,
-//! both 127.0.0.1 through /etc/hosts, trusted through SSL_CERT_FILE. Every test makes its own keys
+//! https://local.vault.azure.net and the Entra authority https://login.kv-emulator.test,
+//! both 127.0.0.1:443 through /etc/hosts, trusted through SSL_CERT_FILE. Every test makes its own keys
 //! and certificates with unique names, so the tests run in parallel on one emulator. The emulator
 //! is set up through its plain-HTTP admin port (the vault API without authentication); the
 //! plugin itself is driven exactly as notation drives it, with a client secret or a workload
@@ -980,4 +980,23 @@ fn imported_pkcs12_encrypted_with_the_empty_password() {
     let version = version_of(v["id"].as_str().unwrap());
     let key_id = format!("{}/keys/{name}/{version}", vault_url());
     conformance(&key_id, &[], &base_env(), &ca.root_pem(), dir.path());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The emulator itself, kept honest by Microsoft's Python SDK
+
+#[test]
+fn emulator_passes_the_official_python_sdk_conformance_test() {
+    let mut cmd = Command::new(st("KV_EMULATOR_PYTHON"));
+    cmd.arg(repo().join("hsm-tests/keyvault-emulator/conformance.py"));
+    for (k, v) in state() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run conformance.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(" passed, 0 failed"),
+        "the official Python SDK rejects the emulator:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
