@@ -783,6 +783,41 @@ fn kubernetes_login_with_a_service_account_token() {
 }
 
 #[test]
+fn the_debug_log_never_holds_a_secret() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("log-key");
+    api.create_key(&name, "ecdsa-p256");
+    let (chain, _) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let log = dir.path().join("plugin.log");
+    let token = api.create_token(&["root"]);
+    let mut env = env_with(Some(&token));
+    env.push(("NOTATION_PLUGIN_LOG".into(), log.to_str().unwrap().into()));
+    let pairs = [("certificate_chain", chain.to_str().unwrap())];
+    let inv = sign(&name, KeySpec::Ec256, &pairs, &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    // A login secret too: an AppRole secret id that Vault refuses.
+    let secret = "1d7f3b2a-0000-4c3e-9a8b-secretsecret";
+    env.push(("NOTATION_HASHICORP_VAULT_SECRET_ID".into(), secret.into()));
+    env.push((
+        "NOTATION_HASHICORP_VAULT_ROLE_ID".into(),
+        "some-role-id".into(),
+    ));
+    let inv = describe(&name, &[("auth_method", "approle")], &env);
+    assert_error(&inv, "ACCESS_DENIED", &["AppRole login"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("vault request"), "the log is on: {text}");
+    assert!(
+        !text.contains(&token),
+        "the token leaked into the debug log"
+    );
+    assert!(
+        !text.contains(secret),
+        "the secret id leaked into the debug log"
+    );
+}
+
+#[test]
 fn keys_in_a_namespace() {
     let api = Api::root();
     let dir = tempfile::tempdir().unwrap();
