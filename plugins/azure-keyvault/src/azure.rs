@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::error::ErrorKind;
-use azure_core::http::{ClientOptions, RetryOptions};
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_identity::{
     AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
@@ -66,11 +66,17 @@ pub struct Session {
     pub credential_name: String,
     pub vault_url: String,
     pub host: String,
+    /// One HTTP client (and connection pool) for the credential and every Key Vault client.
+    transport: Transport,
+    keys: std::cell::OnceCell<KeyClient>,
 }
 
-fn client_options() -> ClientOptions {
+/// Client options with the SDK's own retries off (ours are bounded by the deadline) and the
+/// session's shared transport.
+fn client_options(transport: &Transport) -> ClientOptions {
     ClientOptions {
         retry: RetryOptions::none(),
+        transport: Some(transport.clone()),
         ..Default::default()
     }
 }
@@ -82,11 +88,12 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
-        let (credential, credential_name) = {
-            // Credentials spawn nothing at construction, but keep the runtime entered for any
-            // that would.
+        let (transport, (credential, credential_name)) = {
+            // Keep the runtime entered while clients are built, for any that spawn.
             let _guard = rt.enter();
-            credential(ctx)?
+            let transport = Transport::new(azure_core::http::new_http_client(None));
+            let credential = credential(ctx, &transport)?;
+            (transport, credential)
         };
         tracing::debug!(credential = %credential_name, vault = %key.vault_url, "azure session");
         Ok(Self {
@@ -95,19 +102,26 @@ impl Session {
             credential_name,
             vault_url: key.vault_url.clone(),
             host: key.host.clone(),
+            transport,
+            keys: std::cell::OnceCell::new(),
         })
     }
 
-    pub fn keys(&self) -> Result<KeyClient> {
-        KeyClient::new(
+    /// The key client, made once: get key and sign share its authentication challenge.
+    pub fn keys(&self) -> Result<&KeyClient> {
+        if let Some(c) = self.keys.get() {
+            return Ok(c);
+        }
+        let client = KeyClient::new(
             &self.vault_url,
             self.credential.clone(),
             Some(KeyClientOptions {
-                client_options: client_options(),
+                client_options: client_options(&self.transport),
                 ..Default::default()
             }),
         )
-        .map_err(|e| self.client_error(e))
+        .map_err(|e| self.client_error(e))?;
+        Ok(self.keys.get_or_init(|| client))
     }
 
     pub fn certificates(&self) -> Result<CertificateClient> {
@@ -115,7 +129,7 @@ impl Session {
             &self.vault_url,
             self.credential.clone(),
             Some(CertificateClientOptions {
-                client_options: client_options(),
+                client_options: client_options(&self.transport),
                 ..Default::default()
             }),
         )
@@ -127,7 +141,7 @@ impl Session {
             &self.vault_url,
             self.credential.clone(),
             Some(SecretClientOptions {
-                client_options: client_options(),
+                client_options: client_options(&self.transport),
                 ..Default::default()
             }),
         )
@@ -169,7 +183,11 @@ impl Session {
 }
 
 /// The credential `credential_type` asks for, and its description for messages.
-fn credential(ctx: &Context) -> Result<(Arc<dyn TokenCredential>, String)> {
+fn credential(
+    ctx: &Context,
+    transport: &Transport,
+) -> Result<(Arc<dyn TokenCredential>, String)> {
+    let client_options = || client_options(transport);
     let config = &ctx.config;
     let kind = match config.get_with_source("credential_type") {
         Some((v, source)) => CredentialType::parse(&v, &source)?,
