@@ -506,6 +506,25 @@ fn awskms_host_selects_the_endpoint() {
 }
 
 #[test]
+fn service_specific_endpoint_variable_is_honoured() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let env = env_with(&[("AWS_ENDPOINT_URL", ""), ("AWS_ENDPOINT_URL_KMS", ENDPOINT)]);
+    let inv = describe(&key_id, &[], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}
+
+#[test]
+fn no_region_says_where_to_set_it() {
+    let env = env_with(&[("AWS_REGION", "")]);
+    let inv = describe("alias/release", &[], &env);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["no AWS Region", "region", "AWS_REGION"],
+    );
+}
+
+#[test]
 fn multi_region_key_id_resolves() {
     let m = create_key("RSA_3072", "SIGN_VERIFY", true);
     let key_id = m["KeyId"].as_str().unwrap().to_owned();
@@ -797,25 +816,24 @@ fn credentials_and_region_from_a_named_profile() {
     assert_error(&inv, "ACCESS_DENIED", &["profile 'nope'"]);
 }
 
-/// A fake AWS endpoint that answers every request with `status` and the JSON `body`, with a
-/// request id header; counts requests.
-fn fake_aws(
-    status: u16,
-    body: &'static str,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
-    use std::sync::atomic::{AtomicU32, Ordering};
+/// The requests a fake endpoint received (their X-Amz-Target), in order.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A fake AWS JSON endpoint on 127.0.0.1: `answer(target, body)` gives the status and JSON body
+/// of each reply (with a request id header); every request's target is recorded.
+fn fake_server(answer: impl Fn(&str, &Value) -> (u16, String) + Send + 'static) -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let count = std::sync::Arc::new(AtomicU32::new(0));
-    let seen = count.clone();
+    let seen = Seen::default();
+    let record = seen.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { break };
-            seen.fetch_add(1, Ordering::Relaxed);
             s.set_read_timeout(Some(Duration::from_secs(5))).ok();
             // Read the head and body (Content-Length) before answering.
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
+            let mut split = None;
             while let Ok(n) = s.read(&mut chunk) {
                 if n == 0 {
                     break;
@@ -832,20 +850,116 @@ fn fake_aws(
                         })
                         .unwrap_or(0);
                     if buf.len() >= end + 4 + len {
+                        split = Some(end);
                         break;
                     }
                 }
             }
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let end = split.unwrap_or(text.len());
+            let target = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("x-amz-target")
+                        .then(|| v.trim().to_owned())
+                })
+                .unwrap_or_default();
+            let body: Value =
+                serde_json::from_str(text.get(end + 4..).unwrap_or("")).unwrap_or(Value::Null);
+            record.lock().unwrap().push(target.clone());
+            let (status, reply_body) = answer(&target, &body);
             let reply = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\n\
                  x-amzn-RequestId: 11111111-2222-3333-4444-555555555555\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{reply_body}",
+                reply_body.len()
             );
             let _ = s.write_all(reply.as_bytes());
         }
     });
-    (format!("http://{addr}"), count)
+    (format!("http://{addr}"), seen)
+}
+
+/// A fake endpoint that answers every request with `status` and `body`.
+fn fake_aws(status: u16, body: &str) -> (String, Seen) {
+    let body = body.to_owned();
+    fake_server(move |_, _| (status, body.clone()))
+}
+
+#[test]
+fn one_round_trip_for_describe_and_two_for_sign() {
+    // A fake KMS backed by a software key, answering exactly what KMS answers (SPKI public key,
+    // DER ECDSA signatures), counting the calls each command makes.
+    let key = plugin_protocol::testca::generate_key(KeySpec::Ec256);
+    let public = key.public_key().unwrap();
+    let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let spki = b64.encode(public.to_spki_der());
+    let (url, seen) = fake_server(move |target, body| match target {
+        "TrentService.GetPublicKey" => (
+            200,
+            json!({"KeyId": arn, "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY",
+                   "PublicKey": spki, "SigningAlgorithms": ["ECDSA_SHA_256"]})
+            .to_string(),
+        ),
+        "TrentService.Sign" => {
+            assert_eq!(body["KeyId"], arn, "Sign uses the resolved key ARN");
+            assert_eq!(body["MessageType"], "DIGEST");
+            assert_eq!(body["SigningAlgorithm"], "ECDSA_SHA_256");
+            let std64 = base64::engine::general_purpose::STANDARD;
+            let digest = std64.decode(body["Message"].as_str().unwrap()).unwrap();
+            let sig = key.sign(&digest, KeySpec::Ec256, 32, true).unwrap();
+            let plugin_protocol::BackendSignature::EcdsaDer(der) = sig else {
+                unreachable!()
+            };
+            (
+                200,
+                json!({"KeyId": arn, "Signature": std64.encode(der),
+                       "SigningAlgorithm": "ECDSA_SHA_256"})
+                .to_string(),
+            )
+        }
+        other => (
+            400,
+            json!({"__type": "UnknownOperationException", "message": other}).to_string(),
+        ),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _root) = chain_file(dir.path(), &public, "fake");
+    let pairs = [
+        ("endpoint_url", url.as_str()),
+        ("certificate_chain", path.to_str().unwrap()),
+    ];
+    let c = client(&base_env());
+    let inv = c.describe_key("alias/release", config(&pairs)).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    assert_eq!(*seen.lock().unwrap(), ["TrentService.GetPublicKey"]);
+    seen.lock().unwrap().clear();
+    let payload = b"one round trip";
+    let inv = c
+        .generate_signature(
+            "alias/release",
+            KeySpec::Ec256,
+            KeySpec::Ec256.hash_algorithm(),
+            payload,
+            config(&pairs),
+        )
+        .unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["TrentService.GetPublicKey", "TrentService.Sign"]
+    );
+    let resp: GenerateSignatureResponse = inv.response().unwrap();
+    assert_eq!(
+        resp.key_id, "alias/release",
+        "the alias is echoed, not the ARN"
+    );
+    let sig = b64.decode(&resp.signature).unwrap();
+    assert_eq!(sig.len(), 64, "DER from KMS became fixed-width r||s");
+    let hash = KeySpec::Ec256.hash_algorithm();
+    plugin_protocol::signature::verify_digest(&public, hash, &hash.digest(payload), &sig).unwrap();
 }
 
 #[test]
@@ -854,12 +968,8 @@ fn access_denied_carries_the_full_reason_and_request_id() {
                   kms:GetPublicKey on resource: arn:aws:kms:us-east-1:111122223333:key/\
                   1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows \
                   the kms:GetPublicKey action";
-    let body: &'static str = Box::leak(
-        json!({"__type": "AccessDeniedException", "message": reason})
-            .to_string()
-            .into_boxed_str(),
-    );
-    let (url, count) = fake_aws(400, body);
+    let body = json!({"__type": "AccessDeniedException", "message": reason}).to_string();
+    let (url, seen) = fake_aws(400, &body);
     let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
     let err = assert_error(
         &inv,
@@ -875,34 +985,30 @@ fn access_denied_carries_the_full_reason_and_request_id() {
         meta.get("requestId").map(String::as_str),
         Some("11111111-2222-3333-4444-555555555555")
     );
-    assert_eq!(
-        count.load(std::sync::atomic::Ordering::Relaxed),
-        1,
-        "never retried"
-    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "never retried");
 }
 
 #[test]
 fn throttling_is_retried_then_reported_as_throttled() {
-    let (url, count) = fake_aws(
+    let (url, seen) = fake_aws(
         400,
         r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
     );
     let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
     assert_error(&inv, "THROTTLED", &["Rate exceeded", "attempts"]);
-    let n = count.load(std::sync::atomic::Ordering::Relaxed);
+    let n = seen.lock().unwrap().len();
     assert!((2..=5).contains(&n), "{n} attempts");
 }
 
 #[test]
 fn server_errors_are_retried_then_reported() {
-    let (url, count) = fake_aws(
+    let (url, seen) = fake_aws(
         500,
         r#"{"__type":"KMSInternalException","message":"internal failure"}"#,
     );
     let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
     assert_error(&inv, "ERROR", &["KMSInternalException", "internal failure"]);
-    let n = count.load(std::sync::atomic::Ordering::Relaxed);
+    let n = seen.lock().unwrap().len();
     assert!((2..=5).contains(&n), "{n} attempts");
 }
 
