@@ -75,7 +75,7 @@ impl Session {
         // NOTATION_AWS_KMS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL).
         let kms_endpoint_override = match key.and_then(|k| k.endpoint.clone()) {
             Some(e) => Some(e),
-            None => match config.get_with_source("endpoint_url") {
+            None => match configured_endpoint(ctx, "endpoint_url") {
                 Some((url, source)) => Some(check_url(&url, &source)?),
                 None => None,
             },
@@ -155,7 +155,7 @@ impl Session {
         ctx: &Context,
     ) -> Result<(aws_sdk_secretsmanager::Client, String)> {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
-        let endpoint = match ctx.config.get_with_source("secrets_endpoint_url") {
+        let endpoint = match configured_endpoint(ctx, "secrets_endpoint_url") {
             Some((url, source)) => {
                 let url = check_url(&url, &source)?;
                 b = b.endpoint_url(&url);
@@ -211,6 +211,19 @@ pub struct Call<'a> {
     pub endpoint: &'a str,
     /// The IAM action the call needs, for ACCESS_DENIED messages.
     pub action: &'static str,
+}
+
+/// An endpoint setting and its source; the standard `AWS_ENDPOINT_URL*` variables are skipped
+/// when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, as the SDKs do (pluginConfig and
+/// `NOTATION_AWS_KMS_*` still count).
+fn configured_endpoint(ctx: &Context, name: &str) -> Option<(String, String)> {
+    let found = ctx.config.get_with_source(name)?;
+    let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if ignore && found.1.contains("AWS_ENDPOINT_URL") {
+        return None;
+    }
+    Some(found)
 }
 
 fn check_url(url: &str, source: &str) -> Result<String> {
