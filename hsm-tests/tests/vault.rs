@@ -506,6 +506,23 @@ fn approle_login_with_role_and_secret_id_files() {
     let mut pairs = base.to_vec();
     pairs.push(("secret_id_file", secret_file.to_str().unwrap()));
     sign_and_verify(&name, KeySpec::Ec256, &pairs, &no_token, &root);
+    // Every login token was revoked when its invocation ended: none with the role's policy
+    // is left in the token store.
+    let accessors = api.call("GET", "auth/token/accessors?list=true", None);
+    for accessor in accessors["data"]["keys"].as_array().unwrap() {
+        let (status, info) = api.request(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(&json!({ "accessor": accessor })),
+        );
+        if status == 200 {
+            let policies = info["data"]["policies"].to_string();
+            assert!(
+                !policies.contains(&policy),
+                "a login token outlived its invocation: {info}"
+            );
+        }
+    }
 
     // The secret id from the environment works the same.
     let mut env = no_token.clone();

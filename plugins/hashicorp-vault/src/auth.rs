@@ -56,15 +56,16 @@ impl AuthMethod {
     }
 }
 
-/// Finds or obtains the token and installs it on `vault`.
-pub fn authenticate(vault: &mut Vault, config: &Config) -> Result<()> {
+/// Finds or obtains the token and installs it on `vault`. Returns whether the token came from a
+/// login (and is this process's to revoke).
+pub fn authenticate(vault: &mut Vault, config: &Config) -> Result<bool> {
     let method = AuthMethod::parse(config)?;
-    let token = match method {
-        AuthMethod::Token => static_token(config)?,
-        _ => login(vault, config, method)?,
+    let (token, logged_in) = match method {
+        AuthMethod::Token => (static_token(config)?, false),
+        _ => (login(vault, config, method)?, true),
     };
     vault.set_token(token);
-    Ok(())
+    Ok(logged_in)
 }
 
 fn static_token(config: &Config) -> Result<Zeroizing<String>> {

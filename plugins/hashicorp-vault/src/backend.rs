@@ -21,6 +21,16 @@ pub struct VaultBackend {
     /// Whether resolve_key compares a configured `certificate_chain` file with the key's other
     /// versions (off for `issue-certificate`, which replaces a stale certificate).
     pub check_chain_file: bool,
+    /// The token came from a login: revoked when the invocation is done.
+    logged_in: bool,
+}
+
+impl Drop for VaultBackend {
+    fn drop(&mut self) {
+        if self.logged_in {
+            self.vault.revoke_token();
+        }
+    }
 }
 
 /// A resolved key: the Transit key and the one version that describes, signs and is certified.
@@ -95,11 +105,12 @@ impl Backend for VaultBackend {
         // The key id is checked before any network traffic.
         KeyRef::parse(&ctx.key_id)?;
         let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
-        crate::auth::authenticate(&mut vault, &ctx.config)?;
+        let logged_in = crate::auth::authenticate(&mut vault, &ctx.config)?;
         Ok(Self {
             vault,
             mount,
             check_chain_file: true,
+            logged_in,
         })
     }
 

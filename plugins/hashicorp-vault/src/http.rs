@@ -11,6 +11,9 @@ use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result, Retry};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+/// How long revoking a login token may delay the answer at most.
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long establishing one TCP/TLS connection may take (the deadline bounds the total).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -145,6 +148,22 @@ impl Vault {
         self.token = Some(token);
     }
 
+    /// Revokes the token (one attempt, at most [`REVOKE_TIMEOUT`], errors ignored): for tokens
+    /// this process obtained by a login, so that three logins per signature do not pile up in
+    /// Vault's token store until their TTL.
+    pub fn revoke_token(&mut self) {
+        if self.token.is_none() {
+            return;
+        }
+        let budget = Deadline::after(self.deadline.remaining().min(REVOKE_TIMEOUT));
+        let doing = "revoking the login token (POST auth/token/revoke-self)";
+        match self.once(&budget, Method::Post, "auth/token/revoke-self", None, doing) {
+            Ok(_) => tracing::debug!("login token revoked"),
+            Err(e) => tracing::debug!(error = %e.message, "login token not revoked"),
+        }
+        self.token = None;
+    }
+
     /// `method /v1/<path>` with an optional JSON body, retried on throttling and transient
     /// failures within the deadline. Returns the response's JSON (`Value::Null` for 204).
     pub fn call(
@@ -161,11 +180,24 @@ impl Vault {
             None => None,
         };
         retry(&self.deadline, doing, || {
-            self.once(method, path, body.as_deref().map(|b| b.as_slice()), doing)
+            self.once(
+                &self.deadline,
+                method,
+                path,
+                body.as_deref().map(|b| b.as_slice()),
+                doing,
+            )
         })
     }
 
-    fn once(&self, method: Method, path: &str, body: Option<&[u8]>, doing: &str) -> Result<Value> {
+    fn once(
+        &self,
+        deadline: &Deadline,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        doing: &str,
+    ) -> Result<Value> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
         let mut req = match method {
             Method::Get => self.http.get(&url),
@@ -183,9 +215,9 @@ impl Vault {
                 .header("Content-Type", "application/json")
                 .body(b.to_vec());
         }
-        let remaining = self.deadline.remaining();
+        let remaining = deadline.remaining();
         if remaining.is_zero() {
-            return Err(self.deadline.exceeded(doing));
+            return Err(deadline.exceeded(doing));
         }
         tracing::debug!(?method, path, "vault request");
         let outcome = self.rt.block_on(async {
@@ -204,7 +236,7 @@ impl Vault {
             .await
         });
         let (status, retry_after, bytes) = match outcome {
-            Err(_elapsed) => return Err(self.deadline.exceeded(doing)),
+            Err(_elapsed) => return Err(deadline.exceeded(doing)),
             Ok(Err(e)) => return Err(self.transport_error(&e, doing)),
             Ok(Ok(r)) => r,
         };
