@@ -595,9 +595,24 @@ fn client_secret_credentials_and_their_failures() {
     let name = unique("cred");
     let version = create_key(&name, r#"{"kty":"EC","crv":"P-384"}"#);
     let key_id = format!("{}/keys/{name}/{version}", vault_url());
-    // credential_type environment = the client secret.
-    let inv = describe(&key_id, &[("credential_type", "environment")], &base_env());
+    // credential_type environment = the client secret. With the debug log on, neither the
+    // secret nor a token reaches the log.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("plugin.log");
+    let mut env = base_env();
+    env.push(("NOTATION_PLUGIN_LOG".into(), log.to_str().unwrap().into()));
+    let inv = describe(&key_id, &[("credential_type", "environment")], &env);
     assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("GET"),
+        "the debug log has the requests: {logged}"
+    );
+    assert!(
+        !logged.contains(&st("KV_EMULATOR_CLIENT_SECRET")),
+        "secret in the log"
+    );
+    assert!(!logged.contains("kvemu."), "token in the log");
 
     let inv = describe(
         &key_id,
