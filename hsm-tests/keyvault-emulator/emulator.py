@@ -16,6 +16,8 @@ notation-azure-keyvault and the official SDKs' conformance test (conformance.py)
   resource="https://vault.azure.net"`; tokens are checked for the Key Vault scope;
 * Entra: `/{tenant}/oauth2/v2.0/token` with the client-credentials grant (client secret) and the
   federated client-assertion grant (workload identity), OpenID metadata and instance discovery;
+  on the admin port, the App Service managed identity endpoint `/msi/token` (IDENTITY_ENDPOINT,
+  X-IDENTITY-HEADER) and `/_admin/token`, a token in `az account get-access-token` form;
 * any api-version; Key Vault's error body `{"error": {"code", "message", "innererror"}}` with an
   `x-ms-request-id`, including 401, 403, 404 and 429 with Retry-After.
 
@@ -570,6 +572,15 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(200, {"ok": True})
                 if path == "/_admin/health":
                     return self.reply(200, {"ok": True})
+                if path == "/_admin/token" and method == "POST":
+                    # What a fake `az account get-access-token -o json` prints (Azure CLI tests).
+                    client_id = json.loads(raw or b"{}").get("client_id", "azure-cli-user")
+                    token = self.issue_token(client_id)
+                    return self.reply(200, {"accessToken": token, "expires_on": now() + 3600,
+                                            "expiresOn": "2099-01-01 00:00:00.000000",
+                                            "tokenType": "Bearer", "tenant": self.server.tenant})
+                if path == "/msi/token" and method == "GET":
+                    return self.managed_identity(urllib.parse.parse_qs(url.query))
                 principal = Principal(PERMISSIONS)
                 return self.vault(method, path, raw, principal)
             if re.fullmatch(r"/[^/]+/oauth2/v2\.0/token", path) and method == "POST":
@@ -669,14 +680,30 @@ class Handler(BaseHTTPRequestHandler):
         if scope.split() != [f"{VAULT_SCOPE}/.default"]:
             return self.entra_error(400, "invalid_scope", f"AADSTS70011: The provided value for scope {scope} "
                                     "is not valid for this emulator (only the Key Vault scope).")
+        self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                         "access_token": self.issue_token(client_id)})
+
+    def issue_token(self, client_id):
+        """A Key Vault token for `client_id`; `deny-<perm>+<perm>` ids lack those permissions."""
         denied = set(client_id[len("deny-"):].split("+")) if client_id.startswith("deny-") else set()
         principal = Principal(p for p in PERMISSIONS if p not in denied)
         principal.client_id = client_id
         token = "kvemu." + b64url(os.urandom(24))
         with LOCK:
             self.server.store.tokens[token] = principal
-        self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                         "access_token": token})
+        return token
+
+    def managed_identity(self, query):
+        """The App Service managed identity endpoint (IDENTITY_ENDPOINT, api-version 2019-08-01):
+        X-IDENTITY-HEADER must be the emulator's client secret (IDENTITY_HEADER)."""
+        if self.headers.get("X-IDENTITY-HEADER") != self.server.client_secret:
+            return self.reply(401, {"statusCode": 401, "message": "Unauthorized: bad X-IDENTITY-HEADER"})
+        resource = (query.get("resource") or [""])[0]
+        if resource.rstrip("/") != VAULT_SCOPE:
+            return self.reply(400, {"statusCode": 400, "message": f"resource {resource} is not Key Vault"})
+        client_id = (query.get("client_id") or ["system-assigned-identity"])[0]
+        self.reply(200, {"access_token": self.issue_token(client_id), "expires_on": str(now() + 3600),
+                         "resource": resource, "token_type": "Bearer", "client_id": client_id})
 
     def openid(self, tenant):
         base = f"https://{self.headers.get('Host')}/{tenant}"

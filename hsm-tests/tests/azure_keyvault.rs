@@ -1015,3 +1015,126 @@ fn emulator_passes_the_official_python_sdk_conformance_test() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn managed_identity_system_and_user_assigned() {
+    // The App Service managed identity protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER), served by
+    // the emulator's admin port.
+    let name = unique("mi");
+    let (version, _) = self_signed_certificate(
+        &name,
+        r#"{"kty":"EC","crv":"P-521"}"#,
+        &["digitalSignature"],
+    );
+    let key_id = format!("{}/keys/{name}/{version}", vault_url());
+    let endpoint = format!("{}/msi/token", st("KV_EMULATOR_ADMIN_URL"));
+    let secret = st("KV_EMULATOR_CLIENT_SECRET");
+    let env = env_with(&[
+        ("AZURE_CLIENT_SECRET", ""),
+        ("AZURE_CLIENT_ID", ""),
+        ("IDENTITY_ENDPOINT", &endpoint),
+        ("IDENTITY_HEADER", &secret),
+    ]);
+    // credential_type default picks the managed identity when IDENTITY_ENDPOINT is set.
+    let inv = sign(&key_id, KeySpec::Ec521, &[("self_signed", "true")], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    // A user-assigned identity by client id (here one without keys/sign: the id reaches Entra).
+    let inv = sign(
+        &key_id,
+        KeySpec::Ec521,
+        &[
+            ("self_signed", "true"),
+            ("credential_type", "managedid"),
+            ("client_id", "deny-keys.sign"),
+        ],
+        &env,
+    );
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[
+            "user-assigned managed identity deny-keys.sign",
+            "keys/sign permission",
+        ],
+    );
+}
+
+/// A fake `az` on PATH that prints what `az account get-access-token -o json` prints, with a
+/// token from the emulator (or fails like a signed-out CLI).
+fn fake_az(dir: &Path, signed_in: bool) -> String {
+    let bin = dir.join(if signed_in { "az-in" } else { "az-out" });
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = if signed_in {
+        format!(
+            "#!/bin/sh\nexec curl -fsS -XPOST -d '{{\"client_id\":\"cli-user\"}}' {}/_admin/token\n",
+            st("KV_EMULATOR_ADMIN_URL")
+        )
+    } else {
+        "#!/bin/sh\necho \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n"
+            .to_owned()
+    };
+    let az = bin.join("az");
+    std::fs::write(&az, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn azure_cli_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("cli");
+    let version = create_key(&name, r#"{"kty":"RSA","key_size":2048}"#);
+    let key_id = format!("{}/keys/{name}/{version}", vault_url());
+    let path = fake_az(dir.path(), true);
+    let env = env_with(&[("AZURE_CLIENT_SECRET", ""), ("PATH", &path)]);
+    // credential_type default picks the Azure CLI when `az` is on PATH and nothing else is set.
+    let inv = describe(&key_id, &[], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let inv = describe(&key_id, &[("credential_type", "azurecli")], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+
+    let path = fake_az(dir.path(), false);
+    let env = env_with(&[("AZURE_CLIENT_SECRET", ""), ("PATH", &path)]);
+    let inv = describe(&key_id, &[("credential_type", "azurecli")], &env);
+    assert_error(&inv, "ACCESS_DENIED", &["Azure CLI sign-in", "az login"]);
+}
+
+#[test]
+fn incomplete_chain_in_the_backing_secret() {
+    // The CA's answer merged without its chain: the backing secret holds the leaf alone, and the
+    // message names the missing issuer and ca_certs.
+    let name = unique("leafonly");
+    admin_ok(
+        "POST",
+        &format!("/certificates/{name}/create"),
+        Some(
+            json!({"policy": policy(r#"{"kty":"EC","crv":"P-256"}"#, "Unknown",
+                                     "application/x-pkcs12", &["digitalSignature"])}),
+        ),
+    );
+    let key = admin_ok("GET", &format!("/keys/{name}"), None);
+    let ca = TestCa::new("CN=Leaf Only Root,O=notation-plugins");
+    let chain = ca.issue_leaf(&jwk_public_key(&key["key"]), "CN=leaf only");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    admin_ok(
+        "POST",
+        &format!("/certificates/{name}/pending/merge"),
+        Some(json!({"x5c": [b64.encode(chain[0].der())]})),
+    );
+    let inv = sign(
+        &format!("{}/keys/{name}", vault_url()),
+        KeySpec::Ec256,
+        &[],
+        &base_env(),
+    );
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["chain is incomplete", "Leaf Only Root", "ca_certs"],
+    );
+}
