@@ -1138,3 +1138,54 @@ fn incomplete_chain_in_the_backing_secret() {
         &["chain is incomplete", "Leaf Only Root", "ca_certs"],
     );
 }
+
+#[test]
+fn untrusted_tls_fails_fast_and_unreachable_vault_is_bounded() {
+    let name = unique("tls");
+    create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
+    // Without the test CA in SSL_CERT_FILE: no retries (the SDK's own would take ~80 s).
+    let started = Instant::now();
+    let inv = describe(
+        &format!("{}/keys/{name}", vault_url()),
+        &[],
+        &env_with(&[("SSL_CERT_FILE", "/dev/null")]),
+    );
+    assert_error(
+        &inv,
+        "ERROR",
+        &[
+            "TLS certificate of local.vault.azure.net is not trusted",
+            "SSL_CERT_FILE",
+        ],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Nothing listens: retried within the deadline, then reported.
+    let started = Instant::now();
+    let inv = describe(
+        &format!("https://local.vault.azure.net:1/keys/{name}"),
+        &[("timeout_seconds", "4")],
+        &base_env(),
+    );
+    let err = inv.error().expect("a JSON error");
+    assert!(
+        ["ERROR", "TIMEOUT"].contains(&err.error_code.as_str()),
+        "{:?}",
+        err
+    );
+    assert!(
+        err.error_message.contains("cannot reach Key Vault")
+            || err.error_message.contains("cannot get a Key Vault token"),
+        "{}",
+        err.error_message
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -183,10 +183,7 @@ impl Session {
 }
 
 /// The credential `credential_type` asks for, and its description for messages.
-fn credential(
-    ctx: &Context,
-    transport: &Transport,
-) -> Result<(Arc<dyn TokenCredential>, String)> {
+fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCredential>, String)> {
     let client_options = || client_options(transport);
     let config = &ctx.config;
     let kind = match config.get_with_source("credential_type") {
@@ -465,11 +462,22 @@ pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> Plug
             pe
         }
         ErrorKind::Credential => credential_error(&err, session),
-        ErrorKind::Connection | ErrorKind::Io => PluginError::generic(format!(
-            "cannot reach Key Vault {vault} for {operation} on {target}: {}",
-            error_chain(&err)
-        ))
-        .with_retry(Retry::Transient),
+        ErrorKind::Connection | ErrorKind::Io => {
+            let detail = error_chain(&err);
+            if is_tls_trust_error(&detail) {
+                // Not transient: retrying an untrusted certificate only burns the deadline.
+                PluginError::generic(format!(
+                    "cannot reach Key Vault for {operation} on {target}: the TLS certificate of \
+                     {vault} is not trusted ({detail}); behind a TLS-inspecting proxy, add its CA \
+                     certificate to the bundle named by SSL_CERT_FILE"
+                ))
+            } else {
+                PluginError::generic(format!(
+                    "cannot reach Key Vault for {operation} on {target}: {detail}"
+                ))
+                .with_retry(Retry::Transient)
+            }
+        }
         _ => PluginError::generic(format!(
             "Key Vault {vault}, {operation} on {target}: {}",
             error_chain(&err)
@@ -492,6 +500,12 @@ fn credential_error(err: &azure_core::Error, session: &Session) -> PluginError {
         pe = pe.with_metadata("entraErrorCode", code);
     }
     pe
+}
+
+/// Whether a connection failed because the server's certificate is not trusted (rustls's
+/// "invalid peer certificate: UnknownIssuer", an expired or mismatched certificate).
+fn is_tls_trust_error(detail: &str) -> bool {
+    detail.contains("invalid peer certificate") || detail.contains("certificate verify failed")
 }
 
 /// The error and its sources, joined, without repeating a source already contained in the
