@@ -1094,7 +1094,7 @@ impl Drop for OwnServer {
 }
 
 impl OwnServer {
-    fn start(tls: bool) -> Self {
+    fn start(tls: bool, extra_args: &[String]) -> Self {
         let port = free_port();
         let token = "own-server-root";
         let tls_dir = tls.then(|| tempfile::tempdir().unwrap());
@@ -1109,6 +1109,7 @@ impl OwnServer {
             cmd.arg("-dev-tls")
                 .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
         }
+        cmd.args(extra_args);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1182,7 +1183,7 @@ impl OwnServer {
 
 #[test]
 fn a_sealed_server_says_sealed() {
-    let own = OwnServer::start(false);
+    let own = OwnServer::start(false, &[]);
     let api = own.api();
     api.call(
         "POST",
@@ -1197,7 +1198,7 @@ fn a_sealed_server_says_sealed() {
 
 #[test]
 fn tls_is_verified_against_the_configured_ca_and_never_skipped() {
-    let own = OwnServer::start(true);
+    let own = OwnServer::start(true, &[]);
     for args in [
         &["secrets", "enable", "transit"][..],
         &["write", "-f", "transit/keys/k", "type=ecdsa-p256"][..],
@@ -1230,6 +1231,97 @@ fn tls_is_verified_against_the_configured_ca_and_never_skipped() {
     let dir = own.tls_dir.as_ref().unwrap().path().to_str().unwrap();
     env.push(("VAULT_CAPATH".into(), dir.into()));
     let inv = describe("k", &[], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn mtls_certificates(dir: &Path) {
+    let script = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+  -subj /CN=mtls-test-ca -days 1 -addext basicConstraints=critical,CA:TRUE \
+  -addext keyUsage=critical,keyCertSign
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+for who in server client; do
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $who.key -out $who.csr -subj /CN=$who
+  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $who.pem -days 1 -extfile $who.ext
+done
+"#;
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn client_certificates_for_a_server_that_requires_them() {
+    let dir = tempfile::tempdir().unwrap();
+    mtls_certificates(dir.path());
+    let file = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
+    let (port, cluster) = (free_port(), free_port());
+    let hcl = dir.path().join("mtls.hcl");
+    std::fs::write(
+        &hcl,
+        format!(
+            r#"listener "tcp" {{
+  address = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cluster}"
+  tls_cert_file = "{}"
+  tls_key_file = "{}"
+  tls_client_ca_file = "{}"
+  tls_require_and_verify_client_cert = true
+}}
+"#,
+            file("server.pem"),
+            file("server.key"),
+            file("ca.pem")
+        ),
+    )
+    .unwrap();
+    // The dev listener (plain HTTP) sets the server up; the plugin uses the mTLS listener.
+    let own = OwnServer::start(false, &[format!("-config={}", hcl.display())]);
+    let api = own.api();
+    api.call(
+        "POST",
+        "sys/mounts/transit",
+        Some(json!({ "type": "transit" })),
+    );
+    api.create_key("k", "ecdsa-p384");
+    let addr = format!("https://127.0.0.1:{port}");
+    let mut env = own.env();
+    env.retain(|(k, _)| k != "VAULT_ADDR" && k != "VAULT_CACERT");
+    env.push(("VAULT_ADDR".into(), addr.clone()));
+    env.push(("VAULT_CACERT".into(), file("ca.pem")));
+
+    let inv = describe("k", &[], &env);
+    assert_error(
+        &inv,
+        "ERROR",
+        &[&addr, "client certificate", "VAULT_CLIENT_CERT"],
+    );
+    let inv = describe("k", &[("client_cert", &file("client.pem"))], &env);
+    assert_error(&inv, "VALIDATION_ERROR", &["client_key"]);
+
+    let mut with_cert = env.clone();
+    with_cert.retain(|(k, _)| k != "VAULT_CLIENT_CERT" && k != "VAULT_CLIENT_KEY");
+    with_cert.push(("VAULT_CLIENT_CERT".into(), file("client.pem")));
+    with_cert.push(("VAULT_CLIENT_KEY".into(), file("client.key")));
+    let inv = describe("k", &[], &with_cert);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    let inv = describe(
+        "k",
+        &[
+            ("client_cert", &file("client.pem")),
+            ("client_key", &file("client.key")),
+        ],
+        &env,
+    );
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
 

@@ -377,6 +377,13 @@ impl Vault {
         let detail = chain(e);
         let at = &self.addr;
         let lower = detail.to_ascii_lowercase();
+        if lower.contains("certificaterequired") || lower.contains("certificate required") {
+            return PluginError::generic(format!(
+                "Vault at {at} requires a TLS client certificate ({doing}): set client_cert and \
+                 client_key (VAULT_CLIENT_CERT, VAULT_CLIENT_KEY) to the PEM certificate and key \
+                 it trusts"
+            ));
+        }
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             let skip = std::env::var("VAULT_SKIP_VERIFY")
                 .or_else(|_| std::env::var("BAO_SKIP_VERIFY"))
