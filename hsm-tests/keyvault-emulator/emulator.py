@@ -18,8 +18,9 @@ notation-azure-keyvault and the official SDKs' conformance test (conformance.py)
   federated client-assertion grant (workload identity), OpenID metadata and instance discovery;
   on the admin port, the App Service managed identity endpoint `/msi/token` (IDENTITY_ENDPOINT,
   X-IDENTITY-HEADER) and `/_admin/token`, a token in `az account get-access-token` form;
-* any api-version; Key Vault's error body `{"error": {"code", "message", "innererror"}}` with an
-  `x-ms-request-id`, including 401, 403, 404 and 429 with Retry-After.
+* any api-version (a request without one is refused); Key Vault's error body
+  `{"error": {"code", "message", "innererror"}}` with an `x-ms-request-id`, including 401, 403,
+  404 and 429 with Retry-After.
 
 Permissions come from the client id: `deny-keys.sign+secrets.get` is a service principal without
 those two permissions; every other client id has all of them. The client secret must be the one
@@ -589,6 +590,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.openid(path.split("/")[1])
             if path == "/common/discovery/instance":
                 return self.instance_discovery(urllib.parse.parse_qs(url.query))
+            if not urllib.parse.parse_qs(url.query).get("api-version"):
+                return self.vault_error(VaultError(400, "BadParameter",
+                                                   "The 'api-version' query parameter is missing."))
             principal = self.authenticate()
             if principal is None:
                 return

@@ -1021,12 +1021,13 @@ fn managed_identity_system_and_user_assigned() {
     // The App Service managed identity protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER), served by
     // the emulator's admin port.
     let name = unique("mi");
-    let (version, _) = self_signed_certificate(
+    self_signed_certificate(
         &name,
         r#"{"kty":"EC","crv":"P-521"}"#,
         &["digitalSignature"],
     );
-    let key_id = format!("{}/keys/{name}/{version}", vault_url());
+    // A versionless certificate id.
+    let key_id = format!("{}/certificates/{name}", vault_url());
     let endpoint = format!("{}/msi/token", st("KV_EMULATOR_ADMIN_URL"));
     let secret = st("KV_EMULATOR_CLIENT_SECRET");
     let env = env_with(&[
