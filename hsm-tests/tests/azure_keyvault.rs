@@ -855,6 +855,22 @@ fn throttled_then_succeeded() {
         "Retry-After: 1 honoured twice, took {:?}",
         started.elapsed()
     );
+
+    // A 503 on sign is transient: retried, and the signature comes back.
+    let name = unique("unavailable");
+    let (version, _) = self_signed_certificate(
+        &name,
+        r#"{"kty":"EC","crv":"P-256"}"#,
+        &["digitalSignature"],
+    );
+    fault(&format!("/keys/{name}/{version}/sign"), 503, 1, None);
+    let inv = sign(
+        &format!("{}/keys/{name}", vault_url()),
+        KeySpec::Ec256,
+        &[("self_signed", "true")],
+        &base_env(),
+    );
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
 
 #[test]
