@@ -91,6 +91,9 @@ impl Session {
         let (transport, (credential, credential_name)) = {
             // Keep the runtime entered while clients are built, for any that spawn.
             let _guard = rt.enter();
+            // The SDK's reqwest has rustls without a crypto provider: use ring, like the other
+            // plugins (installing twice is harmless).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let transport = Transport::new(azure_core::http::new_http_client(None));
             let credential = credential(ctx, &transport)?;
             (transport, credential)
