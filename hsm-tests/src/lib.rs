@@ -112,3 +112,80 @@ pub fn check_and_verify(
         verify(&envelope, &blob, &root).assert_passed();
     }
 }
+
+pub mod localstack;
+pub mod openbao;
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("hsm-tests sits in the workspace")
+        .to_path_buf()
+}
+
+/// Runs `scripts/<script> start` (idempotent: a running backend is left as it is).
+#[track_caller]
+pub fn start_backend(script: &str) {
+    let status = Command::new(repo().join("scripts").join(script))
+        .arg("start")
+        .status()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    assert!(status.success(), "scripts/{script} start failed");
+}
+
+/// A name no other test (or earlier run against the same server) uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `[(String, String)]` as the `(&str, &str)` pairs [`check`] takes.
+pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// The JSON error of a failed invocation, checked as notation sees it: exit 1, nothing on
+/// stdout, one JSON error on stderr with `code` and every fragment in its message.
+#[track_caller]
+pub fn assert_error(
+    inv: &plugin_protocol::client::Invocation,
+    code: &str,
+    fragments: &[&str],
+) -> plugin_protocol::error::ErrorResponse {
+    assert_eq!(
+        inv.exit_code,
+        Some(1),
+        "expected a failure; stdout {:?}, stderr {:?}",
+        String::from_utf8_lossy(&inv.stdout),
+        inv.stderr_text()
+    );
+    assert!(inv.stdout.is_empty(), "nothing on stdout on failure");
+    let err = inv
+        .error()
+        .unwrap_or_else(|| panic!("stderr is not one JSON error: {}", inv.stderr_text()));
+    assert_eq!(
+        err.error_code.as_str(),
+        code,
+        "error code; message: {}",
+        err.error_message
+    );
+    for f in fragments {
+        assert!(
+            err.error_message.contains(f),
+            "message lacks {f:?}: {}",
+            err.error_message
+        );
+    }
+    err
+}

@@ -18,8 +18,8 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
-const ENDPOINT: &str = "http://127.0.0.1:4566";
-const REGION: &str = "us-east-1";
+use hsm_tests::localstack::{self, ENDPOINT, REGION};
+use hsm_tests::{assert_error, unique};
 
 const SPECS: [(KeySpec, &str); 6] = [
     (KeySpec::Rsa2048, "RSA_2048"),
@@ -33,29 +33,11 @@ const SPECS: [(KeySpec, &str); 6] = [
 // ---------------------------------------------------------------------------------------------
 // LocalStack and a tiny client of the AWS JSON protocol for setting it up
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn localstack() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        let status = Command::new(repo().join("scripts/localstack.sh"))
-            .arg("start")
-            .status()
-            .expect("run scripts/localstack.sh start");
-        assert!(status.success(), "scripts/localstack.sh start failed");
-    });
-}
-
 /// One AWS JSON-protocol call (`TrentService.CreateKey`, `secretsmanager.CreateSecret`) in
 /// `region`; LocalStack takes the Region and account from the Authorization header and does not
 /// check the signature.
 fn aws_in(region: &str, target: &str, body: Value) -> (u16, Value) {
-    localstack();
+    localstack::start();
     let service = if target.starts_with("secretsmanager") {
         "secretsmanager"
     } else {
@@ -162,21 +144,6 @@ fn create_secret(name: &str, value: &str) -> String {
     v["ARN"].as_str().unwrap().to_owned()
 }
 
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{:x}-{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Driving the plugin
 
@@ -186,61 +153,9 @@ fn plugin() -> PathBuf {
         .clone()
 }
 
-/// The environment of a user with `AWS_*` variables for LocalStack; every other AWS variable
-/// is explicitly blank and the shared files absent, so the tests do not depend on the caller's
-/// shell or ~/.aws, and instance metadata is never probed.
-fn base_env() -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", REGION),
-        ("AWS_ENDPOINT_URL", ENDPOINT),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let (config, credentials) = empty_aws_files();
-    env.push(("AWS_CONFIG_FILE".into(), config));
-    env.push(("AWS_SHARED_CREDENTIALS_FILE".into(), credentials));
-    for k in [
-        "AWS_SESSION_TOKEN",
-        "AWS_DEFAULT_REGION",
-        "AWS_ENDPOINT_URL_KMS",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        "NOTATION_AWS_KMS_CERTIFICATE_CHAIN",
-        "NOTATION_AWS_KMS_REGION",
-        "NOTATION_AWS_KMS_ENDPOINT_URL",
-        "NOTATION_AWS_KMS_CERTIFICATE_CHAIN_SECRET",
-    ] {
-        env.push((k.to_owned(), String::new()));
-    }
-    env
-}
-
-/// Empty shared config and credentials files (a machine without `aws configure`).
-fn empty_aws_files() -> (String, String) {
-    static FILES: OnceLock<(String, String)> = OnceLock::new();
-    FILES
-        .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("notation-aws-kms-tests-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let config = dir.join("config");
-            let credentials = dir.join("credentials");
-            std::fs::write(&config, "").unwrap();
-            std::fs::write(&credentials, "").unwrap();
-            (
-                config.to_str().unwrap().to_owned(),
-                credentials.to_str().unwrap().to_owned(),
-            )
-        })
-        .clone()
-}
-
 /// `base_env` with some variables replaced.
 fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = base_env();
+    let mut env = localstack::env();
     for (k, v) in changes {
         env.retain(|(ek, _)| ek != k);
         env.push((k.to_string(), v.to_string()));
@@ -270,7 +185,7 @@ fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
 /// hash length), chain rules, and the chain ending in `root_pem`.
 #[track_caller]
 fn sign_and_verify(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)], root_pem: &str) {
-    let c = client(&base_env());
+    let c = client(&localstack::env());
     let described = c.describe_key(key_id, config(pairs)).unwrap();
     assert!(
         described.succeeded(),
@@ -326,48 +241,15 @@ fn sign_and_verify(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)], root_pem
 /// COSE envelopes, all of notation's checks), then each envelope verified against the root.
 #[track_caller]
 fn conformance(key_id: &str, pairs: &[(&str, &str)], root_pem: &str, dir: &Path) {
-    let env = base_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = localstack::env();
+    let env = hsm_tests::env_refs(&env);
     hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir);
-}
-
-/// The JSON error of a failed invocation, checked for its code and message fragments.
-#[track_caller]
-fn assert_error(
-    inv: &Invocation,
-    code: &str,
-    fragments: &[&str],
-) -> plugin_protocol::error::ErrorResponse {
-    assert_eq!(
-        inv.exit_code,
-        Some(1),
-        "expected a failure; stdout {:?}",
-        String::from_utf8_lossy(&inv.stdout)
-    );
-    assert!(inv.stdout.is_empty(), "nothing on stdout on failure");
-    let err = inv
-        .error()
-        .unwrap_or_else(|| panic!("stderr is not one JSON error: {}", inv.stderr_text()));
-    assert_eq!(
-        err.error_code.as_str(),
-        code,
-        "error code; message: {}",
-        err.error_message
-    );
-    for f in fragments {
-        assert!(
-            err.error_message.contains(f),
-            "message lacks {f:?}: {}",
-            err.error_message
-        );
-    }
-    err
 }
 
 /// describe-key answers `spec` for the key, echoing the keyId.
 #[track_caller]
 fn assert_spec(key_id: &str, spec: KeySpec) {
-    let inv = describe(key_id, &[], &base_env());
+    let inv = describe(key_id, &[], &localstack::env());
     assert!(
         inv.succeeded(),
         "describe-key {key_id}: {}",
@@ -550,7 +432,7 @@ fn region_comes_from_a_key_arn() {
     assert_eq!(status, 200, "{v}");
     let arn = v["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
     assert!(arn.contains(":us-west-2:"), "{arn}");
-    let inv = describe(&arn, &[], &base_env());
+    let inv = describe(&arn, &[], &localstack::env());
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
 
@@ -560,14 +442,14 @@ fn region_comes_from_a_key_arn() {
 #[test]
 fn unknown_key_is_a_validation_error_naming_key_and_region() {
     let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
-    let inv = describe(missing, &[], &base_env());
+    let inv = describe(missing, &[], &localstack::env());
     let err = assert_error(&inv, "VALIDATION_ERROR", &[missing, "not found", REGION]);
     let meta = err.error_metadata.unwrap_or_default();
     assert_eq!(
         meta.get("awsErrorCode").map(String::as_str),
         Some("NotFoundException")
     );
-    let inv = describe("alias/does-not-exist", &[], &base_env());
+    let inv = describe("alias/does-not-exist", &[], &localstack::env());
     assert_error(
         &inv,
         "VALIDATION_ERROR",
@@ -577,7 +459,7 @@ fn unknown_key_is_a_validation_error_naming_key_and_region() {
 
 #[test]
 fn malformed_key_id_is_refused_before_any_call() {
-    let inv = describe("release-key", &[], &base_env());
+    let inv = describe("release-key", &[], &localstack::env());
     assert_error(&inv, "VALIDATION_ERROR", &["release-key", "alias/"]);
 }
 
@@ -593,7 +475,7 @@ fn disabled_key_names_its_state() {
         &key_id,
         KeySpec::Ec256,
         &[("certificate_chain", path.to_str().unwrap())],
-        &base_env(),
+        &localstack::env(),
     );
     let err = assert_error(&inv, "VALIDATION_ERROR", &[&key_id, "Disabled", "enable"]);
     let meta = err.error_metadata.unwrap_or_default();
@@ -608,7 +490,7 @@ fn key_pending_deletion_names_its_state() {
         "TrentService.ScheduleKeyDeletion",
         json!({"KeyId": key_id, "PendingWindowInDays": 7}),
     );
-    let inv = describe(&key_id, &[], &base_env());
+    let inv = describe(&key_id, &[], &localstack::env());
     let err = assert_error(&inv, "VALIDATION_ERROR", &[&key_id, "PendingDeletion"]);
     let meta = err.error_metadata.unwrap_or_default();
     assert_eq!(
@@ -621,7 +503,7 @@ fn key_pending_deletion_names_its_state() {
 fn encrypt_decrypt_key_is_refused_naming_its_usage() {
     let m = create_key("RSA_2048", "ENCRYPT_DECRYPT", false);
     let key_id = m["KeyId"].as_str().unwrap();
-    let inv = describe(key_id, &[], &base_env());
+    let inv = describe(key_id, &[], &localstack::env());
     assert_error(
         &inv,
         "VALIDATION_ERROR",
@@ -632,7 +514,7 @@ fn encrypt_decrypt_key_is_refused_naming_its_usage() {
 #[test]
 fn secp256k1_key_is_refused_by_name() {
     let (key_id, _) = signing_key("ECC_SECG_P256K1");
-    let inv = describe(&key_id, &[], &base_env());
+    let inv = describe(&key_id, &[], &localstack::env());
     assert_error(
         &inv,
         "VALIDATION_ERROR",
@@ -654,14 +536,14 @@ fn hmac_key_is_refused() {
         json!({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}),
     );
     let key_id = v["KeyMetadata"]["KeyId"].as_str().unwrap();
-    let inv = describe(key_id, &[], &base_env());
+    let inv = describe(key_id, &[], &localstack::env());
     assert_error(&inv, "VALIDATION_ERROR", &[key_id]);
 }
 
 #[test]
 fn wrong_region_is_not_found_naming_the_region() {
     let (key_id, _) = signing_key("ECC_NIST_P256");
-    let inv = describe(&key_id, &[("region", "eu-west-3")], &base_env());
+    let inv = describe(&key_id, &[("region", "eu-west-3")], &localstack::env());
     assert_error(
         &inv,
         "VALIDATION_ERROR",
@@ -679,7 +561,7 @@ fn certificate_for_another_key_is_named() {
         &key_id,
         KeySpec::Ec256,
         &[("certificate_chain", path.to_str().unwrap())],
-        &base_env(),
+        &localstack::env(),
     );
     assert_error(&inv, "VALIDATION_ERROR", &[&key_id, "CN=other-key"]);
 }
@@ -687,7 +569,7 @@ fn certificate_for_another_key_is_named() {
 #[test]
 fn no_certificate_chain_says_where_to_put_one() {
     let (key_id, _) = signing_key("ECC_NIST_P256");
-    let inv = sign(&key_id, KeySpec::Ec256, &[], &base_env());
+    let inv = sign(&key_id, KeySpec::Ec256, &[], &localstack::env());
     assert_error(
         &inv,
         "VALIDATION_ERROR",
@@ -706,7 +588,7 @@ fn missing_secret_is_a_validation_error_naming_it() {
             ("certificate_chain_secret", &name),
             ("secrets_endpoint_url", ENDPOINT),
         ],
-        &base_env(),
+        &localstack::env(),
     );
     assert_error(&inv, "VALIDATION_ERROR", &[&name, "not found"]);
 }
@@ -728,7 +610,7 @@ fn endpoint_down_is_an_error_naming_the_endpoint() {
     let inv = describe(
         "alias/release",
         &[("endpoint_url", &url), ("timeout_seconds", "10")],
-        &base_env(),
+        &localstack::env(),
     );
     let err = assert_error(&inv, "ERROR", &[url.trim_start_matches("http://")]);
     assert!(
@@ -931,7 +813,7 @@ fn one_round_trip_for_describe_and_two_for_sign() {
         ("endpoint_url", url.as_str()),
         ("certificate_chain", path.to_str().unwrap()),
     ];
-    let c = client(&base_env());
+    let c = client(&localstack::env());
     let inv = c.describe_key("alias/release", config(&pairs)).unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     assert_eq!(*seen.lock().unwrap(), ["TrentService.GetPublicKey"]);
@@ -970,7 +852,11 @@ fn access_denied_carries_the_full_reason_and_request_id() {
                   the kms:GetPublicKey action";
     let body = json!({"__type": "AccessDeniedException", "message": reason}).to_string();
     let (url, seen) = fake_aws(400, &body);
-    let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
+    let inv = describe(
+        "alias/release",
+        &[("endpoint_url", &url)],
+        &localstack::env(),
+    );
     let err = assert_error(
         &inv,
         "ACCESS_DENIED",
@@ -994,7 +880,11 @@ fn throttling_is_retried_then_reported_as_throttled() {
         400,
         r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
     );
-    let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
+    let inv = describe(
+        "alias/release",
+        &[("endpoint_url", &url)],
+        &localstack::env(),
+    );
     assert_error(&inv, "THROTTLED", &["Rate exceeded", "attempts"]);
     let n = seen.lock().unwrap().len();
     assert!((2..=5).contains(&n), "{n} attempts");
@@ -1006,7 +896,11 @@ fn server_errors_are_retried_then_reported() {
         500,
         r#"{"__type":"KMSInternalException","message":"internal failure"}"#,
     );
-    let inv = describe("alias/release", &[("endpoint_url", &url)], &base_env());
+    let inv = describe(
+        "alias/release",
+        &[("endpoint_url", &url)],
+        &localstack::env(),
+    );
     assert_error(&inv, "ERROR", &["KMSInternalException", "internal failure"]);
     let n = seen.lock().unwrap().len();
     assert!((2..=5).contains(&n), "{n} attempts");
@@ -1019,7 +913,7 @@ fn a_server_that_never_answers_is_a_timeout() {
     let inv = describe(
         "alias/release",
         &[("endpoint_url", &url), ("timeout_seconds", "3")],
-        &base_env(),
+        &localstack::env(),
     );
     assert_error(&inv, "TIMEOUT", &["3s"]);
     assert!(inv.elapsed < Duration::from_secs(6), "{:?}", inv.elapsed);
@@ -1035,7 +929,7 @@ fn create_key_prints_a_usable_key_id() {
     let out = Command::new(plugin())
         .args(["create-key", "--spec", "ECC_NIST_P521", "--alias", &alias])
         .args(["--tag", "team=release", "--description", "test key"])
-        .envs(base_env())
+        .envs(localstack::env())
         .output()
         .unwrap();
     assert!(
@@ -1055,7 +949,7 @@ fn create_key_prints_a_usable_key_id() {
 
     let out = Command::new(plugin())
         .args(["create-key", "--spec", "RSA-2048"])
-        .envs(base_env())
+        .envs(localstack::env())
         .output()
         .unwrap();
     assert!(
@@ -1068,7 +962,7 @@ fn create_key_prints_a_usable_key_id() {
 
     let out = Command::new(plugin())
         .args(["create-key", "--spec", "ECC_SECG_P256K1"])
-        .envs(base_env())
+        .envs(localstack::env())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -1088,7 +982,7 @@ fn certificate_commands_work_on_kms_keys() {
             "--out",
         ])
         .arg(&cert)
-        .envs(base_env())
+        .envs(localstack::env())
         .output()
         .unwrap();
     assert!(

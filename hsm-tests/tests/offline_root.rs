@@ -5,19 +5,12 @@
 //! envelopes verify against the root. openssl checks every certificate and every backend's
 //! CSR independently.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use hsm_tests::check_and_verify;
 use hsm_tests::softhsm::SoftToken;
+use hsm_tests::{check_and_verify, env_refs, localstack, openbao, unique};
 use plugin_protocol::KeySpec;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 #[track_caller]
 fn run(program: &Path, args: &[&str], env: &[(String, String)]) -> String {
@@ -50,69 +43,10 @@ fn openssl(args: &[&str]) -> String {
     text
 }
 
-fn start(script: &str) {
-    let status = Command::new(repo().join("scripts").join(script))
-        .arg("start")
-        .status()
-        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
-    assert!(status.success(), "scripts/{script} start failed");
-}
-
-/// LocalStack's environment for notation-aws-kms: test credentials, no shared files, no IMDS.
-fn aws_env(dir: &Path) -> Vec<(String, String)> {
-    let config = dir.join("aws-config");
-    std::fs::write(&config, "").unwrap();
-    [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
-        ("AWS_SHARED_CREDENTIALS_FILE", config.to_str().unwrap()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// The local OpenBao dev server's address and root token, from the state file
-/// `scripts/openbao.sh start` writes.
-fn vault_env() -> (Vec<(String, String)>, PathBuf) {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    let state = std::fs::read_to_string(cache.join("notation-plugins/openbao/state.env"))
-        .expect("the state file of scripts/openbao.sh");
-    let get = |k: &str| {
-        state
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("{k} missing from the openbao state file"))
-            .trim_matches('"')
-            .to_owned()
-    };
-    (
-        vec![
-            ("VAULT_ADDR".into(), get("VAULT_ADDR")),
-            ("VAULT_TOKEN".into(), get("VAULT_TOKEN")),
-        ],
-        PathBuf::from(get("BAO_BIN")),
-    )
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
 #[test]
 fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
-    start("localstack.sh");
-    start("openbao.sh");
+    localstack::start();
+    let openbao = openbao::server();
     let token = SoftToken::new("offline-root");
     let dir = token.dir.path().to_path_buf();
     let p = |name: &str| dir.join(name).display().to_string();
@@ -163,7 +97,7 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
 
     // The cloud keys report their public keys and make CSRs, signed in their backends.
     let aws_plugin = hsm_tests::plugin_binary("aws-kms");
-    let aws = aws_env(&dir);
+    let aws = localstack::env();
     let kms_key = run(
         &aws_plugin,
         &["create-key", "--spec", "ECC_NIST_P256"],
@@ -192,16 +126,16 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
     );
 
     let vault_plugin = hsm_tests::plugin_binary("hashicorp-vault");
-    let (vault, bao) = vault_env();
+    let (vault, bao) = (openbao.root_env(), &openbao.bao_bin);
     let mount = unique("offline-root-transit");
     run(
-        &bao,
+        bao,
         &["secrets", "enable", &format!("-path={mount}"), "transit"],
         &vault,
     );
     let transit_key = unique("ci");
     run(
-        &bao,
+        bao,
         &[
             "write",
             "-f",
@@ -321,30 +255,25 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
 
     // Both cloud plugins sign with those chains, pass every check, and verify against the root.
     let root_pem = std::fs::read_to_string(dir.join("root.pem")).unwrap();
-    let kms_dir = tempfile::tempdir().unwrap();
-    check_and_verify(
-        &aws_plugin,
-        &kms_key,
-        &[("certificate_chain", &p("kms-chain.pem"))],
-        &aws.iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect::<Vec<_>>(),
-        &root_pem,
-        kms_dir.path(),
-    );
-    let vault_dir = tempfile::tempdir().unwrap();
-    check_and_verify(
-        &vault_plugin,
-        &transit_key,
-        &[
-            ("certificate_chain", &p("vault-chain.pem")),
-            ("transit_mount", &mount),
-        ],
-        &vault
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect::<Vec<_>>(),
-        &root_pem,
-        vault_dir.path(),
-    );
+    let kms_config = [("certificate_chain", p("kms-chain.pem"))];
+    let vault_config = [
+        ("certificate_chain", p("vault-chain.pem")),
+        ("transit_mount", mount.clone()),
+    ];
+    let runs = [
+        (&aws_plugin, &kms_key, &kms_config[..], &aws),
+        (&vault_plugin, &transit_key, &vault_config[..], &vault),
+    ];
+    for (plugin, key_id, config, env) in runs {
+        let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = tempfile::tempdir().unwrap();
+        check_and_verify(
+            plugin,
+            key_id,
+            &config,
+            &env_refs(env),
+            &root_pem,
+            out.path(),
+        );
+    }
 }

@@ -174,7 +174,7 @@ fn install_lays_plugins_out_as_notation_does() {
         &ca.issue_leaf(&token.public_key(&uri), "CN=installed"),
     );
     let env: Vec<(String, String)> = token.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = hsm_tests::env_refs(&env);
     hsm_tests::check_and_verify(
         &installed,
         &uri,

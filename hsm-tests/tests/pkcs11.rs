@@ -5,29 +5,15 @@
 use std::os::unix::fs::PermissionsExt;
 
 use hsm_tests::softhsm::{SoftToken, SOFTHSM_MODULE};
-use hsm_tests::{check_and_verify, verify};
+use hsm_tests::{assert_error, check_and_verify, env_refs, verify};
+use plugin_protocol::client::Invocation;
 use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse};
 use plugin_protocol::testca::{LeafProfile, TestCa};
 use plugin_protocol::{ErrorCode, KeySpec};
 
-/// Runs describe-key and returns (code, message) of the JSON error it must produce.
-#[track_caller]
-fn describe_error(token: &SoftToken, key_id: &str) -> (ErrorCode, String) {
-    let inv = token.client().describe_key(key_id, None).unwrap();
-    assert_eq!(inv.exit_code, Some(1), "describe-key should fail: {inv:?}");
-    assert!(inv.stdout.is_empty(), "stdout must stay empty on error");
-    let err = inv
-        .error()
-        .unwrap_or_else(|| panic!("stderr is not a JSON error: {}", inv.stderr_text()));
-    (err.error_code, err.error_message)
-}
-
-#[track_caller]
-fn assert_error(got: (ErrorCode, String), code: ErrorCode, parts: &[&str]) {
-    assert_eq!(got.0, code, "wrong code; message: {}", got.1);
-    for p in parts {
-        assert!(got.1.contains(p), "message lacks '{p}': {}", got.1);
-    }
+/// describe-key, as notation runs it, for a key id that must fail.
+fn describe_error(token: &SoftToken, key_id: &str) -> Invocation {
+    token.client().describe_key(key_id, None).unwrap()
 }
 
 /// A key of `spec` on a fresh token, its chain (leaf, intermediate, root) stored on the token,
@@ -47,12 +33,12 @@ fn passes_with_chain_on_token(spec: KeySpec) {
     assert_eq!(described.key_spec, spec);
     assert_eq!(described.key_id, uri);
 
-    let env = env_of(&token);
+    let env = token.env();
     check_and_verify(
         &token.plugin,
         &uri,
         &[],
-        &as_refs(&env),
+        &env_refs(&env),
         &ca.root_pem(),
         token.dir.path(),
     );
@@ -83,14 +69,6 @@ fn ec_521_passes_the_checker() {
     passes_with_chain_on_token(KeySpec::Ec521);
 }
 
-fn env_of(token: &SoftToken) -> Vec<(String, String)> {
-    token.env()
-}
-
-fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
-    v.iter().map(|(k, s)| (k.as_str(), s.as_str())).collect()
-}
-
 /// The chain from a PEM file (pluginConfig certificate_chain), and the token's leaf completed
 /// by a CA bundle (ca_certs).
 #[test]
@@ -100,13 +78,13 @@ fn chain_from_a_file_and_token_leaf_plus_ca_bundle() {
     let ca = TestCa::new("CN=File Root");
     let chain = ca.issue_leaf(&token.public_key(&uri), "CN=file leaf");
     let file = token.write_chain("chain.pem", &chain);
-    let env = env_of(&token);
+    let env = token.env();
     let dir = tempfile::tempdir().unwrap();
     check_and_verify(
         &token.plugin,
         &uri,
         &[("certificate_chain", &file.display().to_string())],
-        &as_refs(&env),
+        &env_refs(&env),
         &ca.root_pem(),
         dir.path(),
     );
@@ -119,28 +97,24 @@ fn chain_from_a_file_and_token_leaf_plus_ca_bundle() {
         &token.plugin,
         &uri,
         &[("ca_certs", &bundle.display().to_string())],
-        &as_refs(&env),
+        &env_refs(&env),
         &ca.root_pem(),
         dir.path(),
     );
     // And without ca_certs the missing root is named.
     assert_error(
-        describe_then_sign_error(&token, &uri, KeySpec::Ec256),
-        ErrorCode::Validation,
+        &sign_error(&token, &uri, KeySpec::Ec256),
+        "VALIDATION_ERROR",
         &["incomplete", "CN=File Root"],
     );
 }
 
-#[track_caller]
-fn describe_then_sign_error(token: &SoftToken, uri: &str, spec: KeySpec) -> (ErrorCode, String) {
-    let inv = token
+/// generate-signature, as notation runs it, for a key that must fail.
+fn sign_error(token: &SoftToken, uri: &str, spec: KeySpec) -> Invocation {
+    token
         .client()
         .generate_signature(uri, spec, spec.hash_algorithm(), b"payload", None)
-        .unwrap();
-    assert_eq!(inv.exit_code, Some(1), "generate-signature should fail");
-    assert!(inv.stdout.is_empty());
-    let err = inv.error().expect("JSON error on stderr");
-    (err.error_code, err.error_message)
+        .unwrap()
 }
 
 #[test]
@@ -159,8 +133,8 @@ fn a_chain_missing_its_root_is_refused_naming_the_missing_link() {
     );
     token.import_chain(&uri, &chain);
     assert_error(
-        describe_then_sign_error(&token, &uri, KeySpec::Ec384),
-        ErrorCode::Validation,
+        &sign_error(&token, &uri, KeySpec::Ec384),
+        "VALIDATION_ERROR",
         &["incomplete", "CN=Absent Root", "CN=Present Intermediate"],
     );
 }
@@ -192,8 +166,8 @@ fn a_certificate_of_another_key_is_refused() {
         "mine",
     ]);
     assert_error(
-        describe_then_sign_error(&token, &uri, KeySpec::Ec256),
-        ErrorCode::Validation,
+        &sign_error(&token, &uri, KeySpec::Ec256),
+        "VALIDATION_ERROR",
         &["does not belong to key", "CN=other leaf"],
     );
     // import-certificate refuses the same mistake up front.
@@ -278,8 +252,8 @@ fn a_pin_file_others_can_read_is_refused() {
     let uri = token.generate("k", KeySpec::Ec256);
     std::fs::set_permissions(token.pin_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
     assert_error(
-        describe_error(&token, &uri),
-        ErrorCode::Validation,
+        &describe_error(&token, &uri),
+        "VALIDATION_ERROR",
         &["refusing the PIN file", "mode 0644", "chmod 600"],
     );
 }
@@ -291,8 +265,8 @@ fn pin_from_the_environment_and_from_pin_value() {
     let bare = format!("pkcs11:token=envpin;object=k?module-path={SOFTHSM_MODULE}");
     // No PIN at all: the message says how to give one.
     assert_error(
-        describe_error(&token, &bare),
-        ErrorCode::Validation,
+        &describe_error(&token, &bare),
+        "VALIDATION_ERROR",
         &["needs a PIN", "pin-source", "PKCS11_PIN"],
     );
     let inv = token
@@ -346,29 +320,29 @@ fn unknown_token_object_and_module_are_named() {
     token.generate("present", KeySpec::Ec256);
     let pin = token.pin_file().display().to_string();
     assert_error(
-        describe_error(
+        &describe_error(
             &token,
             &format!("pkcs11:token=nope;object=present?module-path={SOFTHSM_MODULE}&pin-source=file:{pin}"),
         ),
-        ErrorCode::Validation,
+        "VALIDATION_ERROR",
         &["no token matches 'pkcs11:token=nope'", "token=known"],
     );
     assert_error(
-        describe_error(&token, &token.uri("absent")),
-        ErrorCode::Validation,
+        &describe_error(&token, &token.uri("absent")),
+        "VALIDATION_ERROR",
         &["no private key with object=absent", "object=present"],
     );
     assert_error(
-        describe_error(
+        &describe_error(
             &token,
             &format!("pkcs11:token=known;object=present?module-path=/nonexistent/libpkcs11.so&pin-source=file:{pin}"),
         ),
-        ErrorCode::Validation,
+        "VALIDATION_ERROR",
         &["/nonexistent/libpkcs11.so", "does not exist"],
     );
     assert_error(
-        describe_error(&token, "release-key"),
-        ErrorCode::Validation,
+        &describe_error(&token, "release-key"),
+        "VALIDATION_ERROR",
         &["must be a PKCS#11 URI"],
     );
 }
@@ -377,8 +351,12 @@ fn unknown_token_object_and_module_are_named() {
 fn ambiguous_tokens_and_keys_list_ready_to_use_uris() {
     let token = SoftToken::new("twin");
     token.add_token("twin");
-    let (code, message) = describe_error(&token, &token.uri("k"));
-    assert_eq!(code, ErrorCode::Validation);
+    let message = assert_error(
+        &describe_error(&token, &token.uri("k")),
+        "VALIDATION_ERROR",
+        &[],
+    )
+    .error_message;
     assert!(message.contains("matches 2 tokens"), "{message}");
     assert_eq!(message.matches("pkcs11:serial=").count(), 2, "{message}");
 
@@ -394,8 +372,8 @@ fn ambiguous_tokens_and_keys_list_ready_to_use_uris() {
         "--id",
         "0202",
     ]);
-    let (code, message) = describe_error(&token, &uri);
-    assert_eq!(code, ErrorCode::Validation);
+    let message =
+        assert_error(&describe_error(&token, &uri), "VALIDATION_ERROR", &[]).error_message;
     assert!(message.contains("matches 2 private keys"), "{message}");
     assert!(message.contains("object=dup;id=%02%02"), "{message}");
     // Each listed URI works as it is.
@@ -434,13 +412,13 @@ fn keys_notation_cannot_use_are_named() {
         "02",
     ]);
     assert_error(
-        describe_error(&token, &token.uri("small")),
-        ErrorCode::Validation,
+        &describe_error(&token, &token.uri("small")),
+        "VALIDATION_ERROR",
         &["RSA-1024"],
     );
     assert_error(
-        describe_error(&token, &token.uri("bitcoin")),
-        ErrorCode::Validation,
+        &describe_error(&token, &token.uri("bitcoin")),
+        "VALIDATION_ERROR",
         &["secp256k1"],
     );
 }
@@ -501,13 +479,13 @@ fn tampered_blob_fails_verification() {
     let uri = token.generate("k", KeySpec::Ec256);
     let ca = TestCa::new("CN=Root");
     token.import_chain(&uri, &ca.issue_leaf(&token.public_key(&uri), "CN=t"));
-    let env = env_of(&token);
+    let env = token.env();
     let dir = tempfile::tempdir().unwrap();
     check_and_verify(
         &token.plugin,
         &uri,
         &[],
-        &as_refs(&env),
+        &env_refs(&env),
         &ca.root_pem(),
         dir.path(),
     );

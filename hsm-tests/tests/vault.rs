@@ -16,6 +16,9 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
+use hsm_tests::openbao::server;
+use hsm_tests::{assert_error, unique};
+
 const SPECS: [(KeySpec, &str); 6] = [
     (KeySpec::Rsa2048, "rsa-2048"),
     (KeySpec::Rsa3072, "rsa-3072"),
@@ -27,48 +30,6 @@ const SPECS: [(KeySpec, &str); 6] = [
 
 // ---------------------------------------------------------------------------------------------
 // The server and a tiny HTTP client for setting it up
-
-struct Server {
-    /// `http://127.0.0.1:8200`
-    addr: String,
-    root_token: String,
-    bao_bin: PathBuf,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let status = Command::new(repo().join("scripts/openbao.sh"))
-            .arg("start")
-            .status()
-            .expect("run scripts/openbao.sh start");
-        assert!(status.success(), "scripts/openbao.sh start failed");
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-        let state = std::fs::read_to_string(cache.join("notation-plugins/openbao/state.env"))
-            .expect("openbao state file");
-        let get = |k: &str| {
-            state
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("{k} missing from the openbao state file"))
-                .to_owned()
-        };
-        Server {
-            addr: get("VAULT_ADDR"),
-            root_token: get("VAULT_TOKEN"),
-            bao_bin: PathBuf::from(get("BAO_BIN")),
-        }
-    })
-}
 
 /// A client of the Vault API with one token (and namespace).
 #[derive(Clone)]
@@ -178,21 +139,6 @@ impl Api {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{:x}-{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Driving the plugin
 
@@ -255,7 +201,7 @@ fn sign_and_verify(
     root_pem: &str,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = hsm_tests::env_refs(env);
     hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir.path());
     // The key spec the checker saw is the one the Transit key type promises.
     let described = describe(
@@ -267,35 +213,6 @@ fn sign_and_verify(
     );
     let described: DescribeKeyResponse = described.response().unwrap();
     assert_eq!(described.key_spec, spec, "{key_id}");
-}
-
-/// The JSON error of a failed invocation, checked for its code and message fragments.
-#[track_caller]
-fn assert_error(inv: &Invocation, code: &str, fragments: &[&str]) -> String {
-    assert_eq!(
-        inv.exit_code,
-        Some(1),
-        "expected a failure; stdout {:?}",
-        String::from_utf8_lossy(&inv.stdout)
-    );
-    assert!(inv.stdout.is_empty(), "nothing on stdout on failure");
-    let err = inv
-        .error()
-        .unwrap_or_else(|| panic!("stderr is not one JSON error: {}", inv.stderr_text()));
-    assert_eq!(
-        err.error_code.as_str(),
-        code,
-        "error code; message: {}",
-        err.error_message
-    );
-    for f in fragments {
-        assert!(
-            err.error_message.contains(f),
-            "message lacks {f:?}: {}",
-            err.error_message
-        );
-    }
-    err.error_message
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
@@ -537,7 +454,7 @@ fn approle_login_with_role_and_secret_id_files() {
     let wrong = "00000000-1111-2222-3333-444444444444";
     env.push(("NOTATION_HASHICORP_VAULT_SECRET_ID".into(), wrong.into()));
     let inv = describe(&name, &base, &env);
-    let msg = assert_error(&inv, "ACCESS_DENIED", &["AppRole login", &mount]);
+    let msg = assert_error(&inv, "ACCESS_DENIED", &["AppRole login", &mount]).error_message;
     assert!(!msg.contains(wrong) && !msg.contains(&role_id));
 }
 
@@ -680,7 +597,7 @@ fn jwt_login_with_a_ci_id_token() {
         let mut env = no_token.clone();
         env.push(("NOTATION_HASHICORP_VAULT_JWT".into(), bad.clone()));
         let inv = describe(&name, &pairs, &env);
-        let msg = assert_error(&inv, "ACCESS_DENIED", &["JWT/OIDC login", &mount]);
+        let msg = assert_error(&inv, "ACCESS_DENIED", &["JWT/OIDC login", &mount]).error_message;
         assert!(!msg.contains(&bad), "the JWT never appears in output");
     }
 }
@@ -787,7 +704,7 @@ fn kubernetes_login_with_a_service_account_token() {
     let mut other = pairs.to_vec();
     other[2] = ("role", "other");
     let inv = describe(&name, &other, &no_token);
-    let msg = assert_error(&inv, "ACCESS_DENIED", &["Kubernetes login", &mount]);
+    let msg = assert_error(&inv, "ACCESS_DENIED", &["Kubernetes login", &mount]).error_message;
     assert!(!msg.contains(&sa_token));
 
     // Without a role: said so before any request.
@@ -928,7 +845,8 @@ fn revoked_and_invalid_tokens_are_access_denied() {
         &inv,
         "ACCESS_DENIED",
         &["permission denied", "rejected the token", "revoked", &name],
-    );
+    )
+    .error_message;
     assert!(!msg.contains(&token), "the token never appears in output");
     assert!(!inv.stderr_text().contains(&token));
 
