@@ -60,7 +60,6 @@ impl CredentialType {
 
 /// A connected session for one invocation.
 pub struct Session {
-    rt: tokio::runtime::Runtime,
     credential: Arc<dyn TokenCredential>,
     /// "client secret of application <id>", "workload identity ...", for messages.
     pub credential_name: String,
@@ -69,6 +68,8 @@ pub struct Session {
     /// One HTTP client (and connection pool) for the credential and every Key Vault client.
     transport: Transport,
     keys: std::cell::OnceCell<KeyClient>,
+    /// Declared last: dropped after the clients whose connections live on it.
+    rt: tokio::runtime::Runtime,
 }
 
 /// Client options with the SDK's own retries off (ours are bounded by the deadline) and the
