@@ -1206,3 +1206,25 @@ fn untrusted_tls_fails_fast_and_unreachable_vault_is_bounded() {
         started.elapsed()
     );
 }
+
+#[test]
+fn plain_key_with_a_certificate_chain_file() {
+    // A key without a Key Vault certificate signs with the shared certificate_chain source, and
+    // needs nothing but keys/get and keys/sign.
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("plain");
+    create_key(&name, r#"{"kty":"EC","crv":"P-384"}"#);
+    let key = admin_ok("GET", &format!("/keys/{name}"), None);
+    let ca = TestCa::new("CN=Chain File Root,O=notation-plugins");
+    let chain = ca.issue_leaf(&jwk_public_key(&key["key"]), "CN=plain key signer");
+    let file = dir.path().join("chain.pem");
+    std::fs::write(&file, chain::to_pem_bundle(&chain)).unwrap();
+    let env = env_with(&[("AZURE_CLIENT_ID", "deny-secrets.get+certificates.get")]);
+    conformance(
+        &format!("azurekms://local.vault.azure.net/{name}"),
+        &[("certificate_chain", file.to_str().unwrap())],
+        &env,
+        &ca.root_pem(),
+        &dir.path().join("out"),
+    );
+}
