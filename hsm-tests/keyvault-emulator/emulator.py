@@ -523,6 +523,27 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes: without TCP_NODELAY, Nagle and delayed ACKs
     # add ~40 ms to every response on a keep-alive connection.
     disable_nagle_algorithm = True
+    # Per-connection socket timeout: an idle or stalled client never holds a thread for long.
+    timeout = 30
+
+    def setup(self):
+        # The TLS handshake runs here, in the connection's thread, not in the accepting one: a
+        # client that connects and stalls (or rejects our certificate) blocks nobody else.
+        self.tls_failed = False
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError) as e:
+                # e.g. a client that does not trust the test CA (a test does that on purpose).
+                self.tls_failed = True
+                sys.stderr.write(f"{self.client_address[0]} TLS handshake failed: {e}\n")
+        super().setup()
+
+    def handle(self):
+        if not self.tls_failed:
+            super().handle()
+
 
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
@@ -748,7 +769,7 @@ def main():
     https = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
-    https.socket = ctx.wrap_socket(https.socket, server_side=True)
+    https.socket = ctx.wrap_socket(https.socket, server_side=True, do_handshake_on_connect=False)
     admin = ThreadingHTTPServer(("127.0.0.1", args.admin_port), AdminHandler)
     for s in (https, admin):
         s.store, s.tenant, s.client_secret = store, args.tenant, args.client_secret
