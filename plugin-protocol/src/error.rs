@@ -150,6 +150,22 @@ pub struct ErrorResponse {
     pub error_metadata: Option<BTreeMap<String, String>>,
 }
 
+/// An error and its sources as one line, for messages: each source's text is appended unless the
+/// text so far already contains it (SDK errors often repeat their cause in their own message).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +181,25 @@ mod tests {
         let back: ErrorResponse = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(back.error_code, ErrorCode::AccessDenied);
         assert_eq!(back.error_metadata.unwrap()["requestId"], "r-1");
+    }
+
+    #[test]
+    fn error_chain_joins_sources_once() {
+        let inner = std::io::Error::other("connection refused");
+        let outer = std::io::Error::other(OuterError(inner));
+        assert_eq!(error_chain(&outer), "cannot connect: connection refused");
+    }
+
+    #[derive(Debug)]
+    struct OuterError(std::io::Error);
+    impl fmt::Display for OuterError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("cannot connect")
+        }
+    }
+    impl std::error::Error for OuterError {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
     }
 }

@@ -512,18 +512,10 @@ fn is_tls_trust_error(detail: &str) -> bool {
     detail.contains("invalid peer certificate") || detail.contains("certificate verify failed")
 }
 
-/// The error and its sources, joined, without repeating a source already contained in the
-/// previous text.
+/// [`plugin_protocol::error::error_chain`] on one line (SDK messages carry newlines).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !part.is_empty() && !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    plugin_protocol::error::error_chain(e)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
