@@ -1228,3 +1228,35 @@ fn plain_key_with_a_certificate_chain_file() {
         &dir.path().join("out"),
     );
 }
+
+#[test]
+fn certificate_commands_sign_with_the_vault_key() {
+    // The shared operator commands (public-key, certificate self-signed) work through Key Vault:
+    // a plain key gets a Notary-compatible self-signed certificate that Key Vault's key signs.
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("cmd");
+    create_key(&name, r#"{"kty":"RSA","key_size":3072}"#);
+    let key_id = format!("{}/keys/{name}", vault_url());
+    let cert = dir.path().join("self.pem");
+    let mut cmd = Command::new(plugin());
+    cmd.args(["certificate", "self-signed", "--key-id", &key_id])
+        .args(["--subject", "CN=command signer,O=notation-plugins", "--out"])
+        .arg(&cert);
+    for (k, v) in base_env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    conformance(
+        &key_id,
+        &[("certificate_chain", cert.to_str().unwrap())],
+        &base_env(),
+        &pem,
+        &dir.path().join("out"),
+    );
+}
