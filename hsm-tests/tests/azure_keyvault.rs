@@ -24,6 +24,8 @@ use plugin_protocol::testca::{CaProfile, TestCa};
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
+use hsm_tests::{assert_error, unique};
+
 const SPECS: [(KeySpec, &str); 6] = [
     (KeySpec::Rsa2048, r#"{"kty":"RSA","key_size":2048}"#),
     (KeySpec::Rsa3072, r#"{"kty":"RSA","key_size":3072}"#),
@@ -37,18 +39,11 @@ const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 // ---------------------------------------------------------------------------------------------
 // The emulator and a tiny client of its admin port
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// The emulator's state file (started if needed): VAULT_URL, ADMIN_URL, SSL_CERT_FILE, ...
 fn state() -> &'static BTreeMap<String, String> {
     static STATE: OnceLock<BTreeMap<String, String>> = OnceLock::new();
     STATE.get_or_init(|| {
-        let status = Command::new(repo().join("scripts/keyvault-emulator.sh"))
+        let status = Command::new(hsm_tests::repo().join("scripts/keyvault-emulator.sh"))
             .arg("start")
             .status()
             .expect("run scripts/keyvault-emulator.sh start");
@@ -119,21 +114,6 @@ fn admin_ok(method: &str, path: &str, body: Option<Value>) -> Value {
         "{method} {path} answered {status}: {value}"
     );
     value
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{:x}-{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// The version at the end of a Key Vault id.
@@ -355,42 +335,9 @@ fn conformance(
     root_pem: &str,
     dir: &Path,
 ) {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = hsm_tests::env_refs(env);
     std::fs::create_dir_all(dir).unwrap();
     hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir);
-}
-
-/// The JSON error of a failed invocation, checked for its code and message fragments.
-#[track_caller]
-fn assert_error(
-    inv: &Invocation,
-    code: &str,
-    fragments: &[&str],
-) -> plugin_protocol::error::ErrorResponse {
-    assert_eq!(
-        inv.exit_code,
-        Some(1),
-        "expected a failure; stdout {:?}",
-        String::from_utf8_lossy(&inv.stdout)
-    );
-    assert!(inv.stdout.is_empty(), "nothing on stdout on failure");
-    let err = inv
-        .error()
-        .unwrap_or_else(|| panic!("stderr is not one JSON error: {}", inv.stderr_text()));
-    assert_eq!(
-        err.error_code.as_str(),
-        code,
-        "error code; message: {}",
-        err.error_message
-    );
-    for f in fragments {
-        assert!(
-            err.error_message.contains(f),
-            "message lacks {f:?}: {}",
-            err.error_message
-        );
-    }
-    err
 }
 
 #[track_caller]
@@ -1019,7 +966,7 @@ fn imported_pkcs12_encrypted_with_the_empty_password() {
 #[test]
 fn emulator_passes_the_official_python_sdk_conformance_test() {
     let mut cmd = Command::new(st("KV_EMULATOR_PYTHON"));
-    cmd.arg(repo().join("hsm-tests/keyvault-emulator/conformance.py"));
+    cmd.arg(hsm_tests::repo().join("hsm-tests/keyvault-emulator/conformance.py"));
     for (k, v) in state() {
         cmd.env(k, v);
     }

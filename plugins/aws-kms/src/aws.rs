@@ -18,6 +18,7 @@ use aws_sdk_kms::config::{Credentials, ProvideCredentials};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use plugin_protocol::config::after_failure;
+use plugin_protocol::error::error_chain;
 use plugin_protocol::{Context, PluginError, Result, Retry};
 
 use crate::keyref::KeyRef;
@@ -336,21 +337,6 @@ fn credentials_error(e: CredentialsError, profile: Option<&(String, String)>) ->
     }
 }
 
-/// The error and its sources, joined, without repeating a source already contained in the
-/// previous text.
-pub fn error_chain(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !part.is_empty() && !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
 
 /// The key state named in a KMS message ("... is pending deletion", "... is disabled").
 fn key_state(code: &str, message: &str) -> Option<&'static str> {

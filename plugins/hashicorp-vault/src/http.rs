@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use plugin_protocol::config::Config;
+use plugin_protocol::error::error_chain;
 use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result, Retry};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -128,7 +129,7 @@ impl Vault {
             }
         }
         let http = builder.build().map_err(|e| {
-            PluginError::generic(format!("cannot set up the HTTP client: {}", chain(&e)))
+            PluginError::generic(format!("cannot set up the HTTP client: {}", error_chain(&e)))
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -374,7 +375,7 @@ impl Vault {
     }
 
     fn transport_error(&self, e: &reqwest::Error, doing: &str) -> PluginError {
-        let detail = chain(e);
+        let detail = error_chain(e);
         let at = &self.addr;
         let lower = detail.to_ascii_lowercase();
         if lower.contains("certificaterequired") || lower.contains("certificate required") {
@@ -467,19 +468,6 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     last
 }
 
-/// An error and its sources, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
 
 fn read(path: &Path, source: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
