@@ -189,3 +189,25 @@ pub fn assert_error(
     }
     err
 }
+
+/// A pluginConfig from `key=value` pairs.
+pub fn config(pairs: &[(&str, &str)]) -> Option<plugin_protocol::contract::PluginConfig> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// `base` with the variables of `changes` replaced (an empty value blanks a variable).
+pub fn env_with(
+    mut base: Vec<(String, String)>,
+    changes: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    for (k, v) in changes {
+        base.retain(|(ek, _)| ek != k);
+        base.push((k.to_string(), v.to_string()));
+    }
+    base
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use plugin_protocol::client::{Invocation, PluginClient};
-use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse, PluginConfig};
+use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse};
 use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
@@ -155,29 +155,11 @@ fn plugin() -> PathBuf {
 
 /// `base_env` with some variables replaced.
 fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = localstack::env();
-    for (k, v) in changes {
-        env.retain(|(ek, _)| ek != k);
-        env.push((k.to_string(), v.to_string()));
-    }
-    env
+    hsm_tests::env_with(localstack::env(), changes)
 }
 
 fn client(env: &[(String, String)]) -> PluginClient {
-    let mut c = PluginClient::new(plugin());
-    for (k, v) in env {
-        c = c.with_env(k, v);
-    }
-    c
-}
-
-fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    PluginClient::new(plugin()).with_envs(env)
 }
 
 /// describe-key then generate-signature, as notation runs them; checks what notation checks:
@@ -186,7 +168,7 @@ fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
 #[track_caller]
 fn sign_and_verify(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)], root_pem: &str) {
     let c = client(&localstack::env());
-    let described = c.describe_key(key_id, config(pairs)).unwrap();
+    let described = c.describe_key(key_id, hsm_tests::config(pairs)).unwrap();
     assert!(
         described.succeeded(),
         "describe-key {key_id}: {}",
@@ -199,7 +181,13 @@ fn sign_and_verify(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)], root_pem
     let payload = format!("payload for {key_id}");
     let hash = spec.hash_algorithm();
     let inv = c
-        .generate_signature(key_id, spec, hash, payload.as_bytes(), config(pairs))
+        .generate_signature(
+            key_id,
+            spec,
+            hash,
+            payload.as_bytes(),
+            hsm_tests::config(pairs),
+        )
         .unwrap();
     assert!(
         inv.succeeded(),
@@ -263,7 +251,9 @@ fn assert_spec(key_id: &str, spec: KeySpec) {
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
-    client(env).describe_key(key_id, config(pairs)).unwrap()
+    client(env)
+        .describe_key(key_id, hsm_tests::config(pairs))
+        .unwrap()
 }
 
 fn sign(
@@ -278,7 +268,7 @@ fn sign(
             spec,
             spec.hash_algorithm(),
             b"payload",
-            config(pairs),
+            hsm_tests::config(pairs),
         )
         .unwrap()
 }
@@ -814,7 +804,9 @@ fn one_round_trip_for_describe_and_two_for_sign() {
         ("certificate_chain", path.to_str().unwrap()),
     ];
     let c = client(&localstack::env());
-    let inv = c.describe_key("alias/release", config(&pairs)).unwrap();
+    let inv = c
+        .describe_key("alias/release", hsm_tests::config(&pairs))
+        .unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     assert_eq!(*seen.lock().unwrap(), ["TrentService.GetPublicKey"]);
     seen.lock().unwrap().clear();
@@ -825,7 +817,7 @@ fn one_round_trip_for_describe_and_two_for_sign() {
             KeySpec::Ec256,
             KeySpec::Ec256.hash_algorithm(),
             payload,
-            config(&pairs),
+            hsm_tests::config(&pairs),
         )
         .unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());

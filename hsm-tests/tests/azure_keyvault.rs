@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use plugin_protocol::client::{Invocation, PluginClient};
-use plugin_protocol::contract::{DescribeKeyResponse, PluginConfig};
+use plugin_protocol::contract::DescribeKeyResponse;
 use plugin_protocol::public_key::named_curve_der;
 use plugin_protocol::testca::{CaProfile, TestCa};
 use plugin_protocol::{chain, KeySpec, PublicKey};
@@ -279,33 +279,17 @@ fn base_env() -> Vec<(String, String)> {
 
 /// `base_env` with some variables replaced.
 fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = base_env();
-    for (k, v) in changes {
-        env.retain(|(ek, _)| ek != k);
-        env.push((k.to_string(), v.to_string()));
-    }
-    env
+    hsm_tests::env_with(base_env(), changes)
 }
 
 fn client(env: &[(String, String)]) -> PluginClient {
-    let mut c = PluginClient::new(plugin());
-    for (k, v) in env {
-        c = c.with_env(k, v);
-    }
-    c
-}
-
-fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    PluginClient::new(plugin()).with_envs(env)
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
-    client(env).describe_key(key_id, config(pairs)).unwrap()
+    client(env)
+        .describe_key(key_id, hsm_tests::config(pairs))
+        .unwrap()
 }
 
 fn sign(
@@ -320,7 +304,7 @@ fn sign(
             spec,
             spec.hash_algorithm(),
             b"payload",
-            config(pairs),
+            hsm_tests::config(pairs),
         )
         .unwrap()
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use plugin_protocol::client::{Invocation, PluginClient};
-use plugin_protocol::contract::{DescribeKeyResponse, PluginConfig};
+use plugin_protocol::contract::DescribeKeyResponse;
 use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
@@ -173,20 +173,7 @@ fn root_env() -> Vec<(String, String)> {
 }
 
 fn client(env: &[(String, String)]) -> PluginClient {
-    let mut c = PluginClient::new(plugin());
-    for (k, v) in env {
-        c = c.with_env(k, v);
-    }
-    c
-}
-
-fn config(pairs: &[(&str, &str)]) -> Option<PluginConfig> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    PluginClient::new(plugin()).with_envs(env)
 }
 
 /// The conformance checker against `key_id`: describe-key and generate-signature as notation
@@ -216,7 +203,9 @@ fn sign_and_verify(
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
-    client(env).describe_key(key_id, config(pairs)).unwrap()
+    client(env)
+        .describe_key(key_id, hsm_tests::config(pairs))
+        .unwrap()
 }
 
 fn sign(
@@ -231,7 +220,7 @@ fn sign(
             spec,
             spec.hash_algorithm(),
             b"payload",
-            config(pairs),
+            hsm_tests::config(pairs),
         )
         .unwrap()
 }

@@ -74,6 +74,12 @@ impl PluginClient {
         self
     }
 
+    /// Adds every variable of `vars` to the plugin's environment.
+    pub fn with_envs(mut self, vars: &[(String, String)]) -> Self {
+        self.env.extend(vars.iter().cloned());
+        self
+    }
+
     /// Runs `<plugin> <command>` with `stdin` as the whole request (no trailing newline).
     pub fn invoke_raw(&self, command: &str, stdin: &[u8]) -> std::io::Result<Invocation> {
         let start = Instant::now();

@@ -337,7 +337,6 @@ fn credentials_error(e: CredentialsError, profile: Option<&(String, String)>) ->
     }
 }
 
-
 /// The key state named in a KMS message ("... is pending deletion", "... is disabled").
 fn key_state(code: &str, message: &str) -> Option<&'static str> {
     if code == "DisabledException" {

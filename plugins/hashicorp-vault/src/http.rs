@@ -129,7 +129,10 @@ impl Vault {
             }
         }
         let http = builder.build().map_err(|e| {
-            PluginError::generic(format!("cannot set up the HTTP client: {}", error_chain(&e)))
+            PluginError::generic(format!(
+                "cannot set up the HTTP client: {}",
+                error_chain(&e)
+            ))
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -467,7 +470,6 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     }
     last
 }
-
 
 fn read(path: &Path, source: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
