@@ -38,10 +38,29 @@ pub fn server() -> &'static Server {
                 .unwrap_or_else(|| panic!("{k} missing from the openbao state file"))
                 .to_owned()
         };
-        Server {
+        let server = Server {
             addr: get("VAULT_ADDR"),
             root_token: get("VAULT_TOKEN"),
             bao_bin: PathBuf::from(get("BAO_BIN")),
-        }
+        };
+        server.enable_transit();
+        server
     })
+}
+
+impl Server {
+    /// Mounts the Transit engine at `transit/` (the plugin's default mount), unless a dev
+    /// server that lives on across test runs already has it.
+    fn enable_transit(&self) {
+        let out = std::process::Command::new(&self.bao_bin)
+            .args(["secrets", "enable", "transit"])
+            .envs(self.root_env())
+            .output()
+            .expect("run bao secrets enable transit");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || text.contains("path is already in use"),
+            "bao secrets enable transit: {text}"
+        );
+    }
 }
