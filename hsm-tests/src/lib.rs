@@ -211,3 +211,36 @@ pub fn env_with(
     }
     base
 }
+
+/// describe-key through `plugin`, as notation runs it.
+pub fn describe(
+    plugin: &Path,
+    key_id: &str,
+    pairs: &[(&str, &str)],
+    env: &[(String, String)],
+) -> plugin_protocol::client::Invocation {
+    plugin_protocol::client::PluginClient::new(plugin)
+        .with_envs(env)
+        .describe_key(key_id, config(pairs))
+        .expect("run the plugin")
+}
+
+/// generate-signature through `plugin` for a small payload with `spec`'s hash.
+pub fn sign(
+    plugin: &Path,
+    key_id: &str,
+    spec: plugin_protocol::KeySpec,
+    pairs: &[(&str, &str)],
+    env: &[(String, String)],
+) -> plugin_protocol::client::Invocation {
+    plugin_protocol::client::PluginClient::new(plugin)
+        .with_envs(env)
+        .generate_signature(
+            key_id,
+            spec,
+            spec.hash_algorithm(),
+            b"payload",
+            config(pairs),
+        )
+        .expect("run the plugin")
+}

@@ -251,9 +251,7 @@ fn assert_spec(key_id: &str, spec: KeySpec) {
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
-    client(env)
-        .describe_key(key_id, hsm_tests::config(pairs))
-        .unwrap()
+    hsm_tests::describe(&plugin(), key_id, pairs, env)
 }
 
 fn sign(
@@ -262,15 +260,7 @@ fn sign(
     pairs: &[(&str, &str)],
     env: &[(String, String)],
 ) -> Invocation {
-    client(env)
-        .generate_signature(
-            key_id,
-            spec,
-            spec.hash_algorithm(),
-            b"payload",
-            hsm_tests::config(pairs),
-        )
-        .unwrap()
+    hsm_tests::sign(&plugin(), key_id, spec, pairs, env)
 }
 
 /// A chain for `key` issued by a fresh test CA: (PEM bundle, root PEM).

@@ -282,14 +282,8 @@ fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
     hsm_tests::env_with(base_env(), changes)
 }
 
-fn client(env: &[(String, String)]) -> PluginClient {
-    PluginClient::new(plugin()).with_envs(env)
-}
-
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
-    client(env)
-        .describe_key(key_id, hsm_tests::config(pairs))
-        .unwrap()
+    hsm_tests::describe(&plugin(), key_id, pairs, env)
 }
 
 fn sign(
@@ -298,15 +292,7 @@ fn sign(
     pairs: &[(&str, &str)],
     env: &[(String, String)],
 ) -> Invocation {
-    client(env)
-        .generate_signature(
-            key_id,
-            spec,
-            spec.hash_algorithm(),
-            b"payload",
-            hsm_tests::config(pairs),
-        )
-        .unwrap()
+    hsm_tests::sign(&plugin(), key_id, spec, pairs, env)
 }
 
 /// The conformance checker (describe-key, generate-signature, JWS and COSE envelopes, all of

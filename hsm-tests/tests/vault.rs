@@ -203,9 +203,7 @@ fn sign_and_verify(
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
-    client(env)
-        .describe_key(key_id, hsm_tests::config(pairs))
-        .unwrap()
+    hsm_tests::describe(&plugin(), key_id, pairs, env)
 }
 
 fn sign(
@@ -214,15 +212,7 @@ fn sign(
     pairs: &[(&str, &str)],
     env: &[(String, String)],
 ) -> Invocation {
-    client(env)
-        .generate_signature(
-            key_id,
-            spec,
-            spec.hash_algorithm(),
-            b"payload",
-            hsm_tests::config(pairs),
-        )
-        .unwrap()
+    hsm_tests::sign(&plugin(), key_id, spec, pairs, env)
 }
 
 /// A chain file for `key` issued by a fresh test CA; returns (file, root PEM).
