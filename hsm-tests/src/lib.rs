@@ -244,3 +244,56 @@ pub fn sign(
         )
         .expect("run the plugin")
 }
+
+/// One plain-HTTP request to a local test server (LocalStack, OpenBao, the Key Vault emulator's
+/// admin port), for setting it up: `head` is the request line and headers without
+/// `Content-Length` and without the blank line. Returns the status and the body (a chunked body
+/// is decoded).
+#[track_caller]
+pub fn http(host: &str, head: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(host).unwrap_or_else(|e| panic!("connect to {host}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .expect("set a read timeout");
+    let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("send to {host}: {e}"));
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("read from {host}: {e}"));
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -9,8 +9,6 @@
 //! identity against the local token endpoint.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -79,30 +77,15 @@ fn vault_url() -> String {
 fn admin(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let admin = st("KV_EMULATOR_ADMIN_URL");
     let host = admin.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("connect to the emulator's admin port");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let head = format!(
         "{method} {path}?api-version=2025-07-01 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+         Content-Type: application/json\r\n"
     );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let (status, body) = hsm_tests::http(host, &head, &body);
     (
         status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
     )
 }
 
