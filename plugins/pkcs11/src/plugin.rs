@@ -68,8 +68,7 @@ impl Pkcs11Backend {
     pub fn open(ctx: &Context, read_write: bool) -> Result<Self> {
         let uri = Pkcs11Uri::parse(&ctx.key_id)?;
         let choice = token::module_for(&uri, &ctx.config)?;
-        let (module, token) = select_with_retry(ctx, &uri, &choice)?;
-        let session = token::open(&module, &token, &uri, &ctx.config, read_write)?;
+        let (module, token, session) = open_with_retry(ctx, &uri, &choice, read_write)?;
         tracing::debug!(token = token.label(), slot = token.slot.id(), "logged in");
         Ok(Self {
             session,
@@ -112,20 +111,28 @@ impl Pkcs11Backend {
     }
 }
 
-/// Loads the module and selects the token. A token that is missing may only be busy: SoftHSM
-/// shows a token another process is writing as absent, so "no token matches" is retried a few
-/// times, quickly (a typo costs well under a second); the slot list is read afresh each time.
-fn select_with_retry(
+/// Loads the module, selects the token and logs in. A token that is missing, or a login
+/// answered CKR_GENERAL_ERROR / CKR_USER_PIN_NOT_INITIALIZED, may only be busy: SoftHSM shows a
+/// token another process is rewriting that way. Those transient failures are retried a few
+/// times, quickly (a typo costs well under a second), each time with the module loaded afresh:
+/// dropping it unloads the library, and SoftHSM reads its token store again only when loaded
+/// and initialised again. Nothing here spends a PIN attempt (a wrong PIN is never transient).
+fn open_with_retry(
     ctx: &Context,
     uri: &Pkcs11Uri,
     choice: &token::ModuleChoice,
-) -> Result<(Pkcs11, TokenSlot)> {
+    read_write: bool,
+) -> Result<(Pkcs11, TokenSlot, Session)> {
     const DELAYS_MS: [u64; 4] = [20, 50, 120, 250];
     let mut attempt = 0;
     loop {
         let module = token::load(choice)?;
-        match token::select(&module, uri, choice) {
-            Ok(token) => return Ok((module, token)),
+        let opened = token::select(&module, uri, choice).and_then(|token| {
+            let session = token::open(&module, &token, uri, &ctx.config, read_write)?;
+            Ok((token, session))
+        });
+        match opened {
+            Ok((token, session)) => return Ok((module, token, session)),
             Err(e) if e.retry == Retry::Transient && attempt < DELAYS_MS.len() => {
                 drop(module);
                 let jitter = std::time::SystemTime::now()
@@ -134,7 +141,7 @@ fn select_with_retry(
                     .unwrap_or(0);
                 let delay = std::time::Duration::from_millis(DELAYS_MS[attempt] + jitter);
                 ctx.deadline.check("looking for the token")?;
-                tracing::debug!(attempt, ?delay, "no matching token yet; retrying");
+                tracing::debug!(attempt, ?delay, error = %e.message, "token busy; retrying");
                 std::thread::sleep(delay.min(ctx.deadline.remaining()));
                 attempt += 1;
             }

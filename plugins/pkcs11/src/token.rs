@@ -340,22 +340,10 @@ pub fn open(
         None => session.login(UserType::User, None),
     };
     // CKR_GENERAL_ERROR and CKR_USER_PIN_NOT_INITIALIZED mean the PIN was not judged (SoftHSM
-    // returns them when another process is rewriting the token file at that instant), so
-    // trying again costs no PIN attempt. A wrong PIN (CKR_PIN_INCORRECT) is never tried again.
-    let mut result = login();
-    for delay_ms in [15, 40, 100, 200] {
-        if !matches!(
-            result,
-            Err(CkError::Pkcs11(
-                RvError::GeneralError | RvError::UserPinNotInitialized,
-                _
-            ))
-        ) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        result = login();
-    }
+    // returns them when another process is rewriting the token file at that instant): they are
+    // marked transient, and the caller tries again with the module loaded afresh, which costs no
+    // PIN attempt. A wrong PIN (CKR_PIN_INCORRECT) is never tried again.
+    let result = login();
     let source = pin
         .as_ref()
         .map(|p| p.source.clone())
@@ -388,11 +376,17 @@ pub fn open(
             Err(PluginError::validation(format!(
                 "token '{label}' has no user PIN yet: initialise it first (softhsm2-util \
              --init-token, or pkcs11-tool --init-pin with the security officer PIN)"
-            )))
+            ))
+            .with_retry(plugin_protocol::Retry::Transient))
         }
         Err(CkError::Pkcs11(RvError::PinExpired, _)) => Err(PluginError::access_denied(format!(
             "the user PIN of token '{label}' has expired; change it before signing"
         ))),
+        Err(e @ CkError::Pkcs11(RvError::GeneralError, _)) => Err(PluginError::generic(format!(
+            "login to token '{label}' failed: {}",
+            describe(&e)
+        ))
+        .with_retry(plugin_protocol::Retry::Transient)),
         Err(e) => Err(PluginError::generic(format!(
             "login to token '{label}' failed: {}",
             describe(&e)
