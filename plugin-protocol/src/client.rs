@@ -194,11 +194,14 @@ pub fn cargo_binary(package: &str, name: &str, example: bool) -> PathBuf {
         .expect("test executables live in <target>/<profile>/deps");
     let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["build", "--quiet", "-p", package]);
-    cmd.args(if example {
-        ["--example", name]
+    if example {
+        // Examples are test tools that need the package's optional features (the softkey
+        // example requires `softkey`); without them cargo skips the example without a word
+        // and the test would run a stale binary.
+        cmd.args(["--example", name, "--all-features"]);
     } else {
-        ["--bin", name]
-    });
+        cmd.args(["--bin", name]);
+    }
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
