@@ -60,7 +60,7 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
         "--key-id",
         &root,
         "--subject",
-        "CN=Example Offline Root,O=Example",
+        "CN=Example Offline Root,O=Example,ST=Washington,C=US",
         "--path-len",
         "1",
         "--days",
@@ -78,7 +78,7 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
         "--public-key-of",
         &signing_ca,
         "--subject",
-        "CN=Example Signing CA,O=Example",
+        "CN=Example Signing CA,O=Example,ST=Washington,C=US",
         "--intermediate",
         "--path-len",
         "0",
@@ -118,7 +118,7 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
             "--key-id",
             &kms_key,
             "--subject",
-            "CN=ci kms,O=Example",
+            "CN=ci kms,O=Example,ST=Washington,C=US",
             "--out",
             &p("kms.csr"),
         ],
@@ -170,7 +170,7 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
             "--plugin-config",
             &mount_config,
             "--subject",
-            "CN=ci vault,O=Example",
+            "CN=ci vault,O=Example,ST=Washington,C=US",
             "--out",
             &p("vault.csr"),
         ],
@@ -196,7 +196,7 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
         "--public-key",
         &p("kms.pem"),
         "--subject",
-        "CN=ci kms,O=Example",
+        "CN=ci kms,O=Example,ST=Washington,C=US",
         "--days",
         "7",
         "--out",
@@ -276,4 +276,48 @@ fn an_offline_root_on_a_token_certifies_kms_and_vault_keys() {
             out.path(),
         );
     }
+
+    // Last step: what a verifier installs, from the chain the KMS key signs with. Only the
+    // offline root goes to the trust store; the policy pins the CI leaf's subject.
+    let trust = dir.join("trust");
+    let printed = run(
+        &aws_plugin,
+        &[
+            "trust",
+            "export",
+            "--key-id",
+            &kms_key,
+            "--plugin-config",
+            &format!("certificate_chain={}", p("kms-chain.pem")),
+            "--out",
+            &trust.display().to_string(),
+            "--scope",
+            "registry.example.com/release/app",
+        ],
+        &aws,
+    );
+    let exported = trust.join("example-offline-root/example-offline-root.pem");
+    assert_eq!(std::fs::read_to_string(&exported).unwrap(), root_pem);
+    let policy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trust.join("trustpolicy.json")).unwrap()).unwrap();
+    let statement = &policy["trustPolicies"][0];
+    assert_eq!(
+        statement["trustedIdentities"],
+        serde_json::json!(["x509.subject: CN=ci kms,O=Example,ST=Washington,C=US"])
+    );
+    assert_eq!(
+        statement["registryScopes"],
+        serde_json::json!(["registry.example.com/release/app"])
+    );
+    assert_eq!(
+        statement["trustStores"],
+        serde_json::json!(["ca:example-offline-root"])
+    );
+    assert!(
+        printed.contains(&format!(
+            "notation cert add --type ca --store example-offline-root {}",
+            exported.display()
+        )),
+        "{printed}"
+    );
 }

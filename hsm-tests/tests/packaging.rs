@@ -66,6 +66,34 @@ fn plugins() -> Vec<(String, String)> {
     list
 }
 
+/// Every plugin has the shared `trust export` command, checked before any backend is touched.
+#[test]
+fn every_plugin_has_trust_export() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, _) in plugins() {
+        let exe = hsm_tests::plugin_binary(&name);
+        let help = Command::new(&exe).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
+        assert!(help.contains("\n  trust "), "{name}: {help}");
+        let out = Command::new(&exe)
+            .args(["trust", "export", "--help"])
+            .output()
+            .unwrap();
+        let usage = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {usage}");
+        assert!(usage.contains("--any-identity"), "{name}: {usage}");
+        let out = Command::new(&exe)
+            .args(["trust", "export", "--key-id", "k", "--out"])
+            .arg(dir.path())
+            .args(["--scope", "registry.example.com/app:v1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("no tag or digest"), "{name}: {stderr}");
+    }
+}
+
 fn metadata(exe: &Path) -> GetMetadataResponse {
     let inv = PluginClient::new(exe).get_metadata(None).unwrap();
     assert!(inv.succeeded(), "{}: {}", exe.display(), inv.stderr_text());

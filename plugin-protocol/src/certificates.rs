@@ -42,6 +42,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "init | issue: a root CA on a backend key, and certificates it issues",
     ),
     ("public-key", "print the PEM public key of a backend key"),
+    (
+        "trust",
+        "export: the chain's root and a trust policy pinning the signer, for verifiers",
+    ),
 ];
 
 const CODE_SIGNING: const_oid::ObjectIdentifier =
@@ -77,6 +81,9 @@ enum Top {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// What a verifier needs: the chain's root and a notation trust policy
+    #[command(subcommand)]
+    Trust(crate::trust::TrustCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,7 +92,8 @@ enum CertificateCommand {
     SelfSigned {
         #[command(flatten)]
         key: KeyArgs,
-        /// Subject distinguished name, e.g. "CN=release signer,O=Example"
+        /// Subject distinguished name, e.g. "CN=release signer,O=Example,ST=Washington,C=US"
+        /// (notation pins a signer only when C, ST and O are present)
         #[arg(long)]
         subject: String,
         /// Validity in days
@@ -98,7 +106,8 @@ enum CertificateCommand {
     Csr {
         #[command(flatten)]
         key: KeyArgs,
-        /// Subject distinguished name, e.g. "CN=release signer,O=Example"
+        /// Subject distinguished name, e.g. "CN=release signer,O=Example,ST=Washington,C=US"
+        /// (notation pins a signer only when C, ST and O are present)
         #[arg(long)]
         subject: String,
         #[command(flatten)]
@@ -164,13 +173,13 @@ enum CaCommand {
 }
 
 #[derive(Args, Debug)]
-struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Key id, exactly as for `notation key add --id`
     #[arg(long)]
-    key_id: String,
+    pub(crate) key_id: String,
     /// pluginConfig for the key (repeatable KEY=VALUE), as for `notation key add`
     #[arg(long = "plugin-config", value_parser = parse_pair)]
-    plugin_config: Vec<(String, String)>,
+    pub(crate) plugin_config: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug)]
@@ -213,7 +222,7 @@ pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Optio
 }
 
 /// A backend key opened for certificate work.
-struct BackendKey<B: Backend> {
+pub(crate) struct BackendKey<B: Backend> {
     ctx: Context,
     backend: B,
     key: B::Key,
@@ -221,7 +230,11 @@ struct BackendKey<B: Backend> {
 }
 
 impl<B: Backend> BackendKey<B> {
-    fn open(info: &'static PluginInfo, key_id: &str, config: &[(String, String)]) -> Result<Self> {
+    pub(crate) fn open(
+        info: &'static PluginInfo,
+        key_id: &str,
+        config: &[(String, String)],
+    ) -> Result<Self> {
         let mut ctx = Context::new(
             info,
             key_id.to_owned(),
@@ -236,6 +249,12 @@ impl<B: Backend> BackendKey<B> {
             key,
             public,
         })
+    }
+
+    /// The chain generate-signature would return for this key: the same sources, the same
+    /// rules, the leaf holding the key.
+    pub(crate) fn chain(&mut self) -> Result<Vec<Certificate>> {
+        crate::pipeline::assemble_chain(&mut self.backend, &self.ctx, &self.key, &self.public)
     }
 
     /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; self-checked first.
@@ -335,6 +354,7 @@ impl spki::DynSignatureAlgorithmIdentifier for AlgorithmSigner {
 
 fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
     match command {
+        Top::Trust(command) => crate::trust::execute::<B>(info, command),
         Top::PublicKey { key, out } => {
             let k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
             write_output(&out, &k.public.to_spki_pem())
@@ -345,9 +365,10 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
             days,
             out,
         }) => {
+            let subject = parse_leaf_dn(&subject)?;
             let mut k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
             let public = k.public.clone();
-            let cert = issue(&mut k, None, parse_dn(&subject)?, &public, days, Kind::Leaf)?;
+            let cert = issue(&mut k, None, subject, &public, days, Kind::Leaf)?;
             chain::build(
                 vec![cert.clone()],
                 Some((&k.ctx.key_name, &k.public)),
@@ -356,9 +377,10 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
             write_output(&out, &cert.to_pem())
         }
         Top::Certificate(CertificateCommand::Csr { key, subject, out }) => {
+            let subject = parse_leaf_dn(&subject)?;
             let mut k = BackendKey::<B>::open(info, &key.key_id, &key.plugin_config)?;
             let signer = k.algorithm();
-            let mut b = RequestBuilder::new(parse_dn(&subject)?, &signer).map_err(der_error)?;
+            let mut b = RequestBuilder::new(subject, &signer).map_err(der_error)?;
             // Request the Notary leaf usages; the CA decides what it grants.
             b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
                 .map_err(der_error)?;
@@ -445,6 +467,7 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
             let (kind, default) = if intermediate {
                 (Kind::Ca(path_len), default_days::INTERMEDIATE)
             } else {
+                warn_leaf_subject(&subject);
                 (Kind::Leaf, default_days::LEAF)
             };
             let cert = issue(
@@ -480,9 +503,22 @@ enum Kind {
 fn parse_dn(s: &str) -> Result<Name> {
     Name::from_str(s).map_err(|e| {
         PluginError::validation(format!(
-            "'{s}' is not a distinguished name like \"CN=release signer,O=Example\": {e}"
+            "'{s}' is not a distinguished name like \"CN=release signer,O=Example,ST=Washington,C=US\": {e}"
         ))
     })
+}
+
+/// A leaf's subject: parsed, with a warning on stderr when notation cannot pin it.
+fn parse_leaf_dn(s: &str) -> Result<Name> {
+    let name = parse_dn(s)?;
+    warn_leaf_subject(&name);
+    Ok(name)
+}
+
+fn warn_leaf_subject(name: &Name) {
+    if let Some(warning) = crate::identity::leaf_subject_warning(name) {
+        eprintln!("{warning}");
+    }
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -621,7 +657,13 @@ fn write_output(out: &OutArgs, text: &str) -> Result<()> {
             .and_then(|_| stdout.flush())
             .map_err(|e| PluginError::generic(format!("cannot write to stdout: {e}")));
     };
-    if path.exists() && !out.force {
+    write_file_atomic(path, text, out.force)
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader
+/// never sees half a file; refuses to replace an existing file unless `force`.
+pub(crate) fn write_file_atomic(path: &Path, text: &str, force: bool) -> Result<()> {
+    if path.exists() && !force {
         return Err(PluginError::validation(format!(
             "{} exists; pass --force to replace it",
             path.display()

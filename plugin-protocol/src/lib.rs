@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod identity;
 pub mod keyspec;
 pub mod pipeline;
 pub mod public_key;
@@ -23,6 +24,7 @@ pub mod signature;
 pub mod softkey;
 #[cfg(feature = "softkey")]
 pub mod testca;
+pub mod trust;
 
 pub use backend::{Backend, ConfigKey, PluginInfo};
 pub use chain::Certificate;

@@ -202,7 +202,7 @@ pub fn help(info: &PluginInfo) -> String {
     let _ = writeln!(h);
     let _ = writeln!(
         h,
-        "Certificate commands, the backend key signs (run `notation-{name} <command> --help`):"
+        "Certificate and trust commands (run `notation-{name} <command> --help`):"
     );
     for (cmd, what) in crate::certificates::COMMANDS {
         let _ = writeln!(h, "  {cmd:<20} {what}");

@@ -94,10 +94,13 @@ fn run(args: Args) -> Result<()> {
     }
     let subject = Name::from_str(&args.subject).map_err(|e| {
         PluginError::validation(format!(
-            "--subject '{}' is not a distinguished name (e.g. \"CN=release signer,O=Example\"): {e}",
+            "--subject '{}' is not a distinguished name (e.g. \"CN=release signer,O=Example,ST=Washington,C=US\"): {e}",
             args.subject
         ))
     })?;
+    if let Some(warning) = plugin_protocol::identity::leaf_subject_warning(&subject) {
+        eprintln!("{warning}");
+    }
     let config: plugin_protocol::contract::PluginConfig =
         args.plugin_config.iter().cloned().collect();
     let ctx = Context::new(&crate::INFO, args.key_id.clone(), Some(config))?;
