@@ -185,31 +185,37 @@ impl PluginClient {
 
 /// Path of a binary (or example) of this workspace, built first with the same cargo, profile
 /// and target directory as the running test. For tests that drive real plugin executables.
+///
+/// Every binary and example of the workspace is built in one `cargo build --workspace --bins
+/// --examples`, once per test process: one invocation resolves features exactly as `cargo test
+/// --workspace` does (examples activate the dev-dependencies), so no dependency is compiled a
+/// second time with another feature set, and an example's required features (`softkey`) are on.
 pub fn cargo_binary(package: &str, name: &str, example: bool) -> PathBuf {
+    static BUILT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().expect("current executable");
     // <target>/<profile>/deps/<test> -> <target>/<profile>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executables live in <target>/<profile>/deps");
-    let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", package]);
-    if example {
-        // Examples are test tools that need the package's optional features (the softkey
-        // example requires `softkey`); without them cargo skips the example without a word
-        // and the test would run a stale binary.
-        cmd.args(["--example", name, "--all-features"]);
-    } else {
-        cmd.args(["--bin", name]);
+    let built = BUILT.get_or_init(|| {
+        let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "--quiet", "--workspace", "--bins", "--examples"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        if let Some(target) = profile_dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("cargo build --workspace --bins --examples: {s}")),
+            Err(e) => Err(format!("cannot run cargo: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e} (needed for {name} of {package})");
     }
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    if let Some(target) = profile_dir.parent() {
-        cmd.env("CARGO_TARGET_DIR", target);
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build -p {package} ({name}) failed");
     let path = if example {
         profile_dir.join("examples").join(name)
     } else {
