@@ -455,6 +455,14 @@ fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
     }
 }
 
+/// The CA rules for one certificate on its own (basicConstraints cA=true and keyUsage
+/// keyCertSign, both critical): what `ca issue` asks of its `--ca-cert`.
+pub fn ca_problems(cert: &Certificate) -> Vec<ChainProblem> {
+    let mut out = Vec::new();
+    check_ca(cert, 0, &mut out);
+    out
+}
+
 fn check_ca(cert: &Certificate, cas_below: usize, out: &mut Vec<ChainProblem>) {
     match cert.extension::<BasicConstraints>(oid::BASIC_CONSTRAINTS) {
         None => out.push(problem(
