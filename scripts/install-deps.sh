@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests and the demo need, only where missing (idempotent).
-# Pinned to the distribution's versions; run as root (CI and these machines are root) or via sudo.
+# Installs the system packages the tests, the demo and the backend scripts need, only where
+# missing (idempotent, quiet when nothing is missing). The one script that owns system packages:
+# the other scripts call it rather than running apt-get themselves. Pinned to the distribution's
+# versions; run as root (CI and these machines are root) or via sudo.
 set -euo pipefail
 
 need=()
@@ -8,6 +10,9 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl ca-certificates)
+# The backend scripts make Python venvs (LocalStack, bao, the Key Vault emulator's SDK).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Builds the plugins and installs them where notation looks for them, laid out exactly as
 # `notation plugin install` does: ${XDG_CONFIG_HOME:-~/.config}/notation/plugins/<name>/notation-<name>
-# (a regular file, mode 0755).
+# (a regular file, mode 0755). The operator commands (`notation-<name> keys`, `trust export`, ...)
+# and the conformance checker `notation-plugin-check` go where a shell finds them: links to the
+# installed plugins and the checker in --bin-dir (default ~/.local/bin).
 #
-# Usage: scripts/install.sh [--profile PROFILE] [plugin...]   (default: every plugin, release)
+# Usage: scripts/install.sh [--profile PROFILE] [--bin-dir DIR] [--no-build] [plugin...]
+#        (default: every plugin, release profile; --no-build installs the executables already
+#        in the target directory, as the tests do)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cargo-env.sh
 source scripts/plugins.sh
 
-profile=release wanted=()
+profile=release build=yes wanted=() bin_dir="${NOTATION_PLUGINS_BIN_DIR:-$HOME/.local/bin}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --bin-dir) bin_dir=$2; shift 2 ;;
+    --no-build) build=no; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) wanted+=("$1"); shift ;;
   esac
@@ -29,9 +35,9 @@ for row in "${rows[@]}"; do
 done
 [ ${#selected[@]} -gt 0 ] || { echo "no plugin matches: ${wanted[*]}" >&2; exit 2; }
 
-args=(build --profile "$profile")
+args=(build --profile "$profile" -p notation-plugin-check)
 for row in "${selected[@]}"; do read -r pkg _ _ <<<"$row"; args+=(-p "$pkg"); done
-cargo "${args[@]}"
+[ "$build" = yes ] && cargo "${args[@]}"
 
 profile_dir=$profile
 [ "$profile" = dev ] && profile_dir=debug
@@ -45,6 +51,21 @@ for row in "${selected[@]}"; do
   install -m 0755 "$CARGO_TARGET_DIR/$profile_dir/notation-$name" "$dest"
   echo "installed $name $version -> $dest"
 done
+
+# Operator entry points on PATH: links to the installed plugins (notation itself needs the
+# regular files above, which stay where they are) and the checker.
+mkdir -p "$bin_dir"
+for row in "${selected[@]}"; do
+  read -r _ name _ <<<"$row"
+  ln -sfn "$plugins_dir/$name/notation-$name" "$bin_dir/notation-$name"
+done
+rm -f "$bin_dir/notation-plugin-check"
+install -m 0755 "$CARGO_TARGET_DIR/$profile_dir/notation-plugin-check" "$bin_dir/notation-plugin-check"
+echo "linked the operator commands and installed notation-plugin-check in $bin_dir"
+case ":$PATH:" in
+  *":$bin_dir:"*) ;;
+  *) echo "$bin_dir is not on PATH; add it:  export PATH=\"$bin_dir:\$PATH\"" ;;
+esac
 
 first=$(echo "${selected[0]}" | awk '{print $2}')
 cat <<NEXT

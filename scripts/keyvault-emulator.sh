@@ -60,12 +60,8 @@ install_venv() {
   fi
   log "installing ${PACKAGES[*]} into $VENV"
   mkdir -p "$CACHE"
-  if ! python3 -m venv "$VENV" 2>/dev/null; then
-    if command -v apt-get >/dev/null; then
-      apt-get install -y python3-venv >/dev/null
-    fi
-    python3 -m venv "$VENV"
-  fi
+  scripts/install-deps.sh
+  python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
   echo "${PACKAGES[*]}" >"$stamp"
 }
@@ -156,6 +152,7 @@ start() {
   add_hosts
   write_state
   if running && healthy; then
+    log "already running (pid $(cat "$PIDFILE")) at $VAULT_URL"
     return
   fi
   if running; then
@@ -169,6 +166,7 @@ start() {
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do
     if healthy; then
+      log "ready at $VAULT_URL (pid $(cat "$PIDFILE")); for a shell: eval \"\$($0 env)\""
       return
     fi
     if ! running; then
@@ -185,7 +183,12 @@ start() {
 
 stop() {
   if running; then
-    kill "$(cat "$PIDFILE")" 2>/dev/null || true
+    local pid
+    pid="$(cat "$PIDFILE")"
+    kill "$pid" 2>/dev/null || true
+    log "stopped (pid $pid)"
+  else
+    log "not running"
   fi
   rm -f "$PIDFILE"
   remove_hosts
@@ -195,7 +198,14 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) running && healthy ;;
-  env) sed 's/^/export /' "$STATE" ;;
+  env)
+    [ -s "$STATE" ] || { log "not started: run $0 start first"; exit 1; }
+    sed 's/^/export /' "$STATE"
+    # What a shell needs to run the plugin by hand: the client-secret credential the emulator
+    # accepts (any client id; "deny-<permission>" ids lack that permission).
+    echo "export AZURE_CLIENT_ID=notation-quickstart"
+    echo "export AZURE_CLIENT_SECRET=$(client_secret)"
+    ;;
   *)
     echo "usage: $0 start|stop|status|env" >&2
     exit 2

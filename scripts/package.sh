@@ -8,19 +8,22 @@
 #   --target   a Rust target triple with its standard library installed
 #              (default: the host; e.g. aarch64-unknown-linux-gnu, see README)
 #   --profile  cargo profile (default: release; the tests use dev: same layout, no extra build)
+#   --no-build package the executables already in the target directory (the tests: the ones
+#              cargo test built), instead of building the selected plugins first
 #   plugin...  plugin names (pkcs11, aws-kms, ...); default: every plugin under plugins/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cargo-env.sh
 source scripts/plugins.sh
 
-out=dist target="" profile=release wanted=()
+out=dist target="" profile=release wanted=() build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --target) target=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --no-build) build=no; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) wanted+=("$1"); shift ;;
   esac
@@ -58,7 +61,7 @@ for row in "${selected[@]}"; do
   read -r pkg name version <<<"$row"
   build_args+=(-p "$pkg")
 done
-cargo "${build_args[@]}"
+[ "$build" = yes ] && cargo "${build_args[@]}"
 
 profile_dir=$profile
 [ "$profile" = dev ] && profile_dir=debug

@@ -23,4 +23,9 @@ for b in localstack openbao keyvault-emulator; do
   fi
 done
 
-cargo test --workspace "$@"
+# `scripts/test.sh -p hsm-tests --test vault` runs part of the suite the same way.
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in -p | --package | -p* | --package=*) scope=() ;; esac
+done
+cargo test "${scope[@]}" "$@"

@@ -94,6 +94,12 @@ fn every_plugin_has_trust_export() {
     }
 }
 
+/// Builds every binary of the workspace the way the other tests do (one build, the test run's
+/// features), so the scripts package and install those with --no-build.
+fn built_by_this_test_run() {
+    hsm_tests::checker_binary();
+}
+
 fn metadata(exe: &Path) -> GetMetadataResponse {
     let inv = PluginClient::new(exe).get_metadata(None).unwrap();
     assert!(inv.succeeded(), "{}: {}", exe.display(), inv.stderr_text());
@@ -103,9 +109,16 @@ fn metadata(exe: &Path) -> GetMetadataResponse {
 #[test]
 fn every_plugin_has_an_archive_notation_accepts() {
     let out = tempfile::tempdir().unwrap();
+    built_by_this_test_run();
     run_script(
         "package.sh",
-        &["--profile", "dev", "--out", out.path().to_str().unwrap()],
+        &[
+            "--profile",
+            "dev",
+            "--no-build",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
         &[],
     );
     let arch = match std::env::consts::ARCH {
@@ -169,15 +182,44 @@ fn every_plugin_has_an_archive_notation_accepts() {
 #[test]
 fn install_lays_plugins_out_as_notation_does() {
     let config = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    built_by_this_test_run();
+    let bin_dir = bin.path().to_str().unwrap();
     let stdout = run_script(
         "install.sh",
-        &["--profile", "dev"],
+        &["--profile", "dev", "--no-build", "--bin-dir", bin_dir],
         &[("XDG_CONFIG_HOME", config.path())],
     );
     assert!(
         stdout.contains("notation key add"),
         "prints the next commands: {stdout}"
     );
+    assert!(
+        stdout.contains(&format!(
+            "{bin_dir} is not on PATH; add it:  export PATH=\"{bin_dir}:$PATH\""
+        )),
+        "prints the PATH line: {stdout}"
+    );
+    // The operator commands and the checker are where a shell finds them.
+    let checker = bin.path().join("notation-plugin-check");
+    let meta = std::fs::symlink_metadata(&checker).unwrap();
+    assert!(meta.file_type().is_file() && meta.permissions().mode() & 0o111 != 0);
+    let help = Command::new(&checker).arg("--help").output().unwrap();
+    assert!(
+        help.status.success(),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+    for (name, _) in plugins() {
+        let link = bin.path().join(format!("notation-{name}"));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            config
+                .path()
+                .join(format!("notation/plugins/{name}/notation-{name}")),
+            "{name}"
+        );
+    }
     for (name, version) in plugins() {
         let dir = config.path().join("notation/plugins").join(&name);
         let exe = dir.join(format!("notation-{name}"));
@@ -215,7 +257,14 @@ fn install_lays_plugins_out_as_notation_does() {
     // Installing again replaces the files (an upgrade), it does not fail.
     run_script(
         "install.sh",
-        &["--profile", "dev", "pkcs11"],
+        &[
+            "--profile",
+            "dev",
+            "--no-build",
+            "--bin-dir",
+            bin_dir,
+            "pkcs11",
+        ],
         &[("XDG_CONFIG_HOME", config.path())],
     );
 }
