@@ -46,7 +46,8 @@ pub struct CheckArgs {
     /// The blob to sign (default: a small built-in sample)
     #[arg(long, value_name = "FILE")]
     pub blob: Option<PathBuf>,
-    /// Write <blob name>.jws.sig, <blob name>.cose.sig and chain.pem here
+    /// Write <blob name>.jws.sig, <blob name>.cose.sig and chain.pem here (and, without
+    /// --blob, the signed sample itself, for `verify --blob`)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print the report as JSON

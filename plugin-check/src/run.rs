@@ -95,6 +95,11 @@ pub fn check(args: &CheckArgs) -> Result<Report, UsageError> {
                             &out.join("chain.pem"),
                             to_pem_bundle(&signed.chain).as_bytes(),
                         )?;
+                        if args.blob.is_none() {
+                            // The signed sample, so that `verify --blob` can be run on the
+                            // envelopes written beside it.
+                            write(&mut report, &out.join(SAMPLE_BLOB_NAME), SAMPLE_BLOB)?;
+                        }
                         chain_written = true;
                     }
                 }

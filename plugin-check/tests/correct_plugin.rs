@@ -187,3 +187,31 @@ fn json_report_and_usage_errors() {
     r.assert_code(0);
     assert!(r.stdout.contains("--trust-anchor"), "{}", r.stdout);
 }
+
+#[test]
+fn without_blob_the_signed_sample_is_written_beside_its_envelopes_and_verifies() {
+    let key = KeyOnDisk::new(KeySpec::Ec256);
+    let out = key.dir.path().join("out");
+    let key_id = key.key_id();
+    let run = run(
+        &[
+            softkey().to_str().unwrap(),
+            "--key-id",
+            &key_id,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    run.assert_code(0);
+    let sample = out.join("sample-artifact.txt");
+    assert_eq!(
+        std::fs::read(&sample).unwrap(),
+        b"notation-plugin-check sample artifact\n"
+    );
+    assert!(run.stdout.contains("sample-artifact.txt"), "{}", run.stdout);
+    for ext in ["jws", "cose"] {
+        let envelope = out.join(format!("sample-artifact.txt.{ext}.sig"));
+        verify(&envelope, &sample, &key.root_pem()).assert_code(0);
+    }
+}
