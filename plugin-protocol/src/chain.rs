@@ -8,7 +8,10 @@ use std::time::SystemTime;
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rsa::traits::PublicKeyParts;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
+};
 
 use crate::error::{PluginError, Result};
 use crate::public_key::oid as key_oid;
@@ -17,6 +20,8 @@ use crate::{HashAlgorithm, PublicKey};
 mod oid {
     use const_oid::ObjectIdentifier as O;
     pub const KEY_USAGE: O = O::new_unwrap("2.5.29.15");
+    pub const SUBJECT_KEY_ID: O = O::new_unwrap("2.5.29.14");
+    pub const AUTHORITY_KEY_ID: O = O::new_unwrap("2.5.29.35");
     pub const BASIC_CONSTRAINTS: O = O::new_unwrap("2.5.29.19");
     pub const EXT_KEY_USAGE: O = O::new_unwrap("2.5.29.37");
     pub const CODE_SIGNING: O = O::new_unwrap("1.3.6.1.5.5.7.3.3");
@@ -102,6 +107,16 @@ impl Certificate {
     }
     fn issued(&self, child: &Certificate) -> bool {
         self.cert.tbs_certificate.subject == child.cert.tbs_certificate.issuer
+    }
+    /// The authority key identifier's keyIdentifier, if the certificate has one.
+    fn authority_key_id(&self) -> Option<Vec<u8>> {
+        let (_, aki) = self.extension::<AuthorityKeyIdentifier>(oid::AUTHORITY_KEY_ID)?;
+        Some(aki.ok()?.key_identifier?.as_bytes().to_vec())
+    }
+    /// The subject key identifier, if the certificate has one.
+    fn subject_key_id(&self) -> Option<Vec<u8>> {
+        let (_, ski) = self.extension::<SubjectKeyIdentifier>(oid::SUBJECT_KEY_ID)?;
+        Some(ski.ok()?.0.as_bytes().to_vec())
     }
     fn extension<T: for<'a> Decode<'a>>(
         &self,
@@ -203,14 +218,22 @@ fn problem(cert: &Certificate, rule: impl Into<String>) -> ChainProblem {
     }
 }
 
-/// Orders certificates leaf -> root. The leaf is the certificate holding `leaf_key` when one is
-/// given (the backend's key), otherwise the one that issued no other. Fails naming the missing
-/// link, an unrelated certificate, or the key/certificate mismatch.
+/// Orders certificates leaf -> root, from a pool in any order: copies are dropped, and where
+/// several CA certificates carry the issuer's name (a key rollover) the one whose key signed
+/// the certificate below it is taken (see [`pick_issuer`]); the others are left out. The leaf is
+/// the certificate holding `leaf_key` when one is given (the backend's key), otherwise the one
+/// that issued no other. Fails naming the missing link, an unrelated certificate, or the
+/// key/certificate mismatch.
 pub fn order(
     certs: Vec<Certificate>,
     leaf_key: Option<(&str, &PublicKey)>,
 ) -> Result<Vec<Certificate>> {
-    let mut rest = certs;
+    let mut rest: Vec<Certificate> = Vec::with_capacity(certs.len());
+    for cert in certs {
+        if !rest.contains(&cert) {
+            rest.push(cert);
+        }
+    }
     let leaf_index = match leaf_key {
         Some((key_id, key)) => rest
             .iter()
@@ -231,7 +254,7 @@ pub fn order(
         if current.self_issued() {
             break;
         }
-        match rest.iter().position(|c| c.issued(current)) {
+        match pick_issuer(current, &rest) {
             Some(i) => chain.push(rest.remove(i)),
             None => {
                 return Err(PluginError::validation(format!(
@@ -244,6 +267,13 @@ pub fn order(
             }
         }
     }
+    // What the path did not take but shares a name with a certificate on it: the other key of
+    // a CA rollover (an old root or intermediate), or a copy. It is not part of the chain.
+    rest.retain(|c| {
+        !chain
+            .iter()
+            .any(|p| p.cert.tbs_certificate.subject == c.cert.tbs_certificate.subject)
+    });
     if let Some(extra) = rest.first() {
         return Err(PluginError::validation(format!(
             "certificate '{}' is not part of the chain of '{}' (leaf -> root); remove it",
@@ -251,6 +281,30 @@ pub fn order(
         )));
     }
     Ok(chain)
+}
+
+/// The issuer of `child` among `pool`, like a path builder: of the certificates named as its
+/// issuer, the one whose subject key identifier matches the child's authority key identifier
+/// and whose key verifies the child's signature; else one whose key verifies it; else the first
+/// with the name (the chain rules then say why its signature fails). Several CA certificates
+/// share a name after a key rollover (an old and a new root, two intermediates).
+fn pick_issuer(child: &Certificate, pool: &[Certificate]) -> Option<usize> {
+    let named: Vec<usize> = (0..pool.len()).filter(|&i| pool[i].issued(child)).collect();
+    if named.len() < 2 {
+        return named.first().copied();
+    }
+    let authority = child.authority_key_id();
+    let verifies = |i: &usize| check_signature(child, &pool[*i]).is_ok();
+    named
+        .iter()
+        .filter(|&&i| match (&authority, pool[i].subject_key_id()) {
+            (Some(a), Some(s)) => *a == s,
+            _ => false,
+        })
+        .find(|i| verifies(i))
+        .or_else(|| named.iter().find(|i| verifies(i)))
+        .or(named.first())
+        .copied()
 }
 
 fn key_mismatch(key_id: &str, key: &PublicKey, certs: &[Certificate]) -> PluginError {
