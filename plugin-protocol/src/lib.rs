@@ -17,6 +17,7 @@ pub mod error;
 pub mod identity;
 pub mod keyspec;
 pub mod pipeline;
+pub mod pss;
 pub mod public_key;
 pub mod runner;
 pub mod signature;
