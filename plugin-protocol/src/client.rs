@@ -186,36 +186,57 @@ impl PluginClient {
 /// Path of a binary (or example) of this workspace, built first with the same cargo, profile
 /// and target directory as the running test. For tests that drive real plugin executables.
 ///
-/// Every binary and example of the workspace is built in one `cargo build --workspace --bins
-/// --examples`, once per test process: one invocation resolves features exactly as `cargo test
-/// --workspace` does (examples activate the dev-dependencies), so no dependency is compiled a
-/// second time with another feature set, and an example's required features (`softkey`) are on.
+/// By default every binary and example of the workspace is built in one `cargo build
+/// --workspace --bins --examples`, once per test process: one invocation resolves features
+/// exactly as `cargo test --workspace` does (examples activate the dev-dependencies), so no
+/// dependency is compiled a second time with another feature set, and an example's required
+/// features (`softkey`) are on. With `NOTATION_PLUGINS_TEST_BUILD=single` only the binary asked
+/// for is built (`-p <package>`): quicker where one crate's tests run over and over with its
+/// source changing each time (`scripts/mutants.sh`), at the price of that crate's own feature
+/// set.
 pub fn cargo_binary(package: &str, name: &str, example: bool) -> PathBuf {
-    static BUILT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("current executable");
     // <target>/<profile>/deps/<test> -> <target>/<profile>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executables live in <target>/<profile>/deps");
-    let built = BUILT.get_or_init(|| {
-        let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "--workspace", "--bins", "--examples"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
+    let single = std::env::var("NOTATION_PLUGINS_TEST_BUILD").is_ok_and(|v| v == "single");
+    let mut args: Vec<&str> = vec!["build", "--quiet"];
+    if single {
+        args.extend([
+            "-p",
+            package,
+            if example { "--example" } else { "--bin" },
+            name,
+        ]);
+        if example {
+            // Examples need the package's optional features (softkey); without them cargo
+            // skips the example without a word.
+            args.push("--all-features");
         }
+    } else {
+        args.extend(["--workspace", "--bins", "--examples"]);
+    }
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        args.push("--release");
+    }
+    let key = args.join(" ");
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.contains(&key) {
+        let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(&args);
         if let Some(target) = profile_dir.parent() {
             cmd.env("CARGO_TARGET_DIR", target);
         }
         match cmd.status() {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(format!("cargo build --workspace --bins --examples: {s}")),
-            Err(e) => Err(format!("cannot run cargo: {e}")),
+            Ok(s) if s.success() => built.push(key),
+            Ok(s) => panic!("cargo {key}: {s} (needed for {name} of {package})"),
+            Err(e) => panic!("cannot run cargo: {e} (needed for {name} of {package})"),
         }
-    });
-    if let Err(e) = built {
-        panic!("{e} (needed for {name} of {package})");
     }
+    drop(built);
     let path = if example {
         profile_dir.join("examples").join(name)
     } else {
