@@ -58,7 +58,7 @@ pub fn run_with<B: Backend>(
 }
 
 fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
-    let (mut out, err) = match take_stdio() {
+    let (mut out, err) = match take_stdio(info, command) {
         Ok(pair) => pair,
         Err(e) => {
             let err = PluginError::generic(format!("cannot set up standard streams: {e}"));
@@ -132,23 +132,24 @@ fn fail(err: PluginError) -> ! {
 }
 
 /// Keeps private copies of stdout and stderr for the response and the error, then points fd 1
-/// and fd 2 at the debug log (when `NOTATION_PLUGIN_LOG` is set) or `/dev/null`, so that no
-/// library output can corrupt what notation parses.
-fn take_stdio() -> std::io::Result<(File, File)> {
+/// and fd 2 at the debug log (when `NOTATION_PLUGIN_LOG` names a log that can be written) or
+/// `/dev/null`, so that no library output can corrupt what notation parses.
+fn take_stdio(info: &PluginInfo, command: Command) -> std::io::Result<(File, File)> {
     let out = File::from(rustix::io::dup(std::io::stdout())?);
     let err = File::from(rustix::io::dup(std::io::stderr())?);
-    let sink = match std::env::var_os(LOG_ENV).filter(|p| !p.is_empty()) {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            let writer = file.try_clone()?;
-            let _ = tracing_subscriber::fmt()
-                .with_writer(Mutex::new(writer))
-                .with_ansi(false)
-                .with_max_level(tracing::Level::DEBUG)
-                .try_init();
+    let log = std::env::var_os(LOG_ENV)
+        .filter(|p| !p.is_empty())
+        .and_then(|path| open_log(std::path::Path::new(&path), info, command));
+    let sink = match log {
+        Some(file) => {
+            if let Ok(writer) = file.try_clone() {
+                let _ = tracing_subscriber::fmt()
+                    .with_writer(Mutex::new(LogWriter(writer)))
+                    .with_ansi(false)
+                    .with_max_level(tracing::Level::DEBUG)
+                    .log_internal_errors(false)
+                    .try_init();
+            }
             file
         }
         None => File::options().write(true).open("/dev/null")?,
@@ -156,6 +157,49 @@ fn take_stdio() -> std::io::Result<(File, File)> {
     rustix::stdio::dup2_stdout(&sink)?;
     rustix::stdio::dup2_stderr(&sink)?;
     Ok((out, err))
+}
+
+/// The debug log, if it can be written: a regular file (or a character device such as a
+/// terminal) that took a first line. A missing folder, a directory, a FIFO (opened without
+/// blocking, never written to), a full disk or an EIO device give `None`: the log is optional
+/// and the plugin then runs silently, with the same answer.
+fn open_log(path: &std::path::Path, info: &PluginInfo, command: Command) -> Option<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .ok()?;
+    let kind = file.metadata().ok()?.file_type();
+    if !(kind.is_file() || kind.is_char_device()) {
+        return None;
+    }
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::APPEND).ok()?;
+    let first = format!(
+        "--- notation-{} {} (pid {})\n",
+        info.name,
+        command.as_str(),
+        std::process::id()
+    );
+    file.write_all(first.as_bytes())
+        .and_then(|_| file.flush())
+        .ok()?;
+    Some(file)
+}
+
+/// The debug log's writer: a write that fails (the disk filled up meanwhile) is dropped, never
+/// reported (stderr is the log itself) and never retried.
+struct LogWriter(File);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The human help printed for no arguments or `--help`.
