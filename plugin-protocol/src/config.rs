@@ -228,6 +228,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// Runs a blocking backend call under this invocation's deadline (TIMEOUT when it passes):
+    /// see [`crate::blocking::run_with_deadline`].
+    pub fn run_blocking<T, F>(&self, doing: &str, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        crate::blocking::run_with_deadline(&self.deadline, doing, call)
+    }
+
     pub fn new(
         info: &'static PluginInfo,
         key_id: String,

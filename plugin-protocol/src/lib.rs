@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod blocking;
+pub mod bounded;
 pub mod certificates;
 pub mod chain;
 #[cfg(feature = "client")]
@@ -18,6 +20,7 @@ pub mod keyspec;
 pub mod pipeline;
 pub mod public_key;
 pub mod runner;
+pub mod secret;
 pub mod signature;
 #[cfg(feature = "softkey")]
 pub mod softkey;
@@ -25,6 +28,7 @@ pub mod softkey;
 pub mod testca;
 
 pub use backend::{Backend, ConfigKey, PluginInfo};
+pub use blocking::run_with_deadline;
 pub use chain::Certificate;
 pub use config::{retry, Config, Context, Deadline};
 pub use error::{ErrorCode, PluginError, Result, Retry};

@@ -1,0 +1,97 @@
+//! Secrets: files that hold them (read bounded, refused when group or others may read them) and
+//! redaction of secrets that ride inside key ids and URLs, so none reaches a message or a log.
+
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::bounded::{self, MAX_SECRET_FILE_BYTES};
+use crate::error::{PluginError, Result};
+
+/// The contents of a secret file (PIN, token, JWT): a regular file of at most
+/// [`MAX_SECRET_FILE_BYTES`], readable by its owner only (checked on the opened file, so it
+/// cannot change in between), with trailing newlines removed. Empty is an error. `what` names
+/// it in messages ("the PIN file").
+pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = bounded::open(path, MAX_SECRET_FILE_BYTES, what)?;
+    let shown = path.display();
+    let mode = file.meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(PluginError::validation(format!(
+            "refusing {what} {shown}: it is readable or writable by group or others (mode \
+             {:04o}); run chmod 600 {shown}",
+            mode & 0o7777
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read(path, MAX_SECRET_FILE_BYTES, what, &mut bytes)?;
+    while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(PluginError::validation(format!("{what} {shown} is empty")));
+    }
+    Ok(bytes)
+}
+
+/// `url` with any password in its userinfo replaced (`http://user:pw@host` ->
+/// `http://user:[redacted]@host`), for messages and logs. Anything that is not such a URL is
+/// returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    // A user name alone may itself be a token (`https://s.abc@vault`): only a user name
+    // followed by a password is shown.
+    let shown = match userinfo.find(':') {
+        Some(colon) => format!("{}:[redacted]", &userinfo[..colon]),
+        None => "[redacted]".to_owned(),
+    };
+    format!("{}{shown}@{}", &url[..scheme_end + 3], &rest[at + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("http://user:pw@127.0.0.1:8200/v1"),
+            "http://user:[redacted]@127.0.0.1:8200/v1"
+        );
+        assert_eq!(
+            redact_url("https://tok@vault.example"),
+            "https://[redacted]@vault.example"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8200"), "http://127.0.0.1:8200");
+        assert_eq!(redact_url("http://h/p@q"), "http://h/p@q");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn secret_files_must_be_private_and_not_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pin");
+        std::fs::write(&f, "1234\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_file(&f, "the PIN file").unwrap_err();
+        assert!(e.message.contains("mode 0644") && e.message.contains("chmod 600"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(&read_file(&f, "the PIN file").unwrap()[..], b"1234");
+        std::fs::write(&f, "\n").unwrap();
+        assert!(read_file(&f, "the PIN file")
+            .unwrap_err()
+            .message
+            .contains("empty"));
+    }
+}
