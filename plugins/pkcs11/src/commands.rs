@@ -12,7 +12,7 @@ use plugin_protocol::contract::PluginConfig;
 use plugin_protocol::{Context, KeySpec, PluginError, Result};
 
 use crate::key::{self, hex};
-use crate::plugin::{Pkcs11Backend, INFO};
+use crate::plugin::{TokenSession, INFO};
 use crate::token::{self, describe};
 use crate::uri::Pkcs11Uri;
 
@@ -208,7 +208,7 @@ fn generate_key(
     module: Option<PathBuf>,
 ) -> Result<()> {
     let ctx = context(key_id, module)?;
-    let backend = Pkcs11Backend::open(&ctx, true)?;
+    let backend = TokenSession::open(&ctx, true)?;
     let uri = backend.uri();
     let label = uri.object.clone().ok_or_else(|| {
         PluginError::validation("give the new key a label: object=<label> in the --key-id URI")
@@ -317,7 +317,7 @@ fn parse_hex(h: &str) -> Result<Vec<u8>> {
 
 fn import_certificate(key_id: String, chain_file: PathBuf, module: Option<PathBuf>) -> Result<()> {
     let ctx = context(key_id, module)?;
-    let backend = Pkcs11Backend::open(&ctx, true)?;
+    let backend = TokenSession::open(&ctx, true)?;
     let key = backend.find()?;
     let certs = chain::load_file(&chain_file)?;
     let leaf_index = certs
