@@ -58,9 +58,102 @@ pub fn redact_url(url: &str) -> String {
     format!("{}{shown}@{}", &url[..scheme_end + 3], &rest[at + 1..])
 }
 
+/// `key_id` (`name=value` attributes separated by `;`, `&` or `?`, such as a PKCS#11 URI) with
+/// the value of every attribute whose name `is_secret` accepts replaced by `[redacted]`, in any
+/// part of it. Names are compared lower-cased, percent-decoded and without a scheme prefix
+/// (`pkcs11:Pin%2DValue` is `pin-value`), so a mistyped attribute is redacted as well; an
+/// attribute without `=` whose name `is_secret` accepts is replaced whole.
+pub fn redact_attributes(key_id: &str, is_secret: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(key_id.len());
+    let mut rest = key_id;
+    loop {
+        let end = rest.find([';', '&', '?']).unwrap_or(rest.len());
+        let (part, tail) = rest.split_at(end);
+        match part.split_once('=') {
+            Some((name, _)) if is_secret(&attribute_name(name)) => {
+                out.push_str(name);
+                out.push_str("=[redacted]");
+            }
+            None if !part.is_empty() && is_secret(&attribute_name(part)) => {
+                out.push_str("[redacted]")
+            }
+            _ => out.push_str(part),
+        }
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some(sep) => {
+                out.push(sep);
+                rest = chars.as_str();
+            }
+            None => return out,
+        }
+    }
+}
+
+/// An attribute name as [`redact_attributes`] compares it.
+fn attribute_name(raw: &str) -> String {
+    let raw = raw.rsplit(':').next().unwrap_or(raw);
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded)
+        .trim()
+        .to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_attributes_are_redacted_in_any_part_and_any_case() {
+        let pin = |n: &str| n.starts_with("pin") && !n.starts_with("pin-source");
+        for (id, want) in [
+            (
+                "pkcs11:token=t;object=k?pin-value=1234&module-path=/m.so",
+                "pkcs11:token=t;object=k?pin-value=[redacted]&module-path=/m.so",
+            ),
+            (
+                "pkcs11:token=t;pin-value=1234;object=k",
+                "pkcs11:token=t;pin-value=[redacted];object=k",
+            ),
+            ("pkcs11:pin-value=1234", "pkcs11:pin-value=[redacted]"),
+            (
+                "pkcs11:token=t?Pin-Value=1234",
+                "pkcs11:token=t?Pin-Value=[redacted]",
+            ),
+            (
+                "pkcs11:token=t?PIN%2DVALUE=1234",
+                "pkcs11:token=t?PIN%2DVALUE=[redacted]",
+            ),
+            ("pkcs11:token=t?pin-value1234", "pkcs11:token=t?[redacted]"),
+            (
+                "pkcs11:token=t?pin-source=file:/p",
+                "pkcs11:token=t?pin-source=file:/p",
+            ),
+        ] {
+            let got = redact_attributes(id, pin);
+            assert_eq!(got, want);
+            assert!(!got.contains("1234"));
+        }
+    }
 
     #[test]
     fn passwords_in_urls_are_redacted() {

@@ -116,7 +116,9 @@ fn context(key_id: String, module: Option<PathBuf>) -> Result<Context> {
             .into_iter()
             .collect()
     });
-    Context::new(&INFO, key_id, config)
+    let mut ctx = Context::new(&INFO, key_id, config)?;
+    ctx.key_name = crate::uri::redact(&ctx.key_id);
+    Ok(ctx)
 }
 
 /// The URI's query, completed with the module actually used so printed URIs work as they are.
