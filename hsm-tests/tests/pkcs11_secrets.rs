@@ -82,3 +82,38 @@ fn a_pin_in_a_mistyped_uri_is_never_shown() {
         "the PIN leaked into the log:\n{logged}"
     );
 }
+
+#[test]
+fn a_pin_file_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let token = SoftToken::new("fifo");
+    token.generate("k", KeySpec::Ec256);
+    let fifo = token.dir.path().join("pin.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut client = token.client();
+    client.timeout = std::time::Duration::from_secs(15);
+    for path in [fifo.display().to_string(), "/dev/zero".to_owned()] {
+        let uri = format!(
+            "pkcs11:token=fifo;object=k?module-path={SOFTHSM_MODULE}&pin-source=file:{path}"
+        );
+        let inv = client.describe_key(&uri, None).expect("answers by itself");
+        hsm_tests::assert_error(
+            &inv,
+            "VALIDATION_ERROR",
+            &["not a regular file", "PIN file"],
+        );
+        let inv = client
+            .describe_key(
+                &token.uri("k").replace(
+                    &format!("&pin-source=file:{}", token.pin_file().display()),
+                    "",
+                ),
+                hsm_tests::config(&[("pin_file", &path)]),
+            )
+            .expect("answers by itself");
+        hsm_tests::assert_error(&inv, "VALIDATION_ERROR", &["not a regular file"]);
+    }
+}

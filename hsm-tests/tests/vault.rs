@@ -373,8 +373,8 @@ fn approle_login_with_role_and_secret_id_files() {
         .to_owned();
     let role_file = dir.path().join("role-id");
     let secret_file = dir.path().join("secret-id");
-    std::fs::write(&role_file, format!("{role_id}\n")).unwrap();
-    std::fs::write(&secret_file, &secret_id).unwrap();
+    write_private(&role_file, format!("{role_id}\n"));
+    write_private(&secret_file, &secret_id);
     let chain = file.to_str().unwrap();
     let base = [
         ("auth_method", "approle"),
@@ -430,7 +430,7 @@ fn token_from_the_token_helper_file() {
     let policy = unique("sign-policy");
     api.put_policy(&policy, &signing_policy("transit", &name));
     let token = api.create_token(&[&policy]);
-    std::fs::write(dir.path().join(".vault-token"), format!("{token}\n")).unwrap();
+    write_private(&dir.path().join(".vault-token"), format!("{token}\n"));
     let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
     let mut env = env_with(None);
     env.push(("HOME".into(), dir.path().to_str().unwrap().into()));
@@ -441,6 +441,13 @@ fn token_from_the_token_helper_file() {
         &env,
         &root,
     );
+}
+
+/// Writes a secret file readable by its owner only, as the plugin requires.
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn now_secs() -> i64 {

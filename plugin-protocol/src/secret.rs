@@ -13,11 +13,22 @@ use crate::error::{PluginError, Result};
 /// cannot change in between), with trailing newlines removed. Empty is an error. `what` names
 /// it in messages ("the PIN file").
 pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    read(path, what, true)
+}
+
+/// Like [`read_file`] for a secret file the platform writes and whose mode the user cannot
+/// choose (a Kubernetes service-account token, a CI system's OIDC token file): bounded and
+/// non-blocking, any mode.
+pub fn read_platform_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    read(path, what, false)
+}
+
+fn read(path: &Path, what: &str, owner_only: bool) -> Result<Zeroizing<Vec<u8>>> {
     use std::os::unix::fs::PermissionsExt;
     let file = bounded::open(path, MAX_SECRET_FILE_BYTES, what)?;
     let shown = path.display();
     let mode = file.meta.permissions().mode();
-    if mode & 0o077 != 0 {
+    if owner_only && mode & 0o077 != 0 {
         return Err(PluginError::validation(format!(
             "refusing {what} {shown}: it is readable or writable by group or others (mode \
              {:04o}); run chmod 600 {shown}",
