@@ -282,9 +282,27 @@ pub fn after_failure(
             .min(MAX_DELAY);
         cap.mul_f64(rand::random::<f64>())
     });
-    if delay >= deadline.remaining() {
-        let mut e = deadline.exceeded(doing);
-        e.message = format!("{} (last error: {})", e.message, err.message);
+    let remaining = deadline.remaining();
+    if delay >= remaining {
+        // The deadline has not passed yet: say what would happen, not that it did.
+        let mut e = match asked {
+            Some(asked) => PluginError::throttled(format!(
+                "gave up {doing}: the backend asked to wait {}s before trying again \
+                 (Retry-After), longer than the {:.1}s left of the {}s deadline; sign again \
+                 later, or raise pluginConfig timeout_seconds (last error: {})",
+                asked.as_secs_f64(),
+                remaining.as_secs_f64(),
+                deadline.total().as_secs_f64(),
+                err.message
+            )),
+            None => PluginError::timeout(format!(
+                "gave up {doing}: another try would pass the {}s deadline; raise pluginConfig \
+                 timeout_seconds if the backend is just slow (last error: {})",
+                deadline.total().as_secs_f64(),
+                err.message
+            )),
+        };
+        e.retry = Retry::Never;
         e.metadata = err.metadata;
         return Err(e);
     }
