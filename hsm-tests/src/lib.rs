@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 pub use plugin_protocol::client::cargo_binary;
 
 pub mod fake;
+pub mod sockets;
 pub mod softhsm;
 
 /// The built plugin `notation-<name>` (package `notation-<name>`).
