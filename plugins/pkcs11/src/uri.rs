@@ -270,7 +270,11 @@ fn percent_decode(raw: &str, name: &str, uri: &str) -> Result<Vec<u8>> {
 /// case or percent-encoding, and mistyped PIN attributes (`pin=`, `pinvalue=`, `pin-value` with
 /// no `=`) alike.
 pub fn redact(uri: &str) -> String {
-    plugin_protocol::secret::redact_attributes(uri, is_pin_attribute)
+    // Shortened too: a huge key id is named by its start, not repeated whole.
+    plugin_protocol::bounded::shorten(
+        &plugin_protocol::secret::redact_attributes(uri, is_pin_attribute),
+        300,
+    )
 }
 
 fn is_pin_attribute(name: &str) -> bool {
