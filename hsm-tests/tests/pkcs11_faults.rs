@@ -183,3 +183,84 @@ fn a_missing_softhsm_configuration_says_what_to_set() {
         ],
     );
 }
+
+/// Sends `signal` to the plugin once it is stuck in C_Sign, and returns what it answered.
+fn interrupted(token: &SoftToken, signal: &str) -> (Option<i32>, String, Duration) {
+    use std::io::Write as _;
+    let uri = uri_via(token, pkcs11_spy());
+    let req = serde_json::json!({
+        "contractVersion": "1.0", "keyId": uri, "keySpec": "EC-256", "hashAlgorithm": "SHA-256",
+        "payload": "aGVsbG8=", "pluginConfig": {"timeout_seconds": "60"}
+    });
+    let client = faulty_client(token, &[("FAULT_PKCS11_HANG", "C_Sign")]);
+    let mut child = std::process::Command::new(&client.path)
+        .arg("generate-signature")
+        .envs(client.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.to_string().as_bytes())
+        .unwrap();
+    // Wait until the spy saw C_Sign: the plugin is inside the backend call.
+    let start = std::time::Instant::now();
+    while !spy_log(token).contains("C_Sign") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never reached C_Sign"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = std::time::Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the plugin ends promptly after the signal")
+        .unwrap();
+    assert!(out.stdout.is_empty());
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        sent.elapsed(),
+    )
+}
+
+#[test]
+fn sigterm_and_sigint_during_c_sign_end_promptly_and_release_the_token() {
+    let token = token_with_key("signals");
+    for signal in ["TERM", "INT"] {
+        let _ = std::fs::remove_file(token.dir.path().join("spy.log"));
+        let (code, stderr, after) = interrupted(&token, signal);
+        assert_eq!(code, Some(1), "{signal}: {stderr}");
+        let err: plugin_protocol::error::ErrorResponse =
+            serde_json::from_str(&stderr).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        assert!(
+            err.error_message
+                .contains(&format!("interrupted by SIG{signal}")),
+            "{}",
+            err.error_message
+        );
+        assert!(
+            after < Duration::from_secs(5),
+            "{signal}: ended {after:?} after the signal"
+        );
+        let calls = spy_log(&token);
+        assert!(
+            calls.contains("C_Finalize"),
+            "{signal}: the sessions were not released:\n{calls}"
+        );
+    }
+}

@@ -34,5 +34,5 @@ pub use config::{retry, Config, Context, Deadline};
 pub use error::{ErrorCode, PluginError, Result, Retry};
 pub use keyspec::{HashAlgorithm, KeySpec, SigningAlgorithm};
 pub use public_key::PublicKey;
-pub use runner::{run, run_with};
+pub use runner::{on_interrupt, run, run_with};
 pub use signature::BackendSignature;

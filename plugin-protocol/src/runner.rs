@@ -15,6 +15,65 @@ use crate::pipeline::{handle, MAX_REQUEST_BYTES};
 /// The original stderr, kept for the JSON error (the panic hook writes there too).
 static ERROR_OUT: Mutex<Option<File>> = Mutex::new(None);
 
+/// What to undo when SIGTERM or SIGINT ends an invocation early (close a token's sessions,
+/// revoke a login token), registered by the backend with [`on_interrupt`].
+type Cleanup = Box<dyn FnOnce() + Send>;
+static ON_INTERRUPT: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
+
+/// How long the cleanups may delay the answer to a signal.
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Registers `cleanup` to run if SIGTERM or SIGINT arrives before the invocation ends (never on
+/// a normal exit). Cleanups run on their own thread, at most [`CLEANUP_TIMEOUT`] in all.
+pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
+    ON_INTERRUPT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(cleanup));
+}
+
+/// SIGTERM or SIGINT during a backend call (a CI job cancelled, Ctrl-C) ends the invocation
+/// promptly: the backend's cleanups run (bounded), the answer is a JSON error, exit 1.
+fn watch_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Some(signal) = signals.forever().next() else {
+                return;
+            };
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            tracing::debug!(signal = name, "interrupted; cleaning up");
+            let cleanups =
+                std::mem::take(&mut *ON_INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let _ = std::thread::Builder::new()
+                .name("cleanup".into())
+                .spawn(move || {
+                    for cleanup in cleanups {
+                        cleanup();
+                    }
+                    let _ = tx.send(());
+                });
+            let cleaned = rx.recv_timeout(CLEANUP_TIMEOUT).is_ok();
+            fail(PluginError::generic(format!(
+                "interrupted by {name} before the backend answered; {}",
+                if cleaned {
+                    "what the plugin had opened on the backend was closed"
+                } else {
+                    "closing what the plugin had opened on the backend did not finish in time"
+                }
+            )))
+        });
+}
+
 /// Runs the plugin: `notation-<name> <command>`. Never returns.
 pub fn run<B: Backend>(info: &'static PluginInfo) -> ! {
     run_with::<B>(info, |_| None)
@@ -67,6 +126,7 @@ fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
         }
     };
     *ERROR_OUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+    watch_signals();
     std::panic::set_hook(Box::new(|panic| {
         let what = panic
             .payload()

@@ -82,6 +82,13 @@ impl TokenSession {
             open_token(&config, &deadline, &uri, &choice, read_write, &at).map(|parts| (parts, uri))
         });
         let ((module, token, session, store_lock), uri) = opened.map_err(|e| step.explain(e))?;
+        // A signal during a later call (C_Sign on a stalled HSM) ends this invocation's
+        // sessions with C_Finalize (a network HSM then frees them at once); the runner bounds
+        // how long that may take.
+        let closer = module.clone();
+        plugin_protocol::on_interrupt(move || {
+            let _ = closer.finalize();
+        });
         tracing::debug!(token = token.label(), slot = token.slot.id(), "logged in");
         Ok(Self {
             session,
