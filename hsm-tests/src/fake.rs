@@ -26,6 +26,8 @@ pub enum Answer {
 pub struct Fake {
     pub addr: String,
     pub requests: Arc<AtomicUsize>,
+    /// The request heads (request line and headers) a proxy forwarded or stalled.
+    pub heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Fake {
@@ -100,5 +102,89 @@ pub fn serve(answer: Answer) -> Fake {
             });
         }
     });
-    Fake { addr, requests }
+    Fake {
+        addr,
+        requests,
+        heads: Default::default(),
+    }
+}
+
+/// A proxy to `upstream` (`http://127.0.0.1:port`) that forwards every request except those
+/// whose path contains `hang_on`, which it accepts and never answers (a backend that stalls in
+/// the middle of an invocation).
+pub fn stalling_proxy(upstream: &str, hang_on: &'static str) -> Fake {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let heads: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let (counter, seen) = (Arc::clone(&requests), Arc::clone(&heads));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let upstream = upstream.clone();
+            let (counter, seen) = (Arc::clone(&counter), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                let _ = forward(client, &upstream, hang_on, &counter, &seen);
+            });
+        }
+    });
+    Fake {
+        addr,
+        requests,
+        heads,
+    }
+}
+
+/// Serves one request of a client connection through its own upstream connection.
+fn forward(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    hang_on: &str,
+    counter: &AtomicUsize,
+    seen: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let Some(request) = read_request(&mut client)? else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_owned();
+    let stalls = head.lines().next().is_some_and(|l| l.contains(hang_on));
+    seen.lock().unwrap().push(head);
+    counter.fetch_add(1, Ordering::SeqCst);
+    if stalls {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+    // Ask upstream to close after its answer, so that its end marks the answer's end; the
+    // answer then carries Connection: close and the client opens a new connection next time.
+    let line_end = request.windows(2).position(|w| w == b"\r\n").unwrap_or(0) + 2;
+    let mut out = request[..line_end].to_vec();
+    out.extend_from_slice(b"Connection: close\r\n");
+    out.extend_from_slice(&request[line_end..]);
+    let mut up = std::net::TcpStream::connect(upstream)?;
+    up.write_all(&out)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    client.write_all(&answer)
+}
+
+/// One HTTP/1.1 request (head and Content-Length body), or `None` at end of stream.
+fn read_request(s: &mut std::net::TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Ok(None);
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    buf.extend_from_slice(&body);
+    Ok(Some(buf))
 }

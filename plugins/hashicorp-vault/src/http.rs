@@ -158,6 +158,37 @@ impl Vault {
         self.token = Some(token);
     }
 
+    /// A cleanup for [`plugin_protocol::on_interrupt`]: revokes the current token on a runtime
+    /// of its own (one attempt, at most [`REVOKE_TIMEOUT`]), for a SIGTERM that arrives while a
+    /// call is stuck and the invocation's own runtime is busy.
+    pub fn revoker(&self) -> Option<impl FnOnce() + Send + 'static> {
+        let token = self.token.clone()?;
+        let http = self.http.clone();
+        let url = format!("{}/v1/auth/token/revoke-self", self.base);
+        let namespace = self.namespace.clone();
+        Some(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let mut req = http
+                .post(&url)
+                .header("X-Vault-Token", token.as_str())
+                .header("X-Vault-Request", "true");
+            if let Some(ns) = &namespace {
+                req = req.header("X-Vault-Namespace", ns.as_str());
+            }
+            let sent =
+                rt.block_on(async { tokio::time::timeout(REVOKE_TIMEOUT, req.send()).await });
+            tracing::debug!(
+                revoked = matches!(sent, Ok(Ok(_))),
+                "login token revoked on a signal"
+            );
+        })
+    }
+
     /// Revokes the token (one attempt, at most [`REVOKE_TIMEOUT`], errors ignored): for tokens
     /// this process obtained by a login, so that three logins per signature do not pile up in
     /// Vault's token store until their TTL.
