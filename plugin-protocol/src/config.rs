@@ -295,12 +295,23 @@ pub fn after_failure(
                 deadline.total().as_secs_f64(),
                 err.message
             )),
-            None => PluginError::timeout(format!(
-                "gave up {doing}: another try would pass the {}s deadline; raise pluginConfig \
-                 timeout_seconds if the backend is just slow (last error: {})",
-                deadline.total().as_secs_f64(),
-                err.message
-            )),
+            // The failure itself is the answer (THROTTLED for throttling): the deadline only
+            // ended the retries.
+            None => {
+                let code = match err.retry {
+                    Retry::Throttled(_) => ErrorCode::Throttled,
+                    _ => err.code,
+                };
+                PluginError::new(
+                    code,
+                    format!(
+                        "{} (tried {attempt} times; another try would pass the {}s deadline \
+                         set by timeout_seconds)",
+                        err.message,
+                        deadline.total().as_secs_f64()
+                    ),
+                )
+            }
         };
         e.retry = Retry::Never;
         e.metadata = err.metadata;
