@@ -124,7 +124,12 @@ fn the_go_vault_plugins_one_real_finding_stays_a_fail_and_says_why() {
         "only the version fails: {}",
         run.stdout
     );
-    assert_eq!(json["summary"]["warned"], 5, "{:#?}", checks_with(&json, "warn"));
+    assert_eq!(
+        json["summary"]["warned"],
+        5,
+        "{:#?}",
+        checks_with(&json, "warn")
+    );
 }
 
 #[test]
