@@ -13,6 +13,10 @@ command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 # The backend scripts make Python venvs (LocalStack, bao, the Key Vault emulator's SDK).
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The fault-injecting PKCS#11 pass-through of hsm-tests (hsm-tests/fault-pkcs11) is built with
+# gcc against p11-kit's pkcs11.h; pkcs11-spy (opensc-pkcs11) counts the calls in front of it.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+[ -e /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need+=(libp11-kit-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

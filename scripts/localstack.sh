@@ -67,7 +67,10 @@ start() {
     log "starting (log: $LOG)"
     (
       cd "$STATE"
+      # GATEWAY_SERVER=hypercorn: LocalStack's default (twisted) gateway ignores the host of
+      # GATEWAY_LISTEN for IPv4 and listens on 0.0.0.0; hypercorn binds exactly 127.0.0.1.
       GATEWAY_LISTEN=127.0.0.1:4566 \
+        GATEWAY_SERVER=hypercorn \
         SERVICES=kms,secretsmanager \
         DNS_ADDRESS=0 \
         LOCALSTACK_TELEMETRY_DISABLED=1 \

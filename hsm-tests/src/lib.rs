@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 pub use plugin_protocol::client::cargo_binary;
 
+pub mod fake;
+pub mod sockets;
 pub mod softhsm;
 
 /// The built plugin `notation-<name>` (package `notation-<name>`).

@@ -165,3 +165,36 @@ impl SoftToken {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// OpenSC's pkcs11-spy: a pass-through module that logs every call (PKCS11SPY names the module
+/// behind it, PKCS11SPY_OUTPUT the log). The C_Login lines it writes are what a token counts.
+pub fn pkcs11_spy() -> &'static str {
+    [
+        "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so",
+        "/usr/lib/aarch64-linux-gnu/pkcs11-spy.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("pkcs11-spy.so (apt install opensc-pkcs11)")
+}
+
+/// `hsm-tests/fault-pkcs11/fault-pkcs11.c` built once per test process: a pass-through module
+/// to SoftHSM2 (FAULT_PKCS11_MODULE) that hangs in the call named by FAULT_PKCS11_HANG or
+/// answers C_Login with FAULT_PKCS11_LOGIN_RV. Needs gcc and p11-kit's pkcs11.h
+/// (scripts/install-deps.sh).
+pub fn fault_module() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let src = repo().join("hsm-tests/fault-pkcs11/fault-pkcs11.c");
+        let out = std::env::temp_dir().join(format!("fault-pkcs11-{}.so", std::process::id()));
+        let status = Command::new("gcc")
+            .args(["-shared", "-fPIC", "-O1", "-I/usr/include/p11-kit-1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-ldl")
+            .status()
+            .expect("run gcc (scripts/install-deps.sh installs it)");
+        assert!(status.success(), "building {} failed", src.display());
+        out
+    })
+}

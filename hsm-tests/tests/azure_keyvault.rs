@@ -789,7 +789,8 @@ fn throttled_beyond_attempts_and_deadline() {
     assert_eq!(meta(&err, "azureErrorCode"), "Throttled");
     assert!(!meta(&err, "requestId").is_empty());
 
-    // Retry-After 2 with a 3 s deadline: TIMEOUT, saying it was throttled.
+    // Retry-After 2 with a 3 s deadline: once the wait no longer fits, THROTTLED, saying that
+    // the asked wait is longer than what is left of the deadline (which has not passed).
     let name = unique("throttle-deadline");
     create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
     fault(&format!("/keys/{name}"), 429, -1, Some("2"));
@@ -799,7 +800,11 @@ fn throttled_beyond_attempts_and_deadline() {
         &[("timeout_seconds", "3")],
         &base_env(),
     );
-    assert_error(&inv, "TIMEOUT", &["3s deadline", "is throttling requests"]);
+    assert_error(
+        &inv,
+        "THROTTLED",
+        &["Retry-After", "3s deadline", "is throttling requests"],
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",

@@ -373,8 +373,8 @@ fn approle_login_with_role_and_secret_id_files() {
         .to_owned();
     let role_file = dir.path().join("role-id");
     let secret_file = dir.path().join("secret-id");
-    std::fs::write(&role_file, format!("{role_id}\n")).unwrap();
-    std::fs::write(&secret_file, &secret_id).unwrap();
+    write_private(&role_file, format!("{role_id}\n"));
+    write_private(&secret_file, &secret_id);
     let chain = file.to_str().unwrap();
     let base = [
         ("auth_method", "approle"),
@@ -430,7 +430,7 @@ fn token_from_the_token_helper_file() {
     let policy = unique("sign-policy");
     api.put_policy(&policy, &signing_policy("transit", &name));
     let token = api.create_token(&[&policy]);
-    std::fs::write(dir.path().join(".vault-token"), format!("{token}\n")).unwrap();
+    write_private(&dir.path().join(".vault-token"), format!("{token}\n"));
     let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
     let mut env = env_with(None);
     env.push(("HOME".into(), dir.path().to_str().unwrap().into()));
@@ -441,6 +441,13 @@ fn token_from_the_token_helper_file() {
         &env,
         &root,
     );
+}
+
+/// Writes a secret file readable by its owner only, as the plugin requires.
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn now_secs() -> i64 {
@@ -1276,4 +1283,120 @@ fn get_plugin_metadata_needs_no_server() {
     let inv = client(&env).get_metadata(None).unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn sigterm_during_a_stalled_sign_revokes_the_login_token() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("signal-key");
+    api.create_key(&name, "ecdsa-p256");
+    let (file, _) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let policy = unique("signal-policy");
+    api.put_policy(&policy, &signing_policy("transit", &name));
+    let mount = unique("approle");
+    api.call(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(json!({ "type": "approle" })),
+    );
+    api.call(
+        "POST",
+        &format!("auth/{mount}/role/signer"),
+        Some(json!({ "token_policies": [policy], "token_ttl": "5m" })),
+    );
+    let role_id = api.call("GET", &format!("auth/{mount}/role/signer/role-id"), None)["data"]
+        ["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = api.call("POST", &format!("auth/{mount}/role/signer/secret-id"), None)["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Everything reaches OpenBao except the sign, which stalls.
+    let proxy = hsm_tests::fake::stalling_proxy(&api.addr, "/transit/sign/");
+    let mut env = env_with(None);
+    env.retain(|(k, _)| k != "VAULT_ADDR");
+    env.push(("VAULT_ADDR".into(), proxy.addr.clone()));
+    env.push(("NOTATION_HASHICORP_VAULT_SECRET_ID".into(), secret_id));
+    let req = json!({
+        "contractVersion": "1.0", "keyId": name, "keySpec": "EC-256", "hashAlgorithm": "SHA-256",
+        "payload": "aGVsbG8=",
+        "pluginConfig": {
+            "auth_method": "approle", "auth_mount": mount, "role_id": role_id,
+            "certificate_chain": file.to_str().unwrap(), "timeout_seconds": "60"
+        }
+    });
+    let mut child = Command::new(plugin())
+        .arg("generate-signature")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.to_string().as_bytes())
+        .unwrap();
+    // Login, read key: then the sign request arrives and stalls.
+    let start = Instant::now();
+    while proxy.requests() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the sign never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by SIGTERM"),
+        "{err}"
+    );
+    // The plugin asked OpenBao (through the proxy) to revoke its login token, and OpenBao
+    // no longer knows that token.
+    let heads = proxy.heads.lock().unwrap().clone();
+    let revoke = heads
+        .iter()
+        .find(|h| h.starts_with("POST /v1/auth/token/revoke-self"))
+        .unwrap_or_else(|| panic!("no revoke-self after SIGTERM: {heads:#?}"));
+    let token = revoke
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-vault-token")
+                .then(|| value.trim().to_owned())
+        })
+        .expect("the revoke carried the token");
+    let (status, _) = api.request(
+        "POST",
+        "auth/token/lookup",
+        Some(&json!({ "token": token })),
+    );
+    assert_ne!(
+        status, 200,
+        "the login token outlived the cancelled invocation"
+    );
 }

@@ -13,6 +13,9 @@
 //! | `plain-stderr` | reports errors as plain text on stderr |
 //! | `wrong-signing-algorithm` | names a signingAlgorithm of another hash |
 //! | `stray-stdout` | prints a line on stdout before every response |
+//! | `lax-probes` | answers the requests notation never sends as the Notary Project's Go Vault plugin does: `{}` and an unknown key with ERROR, an unknown command with ERROR, contractVersion 2.0 accepted, a hashAlgorithm contradicting the keySpec signed anyway |
+//! | `go-vault` | `lax-probes`, and the version `v0.1.0+unreleased` (not strict SemVer) |
+//! | `missing-version-unsupported` | a request without contractVersion answered UNSUPPORTED_CONTRACT_VERSION |
 
 use std::io::{Read, Write};
 
@@ -40,13 +43,31 @@ fn main() {
     let command = std::env::args().nth(1).unwrap_or_default();
     let mut input = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut input);
-    let result = match Command::parse(&command) {
+    let lax = mode == "lax-probes" || mode == "go-vault";
+    if lax {
+        input = laxen(&input);
+    }
+    let mut result = match Command::parse(&command) {
         Some(c) => pipeline::handle::<SoftKeyBackend>(&INFO, c, &input)
             .and_then(|out| break_response(&mode, c, &input, out)),
         None => Err(PluginError::validation(format!(
             "unknown command '{command}'"
         ))),
     };
+    if let Err(e) = &mut result {
+        // The Go plugin answers these with its generic code; bad input it still calls invalid.
+        let generic = Command::parse(&command).is_none()
+            || e.message.contains("missing field")
+            || e.message.contains("not found");
+        if lax && generic && e.code == plugin_protocol::ErrorCode::Validation {
+            e.code = plugin_protocol::ErrorCode::Generic;
+        }
+        let no_version = serde_json::from_slice::<Value>(&input)
+            .is_ok_and(|v| v.is_object() && v.get("contractVersion").is_none());
+        if mode == "missing-version-unsupported" && no_version {
+            *e = PluginError::unsupported_contract_version("no contractVersion in the request");
+        }
+    }
     match result {
         Ok(out) => {
             if mode == "stray-stdout" {
@@ -67,6 +88,27 @@ fn main() {
     }
 }
 
+/// The Go Vault plugin's leniency: contractVersion 2.0 taken as 1.0, a hashAlgorithm that
+/// contradicts the keySpec replaced by the keySpec's.
+fn laxen(input: &[u8]) -> Vec<u8> {
+    let Ok(mut req) = serde_json::from_slice::<Value>(input) else {
+        return input.to_vec();
+    };
+    if req.get("contractVersion").and_then(Value::as_str) == Some("2.0") {
+        req["contractVersion"] = Value::String("1.0".into());
+    }
+    if let Some(spec) = req
+        .get("keySpec")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<KeySpec>().ok())
+    {
+        if req.get("hashAlgorithm").is_some() {
+            req["hashAlgorithm"] = Value::String(spec.hash_algorithm().as_str().to_owned());
+        }
+    }
+    serde_json::to_vec(&req).unwrap_or_else(|_| input.to_vec())
+}
+
 fn break_response(
     mode: &str,
     command: Command,
@@ -79,6 +121,9 @@ fn break_response(
     if mode == "changed-key-id" && command != Command::GetPluginMetadata {
         let id = resp["keyId"].as_str().unwrap_or_default();
         resp["keyId"] = Value::String(format!("{id}#canonical"));
+    }
+    if mode == "go-vault" && command == Command::GetPluginMetadata {
+        resp["version"] = Value::String("v0.1.0+unreleased".into());
     }
     if command != Command::GenerateSignature {
         return serde_json::to_string(&resp).map_err(|e| fail(&e));

@@ -214,7 +214,15 @@ pub fn check_metadata(
     report.outcome(
         GROUP,
         "version is strict SemVer",
-        strict_semver(&meta.version).map(|()| meta.version.clone()),
+        strict_semver(&meta.version)
+            .map(|()| meta.version.clone())
+            .map_err(|why| {
+                format!(
+                    "{why}: `notation plugin install` compares the installed and the new version \
+                     as SemVer, so with this version it refuses every reinstall or upgrade of \
+                     the plugin (\"failed to compare plugin versions\")"
+                )
+            }),
     );
     report.outcome(
         GROUP,

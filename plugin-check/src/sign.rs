@@ -369,6 +369,7 @@ fn check_signature(
         verdict,
         Err(SignatureProblem::EcdsaDer { .. }
             | SignatureProblem::EcdsaLength { .. }
+            | SignatureProblem::EcdsaNotDer { .. }
             | SignatureProblem::PssSaltLength { .. }
             | SignatureProblem::RsaPkcs1v15
             | SignatureProblem::RsaLength { .. }

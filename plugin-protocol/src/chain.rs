@@ -183,12 +183,11 @@ pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> 
 
 /// Loads certificates from a PEM or DER file.
 pub fn load_file(path: &Path) -> Result<Vec<Certificate>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        PluginError::validation(format!(
-            "cannot read certificate file {}: {e}",
-            path.display()
-        ))
-    })?;
+    let bytes = crate::bounded::read_file(
+        path,
+        crate::bounded::MAX_CERTIFICATE_FILE_BYTES,
+        "certificate file",
+    )?;
     parse_pem_or_der(&bytes, &format!("certificate file {}", path.display()))
 }
 

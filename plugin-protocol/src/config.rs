@@ -228,6 +228,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// Runs a blocking backend call under this invocation's deadline (TIMEOUT when it passes):
+    /// see [`crate::blocking::run_with_deadline`].
+    pub fn run_blocking<T, F>(&self, doing: &str, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        crate::blocking::run_with_deadline(&self.deadline, doing, call)
+    }
+
     pub fn new(
         info: &'static PluginInfo,
         key_id: String,
@@ -272,9 +282,38 @@ pub fn after_failure(
             .min(MAX_DELAY);
         cap.mul_f64(rand::random::<f64>())
     });
-    if delay >= deadline.remaining() {
-        let mut e = deadline.exceeded(doing);
-        e.message = format!("{} (last error: {})", e.message, err.message);
+    let remaining = deadline.remaining();
+    if delay >= remaining {
+        // The deadline has not passed yet: say what would happen, not that it did.
+        let mut e = match asked {
+            Some(asked) => PluginError::throttled(format!(
+                "gave up {doing}: the backend asked to wait {}s before trying again \
+                 (Retry-After), longer than the {:.1}s left of the {}s deadline; sign again \
+                 later, or raise pluginConfig timeout_seconds (last error: {})",
+                asked.as_secs_f64(),
+                remaining.as_secs_f64(),
+                deadline.total().as_secs_f64(),
+                err.message
+            )),
+            // The failure itself is the answer (THROTTLED for throttling): the deadline only
+            // ended the retries.
+            None => {
+                let code = match err.retry {
+                    Retry::Throttled(_) => ErrorCode::Throttled,
+                    _ => err.code,
+                };
+                PluginError::new(
+                    code,
+                    format!(
+                        "{} (tried {attempt} times; another try would pass the {}s deadline \
+                         set by timeout_seconds)",
+                        err.message,
+                        deadline.total().as_secs_f64()
+                    ),
+                )
+            }
+        };
+        e.retry = Retry::Never;
         e.metadata = err.metadata;
         return Err(e);
     }

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod blocking;
+pub mod bounded;
 pub mod certificates;
 pub mod chain;
 #[cfg(feature = "client")]
@@ -20,6 +22,7 @@ pub mod pipeline;
 pub mod pss;
 pub mod public_key;
 pub mod runner;
+pub mod secret;
 pub mod signature;
 #[cfg(feature = "softkey")]
 pub mod softkey;
@@ -28,10 +31,11 @@ pub mod testca;
 pub mod trust;
 
 pub use backend::{Backend, ConfigKey, PluginInfo};
+pub use blocking::run_with_deadline;
 pub use chain::Certificate;
 pub use config::{retry, Config, Context, Deadline};
 pub use error::{ErrorCode, PluginError, Result, Retry};
 pub use keyspec::{HashAlgorithm, KeySpec, SigningAlgorithm};
 pub use public_key::PublicKey;
-pub use runner::{run, run_with};
+pub use runner::{on_interrupt, run, run_with};
 pub use signature::BackendSignature;

@@ -16,6 +16,9 @@ use crate::{KeySpec, PublicKey};
 /// Largest request accepted on stdin (notation's payloads are a few KiB).
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
+/// How much of a key id messages and logs show.
+const MAX_KEY_NAME_CHARS: usize = 200;
+
 /// Handles one protocol command: `input` is the raw stdin, the result the stdout JSON.
 /// This is everything the runner does except the stdio and process plumbing.
 pub fn handle<B: Backend>(
@@ -133,7 +136,8 @@ fn context<B: Backend>(
         )));
     }
     let mut ctx = Context::new(info, key_id, config)?;
-    ctx.key_name = B::key_name(&ctx.key_id);
+    // A huge key id (a mistake, or an attack) is named by its start, not repeated whole.
+    ctx.key_name = crate::bounded::shorten(&B::key_name(&ctx.key_id), MAX_KEY_NAME_CHARS);
     Ok(ctx)
 }
 

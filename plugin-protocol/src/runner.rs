@@ -15,6 +15,65 @@ use crate::pipeline::{handle, MAX_REQUEST_BYTES};
 /// The original stderr, kept for the JSON error (the panic hook writes there too).
 static ERROR_OUT: Mutex<Option<File>> = Mutex::new(None);
 
+/// What to undo when SIGTERM or SIGINT ends an invocation early (close a token's sessions,
+/// revoke a login token), registered by the backend with [`on_interrupt`].
+type Cleanup = Box<dyn FnOnce() + Send>;
+static ON_INTERRUPT: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
+
+/// How long the cleanups may delay the answer to a signal.
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Registers `cleanup` to run if SIGTERM or SIGINT arrives before the invocation ends (never on
+/// a normal exit). Cleanups run on their own thread, at most [`CLEANUP_TIMEOUT`] in all.
+pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
+    ON_INTERRUPT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(cleanup));
+}
+
+/// SIGTERM or SIGINT during a backend call (a CI job cancelled, Ctrl-C) ends the invocation
+/// promptly: the backend's cleanups run (bounded), the answer is a JSON error, exit 1.
+fn watch_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Some(signal) = signals.forever().next() else {
+                return;
+            };
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            tracing::debug!(signal = name, "interrupted; cleaning up");
+            let cleanups =
+                std::mem::take(&mut *ON_INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let _ = std::thread::Builder::new()
+                .name("cleanup".into())
+                .spawn(move || {
+                    for cleanup in cleanups {
+                        cleanup();
+                    }
+                    let _ = tx.send(());
+                });
+            let cleaned = rx.recv_timeout(CLEANUP_TIMEOUT).is_ok();
+            fail(PluginError::generic(format!(
+                "interrupted by {name} before the backend answered; {}",
+                if cleaned {
+                    "what the plugin had opened on the backend was closed"
+                } else {
+                    "closing what the plugin had opened on the backend did not finish in time"
+                }
+            )))
+        });
+}
+
 /// Runs the plugin: `notation-<name> <command>`. Never returns.
 pub fn run<B: Backend>(info: &'static PluginInfo) -> ! {
     run_with::<B>(info, |_| None)
@@ -58,7 +117,7 @@ pub fn run_with<B: Backend>(
 }
 
 fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
-    let (mut out, err) = match take_stdio() {
+    let (mut out, err) = match take_stdio(info, command) {
         Ok(pair) => pair,
         Err(e) => {
             let err = PluginError::generic(format!("cannot set up standard streams: {e}"));
@@ -67,6 +126,7 @@ fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
         }
     };
     *ERROR_OUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+    watch_signals();
     std::panic::set_hook(Box::new(|panic| {
         let what = panic
             .payload()
@@ -132,23 +192,24 @@ fn fail(err: PluginError) -> ! {
 }
 
 /// Keeps private copies of stdout and stderr for the response and the error, then points fd 1
-/// and fd 2 at the debug log (when `NOTATION_PLUGIN_LOG` is set) or `/dev/null`, so that no
-/// library output can corrupt what notation parses.
-fn take_stdio() -> std::io::Result<(File, File)> {
+/// and fd 2 at the debug log (when `NOTATION_PLUGIN_LOG` names a log that can be written) or
+/// `/dev/null`, so that no library output can corrupt what notation parses.
+fn take_stdio(info: &PluginInfo, command: Command) -> std::io::Result<(File, File)> {
     let out = File::from(rustix::io::dup(std::io::stdout())?);
     let err = File::from(rustix::io::dup(std::io::stderr())?);
-    let sink = match std::env::var_os(LOG_ENV).filter(|p| !p.is_empty()) {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            let writer = file.try_clone()?;
-            let _ = tracing_subscriber::fmt()
-                .with_writer(Mutex::new(writer))
-                .with_ansi(false)
-                .with_max_level(tracing::Level::DEBUG)
-                .try_init();
+    let log = std::env::var_os(LOG_ENV)
+        .filter(|p| !p.is_empty())
+        .and_then(|path| open_log(std::path::Path::new(&path), info, command));
+    let sink = match log {
+        Some(file) => {
+            if let Ok(writer) = file.try_clone() {
+                let _ = tracing_subscriber::fmt()
+                    .with_writer(Mutex::new(LogWriter(writer)))
+                    .with_ansi(false)
+                    .with_max_level(tracing::Level::DEBUG)
+                    .log_internal_errors(false)
+                    .try_init();
+            }
             file
         }
         None => File::options().write(true).open("/dev/null")?,
@@ -156,6 +217,49 @@ fn take_stdio() -> std::io::Result<(File, File)> {
     rustix::stdio::dup2_stdout(&sink)?;
     rustix::stdio::dup2_stderr(&sink)?;
     Ok((out, err))
+}
+
+/// The debug log, if it can be written: a regular file (or a character device such as a
+/// terminal) that took a first line. A missing folder, a directory, a FIFO (opened without
+/// blocking, never written to), a full disk or an EIO device give `None`: the log is optional
+/// and the plugin then runs silently, with the same answer.
+fn open_log(path: &std::path::Path, info: &PluginInfo, command: Command) -> Option<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .ok()?;
+    let kind = file.metadata().ok()?.file_type();
+    if !(kind.is_file() || kind.is_char_device()) {
+        return None;
+    }
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::APPEND).ok()?;
+    let first = format!(
+        "--- notation-{} {} (pid {})\n",
+        info.name,
+        command.as_str(),
+        std::process::id()
+    );
+    file.write_all(first.as_bytes())
+        .and_then(|_| file.flush())
+        .ok()?;
+    Some(file)
+}
+
+/// The debug log's writer: a write that fails (the disk filled up meanwhile) is dropped, never
+/// reported (stderr is the log itself) and never retried.
+struct LogWriter(File);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The human help printed for no arguments or `--help`.

@@ -37,6 +37,8 @@ pub enum SignatureProblem {
     EcdsaDer { len: usize, expected: usize },
     /// An ECDSA signature of the wrong width.
     EcdsaLength { len: usize, expected: usize },
+    /// An ECDSA signature the backend declared ASN.1 DER that is not DER.
+    EcdsaNotDer { len: usize, expected: usize },
     /// An RSA-PSS signature whose salt is not the hash length.
     PssSaltLength { salt: usize, expected: usize },
     /// An RSA signature made with PKCS#1 v1.5 padding instead of PSS.
@@ -58,6 +60,16 @@ impl fmt::Display for SignatureProblem {
             Self::EcdsaDer { len, expected } => write!(
                 f,
                 "the ECDSA signature is ASN.1 DER ({len} bytes); notation requires fixed-width r‖s ({expected} bytes)"
+            ),
+            Self::EcdsaNotDer { len, expected } if len == expected => write!(
+                f,
+                "the ECDSA signature was declared ASN.1 DER but is not DER; its {len} bytes have \
+                 the size of fixed-width r‖s, so the backend adapter names the wrong encoding"
+            ),
+            Self::EcdsaNotDer { len, expected } => write!(
+                f,
+                "the ECDSA signature was declared ASN.1 DER but is not DER, nor fixed-width r‖s \
+                 ({len} bytes; r‖s for this key is {expected} bytes)"
             ),
             Self::EcdsaLength { len, expected } => write!(
                 f,
@@ -90,6 +102,12 @@ pub fn normalise(spec: KeySpec, sig: BackendSignature) -> Result<Vec<u8>, Signat
         (Some(n), BackendSignature::EcdsaFixed(bytes)) => {
             if bytes.len() == 2 * n {
                 Ok(bytes)
+            } else if ecdsa_der_to_fixed(spec, &bytes).is_some() {
+                // Name DER when it is DER: the classic mistake.
+                Err(SignatureProblem::EcdsaDer {
+                    len: bytes.len(),
+                    expected: 2 * n,
+                })
             } else {
                 Err(SignatureProblem::EcdsaLength {
                     len: bytes.len(),
@@ -98,7 +116,7 @@ pub fn normalise(spec: KeySpec, sig: BackendSignature) -> Result<Vec<u8>, Signat
             }
         }
         (Some(n), BackendSignature::EcdsaDer(bytes)) => {
-            ecdsa_der_to_fixed(spec, &bytes).ok_or(SignatureProblem::EcdsaLength {
+            ecdsa_der_to_fixed(spec, &bytes).ok_or(SignatureProblem::EcdsaNotDer {
                 len: bytes.len(),
                 expected: 2 * n,
             })

@@ -229,7 +229,7 @@ fn retry_never_repeats_a_non_retryable_error_and_recovers_from_transient_ones() 
 }
 
 #[test]
-fn a_retry_that_would_pass_the_deadline_is_a_timeout() {
+fn a_retry_after_longer_than_the_deadline_is_throttled_and_says_so() {
     let deadline = Deadline::after(Duration::from_millis(50));
     let err = after_failure(
         &deadline,
@@ -240,9 +240,12 @@ fn a_retry_that_would_pass_the_deadline_is_a_timeout() {
             .with_metadata("requestId", "r-9"),
     )
     .unwrap_err();
-    assert_eq!(err.code, ErrorCode::Timeout);
+    // The deadline has not passed: the backend's own throttling is the answer (issue #18).
+    assert_eq!(err.code, ErrorCode::Throttled);
     assert!(
-        err.message.contains("signing with key k") && err.message.contains("throttled"),
+        err.message.contains("signing with key k")
+            && err.message.contains("throttled")
+            && err.message.contains("Retry-After"),
         "{}",
         err.message
     );

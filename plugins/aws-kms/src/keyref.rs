@@ -25,9 +25,14 @@ impl KeyRef {
     pub fn parse(key_id: &str) -> Result<Self> {
         let bad = |why: &str| {
             PluginError::validation(format!(
-                "keyId '{key_id}' is not an AWS KMS key reference ({why}); expected {KEY_ID_HELP}"
+                "keyId '{}' is not an AWS KMS key reference ({why}); expected {KEY_ID_HELP}",
+                plugin_protocol::bounded::shorten(key_id, 80)
             ))
         };
+        // KMS accepts key ids, ARNs and aliases of at most 2048 characters.
+        if key_id.len() > 2048 + "awskms://".len() + 255 {
+            return Err(bad(&format!("it is {} characters long", key_id.len())));
+        }
         let (endpoint, reference) = match key_id.strip_prefix("awskms://") {
             Some(rest) => {
                 let (host, reference) = rest

@@ -58,6 +58,44 @@ impl CredentialType {
     }
 }
 
+/// The SDK's HTTP client with every response body bounded by
+/// [`plugin_protocol::bounded::MAX_RESPONSE_BYTES`]: a Key Vault answer is a few KiB, and
+/// something posing as Key Vault that sends 100 MB is refused at the bound, not buffered.
+#[derive(Debug)]
+struct BoundedBodies(Arc<dyn azure_core::http::HttpClient>);
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for BoundedBodies {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        use futures::StreamExt as _;
+        let limit = plugin_protocol::bounded::MAX_RESPONSE_BYTES;
+        let (status, headers, body) = self.0.execute_request(request).await?.deconstruct();
+        let mut seen = 0usize;
+        let bounded = body.map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len();
+            if seen > limit {
+                return Err(azure_core::Error::with_message(
+                    ErrorKind::DataConversion,
+                    format!(
+                        "the response body is larger than {} MiB; is this really Key Vault?",
+                        limit >> 20
+                    ),
+                ));
+            }
+            Ok(chunk)
+        });
+        Ok(azure_core::http::AsyncRawResponse::new(
+            status,
+            headers,
+            Box::pin(bounded),
+        ))
+    }
+}
+
 /// A connected session for one invocation.
 pub struct Session {
     credential: Arc<dyn TokenCredential>,
@@ -95,7 +133,9 @@ impl Session {
             // The SDK's reqwest has rustls without a crypto provider: use ring, like the other
             // plugins (installing twice is harmless).
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let transport = Transport::new(azure_core::http::new_http_client(None));
+            let transport = Transport::new(Arc::new(BoundedBodies(
+                azure_core::http::new_http_client(None),
+            )));
             let credential = credential(ctx, &transport)?;
             (transport, credential)
         };
@@ -518,4 +558,50 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod bounded_bodies_tests {
+    use super::*;
+    use azure_core::http::headers::Headers;
+    use azure_core::http::{AsyncRawResponse, HttpClient, Method, Request, StatusCode, Url};
+
+    /// An HTTP client answering every request with a body of `len` bytes.
+    #[derive(Debug)]
+    struct Answers(usize);
+
+    #[async_trait::async_trait]
+    impl HttpClient for Answers {
+        async fn execute_request(&self, _: &Request) -> azure_core::Result<AsyncRawResponse> {
+            Ok(AsyncRawResponse::from_bytes(
+                StatusCode::Ok,
+                Headers::new(),
+                vec![b' '; self.0],
+            ))
+        }
+    }
+
+    fn body_of(len: usize) -> azure_core::Result<usize> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = BoundedBodies(Arc::new(Answers(len)));
+        let request = Request::new(
+            Url::parse("https://v.vault.azure.net/keys/k").unwrap(),
+            Method::Get,
+        );
+        rt.block_on(async {
+            let resp = client.execute_request(&request).await?;
+            Ok(resp.into_body().collect().await?.len())
+        })
+    }
+
+    #[test]
+    fn response_bodies_are_bounded() {
+        assert_eq!(body_of(1000).unwrap(), 1000);
+        let e = body_of(plugin_protocol::bounded::MAX_RESPONSE_BYTES + 1).unwrap_err();
+        assert!(e.to_string().contains("larger than 4 MiB"), "{e}");
+        assert_eq!(*e.kind(), ErrorKind::DataConversion);
+    }
 }

@@ -33,9 +33,14 @@ impl KeyRef {
     pub fn parse(key_id: &str) -> Result<Self> {
         let bad = |why: &str| {
             PluginError::validation(format!(
-                "keyId '{key_id}' is not a Key Vault key id ({why}); expected {KEY_ID_HELP}"
+                "keyId '{}' is not a Key Vault key id ({why}); expected {KEY_ID_HELP}",
+                plugin_protocol::bounded::shorten(key_id, 80)
             ))
         };
+        // A vault host, /keys/, a 127-character name and a version fit well in 1024.
+        if key_id.len() > 1024 {
+            return Err(bad(&format!("it is {} characters long", key_id.len())));
+        }
         let (sigstore, rest) = if let Some(rest) = key_id.strip_prefix("azurekms://") {
             (true, rest)
         } else if let Some(rest) = key_id.strip_prefix("https://") {

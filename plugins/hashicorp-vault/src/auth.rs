@@ -92,13 +92,17 @@ fn static_token(config: &Config) -> Result<Zeroizing<String>> {
     ))
 }
 
+/// A token, role id or secret id file: bounded, never blocking on a FIFO, and refused when
+/// group or others may read it. A JWT file is written by the platform (a Kubernetes projected
+/// service-account token is mode 0644), so its mode is not checked.
 fn read_secret_file(path: &Path, source: &str, what: &str) -> Result<Zeroizing<String>> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-        PluginError::validation(format!(
-            "{source}: cannot read the {what} file {}: {e}",
-            path.display()
-        ))
-    })?);
+    let described = format!("the {what} file");
+    let bytes = if what == "JWT" {
+        plugin_protocol::secret::read_platform_file(path, &described)
+    } else {
+        plugin_protocol::secret::read_file(path, &described)
+    }
+    .map_err(|e| e.context(source))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         PluginError::validation(format!(
             "{source}: the {what} file {} is not text",

@@ -106,6 +106,13 @@ impl Backend for VaultBackend {
         KeyRef::parse(&ctx.key_id)?;
         let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
         let logged_in = crate::auth::authenticate(&mut vault, &ctx.config)?;
+        if logged_in {
+            // A signal during a later call revokes the login token: it must not outlive the
+            // cancelled invocation.
+            if let Some(revoke) = vault.revoker() {
+                plugin_protocol::on_interrupt(revoke);
+            }
+        }
         Ok(Self {
             vault,
             mount,

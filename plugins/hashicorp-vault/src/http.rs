@@ -27,8 +27,12 @@ pub const REASON_KEY: &str = "vaultErrors";
 pub struct Vault {
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
-    /// The server address without a trailing slash, e.g. `https://vault.example.com:8200`.
+    /// The server address as messages and logs show it: without a trailing slash and with any
+    /// password in it redacted, e.g. `https://vault.example.com:8200`.
     pub addr: String,
+    /// The address requests go to (it may carry `user:password@`, which never reaches a
+    /// message).
+    base: String,
     pub namespace: Option<String>,
     token: Option<Zeroizing<String>>,
     pub deadline: Deadline,
@@ -67,8 +71,9 @@ impl Vault {
             false
         } else {
             return Err(PluginError::validation(format!(
-                "{source} is '{addr}'; the Vault address must start with https:// (or http:// for a \
-                 local dev server)"
+                "{source} is '{}'; the Vault address must start with https:// (or http:// for a \
+                 local dev server)",
+                plugin_protocol::bounded::shorten(&plugin_protocol::secret::redact_url(&addr), 200)
             )));
         };
         let namespace = config
@@ -141,7 +146,8 @@ impl Vault {
         Ok(Self {
             rt,
             http,
-            addr,
+            addr: plugin_protocol::secret::redact_url(&addr),
+            base: addr,
             namespace,
             token: None,
             deadline,
@@ -150,6 +156,37 @@ impl Vault {
 
     pub fn set_token(&mut self, token: Zeroizing<String>) {
         self.token = Some(token);
+    }
+
+    /// A cleanup for [`plugin_protocol::on_interrupt`]: revokes the current token on a runtime
+    /// of its own (one attempt, at most [`REVOKE_TIMEOUT`]), for a SIGTERM that arrives while a
+    /// call is stuck and the invocation's own runtime is busy.
+    pub fn revoker(&self) -> Option<impl FnOnce() + Send + 'static> {
+        let token = self.token.clone()?;
+        let http = self.http.clone();
+        let url = format!("{}/v1/auth/token/revoke-self", self.base);
+        let namespace = self.namespace.clone();
+        Some(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let mut req = http
+                .post(&url)
+                .header("X-Vault-Token", token.as_str())
+                .header("X-Vault-Request", "true");
+            if let Some(ns) = &namespace {
+                req = req.header("X-Vault-Namespace", ns.as_str());
+            }
+            let sent =
+                rt.block_on(async { tokio::time::timeout(REVOKE_TIMEOUT, req.send()).await });
+            tracing::debug!(
+                revoked = matches!(sent, Ok(Ok(_))),
+                "login token revoked on a signal"
+            );
+        })
     }
 
     /// Revokes the token (one attempt, at most [`REVOKE_TIMEOUT`], errors ignored): for tokens
@@ -202,7 +239,7 @@ impl Vault {
         body: Option<&[u8]>,
         doing: &str,
     ) -> Result<Value> {
-        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
+        let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
         let mut req = match method {
             Method::Get => self.http.get(&url),
             Method::Post => self.http.post(&url),
@@ -234,15 +271,32 @@ impl Vault {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let bytes = resp.bytes().await?;
-                Ok::<_, reqwest::Error>((status, retry_after, Zeroizing::new(bytes.to_vec())))
+                // The body is read chunk by chunk up to a bound: a server (or something posing
+                // as one) sending 100 MB is refused, not buffered.
+                let mut resp = resp;
+                let mut body = plugin_protocol::bounded::BodyLimit::default();
+                while let Some(chunk) = resp.chunk().await? {
+                    if body.push(&chunk).is_err() {
+                        return Ok(Err(status));
+                    }
+                }
+                Ok::<_, reqwest::Error>(Ok((status, retry_after, Zeroizing::new(body.bytes))))
             })
             .await
         });
         let (status, retry_after, bytes) = match outcome {
             Err(_elapsed) => return Err(deadline.exceeded(doing)),
             Ok(Err(e)) => return Err(self.transport_error(&e, doing)),
-            Ok(Ok(r)) => r,
+            Ok(Ok(Err(status))) => {
+                return Err(PluginError::generic(format!(
+                    "{} answered {doing} (HTTP {status}) with a body larger than {} MiB; is {} \
+                     really a Vault or OpenBao server?",
+                    self.addr,
+                    plugin_protocol::bounded::MAX_RESPONSE_BYTES >> 20,
+                    self.addr
+                )))
+            }
+            Ok(Ok(Ok(r))) => r,
         };
         tracing::debug!(status, path, "vault response");
         if (200..300).contains(&status) {
@@ -378,6 +432,13 @@ impl Vault {
     }
 
     fn transport_error(&self, e: &reqwest::Error, doing: &str) -> PluginError {
+        let mut e = self.transport_error_unscrubbed(e, doing);
+        // reqwest's errors carry the request URL, with any password in the address.
+        e.message = e.message.replace(&self.base, &self.addr);
+        e
+    }
+
+    fn transport_error_unscrubbed(&self, e: &reqwest::Error, doing: &str) -> PluginError {
         let detail = error_chain(e);
         let at = &self.addr;
         let lower = detail.to_ascii_lowercase();

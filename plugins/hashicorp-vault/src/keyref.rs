@@ -26,11 +26,16 @@ pub struct KeyRef {
     pub version: Option<u64>,
 }
 
+/// Longest key name accepted: a longer one is a mistake (Vault would reject the request line),
+/// refused before any request.
+const MAX_NAME_LEN: usize = 512;
+
 impl KeyRef {
     pub fn parse(key_id: &str) -> Result<Self> {
         let bad = |why: &str| {
             PluginError::validation(format!(
-                "key id '{key_id}' is not a Vault Transit key reference: {why}; expected {KEY_ID_HELP}"
+                "key id '{}' is not a Vault Transit key reference: {why}; expected {KEY_ID_HELP}",
+                plugin_protocol::bounded::shorten(key_id, 80)
             ))
         };
         let trimmed = key_id.trim();
@@ -64,6 +69,13 @@ impl KeyRef {
         };
         if name.is_empty() {
             return Err(bad("the key name is empty"));
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(bad(&format!(
+                "the key name is {} characters long; Transit key names used in a URL path are \
+                 at most {MAX_NAME_LEN}",
+                name.len()
+            )));
         }
         if let Some(c) = name
             .chars()

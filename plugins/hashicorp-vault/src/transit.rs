@@ -134,7 +134,13 @@ pub fn read_key(vault: &Vault, mount: &str, name: &str) -> Result<TransitKey> {
         .call(Method::Get, &path, None, &doing)
         .map_err(|e| not_found(vault, e, mount, name))
         .map_err(|e| vault.explain_denied(e, &path, "read", true))?;
-    parse_key(mount, name, &resp)
+    parse_key(mount, name, &resp).map_err(|why| {
+        PluginError::generic(format!(
+            "Vault at {} answered {doing} with a malformed answer ({why}); is it a Vault or \
+             OpenBao server, and is pluginConfig transit_mount a Transit mount?",
+            vault.addr
+        ))
+    })
 }
 
 fn not_found(vault: &Vault, e: PluginError, mount: &str, name: &str) -> PluginError {
@@ -164,25 +170,35 @@ fn not_found(vault: &Vault, e: PluginError, mount: &str, name: &str) -> PluginEr
     out
 }
 
-fn parse_key(mount: &str, name: &str, resp: &Value) -> Result<TransitKey> {
-    let data = resp.get("data").ok_or_else(|| {
-        PluginError::generic(format!(
-            "Vault's answer for Transit key '{name}' has no data"
-        ))
-    })?;
+/// The key as Transit describes it; `Err` says what is malformed about the answer (the
+/// server's fault, not the user's key).
+fn parse_key(
+    mount: &str,
+    name: &str,
+    resp: &Value,
+) -> std::result::Result<TransitKey, &'static str> {
+    let data = resp
+        .get("data")
+        .filter(|d| d.is_object())
+        .ok_or("no `data` object")?;
     let key_type = data
         .get("type")
         .and_then(Value::as_str)
-        .unwrap_or("unknown")
+        .ok_or("no string `data.type`")?
         .to_owned();
-    let supports_signing = data
-        .get("supports_signing")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let supports_signing = match data.get("supports_signing") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or("`data.supports_signing` is not a boolean")?,
+    };
     let latest_version = data
         .get("latest_version")
         .and_then(Value::as_u64)
-        .unwrap_or(0);
+        .ok_or("no number `data.latest_version`")?;
+    if data.get("keys").is_some_and(|k| !k.is_object()) {
+        return Err("`data.keys` is not an object");
+    }
     let mut versions = BTreeMap::new();
     if let Some(keys) = data.get("keys").and_then(Value::as_object) {
         for (v, entry) in keys {

@@ -12,7 +12,7 @@ use plugin_protocol::contract::PluginConfig;
 use plugin_protocol::{Context, KeySpec, PluginError, Result};
 
 use crate::key::{self, hex};
-use crate::plugin::{Pkcs11Backend, INFO};
+use crate::plugin::{TokenSession, INFO};
 use crate::token::{self, describe};
 use crate::uri::Pkcs11Uri;
 
@@ -116,7 +116,9 @@ fn context(key_id: String, module: Option<PathBuf>) -> Result<Context> {
             .into_iter()
             .collect()
     });
-    Context::new(&INFO, key_id, config)
+    let mut ctx = Context::new(&INFO, key_id, config)?;
+    ctx.key_name = crate::uri::redact(&ctx.key_id);
+    Ok(ctx)
 }
 
 /// The URI's query, completed with the module actually used so printed URIs work as they are.
@@ -208,7 +210,7 @@ fn generate_key(
     module: Option<PathBuf>,
 ) -> Result<()> {
     let ctx = context(key_id, module)?;
-    let backend = Pkcs11Backend::open(&ctx, true)?;
+    let backend = TokenSession::open(&ctx, true)?;
     let uri = backend.uri();
     let label = uri.object.clone().ok_or_else(|| {
         PluginError::validation("give the new key a label: object=<label> in the --key-id URI")
@@ -317,7 +319,7 @@ fn parse_hex(h: &str) -> Result<Vec<u8>> {
 
 fn import_certificate(key_id: String, chain_file: PathBuf, module: Option<PathBuf>) -> Result<()> {
     let ctx = context(key_id, module)?;
-    let backend = Pkcs11Backend::open(&ctx, true)?;
+    let backend = TokenSession::open(&ctx, true)?;
     let key = backend.find()?;
     let certs = chain::load_file(&chain_file)?;
     let leaf_index = certs

@@ -2,7 +2,6 @@
 //! `pin-source`, pluginConfig/env `pin_file`, pluginConfig/env `pin`. The PIN lives only in
 //! zeroizing buffers and is never part of any message.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use plugin_protocol::{Config, PluginError, Result};
@@ -68,31 +67,10 @@ fn from_source(source: &str) -> Result<Pin> {
 }
 
 fn read_file(path: &Path, from: &str) -> Result<Pin> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        PluginError::validation(format!("cannot read the PIN file {shown} ({from}): {e}"))
-    })?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(PluginError::validation(format!(
-            "refusing the PIN file {shown} ({from}): it is readable or writable by group or \
-             others (mode {:04o}); run chmod 600 {shown}",
-            mode & 0o7777
-        )));
-    }
-    let mut bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-        PluginError::validation(format!("cannot read the PIN file {shown} ({from}): {e}"))
-    })?);
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    if bytes.is_empty() {
-        return Err(PluginError::validation(format!(
-            "the PIN file {shown} ({from}) is empty"
-        )));
-    }
+    let bytes = plugin_protocol::secret::read_file(path, "the PIN file")
+        .map_err(|e| e.context(format_args!("{from}")))?;
     Ok(Pin {
         bytes,
-        source: format!("PIN file {shown}"),
+        source: format!("PIN file {}", path.display()),
     })
 }

@@ -3,9 +3,11 @@
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::MechanismType;
 use cryptoki::session::Session;
+use std::sync::{Arc, Mutex};
+
 use plugin_protocol::{
-    Backend, BackendSignature, ConfigKey, Context, KeySpec, PluginError, PluginInfo, PublicKey,
-    Result, Retry,
+    Backend, BackendSignature, ConfigKey, Context, ErrorCode, KeySpec, PluginError, PluginInfo,
+    PublicKey, Result, Retry,
 };
 
 use crate::key::{self, KeyObject, Signer};
@@ -55,26 +57,45 @@ pub struct SigningKey {
     pub public: PublicKey,
 }
 
-/// One invocation's session on the token. Fields drop in order: session before module.
-pub struct Pkcs11Backend {
+/// One logged-in session on the token a URI names. Fields drop in order: session before
+/// module. The operator commands use it directly; the protocol goes through [`Pkcs11Backend`].
+pub struct TokenSession {
     session: Session,
     token: TokenSlot,
     uri: Pkcs11Uri,
     module: Pkcs11,
+    /// Held until the session ends: see [`token::StoreLock`].
+    _store_lock: Option<token::StoreLock>,
 }
 
-impl Pkcs11Backend {
-    /// Loads the module, selects the token and logs in (read-write for the operator commands).
+impl TokenSession {
+    /// Loads the module, selects the token and logs in (read-write for the operator commands),
+    /// all under the invocation's deadline: a module that hangs in C_Initialize, C_OpenSession
+    /// or C_Login (a network HSM whose link died) ends in TIMEOUT.
     pub fn open(ctx: &Context, read_write: bool) -> Result<Self> {
         let uri = Pkcs11Uri::parse(&ctx.key_id)?;
         let choice = token::module_for(&uri, &ctx.config)?;
-        let (module, token, session) = open_with_retry(ctx, &uri, &choice, read_write)?;
+        let (config, deadline) = (ctx.config.clone(), ctx.deadline);
+        let step = Step::default();
+        let at = step.clone();
+        let opened = ctx.run_blocking("opening the PKCS#11 token", move || {
+            open_token(&config, &deadline, &uri, &choice, read_write, &at).map(|parts| (parts, uri))
+        });
+        let ((module, token, session, store_lock), uri) = opened.map_err(|e| step.explain(e))?;
+        // A signal during a later call (C_Sign on a stalled HSM) ends this invocation's
+        // sessions with C_Finalize (a network HSM then frees them at once); the runner bounds
+        // how long that may take.
+        let closer = module.clone();
+        plugin_protocol::on_interrupt(move || {
+            let _ = closer.finalize();
+        });
         tracing::debug!(token = token.label(), slot = token.slot.id(), "logged in");
         Ok(Self {
             session,
             token,
             uri,
             module,
+            _store_lock: store_lock,
         })
     }
 
@@ -111,28 +132,63 @@ impl Pkcs11Backend {
     }
 }
 
-/// Loads the module, selects the token and logs in. A token that is missing, or a login
-/// answered CKR_GENERAL_ERROR / CKR_USER_PIN_NOT_INITIALIZED, may only be busy: SoftHSM shows a
-/// token another process is rewriting that way. Those transient failures are retried a few
-/// times, quickly (a typo costs well under a second), each time with the module loaded afresh:
-/// dropping it unloads the library, and SoftHSM reads its token store again only when loaded
-/// and initialised again. Nothing here spends a PIN attempt (a wrong PIN is never transient).
-fn open_with_retry(
-    ctx: &Context,
+/// Which PKCS#11 call the worker is in, so that a TIMEOUT names the call that hung.
+#[derive(Clone, Default)]
+struct Step(Arc<Mutex<&'static str>>);
+
+impl Step {
+    fn enter(&self, call: &'static str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = call;
+    }
+    fn explain(&self, mut e: PluginError) -> PluginError {
+        let call = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if e.code == ErrorCode::Timeout && !call.is_empty() {
+            e.message = format!(
+                "{} (the PKCS#11 module did not return from {call}: is the token or network HSM \
+                 reachable?)",
+                e.message
+            );
+        }
+        e
+    }
+}
+
+type Opened = (Pkcs11, TokenSlot, Session, Option<token::StoreLock>);
+
+/// Loads the module, selects the token, opens a session and logs in once. Only the token
+/// opening is retried: a token that is missing may just be busy (another process is rewriting
+/// SoftHSM's token file), so it is looked for again a few times, quickly, each time with the
+/// module loaded afresh (SoftHSM reads its token store only when initialised). C_Login is
+/// called at most once per invocation, whatever it answers: a login whose outcome is unknown
+/// (CKR_GENERAL_ERROR, a dropped link) may have been counted against the PIN.
+fn open_token(
+    config: &plugin_protocol::Config,
+    deadline: &plugin_protocol::Deadline,
     uri: &Pkcs11Uri,
     choice: &token::ModuleChoice,
     read_write: bool,
-) -> Result<(Pkcs11, TokenSlot, Session)> {
+    step: &Step,
+) -> Result<Opened> {
     const DELAYS_MS: [u64; 4] = [20, 50, 120, 250];
+    step.enter("waiting for the token store lock");
+    let store_lock = token::StoreLock::acquire(choice)?;
     let mut attempt = 0;
     loop {
+        step.enter("C_GetFunctionList/C_Initialize");
         let module = token::load(choice)?;
+        step.enter("C_GetSlotList/C_GetTokenInfo");
         let opened = token::select(&module, uri, choice).and_then(|token| {
-            let session = token::open(&module, &token, uri, &ctx.config, read_write)?;
+            step.enter("C_OpenSession");
+            let session = token::open_session(&module, &token, read_write)?;
             Ok((token, session))
         });
         match opened {
-            Ok((token, session)) => return Ok((module, token, session)),
+            Ok((token, session)) => {
+                step.enter("C_Login");
+                let session = token::login(&module, &token, session, uri, config)?;
+                step.enter("");
+                return Ok((module, token, session, store_lock));
+            }
             Err(e) if e.retry == Retry::Transient && attempt < DELAYS_MS.len() => {
                 drop(module);
                 let jitter = std::time::SystemTime::now()
@@ -140,9 +196,9 @@ fn open_with_retry(
                     .map(|d| u64::from(d.subsec_nanos() ^ std::process::id()) % 20)
                     .unwrap_or(0);
                 let delay = std::time::Duration::from_millis(DELAYS_MS[attempt] + jitter);
-                ctx.deadline.check("looking for the token")?;
+                deadline.check("looking for the token")?;
                 tracing::debug!(attempt, ?delay, error = %e.message, "token busy; retrying");
-                std::thread::sleep(delay.min(ctx.deadline.remaining()));
+                std::thread::sleep(delay.min(deadline.remaining()));
                 attempt += 1;
             }
             Err(mut e) => {
@@ -150,6 +206,27 @@ fn open_with_retry(
                 return Err(e);
             }
         }
+    }
+}
+
+/// The protocol's backend: a [`TokenSession`] used only from worker threads, each call under
+/// the invocation's deadline (find, read the chain, sign: any of them may hang on a dead HSM).
+pub struct Pkcs11Backend {
+    inner: Arc<Mutex<TokenSession>>,
+}
+
+impl Pkcs11Backend {
+    /// Runs `call` on the session under the deadline; a TIMEOUT names the PKCS#11 call.
+    fn with_session<T, F>(&self, ctx: &Context, doing: &str, call: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TokenSession) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        ctx.run_blocking(doing, move || {
+            let session = inner.lock().unwrap_or_else(|p| p.into_inner());
+            call(&session)
+        })
     }
 }
 
@@ -161,11 +238,18 @@ impl Backend for Pkcs11Backend {
     }
 
     fn connect(ctx: &Context) -> Result<Self> {
-        Self::open(ctx, false)
+        let session = TokenSession::open(ctx, false)?;
+        Ok(Self {
+            inner: Arc::new(Mutex::new(session)),
+        })
     }
 
-    fn resolve_key(&mut self, _ctx: &Context) -> Result<(SigningKey, PublicKey)> {
-        let key = self.find()?;
+    fn resolve_key(&mut self, ctx: &Context) -> Result<(SigningKey, PublicKey)> {
+        let key = self.with_session(
+            ctx,
+            "finding the key on the PKCS#11 token (C_FindObjects)",
+            |s| s.find(),
+        )?;
         let public = key.public.clone();
         Ok((key, public))
     }
@@ -177,31 +261,43 @@ impl Backend for Pkcs11Backend {
         spec: KeySpec,
         digest: &[u8],
     ) -> Result<BackendSignature> {
-        match self.signer(spec)? {
-            signer @ Signer::Digest(_) => {
-                key::sign(&self.session, &key.object, &signer, &[], digest)
-            }
-            Signer::Message(_) => Err(PluginError::generic(format!(
-                "token '{}' can only hash-and-sign for key '{}', and no message was given",
-                self.token.label(),
-                ctx.key_name
-            ))),
-        }
+        let (object, digest, key_name) =
+            (key.object.clone(), digest.to_vec(), ctx.key_name.clone());
+        self.with_session(
+            ctx,
+            "signing on the PKCS#11 token (C_Sign)",
+            move |s| match s.signer(spec)? {
+                signer @ Signer::Digest(_) => key::sign(&s.session, &object, &signer, &[], &digest),
+                Signer::Message(_) => Err(PluginError::generic(format!(
+                    "token '{}' can only hash-and-sign for key '{key_name}', and no message was \
+                     given",
+                    s.token.label(),
+                ))),
+            },
+        )
     }
 
     fn sign_message(
         &mut self,
-        _ctx: &Context,
+        ctx: &Context,
         key: &SigningKey,
         spec: KeySpec,
         message: &[u8],
         digest: &[u8],
     ) -> Result<BackendSignature> {
-        let signer = self.signer(spec)?;
-        key::sign(&self.session, &key.object, &signer, message, digest)
+        let (object, message, digest) = (key.object.clone(), message.to_vec(), digest.to_vec());
+        self.with_session(ctx, "signing on the PKCS#11 token (C_Sign)", move |s| {
+            let signer = s.signer(spec)?;
+            key::sign(&s.session, &object, &signer, &message, &digest)
+        })
     }
 
-    fn certificate_chain(&mut self, _ctx: &Context, key: &SigningKey) -> Result<Vec<Vec<u8>>> {
-        key::chain_on_token(&self.session, &key.object, &key.public)
+    fn certificate_chain(&mut self, ctx: &Context, key: &SigningKey) -> Result<Vec<Vec<u8>>> {
+        let (object, public) = (key.object.clone(), key.public.clone());
+        self.with_session(
+            ctx,
+            "reading the certificate chain on the PKCS#11 token (C_FindObjects)",
+            move |s| key::chain_on_token(&s.session, &object, &public),
+        )
     }
 }

@@ -84,11 +84,32 @@ pub fn module_for(uri: &Pkcs11Uri, config: &Config) -> Result<ModuleChoice> {
 /// Loads and initialises a module.
 pub fn load(module: &ModuleChoice) -> Result<Pkcs11> {
     let shown = module.path.display();
-    if !module.path.is_file() {
-        return Err(PluginError::validation(format!(
-            "the PKCS#11 module {shown} ({}) does not exist",
-            module.source
-        )));
+    match std::fs::metadata(&module.path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(meta) => {
+            return Err(PluginError::validation(format!(
+                "the PKCS#11 module {shown} ({}) is {}, not a shared library file; give the \
+                 path of the module's .so file",
+                module.source,
+                if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                }
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PluginError::validation(format!(
+                "the PKCS#11 module {shown} ({}) does not exist",
+                module.source
+            )))
+        }
+        Err(e) => {
+            return Err(PluginError::validation(format!(
+                "cannot read the PKCS#11 module {shown} ({}): {e}",
+                module.source
+            )))
+        }
     }
     let ctx = Pkcs11::new(&module.path).map_err(|e| {
         PluginError::validation(format!(
@@ -105,11 +126,93 @@ pub fn load(module: &ModuleChoice) -> Result<Pkcs11> {
     }
     .map_err(|e| {
         PluginError::generic(format!(
-            "the PKCS#11 module {shown} failed to initialise: {}",
-            describe(&e)
+            "the PKCS#11 module {shown} failed to initialise: {}{}",
+            describe(&e),
+            softhsm_hint(module)
         ))
     })?;
     Ok(ctx)
+}
+
+fn is_softhsm(module: &ModuleChoice) -> bool {
+    module
+        .path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().contains("softhsm"))
+}
+
+/// Why SoftHSM2 most often fails to initialise: its configuration file.
+fn softhsm_hint(module: &ModuleChoice) -> String {
+    if !is_softhsm(module) {
+        return String::new();
+    }
+    match std::env::var_os("SOFTHSM2_CONF") {
+        None => "; SoftHSM2 reads its configuration from SOFTHSM2_CONF (else \
+                 /etc/softhsm/softhsm2.conf): set SOFTHSM2_CONF to the softhsm2.conf whose \
+                 directories.tokendir holds your tokens"
+            .into(),
+        Some(conf) if !std::path::Path::new(&conf).is_file() => format!(
+            "; SOFTHSM2_CONF is {}, which is not a readable file: point it at your softhsm2.conf",
+            std::path::Path::new(&conf).display()
+        ),
+        Some(conf) => format!(
+            "; check SOFTHSM2_CONF ({}): its directories.tokendir must exist and be readable",
+            std::path::Path::new(&conf).display()
+        ),
+    }
+}
+
+/// An exclusive lock, per SoftHSM2 token store, held from loading the module until the session
+/// ends. SoftHSM2 rewrites `token.object` on every C_Login (it clears CKF_USER_PIN_COUNT_LOW)
+/// and releases the file's lock before its stdio buffer reaches the file, so another process
+/// loading the module or logging in at that instant reads an empty token file: the token is
+/// then missing ("no token matches") or C_Login answers CKR_GENERAL_ERROR. Plugin processes on
+/// one store take turns instead (each holds it for a few milliseconds). Other modules keep
+/// their own state and are not serialised.
+pub struct StoreLock(#[allow(dead_code)] std::fs::File);
+
+impl StoreLock {
+    pub fn acquire(module: &ModuleChoice) -> Result<Option<Self>> {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::OpenOptionsExt;
+        if !is_softhsm(module) {
+            return Ok(None);
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        module.path.hash(&mut h);
+        std::env::var_os("SOFTHSM2_CONF").hash(&mut h);
+        let dir = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!(
+            "notation-pkcs11-{}-{:016x}.lock",
+            std::os::unix::fs::MetadataExt::uid(
+                &std::fs::metadata("/proc/self")
+                    .map_err(|e| PluginError::generic(format!("cannot find the user id: {e}")))?
+            ),
+            h.finish()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path);
+        let Ok(file) = file else {
+            // No lock file possible (read-only /tmp): sign without taking turns.
+            tracing::debug!(path = %path.display(), "no SoftHSM store lock");
+            return Ok(None);
+        };
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            PluginError::generic(format!(
+                "cannot lock {} to take turns on the SoftHSM2 token store: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Some(Self(file)))
+    }
 }
 
 /// A token present in a slot, with the facts the URI can select on.
@@ -299,16 +402,9 @@ fn token_part(uri: &Pkcs11Uri) -> String {
     format!("'{only}'")
 }
 
-/// Opens a session on `token` and logs the user in when the token needs it. A wrong PIN is
-/// ACCESS_DENIED, never retried, and reports the token's remaining-tries flags.
-pub fn open(
-    ctx: &Pkcs11,
-    token: &TokenSlot,
-    uri: &Pkcs11Uri,
-    config: &Config,
-    read_write: bool,
-) -> Result<Session> {
-    let session = if read_write {
+/// Opens a session on `token` (no login yet).
+pub fn open_session(ctx: &Pkcs11, token: &TokenSlot, read_write: bool) -> Result<Session> {
+    if read_write {
         ctx.open_rw_session(token.slot)
     } else {
         ctx.open_ro_session(token.slot)
@@ -319,7 +415,33 @@ pub fn open(
             token.label(),
             describe(&e)
         ))
-    })?;
+    })
+}
+
+/// Opens a session on `token` and logs the user in when the token needs it (the operator
+/// commands' path). See [`login`].
+pub fn open(
+    ctx: &Pkcs11,
+    token: &TokenSlot,
+    uri: &Pkcs11Uri,
+    config: &Config,
+    read_write: bool,
+) -> Result<Session> {
+    let session = open_session(ctx, token, read_write)?;
+    login(ctx, token, session, uri, config)
+}
+
+/// Logs the user in on `session` when the token needs it, calling C_Login exactly once. A
+/// wrong PIN is ACCESS_DENIED and reports the token's remaining-tries flags; a login whose
+/// outcome is unknown (CKR_GENERAL_ERROR, CKR_DEVICE_ERROR, ...) is never tried again either:
+/// the token may have counted it against the PIN.
+pub fn login(
+    ctx: &Pkcs11,
+    token: &TokenSlot,
+    session: Session,
+    uri: &Pkcs11Uri,
+    config: &Config,
+) -> Result<Session> {
     if !token.info.login_required() {
         return Ok(session);
     }
@@ -332,23 +454,20 @@ pub fn open(
              NOTATION_PKCS11_PIN / PKCS11_PIN"
         )));
     }
-    let login = || match &pin {
+    let result = match &pin {
         Some(pin) => {
             let raw = RawAuthPin::new(Box::new(pin.bytes.to_vec()));
             session.login_with_raw(UserType::User, &raw)
         }
         None => session.login(UserType::User, None),
     };
-    // CKR_GENERAL_ERROR and CKR_USER_PIN_NOT_INITIALIZED mean the PIN was not judged (SoftHSM
-    // returns them when another process is rewriting the token file at that instant): they are
-    // marked transient, and the caller tries again with the module loaded afresh, which costs no
-    // PIN attempt. A wrong PIN (CKR_PIN_INCORRECT) is never tried again.
-    let result = login();
     let source = pin
         .as_ref()
         .map(|p| p.source.clone())
         .unwrap_or_else(|| "the token's protected authentication path".into());
     drop(pin);
+    let not_retried = "; the plugin does not log in again after an answer like this (the token \
+                       may have counted it against the PIN): check the token and sign again";
     match result {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
         Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
@@ -374,21 +493,16 @@ pub fn open(
         ))),
         Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
             Err(PluginError::validation(format!(
-                "token '{label}' has no user PIN yet: initialise it first (softhsm2-util \
-             --init-token, or pkcs11-tool --init-pin with the security officer PIN)"
-            ))
-            .with_retry(plugin_protocol::Retry::Transient))
+                "token '{label}' answered C_Login with CKR_USER_PIN_NOT_INITIALIZED: it has no \
+                 user PIN yet; initialise it first (softhsm2-util --init-token, or pkcs11-tool \
+                 --init-pin with the security officer PIN){not_retried}"
+            )))
         }
         Err(CkError::Pkcs11(RvError::PinExpired, _)) => Err(PluginError::access_denied(format!(
             "the user PIN of token '{label}' has expired; change it before signing"
         ))),
-        Err(e @ CkError::Pkcs11(RvError::GeneralError, _)) => Err(PluginError::generic(format!(
-            "login to token '{label}' failed: {}",
-            describe(&e)
-        ))
-        .with_retry(plugin_protocol::Retry::Transient)),
         Err(e) => Err(PluginError::generic(format!(
-            "login to token '{label}' failed: {}",
+            "login to token '{label}' failed: {}{not_retried}",
             describe(&e)
         ))),
     }

@@ -224,11 +224,7 @@ fn split_attr<'a>(attr: &'a str, uri: &str) -> Result<(&'a str, &'a str)> {
     attr.split_once('=').ok_or_else(|| {
         PluginError::validation(format!(
             "'{}' in '{}' is not an attribute=value pair",
-            if attr.starts_with("pin-value") {
-                "pin-value"
-            } else {
-                attr
-            },
+            redact(attr),
             redact(uri)
         ))
     })
@@ -270,22 +266,19 @@ fn percent_decode(raw: &str, name: &str, uri: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The URI with any pin-value replaced, for messages.
+/// The URI with any PIN replaced, for messages: `pin-value` in the path or the query, in any
+/// case or percent-encoding, and mistyped PIN attributes (`pin=`, `pinvalue=`, `pin-value` with
+/// no `=`) alike.
 pub fn redact(uri: &str) -> String {
-    let Some((head, query)) = uri.split_once('?') else {
-        return uri.to_owned();
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|a| {
-            if a.starts_with("pin-value=") {
-                "pin-value=[redacted]".to_owned()
-            } else {
-                a.to_owned()
-            }
-        })
-        .collect();
-    format!("{head}?{}", query.join("&"))
+    // Shortened too: a huge key id is named by its start, not repeated whole.
+    plugin_protocol::bounded::shorten(
+        &plugin_protocol::secret::redact_attributes(uri, is_pin_attribute),
+        300,
+    )
+}
+
+fn is_pin_attribute(name: &str) -> bool {
+    name.starts_with("pin") && !name.starts_with("pin-source")
 }
 
 /// Characters RFC 7512 allows unencoded in a path value (unreserved plus pk11-res-avail

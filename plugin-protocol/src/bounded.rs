@@ -1,0 +1,148 @@
+//! Reads with a size bound that never block: every file a plugin reads (a certificate chain, a
+//! CA bundle, a PIN or token file) and every backend answer it buffers goes through here, so a
+//! FIFO, `/dev/zero` or a 100 MB body is refused instead of hanging or filling memory.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{PluginError, Result};
+
+/// Largest certificate file (chain, CA bundle) read: real chains are a few KiB.
+pub const MAX_CERTIFICATE_FILE_BYTES: u64 = 1 << 20;
+/// Largest secret file (PIN, token, JWT) read.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
+/// Largest backend response body buffered (a Vault or Key Vault answer is a few KiB).
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// An open regular file, checked before any byte is read.
+pub(crate) struct CheckedFile {
+    pub file: std::fs::File,
+    pub meta: std::fs::Metadata,
+}
+
+/// Opens `path` without blocking (O_NONBLOCK: a FIFO with no writer opens at once) and insists
+/// on a regular file of at most `limit` bytes. `what` names the file for messages ("the PIN
+/// file", "certificate file").
+pub(crate) fn open(path: &Path, limit: u64, what: &str) -> Result<CheckedFile> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .map_err(|e| PluginError::validation(format!("cannot read {what} {shown}: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| PluginError::validation(format!("cannot read {what} {shown}: {e}")))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let is = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(PluginError::validation(format!(
+            "{what} {shown} is {is}, not a regular file; give the path of a file"
+        )));
+    }
+    if meta.len() > limit {
+        return Err(too_large(what, path, limit));
+    }
+    Ok(CheckedFile { file, meta })
+}
+
+impl CheckedFile {
+    /// Reads the whole file, refusing it if it grew past `limit` meanwhile.
+    pub fn read(self, path: &Path, limit: u64, what: &str, into: &mut Vec<u8>) -> Result<()> {
+        self.file.take(limit + 1).read_to_end(into).map_err(|e| {
+            PluginError::validation(format!("cannot read {what} {}: {e}", path.display()))
+        })?;
+        if into.len() as u64 > limit {
+            return Err(too_large(what, path, limit));
+        }
+        Ok(())
+    }
+}
+
+fn too_large(what: &str, path: &Path, limit: u64) -> PluginError {
+    PluginError::validation(format!(
+        "{what} {} is larger than {} KiB; is it the right file?",
+        path.display(),
+        limit >> 10
+    ))
+}
+
+/// The bytes of a regular file of at most `limit` bytes. `what` names it in messages.
+pub fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let file = open(path, limit, what)?;
+    let mut bytes = Vec::new();
+    file.read(path, limit, what, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Collects a response body chunk by chunk, refusing it once it passes
+/// [`MAX_RESPONSE_BYTES`]: used by the HTTP backends, whatever client they use.
+#[derive(Default)]
+pub struct BodyLimit {
+    pub bytes: Vec<u8>,
+}
+
+impl BodyLimit {
+    /// Appends `chunk`; `Err` with the limit once the body is too large.
+    pub fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), usize> {
+        if self.bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(MAX_RESPONSE_BYTES);
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// `text` cut to at most `max` characters for a message (a 1 MB key name is not repeated).
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max).collect();
+    format!("{head}... ({} characters)", text.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifos_devices_directories_and_huge_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = read_file(&fifo, 100, "the chain file").unwrap_err();
+        assert!(e.message.contains("is a FIFO"), "{}", e.message);
+        let e = read_file(Path::new("/dev/zero"), 100, "the chain file").unwrap_err();
+        assert!(e.message.contains("is a device"), "{}", e.message);
+        let e = read_file(dir.path(), 100, "the chain file").unwrap_err();
+        assert!(e.message.contains("is a directory"), "{}", e.message);
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 4096]).unwrap();
+        let e = read_file(&big, 1024, "the chain file").unwrap_err();
+        assert!(e.message.contains("larger than 1 KiB"), "{}", e.message);
+        assert_eq!(read_file(&big, 4096, "f").unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn shorten_keeps_short_text_and_cuts_long_text() {
+        assert_eq!(shorten("key", 10), "key");
+        let long = "k".repeat(1 << 20);
+        let s = shorten(&long, 40);
+        assert!(s.len() < 80 && s.ends_with("(1048576 characters)"), "{s}");
+    }
+}
