@@ -498,3 +498,47 @@ fn tampered_blob_fails_verification() {
     );
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
 }
+
+#[test]
+fn keys_fails_when_it_cannot_log_in_and_tokens_names_its_module_option() {
+    let token = SoftToken::new("keys-login");
+    token.generate("k", KeySpec::Ec256);
+    // No PIN at all, and a wrong PIN: listed, then exit 1 with the reason on stderr.
+    let no_pin = format!("pkcs11:token=keys-login?module-path={SOFTHSM_MODULE}");
+    let wrong = token.dir.path().join("wrong.pin");
+    std::fs::write(&wrong, "000000").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wrong_pin = format!(
+        "pkcs11:token=keys-login?module-path={SOFTHSM_MODULE}&pin-source=file:{}",
+        wrong.display()
+    );
+    for uri in [no_pin, wrong_pin] {
+        let out = token.run(&["keys", &uri]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{uri}: {stdout}{stderr}");
+        assert!(stdout.contains("cannot log in"), "{stdout}");
+        assert!(
+            stderr.contains("error: cannot log in to token 'keys-login'"),
+            "{stderr}"
+        );
+    }
+    // With the PIN it lists the key and succeeds.
+    let out = token.run_ok(&["keys", &token.uri("k")]);
+    assert!(out.contains("EC-256"), "{out}");
+
+    // Without a module, `tokens` points at its own --module option.
+    let out = std::process::Command::new(hsm_tests::plugin_binary("pkcs11"))
+        .arg("tokens")
+        .env_remove("PKCS11_MODULE_PATH")
+        .env_remove("NOTATION_PKCS11_MODULE_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pass --module /path/to/module.so to `tokens`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("key URI"), "{stderr}");
+}

@@ -133,7 +133,7 @@ fn printable_query(uri: &Pkcs11Uri, module: &token::ModuleChoice) -> Pkcs11Uri {
 fn tokens(module: Option<PathBuf>) -> Result<()> {
     let ctx = context("pkcs11:".into(), module)?;
     let uri = Pkcs11Uri::parse(&ctx.key_id)?;
-    let choice = token::module_for(&uri, &ctx.config)?;
+    let choice = module_for_command(&uri, &ctx, "tokens")?;
     let pkcs11 = token::load(&choice)?;
     let list = token::tokens(&pkcs11)?;
     if list.is_empty() {
@@ -170,7 +170,7 @@ fn tokens(module: Option<PathBuf>) -> Result<()> {
 fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
     let ctx = context(uri.unwrap_or_else(|| "pkcs11:".into()), module)?;
     let uri = Pkcs11Uri::parse(&ctx.key_id)?;
-    let choice = token::module_for(&uri, &ctx.config)?;
+    let choice = module_for_command(&uri, &ctx, "keys")?;
     let pkcs11 = token::load(&choice)?;
     let selected: Vec<token::TokenSlot> = if uri.selects_token() {
         vec![token::select(&pkcs11, &uri, &choice)?]
@@ -178,12 +178,16 @@ fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
         token::tokens(&pkcs11)?
     };
     let query = printable_query(&uri, &choice);
+    let mut refused: Option<PluginError> = None;
     for t in &selected {
         println!("token '{}' (slot {}):", t.label(), t.slot.id());
         let session = match token::open(&pkcs11, t, &uri, &ctx.config, false) {
             Ok(s) => s,
             Err(e) => {
                 println!("  cannot log in: {}", e.message);
+                // Listed, and the command fails at the end, so a script can tell.
+                let e = e.context(format_args!("cannot log in to token '{}'", t.label()));
+                refused.get_or_insert(e);
                 continue;
             }
         };
@@ -200,7 +204,31 @@ fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
             println!("           {}", k.uri(t, &query));
         }
     }
-    Ok(())
+    refused.map_or(Ok(()), Err)
+}
+
+/// The module for an operator command, whose missing-module hint names the command's own
+/// `--module` option rather than the key URI's `module-path=`.
+fn module_for_command(
+    uri: &Pkcs11Uri,
+    ctx: &Context,
+    command: &str,
+) -> Result<token::ModuleChoice> {
+    token::module_for(uri, &ctx.config).map_err(|e| {
+        if e.message.starts_with("no PKCS#11 module:") {
+            PluginError::validation(format!(
+                "no PKCS#11 module: pass --module /path/to/module.so to `{command}` (SoftHSM2: \
+                 /usr/lib/softhsm/libsofthsm2.so){}, or set PKCS11_MODULE_PATH",
+                if command == "keys" {
+                    " or put ?module-path= in the URI"
+                } else {
+                    ""
+                }
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 fn generate_key(
