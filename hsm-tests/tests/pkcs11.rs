@@ -542,3 +542,53 @@ fn keys_fails_when_it_cannot_log_in_and_tokens_names_its_module_option() {
     );
     assert!(!stderr.contains("key URI"), "{stderr}");
 }
+
+/// `ca issue --public-key-of` opens two keys of one token in one process: the SoftHSM store lock
+/// is taken once for both (a second lock would wait for the first until the deadline).
+#[test]
+fn a_command_opening_two_keys_of_one_token_does_not_wait_for_itself() {
+    let token = SoftToken::new("two-keys");
+    let root = token.generate("root", KeySpec::Ec256);
+    let leaf = token.generate("leaf", KeySpec::Ec256);
+    let root_pem = token.dir.path().join("root.pem");
+    let chain = token.dir.path().join("chain.pem");
+    token.run_ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        "CN=Two Keys Root,O=Example",
+        "--out",
+        root_pem.to_str().unwrap(),
+    ]);
+    let started = std::time::Instant::now();
+    token.run_ok(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &root,
+        "--ca-cert",
+        root_pem.to_str().unwrap(),
+        "--public-key-of",
+        &leaf,
+        "--subject",
+        "CN=leaf,O=Example,ST=Washington,C=US",
+        "--plugin-config",
+        "timeout_seconds=10",
+        "--out",
+        chain.to_str().unwrap(),
+    ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&chain)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+}

@@ -168,8 +168,14 @@ fn softhsm_hint(module: &ModuleChoice) -> String {
 /// loading the module or logging in at that instant reads an empty token file: the token is
 /// then missing ("no token matches") or C_Login answers CKR_GENERAL_ERROR. Plugin processes on
 /// one store take turns instead (each holds it for a few milliseconds). Other modules keep
-/// their own state and are not serialised.
-pub struct StoreLock(#[allow(dead_code)] std::fs::File);
+/// their own state and are not serialised. Within one process the lock is shared: a command
+/// that opens two keys of one store (`ca issue --public-key-of`) takes it once, since a second
+/// `flock` on another open file would wait for the first forever.
+pub struct StoreLock(#[allow(dead_code)] std::sync::Arc<std::fs::File>);
+
+/// The store locks this process holds, by lock file path.
+static HELD: std::sync::Mutex<Vec<(std::path::PathBuf, std::sync::Weak<std::fs::File>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 impl StoreLock {
     pub fn acquire(module: &ModuleChoice) -> Result<Option<Self>> {
@@ -193,6 +199,15 @@ impl StoreLock {
             ),
             h.finish()
         ));
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(file) = held
+            .iter()
+            .find(|(p, _)| *p == path)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Ok(Some(Self(file)));
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -211,6 +226,8 @@ impl StoreLock {
                 path.display()
             ))
         })?;
+        let file = std::sync::Arc::new(file);
+        held.push((path, std::sync::Arc::downgrade(&file)));
         Ok(Some(Self(file)))
     }
 }
