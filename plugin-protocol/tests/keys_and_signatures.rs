@@ -248,3 +248,127 @@ fn a_retry_that_would_pass_the_deadline_is_a_timeout() {
     );
     assert_eq!(err.metadata["requestId"], "r-9");
 }
+
+/// Signs `digest` with openssl (an independent signer) and the key `key`, with `opts` as
+/// `-pkeyopt` settings; returns the raw signature bytes.
+fn openssl_sign(key: &plugin_protocol::softkey::SoftKey, digest: &[u8], opts: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("k.pem"), key.to_pkcs8_pem().as_bytes()).unwrap();
+    std::fs::write(d.join("digest"), digest).unwrap();
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.current_dir(d).args([
+        "pkeyutl", "-sign", "-inkey", "k.pem", "-in", "digest", "-out", "sig",
+    ]);
+    for o in opts {
+        cmd.args(["-pkeyopt", o]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl pkeyutl {opts:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(d.join("sig")).unwrap()
+}
+
+#[test]
+fn openssl_rsa_signatures_are_accepted_or_diagnosed_by_their_padding_and_salt() {
+    for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072] {
+        let key = generate_key(spec);
+        let public = key.public_key().unwrap();
+        let hash = spec.hash_algorithm();
+        let expected = hash.output_len();
+        let digest = hash.digest(b"payload");
+        let md = format!("digest:{}", hash.oci_name());
+        let pss = |salt: &str| {
+            let salt = format!("rsa_pss_saltlen:{salt}");
+            openssl_sign(&key, &digest, &["rsa_padding_mode:pss", &salt, &md])
+        };
+        // Salt = hash length is the one notation accepts.
+        verify_digest(&public, hash, &digest, &pss("digest")).unwrap();
+        // Every salt a backend is known to pick instead is named, the maximum included.
+        let max = spec.bits() / 8 - expected - 2;
+        for salt in [0, 20, 32, 48, 64, max] {
+            if salt == expected {
+                continue;
+            }
+            assert_eq!(
+                verify_digest(&public, hash, &digest, &pss(&salt.to_string())),
+                Err(SignatureProblem::PssSaltLength { salt, expected }),
+                "{spec} salt {salt}"
+            );
+        }
+        assert_eq!(
+            verify_digest(&public, hash, &digest, &pss("max")),
+            Err(SignatureProblem::PssSaltLength {
+                salt: max,
+                expected
+            })
+        );
+        // A salt no backend uses is still a signature that does not verify, not a pass.
+        assert_eq!(
+            verify_digest(&public, hash, &digest, &pss("17")),
+            Err(SignatureProblem::DoesNotVerify)
+        );
+        let pkcs1 = openssl_sign(&key, &digest, &["rsa_padding_mode:pkcs1", &md]);
+        assert_eq!(
+            verify_digest(&public, hash, &digest, &pkcs1),
+            Err(SignatureProblem::RsaPkcs1v15)
+        );
+        // The right signature over another payload.
+        let other = hash.digest(b"another payload");
+        assert_eq!(
+            verify_digest(&public, hash, &other, &pss("digest")),
+            Err(SignatureProblem::DoesNotVerify)
+        );
+    }
+}
+
+#[test]
+fn openssl_ecdsa_signatures_are_der_and_normalised_to_r_s() {
+    for spec in [KeySpec::Ec256, KeySpec::Ec384, KeySpec::Ec521] {
+        let key = generate_key(spec);
+        let public = key.public_key().unwrap();
+        let hash = spec.hash_algorithm();
+        let width = 2 * spec.ecdsa_scalar_len().unwrap();
+        let digest = hash.digest(b"payload");
+        // openssl, like AWS KMS and PIV, returns DER: refused as such, then normalised.
+        let der = openssl_sign(&key, &digest, &[]);
+        assert_eq!(
+            verify_digest(&public, hash, &digest, &der),
+            Err(SignatureProblem::EcdsaDer {
+                len: der.len(),
+                expected: width
+            }),
+            "{spec}"
+        );
+        let fixed = normalise(spec, BackendSignature::EcdsaDer(der.clone())).unwrap();
+        assert_eq!(fixed.len(), width);
+        verify_digest(&public, hash, &digest, &fixed).unwrap();
+        // Normalising is a re-encoding, not a re-signing: r‖s converts back to the same DER.
+        assert_eq!(
+            plugin_protocol::signature::ecdsa_fixed_to_der(spec, &fixed),
+            Some(der)
+        );
+        // The same r‖s over another digest, and a signature of another key, do not verify.
+        assert_eq!(
+            verify_digest(&public, hash, &hash.digest(b"other"), &fixed),
+            Err(SignatureProblem::DoesNotVerify)
+        );
+        let stranger = openssl_sign(&generate_key(spec), &digest, &[]);
+        let stranger = normalise(spec, BackendSignature::EcdsaDer(stranger)).unwrap();
+        assert_eq!(
+            verify_digest(&public, hash, &digest, &stranger),
+            Err(SignatureProblem::DoesNotVerify)
+        );
+        // A DER blob that is not a signature of this curve is an unusable backend answer.
+        assert_eq!(
+            normalise(spec, BackendSignature::EcdsaDer(vec![0x30, 0x00])),
+            Err(SignatureProblem::EcdsaLength {
+                len: 2,
+                expected: width
+            })
+        );
+    }
+}
