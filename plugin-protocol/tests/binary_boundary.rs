@@ -298,6 +298,42 @@ fn a_wrong_pss_salt_is_caught_by_the_self_check() {
 }
 
 #[test]
+fn a_signature_by_another_key_is_caught_by_the_self_check() {
+    // The backend answers with a well-formed signature of the right kind, made by a key other
+    // than the one it reported (and the leaf certifies): only the self-check can tell.
+    for spec in [
+        KeySpec::Ec256,
+        KeySpec::Ec384,
+        KeySpec::Ec521,
+        KeySpec::Rsa2048,
+    ] {
+        for encoding in ["fixed", "der"] {
+            let key = KeyOnDisk::new(spec);
+            let other = KeyOnDisk::new(spec);
+            let inv = softkey_plugin()
+                .generate_signature(
+                    &key.key_id(),
+                    spec,
+                    spec.hash_algorithm(),
+                    b"x",
+                    config(&[("sign_with", &other.key_id()), ("ecdsa_encoding", encoding)]),
+                )
+                .unwrap();
+            let msg = assert_error(&inv, ErrorCode::Generic, "self-check failed");
+            assert!(
+                msg.contains(&format!("key '{}'", key.key_id()))
+                    && msg.contains("leaf certificate 'CN=release signer'")
+                    && msg.contains("does not verify with the public key"),
+                "{spec} {encoding}: {msg}"
+            );
+            if spec.is_rsa() {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
 fn a_chain_for_another_key_is_named() {
     let key = KeyOnDisk::new(KeySpec::Ec384);
     let other = KeyOnDisk::new(KeySpec::Ec384);
