@@ -667,3 +667,31 @@ fn an_empty_chain_is_a_problem_not_a_pass() {
         }]
     );
 }
+
+#[test]
+fn without_a_key_the_leaf_is_the_certificate_that_issued_no_other() {
+    // The certificate commands and the checker order bundles without a backend key.
+    let ca = TestCa::new("CN=Root").with_intermediate("CN=Intermediate", &CaProfile::default());
+    let issued = ca.issue_leaf(&key(), "CN=leaf");
+    for shuffle in [[2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+        let certs: Vec<_> = shuffle.iter().map(|&i| issued[i].clone()).collect();
+        let ordered = chain::order(certs, None).unwrap();
+        assert_eq!(ordered, issued, "{shuffle:?}");
+    }
+    assert_eq!(format!("{:?}", issued[0]), "Certificate(CN=leaf)");
+}
+
+#[test]
+fn a_key_mismatch_names_the_leaf_of_an_unordered_bundle() {
+    let ca = TestCa::new("CN=Root").with_intermediate("CN=Intermediate", &CaProfile::default());
+    let mut certs = ca.issue_leaf(&key(), "CN=someone else");
+    certs.reverse();
+    let mine = key();
+    let msg = chain::build(certs, Some(("k", &mine)), SystemTime::now())
+        .unwrap_err()
+        .message;
+    assert!(
+        msg.contains("its leaf 'CN=someone else' certifies a different EC-256 key"),
+        "{msg}"
+    );
+}
