@@ -395,3 +395,29 @@ fn a_backend_signature_that_fails_the_self_check_makes_no_certificate_or_csr() {
         }
     }
 }
+
+#[test]
+fn certificate_commands_refuse_an_unknown_plugin_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "k.pem", KeySpec::Ec256);
+    let out = dir.path().join("out.pem");
+    let (code, stdout, stderr) = plugin(&[
+        "certificate",
+        "self-signed",
+        "--key-id",
+        &key,
+        "--subject",
+        "CN=x",
+        "--plugin-config",
+        "ecdsa_encodng=der",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(
+        stderr.contains("unknown pluginConfig key 'ecdsa_encodng'")
+            && stderr.contains("ecdsa_encoding, pss_salt, sign_with, token"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
