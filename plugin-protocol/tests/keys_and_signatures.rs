@@ -372,3 +372,116 @@ fn openssl_ecdsa_signatures_are_der_and_normalised_to_r_s() {
         );
     }
 }
+
+#[test]
+fn the_key_spec_table_matches_the_contract_jws_and_cose() {
+    use plugin_protocol::SigningAlgorithm;
+    // keySpec, bits, hash, digest length, signingAlgorithm, JWS alg, COSE alg (RFC 9053), r‖s width.
+    let rows = [
+        (
+            "RSA-2048",
+            2048,
+            "SHA-256",
+            32,
+            "RSASSA-PSS-SHA-256",
+            "PS256",
+            -37,
+            None,
+        ),
+        (
+            "RSA-3072",
+            3072,
+            "SHA-384",
+            48,
+            "RSASSA-PSS-SHA-384",
+            "PS384",
+            -38,
+            None,
+        ),
+        (
+            "RSA-4096",
+            4096,
+            "SHA-512",
+            64,
+            "RSASSA-PSS-SHA-512",
+            "PS512",
+            -39,
+            None,
+        ),
+        (
+            "EC-256",
+            256,
+            "SHA-256",
+            32,
+            "ECDSA-SHA-256",
+            "ES256",
+            -7,
+            Some(32),
+        ),
+        (
+            "EC-384",
+            384,
+            "SHA-384",
+            48,
+            "ECDSA-SHA-384",
+            "ES384",
+            -35,
+            Some(48),
+        ),
+        (
+            "EC-521",
+            521,
+            "SHA-512",
+            64,
+            "ECDSA-SHA-512",
+            "ES512",
+            -36,
+            Some(66),
+        ),
+    ];
+    assert_eq!(KeySpec::ALL.len(), rows.len());
+    for (spec, (name, bits, hash, len, alg, jws, cose, scalar)) in
+        KeySpec::ALL.into_iter().zip(rows)
+    {
+        assert_eq!(spec.to_string(), name);
+        assert_eq!(name.parse::<KeySpec>(), Ok(spec));
+        assert_eq!(spec.bits(), bits);
+        assert_eq!(spec.is_rsa(), scalar.is_none(), "{spec}");
+        assert_eq!(spec.ecdsa_scalar_len(), scalar, "{spec}");
+        let h = spec.hash_algorithm();
+        assert_eq!(h.to_string(), hash);
+        assert_eq!(hash.parse::<HashAlgorithm>(), Ok(h));
+        assert_eq!(h.output_len(), len);
+        assert_eq!(h.digest(b"abc").len(), len);
+        assert_eq!(h.oci_name(), hash.replace("SHA-", "sha"));
+        let a = spec.signing_algorithm();
+        assert_eq!(a.to_string(), alg);
+        assert_eq!(alg.parse::<SigningAlgorithm>(), Ok(a));
+        assert_eq!((a.jws_name(), a.cose_id()), (jws, cose), "{spec}");
+    }
+    // Known digests, so a hash swapped for another of the same length is caught.
+    assert_eq!(
+        HashAlgorithm::Sha256.digest(b"abc")[..4],
+        [0xba, 0x78, 0x16, 0xbf]
+    );
+    assert_eq!(
+        HashAlgorithm::Sha384.digest(b"abc")[..4],
+        [0xcb, 0x00, 0x75, 0x3f]
+    );
+    assert_eq!(
+        HashAlgorithm::Sha512.digest(b"abc")[..4],
+        [0xdd, 0xaf, 0x35, 0xa1]
+    );
+    let err = "RSASSA-PKCS1-v1_5-SHA-256"
+        .parse::<SigningAlgorithm>()
+        .unwrap_err();
+    assert!(
+        err.contains("unsupported signing algorithm") && err.contains("ECDSA-SHA-512"),
+        "{err}"
+    );
+    let err = "SHA-1".parse::<HashAlgorithm>().unwrap_err();
+    assert!(
+        err.contains("'SHA-1'") && err.contains("SHA-256, SHA-384, SHA-512"),
+        "{err}"
+    );
+}
