@@ -485,3 +485,121 @@ fn the_key_spec_table_matches_the_contract_jws_and_cose() {
         "{err}"
     );
 }
+
+#[test]
+fn every_other_openssl_key_is_refused_by_its_name() {
+    let ec =
+        |curve: &'static str| -> Vec<&'static str> { vec!["-algorithm", "EC", "-pkeyopt", curve] };
+    let cases: [(Vec<&str>, &str); 9] = [
+        (ec("ec_paramgen_curve:P-192"), "an EC P-192 key"),
+        (ec("ec_paramgen_curve:P-224"), "an EC P-224 key"),
+        (
+            ec("ec_paramgen_curve:brainpoolP256r1"),
+            "an EC brainpoolP256r1 key",
+        ),
+        (
+            ec("ec_paramgen_curve:brainpoolP384r1"),
+            "an EC brainpoolP384r1 key",
+        ),
+        (
+            ec("ec_paramgen_curve:brainpoolP512r1"),
+            "an EC brainpoolP512r1 key",
+        ),
+        (vec!["-algorithm", "SM2"], "an EC SM2 key"),
+        (
+            ec("ec_paramgen_curve:prime239v1"),
+            "an EC curve 1.2.840.10045.3.1.4 key",
+        ),
+        (vec!["-algorithm", "ED448"], "an Ed448 key"),
+        (
+            vec!["-algorithm", "X448"],
+            "a key-agreement (X25519/X448) key",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = PublicKey::from_spki_der(&openssl_spki(&args)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Validation, "{needle}");
+        assert!(
+            err.message.starts_with(&format!(
+                "the key is {needle}, which notation cannot sign with"
+            )),
+            "{}",
+            err.message
+        );
+    }
+    // RSASSA-PSS-restricted RSA keys are RSA keys like any other; sizes map to their spec.
+    let pss = PublicKey::from_spki_der(&openssl_spki(&[
+        "-algorithm",
+        "RSA-PSS",
+        "-pkeyopt",
+        "rsa_keygen_bits:3072",
+    ]))
+    .unwrap();
+    assert_eq!(pss.key_spec(), KeySpec::Rsa3072);
+    let err = PublicKey::from_spki_der(b"\x30\x03\x02\x01\x01").unwrap_err();
+    assert_eq!(err.code, ErrorCode::Generic);
+    assert!(
+        err.message.contains("not a valid SubjectPublicKeyInfo"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn keys_from_components_are_the_same_keys_and_described_by_their_spki() {
+    use plugin_protocol::public_key::named_curve_der;
+    use rsa::traits::PublicKeyParts;
+    for spec in KeySpec::ALL {
+        let public = generate_key(spec).public_key().unwrap();
+        let rebuilt = match &public {
+            PublicKey::Rsa(k) => {
+                assert_eq!(named_curve_der(spec), None);
+                PublicKey::from_rsa_components(&k.n().to_bytes_be(), &k.e().to_bytes_be())
+            }
+            PublicKey::P256(k) => PublicKey::from_ec_point(
+                &named_curve_der(spec).unwrap(),
+                k.to_sec1_bytes().as_ref(),
+            ),
+            PublicKey::P384(k) => PublicKey::from_ec_point(
+                &named_curve_der(spec).unwrap(),
+                k.to_sec1_bytes().as_ref(),
+            ),
+            PublicKey::P521(k) => PublicKey::from_ec_point(
+                &named_curve_der(spec).unwrap(),
+                k.to_sec1_bytes().as_ref(),
+            ),
+        }
+        .unwrap();
+        assert_eq!(rebuilt, public, "{spec}");
+        // The fingerprint is the SHA-256 of the SPKI, as `openssl pkey -pubout | sha256sum` shows.
+        let fp = HashAlgorithm::Sha256.digest(&public.to_spki_der());
+        let hex: String = fp[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            public.describe(),
+            format!("{spec} key (SPKI sha256 {hex}…)")
+        );
+    }
+    // A key of another curve, given as components, is refused by name too.
+    let k1 = openssl_spki(&[
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:secp256k1",
+    ]);
+    let spki = <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(&k1).unwrap();
+    let curve = spki.algorithm.parameters.unwrap();
+    let err = PublicKey::from_ec_point(
+        &der::Encode::to_der(&curve).unwrap(),
+        spki.subject_public_key.raw_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("an EC secp256k1 key"),
+        "{}",
+        err.message
+    );
+    let small = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let err = PublicKey::from_rsa_components(&small.n().to_bytes_be(), &small.e().to_bytes_be())
+        .unwrap_err();
+    assert!(err.message.contains("an RSA-1024 key"), "{}", err.message);
+}
