@@ -376,3 +376,36 @@ fn no_chain_says_how_to_configure_one() {
         "set pluginConfig certificate_chain",
     );
 }
+
+#[test]
+fn a_request_of_exactly_the_limit_is_read_and_answered() {
+    // 16 MiB is accepted (the refusal above is for one byte more): the key is looked up.
+    let mut request = br#"{"contractVersion":"1.0","keyId":"/no/such/key.pem"}"#.to_vec();
+    request.resize(16 << 20, b' ');
+    assert_error(
+        &softkey_plugin()
+            .invoke_raw("describe-key", &request)
+            .unwrap(),
+        ErrorCode::Validation,
+        "key '/no/such/key.pem' not found",
+    );
+}
+
+#[test]
+fn help_lists_operator_commands_only_for_plugins_that_have_them() {
+    static WITH_OPS: plugin_protocol::PluginInfo = plugin_protocol::PluginInfo {
+        operator_commands: &[("tokens", "list the tokens")],
+        ..plugin_protocol::softkey::INFO
+    };
+    let with = plugin_protocol::runner::help(&WITH_OPS);
+    assert!(
+        with.contains("Operator commands (run `notation-softkey <command> --help`):\n  tokens               list the tokens\n"),
+        "{with}"
+    );
+    let without = plugin_protocol::runner::help(&plugin_protocol::softkey::INFO);
+    assert!(!without.contains("Operator commands"), "{without}");
+    assert!(
+        without.contains("  token              NOTATION_SOFTKEY_TOKEN, SOFTKEY_TOKEN\n"),
+        "{without}"
+    );
+}
