@@ -603,3 +603,57 @@ fn keys_from_components_are_the_same_keys_and_described_by_their_spki() {
         .unwrap_err();
     assert!(err.message.contains("an RSA-1024 key"), "{}", err.message);
 }
+
+#[test]
+fn only_what_can_be_der_is_called_der() {
+    for spec in [KeySpec::Ec256, KeySpec::Ec384, KeySpec::Ec521] {
+        let public = generate_key(spec).public_key().unwrap();
+        let hash = spec.hash_algorithm();
+        let digest = hash.digest(b"x");
+        let width = 2 * spec.ecdsa_scalar_len().unwrap();
+        // A DER SEQUENCE of two integers is at most a few bytes longer than r‖s ...
+        let mut longest_der = vec![0u8; width + 9];
+        longest_der[0] = 0x30;
+        assert_eq!(
+            verify_digest(&public, hash, &digest, &longest_der),
+            Err(SignatureProblem::EcdsaDer {
+                len: width + 9,
+                expected: width
+            })
+        );
+        // ... so anything longer, or not a SEQUENCE, is just the wrong length.
+        let mut too_long = longest_der.clone();
+        too_long.push(0);
+        let mut not_a_sequence = longest_der.clone();
+        not_a_sequence[0] = 0x31;
+        for (sig, what) in [(too_long, "too long"), (not_a_sequence, "no SEQUENCE")] {
+            assert_eq!(
+                verify_digest(&public, hash, &digest, &sig),
+                Err(SignatureProblem::EcdsaLength {
+                    len: sig.len(),
+                    expected: width
+                }),
+                "{spec} {what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn backend_signatures_show_their_kind_and_length_never_their_bytes() {
+    // What the debug log records of a backend's answer.
+    let cases = [
+        (BackendSignature::RsaPss(vec![7; 256]), "RsaPss(256 bytes)"),
+        (
+            BackendSignature::EcdsaDer(vec![7; 71]),
+            "EcdsaDer(71 bytes)",
+        ),
+        (
+            BackendSignature::EcdsaFixed(vec![7; 64]),
+            "EcdsaFixed(64 bytes)",
+        ),
+    ];
+    for (sig, shown) in cases {
+        assert_eq!(format!("{sig:?}"), shown);
+    }
+}
