@@ -695,3 +695,26 @@ fn a_key_mismatch_names_the_leaf_of_an_unordered_bundle() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_pem_bundle_with_windows_line_endings_and_other_blocks_loads_every_certificate() {
+    let ca = TestCa::new("CN=Root").with_intermediate("CN=Intermediate", &CaProfile::default());
+    let k = key();
+    let issued = ca.issue_leaf(&k, "CN=leaf");
+    // A bundle as Windows tools write it, with a key block and text between the certificates.
+    let mut text = String::from("Bag Attributes: friendlyName leaf\n");
+    text += &issued[0].to_pem();
+    text += &k.to_spki_pem();
+    text += "subject=CN=Intermediate\n";
+    text += &chain::to_pem_bundle(&issued[1..]);
+    let crlf = text.replace('\n', "\r\n");
+    for bundle in [text, crlf] {
+        let certs = chain::parse_pem_or_der(bundle.as_bytes(), "bundle.pem").unwrap();
+        assert_eq!(certs, issued);
+    }
+    // DER is one certificate.
+    assert_eq!(
+        chain::parse_pem_or_der(issued[2].der(), "root.der").unwrap(),
+        issued[2..]
+    );
+}
