@@ -334,6 +334,42 @@ fn a_signature_by_another_key_is_caught_by_the_self_check() {
 }
 
 #[test]
+fn an_openssl_chain_is_checked_by_generate_signature_like_any_other() {
+    // The plugin path end to end: a chain made by openssl for the plugin's key, through
+    // certificate_chain. The Notary profile signs; a leaf without digitalSignature is refused.
+    let key = KeyOnDisk::new(KeySpec::Ec256);
+    for (leaf_ext, refusal) in [
+        (LEAF_EXT, None),
+        (
+            "keyUsage=critical,nonRepudiation\n",
+            Some("certificate 'CN=openssl leaf': leaf keyUsage lacks digitalSignature"),
+        ),
+    ] {
+        let certs = openssl_chain(P256, ROOT_EXT, leaf_ext, &[], Some(&key.key_path));
+        let file = key.dir.path().join("openssl-chain.pem");
+        std::fs::write(&file, chain::to_pem_bundle(&certs)).unwrap();
+        let inv = softkey_plugin()
+            .generate_signature(
+                &key.key_id(),
+                KeySpec::Ec256,
+                HashAlgorithm::Sha256,
+                b"x",
+                config(&[("certificate_chain", file.to_str().unwrap())]),
+            )
+            .unwrap();
+        match refusal {
+            None => {
+                let r: GenerateSignatureResponse = inv.response().unwrap();
+                assert_eq!(r.certificate_chain.len(), 2);
+            }
+            Some(rule) => {
+                assert_error(&inv, ErrorCode::Validation, rule);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_chain_for_another_key_is_named() {
     let key = KeyOnDisk::new(KeySpec::Ec384);
     let other = KeyOnDisk::new(KeySpec::Ec384);

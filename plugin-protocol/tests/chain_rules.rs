@@ -1,8 +1,11 @@
 //! Every certificate-chain rule of the contract has a failing case here, and each failure names
 //! the certificate and the rule.
 
+mod common;
+
 use std::time::SystemTime;
 
+use common::{openssl, openssl_chain, LEAF_EXT, P256, ROOT_EXT};
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::testca::{generate_key, CaProfile, LeafProfile, TestCa};
 use plugin_protocol::{KeySpec, PublicKey};
@@ -194,19 +197,6 @@ fn certificate_for_another_key() {
     );
 }
 
-fn openssl(args: &[&str], dir: &std::path::Path) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn sha1_weak_rsa_and_non_root_self_signed_are_refused() {
     // openssl makes the certificates our own CA deliberately cannot: SHA-1 and RSA-1024.
@@ -346,66 +336,10 @@ fn pem_loading_errors_name_the_file() {
     );
 }
 
-/// `-newkey` arguments for the keys of the openssl-made chains.
-const P256: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-/// The extensions of a correct Notary root and leaf (openssl extension-file lines).
-const ROOT_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
-const LEAF_EXT: &str = "keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n";
-
-/// A root and the leaf it issues, both made by openssl alone (an independent CA), each with
-/// exactly the extensions given; `sign` holds the digest and `-sigopt` arguments of both
-/// signatures. Returns the chain leaf first, as a backend would hand it over.
-fn openssl_chain(
-    root_key: &[&str],
-    root_ext: &str,
-    leaf_ext: &str,
-    sign: &[&str],
-) -> Vec<Certificate> {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(d.join("root.ext"), root_ext).unwrap();
-    std::fs::write(d.join("leaf.ext"), leaf_ext).unwrap();
-    let req = |name: &str, newkey: &[&str], cn: &str| {
-        let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
-        let mut args = vec!["req", "-new", "-nodes", "-newkey"];
-        args.extend_from_slice(newkey);
-        args.extend_from_slice(&["-keyout", &key, "-subj", cn, "-out", &csr]);
-        openssl(&args, d);
-    };
-    req("root", root_key, "/CN=openssl root");
-    req("leaf", P256, "/CN=openssl leaf");
-    let x509 = |args: &[&str]| {
-        let mut all = vec!["x509", "-req", "-days", "2"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(sign);
-        openssl(&all, d);
-    };
-    x509(&[
-        "-in", "root.csr", "-signkey", "root.key", "-extfile", "root.ext", "-out", "root.pem",
-    ]);
-    x509(&[
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "root.pem",
-        "-CAkey",
-        "root.key",
-        "-set_serial",
-        "2",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "leaf.pem",
-    ]);
-    let mut certs = chain::load_file(&d.join("leaf.pem")).unwrap();
-    certs.extend(chain::load_file(&d.join("root.pem")).unwrap());
-    certs
-}
-
 /// What `chain::build` (the path every plugin's chain takes) says about an openssl-made chain
 /// whose leaf holds the signing key.
 fn openssl_verdict(root_ext: &str, leaf_ext: &str) -> Result<Vec<Certificate>, String> {
-    build_own(openssl_chain(P256, root_ext, leaf_ext, &[]))
+    build_own(openssl_chain(P256, root_ext, leaf_ext, &[], None))
 }
 
 fn build_own(certs: Vec<Certificate>) -> Result<Vec<Certificate>, String> {
@@ -575,7 +509,7 @@ fn every_accepted_signature_algorithm_verifies_and_the_others_are_refused() {
         (rsa, pss("-sha384", "rsa_mgf1_md:sha384")),
         (rsa, pss("-sha512", "rsa_mgf1_md:sha512")),
     ] {
-        let certs = openssl_chain(root_key, ROOT_EXT, LEAF_EXT, &sign);
+        let certs = openssl_chain(root_key, ROOT_EXT, LEAF_EXT, &sign, None);
         build_own(certs.clone()).unwrap_or_else(|e| panic!("{root_key:?} {sign:?}: {e}"));
         // The same certificate with one signature bit flipped no longer verifies.
         let mut der = certs[0].der().to_vec();
@@ -595,7 +529,13 @@ fn every_accepted_signature_algorithm_verifies_and_the_others_are_refused() {
     }
 
     // RSASSA-PSS over SHA-1 is refused by name (openssl still makes it).
-    let certs = openssl_chain(rsa, ROOT_EXT, LEAF_EXT, &pss("-sha1", "rsa_mgf1_md:sha1"));
+    let certs = openssl_chain(
+        rsa,
+        ROOT_EXT,
+        LEAF_EXT,
+        &pss("-sha1", "rsa_mgf1_md:sha1"),
+        None,
+    );
     assert_broken(
         build_own(certs),
         &[
@@ -604,13 +544,13 @@ fn every_accepted_signature_algorithm_verifies_and_the_others_are_refused() {
         ],
     );
     // ECDSA over SHA-224: a usable key, an algorithm notation does not accept.
-    let certs = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &["-sha224"]);
+    let certs = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &["-sha224"], None);
     assert_broken(
         build_own(certs),
         &["'CN=openssl leaf': uses signature algorithm 1.2.840.10045.4.3.1, which notation does not accept"],
     );
     // An Ed25519 root: a key notation cannot use, named on the root and on what it signed.
-    let certs = openssl_chain(&["ed25519"], ROOT_EXT, LEAF_EXT, &[]);
+    let certs = openssl_chain(&["ed25519"], ROOT_EXT, LEAF_EXT, &[], None);
     assert_broken(
         build_own(certs),
         &[
@@ -625,6 +565,7 @@ fn every_accepted_signature_algorithm_verifies_and_the_others_are_refused() {
         ROOT_EXT,
         LEAF_EXT,
         &[],
+        None,
     );
     assert_broken(
         build_own(certs),
