@@ -4,15 +4,17 @@
 # each backend's signing and key-id code. Every mutant must be caught by a test, or excluded in
 # .cargo/mutants.toml with the reason it cannot matter.
 #
-#   scripts/mutants.sh                 the full run (about an hour on two cores)
+#   scripts/mutants.sh                 the full run: --protocol, then --backends
 #   scripts/mutants.sh --ci            a bounded subset (signature.rs diagnosis), a few minutes
-#   scripts/mutants.sh --list          the mutants of the full run, without running them
+#   scripts/mutants.sh --protocol      plugin-protocol's rules only
+#   scripts/mutants.sh --backends      the backends' signing and key-id code only
+#   scripts/mutants.sh --list ...      the mutants a run would test, without running them
 #   scripts/mutants.sh FILE...         just these files
 #   scripts/mutants.sh -- ARGS...      extra cargo-mutants arguments (e.g. -- --iterate)
 #
 # It runs niced, in its own target directory beside the shared one (MUTANTS_TARGET_DIR), so it
-# never holds the lock of the builds other people wait on. Results: $MUTANTS_OUT/mutants.out/
-# (caught.txt, missed.txt, unviable.txt, timeout.txt). Exit status is cargo-mutants': 0 when
+# never holds the lock of the builds other people wait on. Results: $MUTANTS_OUT/<set>/mutants.out/
+# per set (caught.txt, missed.txt, unviable.txt, timeout.txt). Exit status is cargo-mutants': 0 when
 # every viable mutant was caught, 2 when one was missed, 3 on a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,40 +30,58 @@ if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $CARGO_MUTANTS_V
 fi
 
 protocol=(chain signature pipeline keyspec runner config public_key)
-full=("${protocol[@]/#/plugin-protocol/src/}")
-full=("${full[@]/%/.rs}")
-# Signing and key-id code of each backend (their unit tests; hsm-tests needs live backends).
-full+=(
+protocol=("${protocol[@]/#/plugin-protocol/src/}")
+protocol=("${protocol[@]/%/.rs}")
+# Each backend's signing and key-id code. Only the functions a unit test can reach are mutated;
+# the rest talks to a token or a service and is tested by hsm-tests against SoftHSM2,
+# LocalStack, OpenBao and the Key Vault emulator, which a mutants run does not start.
+backends=(
   plugins/pkcs11/src/key.rs plugins/pkcs11/src/uri.rs
-  plugins/aws-kms/src/keyref.rs
-  plugins/hashicorp-vault/src/keyref.rs plugins/hashicorp-vault/src/transit.rs
-  plugins/azure-keyvault/src/keyref.rs
+  plugins/aws-kms/src/backend.rs plugins/aws-kms/src/keyref.rs
+  plugins/hashicorp-vault/src/transit.rs plugins/hashicorp-vault/src/keyref.rs
+  plugins/azure-keyvault/src/backend.rs plugins/azure-keyvault/src/keyref.rs
 )
+pure='pss_params|signer|unwrap_ec_point|hex|sign_request|parse_signature|check_mount|TransitKey::key_spec'
+pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
+backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$")
 # The CI subset: the RSA-PSS salt and ECDSA encoding diagnosis (signature.rs), tested by the
 # one test file that checks them directly; about 30 mutants, a few minutes once the mutants
 # target directory is warm (the first run also builds the dependencies there).
 ci=(plugin-protocol/src/signature.rs)
 ci_args=(-F 'verify_rsa_pss|pss_verify|check_fixed_len' --cargo-test-arg=--test=keys_and_signatures)
 
-files=() args=()
+files=() args=() sets=()
 mode=run
 while [ $# -gt 0 ]; do
   case "$1" in
-    --ci) files=("${ci[@]}"); args+=("${ci_args[@]}") ;;
+    --ci) sets+=(ci) ;;
+    --protocol) sets+=(protocol) ;;
+    --backends) sets+=(backends) ;;
     --list) mode=list ;;
     --) shift; args+=("$@"); break ;;
-    -*) echo "usage: scripts/mutants.sh [--ci|--list] [FILE...] [-- CARGO-MUTANTS-ARGS...]" >&2; exit 2 ;;
+    -*) echo "usage: scripts/mutants.sh [--ci|--protocol|--backends] [--list] [FILE...] [-- CARGO-MUTANTS-ARGS...]" >&2; exit 2 ;;
     *) files+=("$1") ;;
   esac
   shift
 done
-[ ${#files[@]} -gt 0 ] || files=("${full[@]}")
+[ ${#files[@]} -gt 0 ] && sets+=(files)
+[ ${#sets[@]} -gt 0 ] || sets=(protocol backends)
 
-file_args=()
-for f in "${files[@]}"; do file_args+=(--file "$f"); done
-
-if [ "$mode" = list ]; then
-  exec cargo mutants --list "${file_args[@]}" "${args[@]}"
-fi
-echo "cargo-mutants over ${#files[@]} file(s), target $CARGO_TARGET_DIR, results in $out/mutants.out" >&2
-exec nice -n 19 cargo mutants "${file_args[@]}" --output "$out" "${args[@]}"
+status=0
+for set in "${sets[@]}"; do
+  case "$set" in
+    protocol) set_files=("${protocol[@]}") set_args=() ;;
+    backends) set_files=("${backends[@]}") set_args=("${backend_args[@]}") ;;
+    ci) set_files=("${ci[@]}") set_args=("${ci_args[@]}") ;;
+    files) set_files=("${files[@]}") set_args=() ;;
+  esac
+  file_args=()
+  for f in "${set_files[@]}"; do file_args+=(--file "$f"); done
+  if [ "$mode" = list ]; then
+    cargo mutants --list "${file_args[@]}" "${set_args[@]}" "${args[@]}"
+    continue
+  fi
+  echo "cargo-mutants ($set): results in $out/$set/mutants.out" >&2
+  nice -n 19 cargo mutants "${file_args[@]}" "${set_args[@]}" --output "$out/$set" "${args[@]}" || status=$?
+done
+exit "$status"
