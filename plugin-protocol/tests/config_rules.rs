@@ -187,3 +187,66 @@ fn home_is_expanded_only_at_the_start() {
     assert_eq!(expand_home("/x/~/y"), std::path::PathBuf::from("/x/~/y"));
     assert_eq!(expand_home("~user/x"), std::path::PathBuf::from("~user/x"));
 }
+
+#[test]
+fn path_values_expand_home() {
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        config(&[("region", "~/chain.pem")]).path("region"),
+        Some(std::path::Path::new(&home).join("chain.pem"))
+    );
+    assert_eq!(config(&[]).path("region"), None);
+}
+
+#[test]
+fn a_passed_deadline_is_a_timeout_naming_what_was_being_done() {
+    use plugin_protocol::Deadline;
+    let passed = Deadline::after(Duration::ZERO);
+    let err = passed.check("signing with key k").unwrap_err();
+    assert_eq!(err.code, ErrorCode::Timeout);
+    assert!(
+        err.message
+            .starts_with("gave up signing with key k after the 0s deadline"),
+        "{}",
+        err.message
+    );
+    Deadline::after(Duration::from_secs(30)).check("x").unwrap();
+}
+
+#[test]
+fn backoff_grows_with_the_attempt_up_to_its_cap() {
+    use plugin_protocol::config::after_failure;
+    use plugin_protocol::{Deadline, PluginError, Retry};
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let delays = |attempt: u32| -> Vec<Duration> {
+        (0..40)
+            .map(|_| {
+                let e = PluginError::generic("503").with_retry(Retry::Transient);
+                after_failure(&deadline, "x", attempt, e).unwrap()
+            })
+            .collect()
+    };
+    // Full jitter below 200 ms << attempt: attempt 3 waits up to 1.6 s, never more, and 40
+    // draws all below 100 ms would mean the backoff stopped growing (chance 1 in 16^40).
+    let third = delays(3);
+    assert!(
+        third.iter().all(|d| *d < Duration::from_millis(1600)),
+        "{third:?}"
+    );
+    assert!(
+        third.iter().any(|d| *d > Duration::from_millis(100)),
+        "{third:?}"
+    );
+    let first = delays(1);
+    assert!(
+        first.iter().all(|d| *d < Duration::from_millis(400)),
+        "{first:?}"
+    );
+    // A delay the backend names is used as it is.
+    let e = PluginError::generic("slow down")
+        .with_retry(Retry::Throttled(Some(Duration::from_millis(1234))));
+    assert_eq!(
+        after_failure(&deadline, "x", 1, e).unwrap(),
+        Duration::from_millis(1234)
+    );
+}
