@@ -636,6 +636,14 @@ fn only_what_can_be_der_is_called_der() {
                 "{spec} {what}"
             );
         }
+        // A backend's r‖s of the wrong width is refused with both widths.
+        assert_eq!(
+            normalise(spec, BackendSignature::EcdsaFixed(vec![1; width - 1])),
+            Err(SignatureProblem::EcdsaLength {
+                len: width - 1,
+                expected: width
+            })
+        );
     }
 }
 
