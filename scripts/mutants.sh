@@ -43,9 +43,10 @@ backends=(
 )
 pure='pss_params|signer|unwrap_ec_point|hex|sign_request|parse_signature|check_mount|TransitKey::key_spec'
 pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
-# cargo-mutants does not apply -F to struct-field deletions, which it still emits in the
-# backend-calling functions (key versions, KeyObject::uri): -E leaves those out as well.
-backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$" -E ': delete field ')
+# cargo-mutants 27.1.0 applies no name filter (-F, -E, exclude_re) to struct-field deletions
+# (visit.rs pushes them unfiltered), so 9 of those in backend-calling functions (key versions,
+# KeyObject::uri) are in this set anyway; only hsm-tests can catch them, so they show as missed.
+backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$")
 # The CI subset: the RSA-PSS salt and ECDSA encoding diagnosis (signature.rs), tested by the
 # one test file that checks them directly; about 30 mutants, a few minutes once the mutants
 # target directory is warm (the first run also builds the dependencies there).
