@@ -665,3 +665,25 @@ fn backend_signatures_show_their_kind_and_length_never_their_bytes() {
         assert_eq!(format!("{sig:?}"), shown);
     }
 }
+
+#[test]
+fn an_invalid_point_on_a_notary_curve_names_the_curve() {
+    use plugin_protocol::public_key::named_curve_der;
+    for (spec, curve) in [
+        (KeySpec::Ec256, "P-256"),
+        (KeySpec::Ec384, "P-384"),
+        (KeySpec::Ec521, "P-521"),
+    ] {
+        // An uncompressed point of the right length that is not on the curve.
+        let width = spec.ecdsa_scalar_len().unwrap();
+        let mut point = vec![1u8; 1 + 2 * width];
+        point[0] = 4;
+        let err = PublicKey::from_ec_point(&named_curve_der(spec).unwrap(), &point).unwrap_err();
+        assert!(
+            err.message
+                .starts_with(&format!("invalid {curve} public key point")),
+            "{spec}: {}",
+            err.message
+        );
+    }
+}
