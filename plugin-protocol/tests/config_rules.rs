@@ -28,6 +28,12 @@ static INFO: PluginInfo = PluginInfo {
             secret: true,
         },
         ConfigKey {
+            name: "key_file",
+            env: &[],
+            help: "a path (no test sets its variables, so tests may run in parallel)",
+            secret: false,
+        },
+        ConfigKey {
             name: "verbose",
             env: &[],
             help: "a flag",
@@ -69,7 +75,7 @@ fn an_unknown_key_anywhere_in_the_config_is_refused_with_the_known_keys() {
             err.message,
             format!(
                 "unknown pluginConfig key '{typo}' for the cfg-test plugin; known keys: \
-                 certificate_chain, ca_certs, timeout_seconds, region, pin, verbose"
+                 certificate_chain, ca_certs, timeout_seconds, region, pin, key_file, verbose"
             )
         );
     }
@@ -192,10 +198,10 @@ fn home_is_expanded_only_at_the_start() {
 fn path_values_expand_home() {
     let home = std::env::var("HOME").unwrap();
     assert_eq!(
-        config(&[("region", "~/chain.pem")]).path("region"),
+        config(&[("key_file", "~/chain.pem")]).path("key_file"),
         Some(std::path::Path::new(&home).join("chain.pem"))
     );
-    assert_eq!(config(&[]).path("region"), None);
+    assert_eq!(config(&[]).path("key_file"), None);
 }
 
 #[test]
