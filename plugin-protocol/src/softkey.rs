@@ -32,6 +32,12 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
         ConfigKey {
+            name: "sign_with",
+            env: &[],
+            help: "the path of another PKCS#8 key that signs instead (a backend signing with the wrong key), to test the self-checks",
+            secret: false,
+        },
+        ConfigKey {
             name: "token",
             env: &["SOFTKEY_TOKEN"],
             help: "a pretend credential, to prove secrets never reach output or logs",
@@ -175,6 +181,11 @@ impl Backend for SoftKeyBackend {
                 .map_err(|_| PluginError::validation("pss_salt must be a number"))?,
             None => spec.hash_algorithm().output_len(),
         };
+        if let Some(path) = ctx.config.get("sign_with") {
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| PluginError::validation(format!("sign_with '{path}': {e}")))?;
+            return SoftKey::from_pkcs8_pem(&pem)?.sign(digest, spec, salt, der);
+        }
         key.sign(digest, spec, salt, der)
     }
 

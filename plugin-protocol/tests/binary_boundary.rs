@@ -298,6 +298,78 @@ fn a_wrong_pss_salt_is_caught_by_the_self_check() {
 }
 
 #[test]
+fn a_signature_by_another_key_is_caught_by_the_self_check() {
+    // The backend answers with a well-formed signature of the right kind, made by a key other
+    // than the one it reported (and the leaf certifies): only the self-check can tell.
+    for spec in [
+        KeySpec::Ec256,
+        KeySpec::Ec384,
+        KeySpec::Ec521,
+        KeySpec::Rsa2048,
+    ] {
+        for encoding in ["fixed", "der"] {
+            let key = KeyOnDisk::new(spec);
+            let other = KeyOnDisk::new(spec);
+            let inv = softkey_plugin()
+                .generate_signature(
+                    &key.key_id(),
+                    spec,
+                    spec.hash_algorithm(),
+                    b"x",
+                    config(&[("sign_with", &other.key_id()), ("ecdsa_encoding", encoding)]),
+                )
+                .unwrap();
+            let msg = assert_error(&inv, ErrorCode::Generic, "self-check failed");
+            assert!(
+                msg.contains(&format!("key '{}'", key.key_id()))
+                    && msg.contains("leaf certificate 'CN=release signer'")
+                    && msg.contains("does not verify with the public key"),
+                "{spec} {encoding}: {msg}"
+            );
+            if spec.is_rsa() {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn an_openssl_chain_is_checked_by_generate_signature_like_any_other() {
+    // The plugin path end to end: a chain made by openssl for the plugin's key, through
+    // certificate_chain. The Notary profile signs; a leaf without digitalSignature is refused.
+    let key = KeyOnDisk::new(KeySpec::Ec256);
+    for (leaf_ext, refusal) in [
+        (LEAF_EXT, None),
+        (
+            "keyUsage=critical,nonRepudiation\n",
+            Some("certificate 'CN=openssl leaf': leaf keyUsage lacks digitalSignature"),
+        ),
+    ] {
+        let certs = openssl_chain(P256, ROOT_EXT, leaf_ext, &[], Some(&key.key_path));
+        let file = key.dir.path().join("openssl-chain.pem");
+        std::fs::write(&file, chain::to_pem_bundle(&certs)).unwrap();
+        let inv = softkey_plugin()
+            .generate_signature(
+                &key.key_id(),
+                KeySpec::Ec256,
+                HashAlgorithm::Sha256,
+                b"x",
+                config(&[("certificate_chain", file.to_str().unwrap())]),
+            )
+            .unwrap();
+        match refusal {
+            None => {
+                let r: GenerateSignatureResponse = inv.response().unwrap();
+                assert_eq!(r.certificate_chain.len(), 2);
+            }
+            Some(rule) => {
+                assert_error(&inv, ErrorCode::Validation, rule);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_chain_for_another_key_is_named() {
     let key = KeyOnDisk::new(KeySpec::Ec384);
     let other = KeyOnDisk::new(KeySpec::Ec384);
@@ -338,5 +410,38 @@ fn no_chain_says_how_to_configure_one() {
         &inv,
         ErrorCode::Validation,
         "set pluginConfig certificate_chain",
+    );
+}
+
+#[test]
+fn a_request_of_exactly_the_limit_is_read_and_answered() {
+    // 16 MiB is accepted (the refusal above is for one byte more): the key is looked up.
+    let mut request = br#"{"contractVersion":"1.0","keyId":"/no/such/key.pem"}"#.to_vec();
+    request.resize(16 << 20, b' ');
+    assert_error(
+        &softkey_plugin()
+            .invoke_raw("describe-key", &request)
+            .unwrap(),
+        ErrorCode::Validation,
+        "key '/no/such/key.pem' not found",
+    );
+}
+
+#[test]
+fn help_lists_operator_commands_only_for_plugins_that_have_them() {
+    static WITH_OPS: plugin_protocol::PluginInfo = plugin_protocol::PluginInfo {
+        operator_commands: &[("tokens", "list the tokens")],
+        ..plugin_protocol::softkey::INFO
+    };
+    let with = plugin_protocol::runner::help(&WITH_OPS);
+    assert!(
+        with.contains("Operator commands (run `notation-softkey <command> --help`):\n  tokens               list the tokens\n"),
+        "{with}"
+    );
+    let without = plugin_protocol::runner::help(&plugin_protocol::softkey::INFO);
+    assert!(!without.contains("Operator commands"), "{without}");
+    assert!(
+        without.contains("  token              NOTATION_SOFTKEY_TOKEN, SOFTKEY_TOKEN\n"),
+        "{without}"
     );
 }

@@ -326,3 +326,98 @@ fn public_key_matches_what_describe_key_reports() {
     let public = plugin_protocol::PublicKey::from_spki_pem(&pem).unwrap();
     assert_eq!(public.key_spec(), KeySpec::Rsa2048);
 }
+
+#[test]
+fn a_backend_signature_that_fails_the_self_check_makes_no_certificate_or_csr() {
+    // Each command signs through the backend; a signature by another key (any spec) or with the
+    // wrong PSS salt must stop it before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    for spec in [KeySpec::Ec384, KeySpec::Rsa2048] {
+        let key = key_file(d, &format!("{spec}.key"), spec);
+        let other = key_file(d, &format!("{spec}-other.key"), spec);
+        let root_pem = p(&format!("{spec}-root.pem"));
+        ok(&[
+            "ca",
+            "init",
+            "--key-id",
+            &key,
+            "--subject",
+            "CN=Root",
+            "--out",
+            &root_pem,
+        ]);
+        let mut knobs = vec![format!("sign_with={other}")];
+        if spec.is_rsa() {
+            knobs.push("pss_salt=20".to_owned());
+        }
+        for knob in &knobs {
+            let out = p("out.pem");
+            let commands: [Vec<&str>; 4] = [
+                vec![
+                    "certificate",
+                    "self-signed",
+                    "--key-id",
+                    &key,
+                    "--subject",
+                    "CN=x",
+                ],
+                vec!["certificate", "csr", "--key-id", &key, "--subject", "CN=x"],
+                vec!["ca", "init", "--key-id", &key, "--subject", "CN=x"],
+                vec![
+                    "ca",
+                    "issue",
+                    "--ca-key-id",
+                    &key,
+                    "--ca-cert",
+                    &root_pem,
+                    "--public-key-of",
+                    &other,
+                    "--subject",
+                    "CN=x",
+                ],
+            ];
+            for mut args in commands {
+                args.extend_from_slice(&["--plugin-config", knob, "--out", &out]);
+                let (code, stdout, stderr) = plugin(&args);
+                assert_eq!(code, 1, "{args:?}: {stderr}");
+                assert!(stdout.is_empty(), "{args:?}: {stdout}");
+                assert!(
+                    stderr.contains(&format!("self-check failed for key '{key}'")),
+                    "{args:?}: {stderr}"
+                );
+                if knob.starts_with("pss_salt") {
+                    assert!(stderr.contains("20-byte salt"), "{args:?}: {stderr}");
+                }
+                assert!(!Path::new(&out).exists(), "{args:?} wrote {out}");
+            }
+        }
+    }
+}
+
+#[test]
+fn certificate_commands_refuse_an_unknown_plugin_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "k.pem", KeySpec::Ec256);
+    let out = dir.path().join("out.pem");
+    let (code, stdout, stderr) = plugin(&[
+        "certificate",
+        "self-signed",
+        "--key-id",
+        &key,
+        "--subject",
+        "CN=x",
+        "--plugin-config",
+        "ecdsa_encodng=der",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(
+        stderr.contains("unknown pluginConfig key 'ecdsa_encodng'")
+            && stderr.contains("ecdsa_encoding, pss_salt, sign_with, token"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

@@ -1,8 +1,11 @@
 //! Every certificate-chain rule of the contract has a failing case here, and each failure names
 //! the certificate and the rule.
 
+mod common;
+
 use std::time::SystemTime;
 
+use common::{openssl, openssl_chain, LEAF_EXT, P256, ROOT_EXT};
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::testca::{generate_key, CaProfile, LeafProfile, TestCa};
 use plugin_protocol::{KeySpec, PublicKey};
@@ -194,19 +197,6 @@ fn certificate_for_another_key() {
     );
 }
 
-fn openssl(args: &[&str], dir: &std::path::Path) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn sha1_weak_rsa_and_non_root_self_signed_are_refused() {
     // openssl makes the certificates our own CA deliberately cannot: SHA-1 and RSA-1024.
@@ -343,5 +333,329 @@ fn pem_loading_errors_name_the_file() {
     assert!(
         msg.contains("cannot read certificate file") && msg.contains("absent.pem"),
         "{msg}"
+    );
+}
+
+/// What `chain::build` (the path every plugin's chain takes) says about an openssl-made chain
+/// whose leaf holds the signing key.
+fn openssl_verdict(root_ext: &str, leaf_ext: &str) -> Result<Vec<Certificate>, String> {
+    build_own(openssl_chain(P256, root_ext, leaf_ext, &[], None))
+}
+
+fn build_own(certs: Vec<Certificate>) -> Result<Vec<Certificate>, String> {
+    let leaf_key = certs[0].public_key().unwrap();
+    chain::build(certs, Some(("key-1", &leaf_key)), SystemTime::now()).map_err(|e| e.message)
+}
+
+#[test]
+fn an_openssl_chain_with_the_notary_profile_passes() {
+    // The control for every openssl case below: only the extension under test differs.
+    let chain = openssl_verdict(ROOT_EXT, LEAF_EXT).unwrap();
+    assert_eq!(chain[0].subject(), "CN=openssl leaf");
+    // extendedKeyUsage and basicConstraints are optional on a leaf.
+    openssl_verdict(ROOT_EXT, "keyUsage=critical,digitalSignature\n").unwrap();
+}
+
+#[test]
+fn a_leaf_without_digital_signature_is_refused() {
+    assert_broken(
+        openssl_verdict(ROOT_EXT, "keyUsage=critical,nonRepudiation\n"),
+        &["'CN=openssl leaf'", "leaf keyUsage lacks digitalSignature"],
+    );
+}
+
+#[test]
+fn every_forbidden_leaf_key_usage_is_named() {
+    let msg = openssl_verdict(
+        ROOT_EXT,
+        "keyUsage=critical,digitalSignature,keyEncipherment,dataEncipherment,keyAgreement,\
+         keyCertSign,cRLSign,encipherOnly,decipherOnly\n",
+    )
+    .unwrap_err();
+    assert!(
+        msg.contains(
+            "'CN=openssl leaf': leaf keyUsage must not include keyEncipherment, \
+             dataEncipherment, keyAgreement, keyCertSign, cRLSign, encipherOnly, decipherOnly"
+        ),
+        "{msg}"
+    );
+    for usage in ["dataEncipherment", "keyAgreement", "decipherOnly"] {
+        assert_broken(
+            openssl_verdict(
+                ROOT_EXT,
+                &format!("keyUsage=critical,digitalSignature,{usage}\n"),
+            ),
+            &[&format!("must not include {usage} (")],
+        );
+    }
+}
+
+#[test]
+fn every_forbidden_leaf_extended_key_usage_is_named() {
+    let msg = openssl_verdict(
+        ROOT_EXT,
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning,serverAuth,clientAuth,\
+         emailProtection,timeStamping,OCSPSigning,anyExtendedKeyUsage\n",
+    )
+    .unwrap_err();
+    assert!(
+        msg.contains(
+            "'CN=openssl leaf': leaf extendedKeyUsage must not include serverAuth, clientAuth, \
+             emailProtection, timeStamping, OCSPSigning, anyExtendedKeyUsage; use codeSigning only"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unparsable_leaf_extensions_are_named() {
+    // An ASN.1 NULL where the extension's structure belongs: openssl writes what it is told.
+    for (ext, rule) in [
+        (
+            "2.5.29.15=critical,DER:0500",
+            "leaf keyUsage cannot be parsed",
+        ),
+        (
+            "2.5.29.19=critical,DER:0500",
+            "basicConstraints cannot be parsed",
+        ),
+        ("2.5.29.37=DER:0500", "extendedKeyUsage cannot be parsed"),
+    ] {
+        let leaf_ext = if ext.starts_with("2.5.29.15") {
+            format!("{ext}\n")
+        } else {
+            format!("{LEAF_EXT}{ext}\n").replace("extendedKeyUsage=codeSigning\n", "")
+        };
+        assert_broken(
+            openssl_verdict(ROOT_EXT, &leaf_ext),
+            &["'CN=openssl leaf'", rule],
+        );
+    }
+    // basicConstraints cA=false is allowed on a leaf.
+    openssl_verdict(
+        ROOT_EXT,
+        &format!("{LEAF_EXT}basicConstraints=critical,CA:FALSE\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn ca_basic_constraints_and_key_usage_rules() {
+    let cases = [
+        (
+            "keyUsage=critical,keyCertSign\n",
+            "CA certificate has no basicConstraints",
+        ),
+        (
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyCertSign\n",
+            "its basicConstraints say cA=false",
+        ),
+        (
+            "basicConstraints=critical,CA:TRUE\n",
+            "CA certificate has no keyUsage",
+        ),
+        (
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign\n",
+            "CA keyUsage must be marked critical",
+        ),
+        (
+            "basicConstraints=critical,CA:TRUE\n2.5.29.15=critical,DER:0500\n",
+            "keyUsage cannot be parsed",
+        ),
+        (
+            "2.5.29.19=critical,DER:0500\nkeyUsage=critical,keyCertSign\n",
+            "basicConstraints cannot be parsed",
+        ),
+    ];
+    for (root_ext, rule) in cases {
+        assert_broken(
+            openssl_verdict(root_ext, LEAF_EXT),
+            &["'CN=openssl root'", rule],
+        );
+    }
+    // pathLen 0 allows the leaf directly below the root.
+    openssl_verdict(
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n",
+        LEAF_EXT,
+    )
+    .unwrap();
+}
+
+#[test]
+fn every_accepted_signature_algorithm_verifies_and_the_others_are_refused() {
+    // Certificates signed by openssl with each hash notation accepts, RSA PKCS#1 v1.5, RSASSA-PSS
+    // and ECDSA: each signature is verified, not just its algorithm named.
+    let rsa: &[&str] = &["rsa:2048"];
+    // MGF1 on the signature's own hash, the only PSS form Go's crypto/x509 (notation) verifies.
+    let pss = |hash: &'static str, mgf1: &'static str| -> Vec<&'static str> {
+        vec![
+            hash,
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+            "-sigopt",
+            mgf1,
+        ]
+    };
+    for (root_key, sign) in [
+        (P256, vec!["-sha256"]),
+        (P256, vec!["-sha384"]),
+        (P256, vec!["-sha512"]),
+        (rsa, vec!["-sha256"]),
+        (rsa, vec!["-sha384"]),
+        (rsa, vec!["-sha512"]),
+        (rsa, pss("-sha256", "rsa_mgf1_md:sha256")),
+        (rsa, pss("-sha384", "rsa_mgf1_md:sha384")),
+        (rsa, pss("-sha512", "rsa_mgf1_md:sha512")),
+    ] {
+        let certs = openssl_chain(root_key, ROOT_EXT, LEAF_EXT, &sign, None);
+        build_own(certs.clone()).unwrap_or_else(|e| panic!("{root_key:?} {sign:?}: {e}"));
+        // The same certificate with one signature bit flipped no longer verifies.
+        let mut der = certs[0].der().to_vec();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        let forged = vec![
+            Certificate::from_der(&der, "forged").unwrap(),
+            certs[1].clone(),
+        ];
+        assert_broken(
+            build_own(forged),
+            &[
+                "'CN=openssl leaf'",
+                "signature does not verify with the key of 'CN=openssl root'",
+            ],
+        );
+    }
+
+    // RSASSA-PSS over SHA-1 is refused by name (openssl still makes it).
+    let certs = openssl_chain(
+        rsa,
+        ROOT_EXT,
+        LEAF_EXT,
+        &pss("-sha1", "rsa_mgf1_md:sha1"),
+        None,
+    );
+    assert_broken(
+        build_own(certs),
+        &[
+            "'CN=openssl leaf'",
+            "RSASSA-PSS with hash 1.3.14.3.2.26 is not supported",
+        ],
+    );
+    // ECDSA over SHA-224: a usable key, an algorithm notation does not accept.
+    let certs = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &["-sha224"], None);
+    assert_broken(
+        build_own(certs),
+        &["'CN=openssl leaf': uses signature algorithm 1.2.840.10045.4.3.1, which notation does not accept"],
+    );
+    // An Ed25519 root: a key notation cannot use, named on the root and on what it signed.
+    let certs = openssl_chain(&["ed25519"], ROOT_EXT, LEAF_EXT, &[], None);
+    assert_broken(
+        build_own(certs),
+        &[
+            "'CN=openssl root': has an unusable public key",
+            "an Ed25519 key",
+            "'CN=openssl leaf': issuer 'CN=openssl root' has an unusable public key",
+        ],
+    );
+    // A secp256k1 CA: an issuer key notation cannot use, named on the certificate it signed.
+    let certs = openssl_chain(
+        &["ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+        ROOT_EXT,
+        LEAF_EXT,
+        &[],
+        None,
+    );
+    assert_broken(
+        build_own(certs),
+        &[
+            "'CN=openssl root': has an unusable public key",
+            "secp256k1",
+            "'CN=openssl leaf': issuer 'CN=openssl root' has an unusable public key",
+        ],
+    );
+}
+
+#[test]
+fn validity_is_checked_at_the_signing_time_inclusively() {
+    let ca = TestCa::new("CN=Root");
+    let k = key();
+    let certs = ca.issue_leaf(&k, "CN=leaf");
+    let v = &certs[0].x509().tbs_certificate.validity;
+    let (from, to) = (v.not_before.to_system_time(), v.not_after.to_system_time());
+    // Both ends of the validity period are inside it (RFC 5280 4.1.2.5).
+    chain::build(certs.clone(), Some(("k", &k)), from).unwrap();
+    chain::build(certs.clone(), Some(("k", &k)), to).unwrap();
+    let second = std::time::Duration::from_secs(1);
+    assert_broken(
+        chain::build(certs.clone(), Some(("k", &k)), from - second).map_err(|e| e.message),
+        &["'CN=leaf'", "is not valid before"],
+    );
+    assert_broken(
+        chain::build(certs, Some(("k", &k)), to + second).map_err(|e| e.message),
+        &["'CN=leaf'", "expired on"],
+    );
+}
+
+#[test]
+fn an_empty_chain_is_a_problem_not_a_pass() {
+    assert_eq!(
+        chain::validate(&[], SystemTime::now()),
+        vec![chain::ChainProblem {
+            subject: "(chain)".into(),
+            rule: "the certificate chain is empty".into(),
+        }]
+    );
+}
+
+#[test]
+fn without_a_key_the_leaf_is_the_certificate_that_issued_no_other() {
+    // The certificate commands and the checker order bundles without a backend key.
+    let ca = TestCa::new("CN=Root").with_intermediate("CN=Intermediate", &CaProfile::default());
+    let issued = ca.issue_leaf(&key(), "CN=leaf");
+    for shuffle in [[2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+        let certs: Vec<_> = shuffle.iter().map(|&i| issued[i].clone()).collect();
+        let ordered = chain::order(certs, None).unwrap();
+        assert_eq!(ordered, issued, "{shuffle:?}");
+    }
+    assert_eq!(format!("{:?}", issued[0]), "Certificate(CN=leaf)");
+}
+
+#[test]
+fn a_key_mismatch_names_the_leaf_of_an_unordered_bundle() {
+    let ca = TestCa::new("CN=Root").with_intermediate("CN=Intermediate", &CaProfile::default());
+    let mut certs = ca.issue_leaf(&key(), "CN=someone else");
+    certs.reverse();
+    let mine = key();
+    let msg = chain::build(certs, Some(("k", &mine)), SystemTime::now())
+        .unwrap_err()
+        .message;
+    assert!(
+        msg.contains("its leaf 'CN=someone else' certifies a different EC-256 key"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_pem_bundle_with_windows_line_endings_and_other_blocks_loads_every_certificate() {
+    let ca = TestCa::new("CN=Root").with_intermediate("CN=Intermediate", &CaProfile::default());
+    let k = key();
+    let issued = ca.issue_leaf(&k, "CN=leaf");
+    // A bundle as Windows tools write it, with a key block and text between the certificates.
+    let mut text = String::from("Bag Attributes: friendlyName leaf\n");
+    text += &issued[0].to_pem();
+    text += &k.to_spki_pem();
+    text += "subject=CN=Intermediate\n";
+    text += &chain::to_pem_bundle(&issued[1..]);
+    let crlf = text.replace('\n', "\r\n");
+    for bundle in [text, crlf] {
+        let certs = chain::parse_pem_or_der(bundle.as_bytes(), "bundle.pem").unwrap();
+        assert_eq!(certs, issued);
+    }
+    // DER is one certificate.
+    assert_eq!(
+        chain::parse_pem_or_der(issued[2].der(), "root.der").unwrap(),
+        issued[2..]
     );
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use plugin_protocol::chain::to_pem_bundle;
+use plugin_protocol::chain::{self, to_pem_bundle, Certificate};
 use plugin_protocol::client::PluginClient;
 use plugin_protocol::testca::{generate_key, LeafProfile, TestCa};
 use plugin_protocol::KeySpec;
@@ -56,4 +56,110 @@ pub fn softkey_plugin() -> PluginClient {
         plugin_protocol::client::cargo_binary("plugin-protocol", "notation-softkey", true)
     });
     PluginClient::new(path)
+}
+
+/// Runs openssl in `dir`; a failure fails the test with openssl's own message.
+pub fn openssl(args: &[&str], dir: &Path) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `-newkey` arguments for the keys of the openssl-made chains.
+pub const P256: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+/// The extensions of a correct Notary root and leaf (openssl extension-file lines).
+pub const ROOT_EXT: &str =
+    "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+pub const LEAF_EXT: &str = "keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n";
+
+/// A root and the leaf it issues, both made by openssl alone (an independent CA), each with
+/// exactly the extensions given; `sign` holds the digest and `-sigopt` arguments of both
+/// signatures. The leaf certifies `leaf_key` (a PEM private key file) when given, else a fresh
+/// P-256 key. Returns the chain leaf first, as a backend would hand it over.
+pub fn openssl_chain(
+    root_key: &[&str],
+    root_ext: &str,
+    leaf_ext: &str,
+    sign: &[&str],
+    leaf_key: Option<&Path>,
+) -> Vec<Certificate> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("root.ext"), root_ext).unwrap();
+    std::fs::write(d.join("leaf.ext"), leaf_ext).unwrap();
+    openssl(
+        &[
+            &["req", "-new", "-nodes", "-newkey"],
+            root_key,
+            &[
+                "-keyout",
+                "root.key",
+                "-subj",
+                "/CN=openssl root",
+                "-out",
+                "root.csr",
+            ],
+        ]
+        .concat(),
+        d,
+    );
+    match leaf_key {
+        Some(key) => openssl(
+            &[
+                "req",
+                "-new",
+                "-key",
+                key.to_str().unwrap(),
+                "-subj",
+                "/CN=openssl leaf",
+                "-out",
+                "leaf.csr",
+            ],
+            d,
+        ),
+        None => openssl(
+            &[
+                &["req", "-new", "-nodes", "-newkey"],
+                P256,
+                &[
+                    "-keyout",
+                    "leaf.key",
+                    "-subj",
+                    "/CN=openssl leaf",
+                    "-out",
+                    "leaf.csr",
+                ],
+            ]
+            .concat(),
+            d,
+        ),
+    }
+    let x509 = |args: &[&str]| openssl(&[&["x509", "-req", "-days", "2"], args, sign].concat(), d);
+    x509(&[
+        "-in", "root.csr", "-signkey", "root.key", "-extfile", "root.ext", "-out", "root.pem",
+    ]);
+    x509(&[
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-set_serial",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    let mut certs = chain::load_file(&d.join("leaf.pem")).unwrap();
+    certs.extend(chain::load_file(&d.join("root.pem")).unwrap());
+    certs
 }

@@ -217,3 +217,60 @@ impl Backend for AwsKms {
         Ok(certs.into_iter().map(|c| c.der().to_vec()).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_key_specs_map_to_notary_specs_and_algorithms_with_pss() {
+        let table = [
+            (
+                KmsKeySpec::Rsa2048,
+                KeySpec::Rsa2048,
+                SigningAlgorithmSpec::RsassaPssSha256,
+            ),
+            (
+                KmsKeySpec::Rsa3072,
+                KeySpec::Rsa3072,
+                SigningAlgorithmSpec::RsassaPssSha384,
+            ),
+            (
+                KmsKeySpec::Rsa4096,
+                KeySpec::Rsa4096,
+                SigningAlgorithmSpec::RsassaPssSha512,
+            ),
+            (
+                KmsKeySpec::EccNistP256,
+                KeySpec::Ec256,
+                SigningAlgorithmSpec::EcdsaSha256,
+            ),
+            (
+                KmsKeySpec::EccNistP384,
+                KeySpec::Ec384,
+                SigningAlgorithmSpec::EcdsaSha384,
+            ),
+            (
+                KmsKeySpec::EccNistP521,
+                KeySpec::Ec521,
+                SigningAlgorithmSpec::EcdsaSha512,
+            ),
+        ];
+        for (kms, spec, alg) in table {
+            assert_eq!(notary_spec(&kms), Ok(spec));
+            assert_eq!(signing_algorithm(spec), alg, "{spec}");
+        }
+        for (kms, what) in [
+            (KmsKeySpec::EccSecgP256K1, "an EC secp256k1 key"),
+            (KmsKeySpec::Sm2, "an SM2 key"),
+            (KmsKeySpec::SymmetricDefault, "a symmetric (AES) key"),
+            (KmsKeySpec::Hmac256, "an HMAC key"),
+            (
+                KmsKeySpec::from("ML_DSA_65"),
+                "a key of KMS key spec ML_DSA_65",
+            ),
+        ] {
+            assert_eq!(notary_spec(&kms), Err(what.to_owned()));
+        }
+    }
+}

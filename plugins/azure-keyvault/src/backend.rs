@@ -426,3 +426,159 @@ impl Backend for AzureKeyVault {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An openssl-made public key as SPKI DER, and its `openssl pkey -text` dump.
+    fn openssl_key(args: &[&str]) -> (Vec<u8>, String) {
+        let dir =
+            std::env::temp_dir().join(format!("akv-jwk-{}-{}", std::process::id(), args.join("")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("k.pem");
+        let run = |a: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(a)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let k = key.to_str().unwrap();
+        run(&[&["genpkey"][..], args, &["-out", k]].concat());
+        let der = run(&["pkey", "-in", k, "-pubout", "-outform", "DER"]);
+        let text =
+            String::from_utf8(run(&["pkey", "-in", k, "-pubout", "-text", "-noout"])).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (der, text)
+    }
+
+    /// The hex bytes after `label` in an openssl text dump (`00:ab:...` over several lines).
+    fn dumped(text: &str, label: &str) -> Vec<u8> {
+        let start = text.find(label).unwrap() + label.len();
+        text[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .flat_map(|l| l.trim().split(':'))
+            .filter(|h| !h.is_empty())
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn jwks_become_the_same_public_keys_openssl_made() {
+        let (der, text) = openssl_key(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+        let jwk = JsonWebKey {
+            kty: Some(KeyType::RsaHsm),
+            n: Some(dumped(&text, "Modulus:")),
+            e: Some(vec![1, 0, 1]),
+            ..Default::default()
+        };
+        assert_eq!(
+            jwk_public_key(&jwk).unwrap(),
+            PublicKey::from_spki_der(&der).unwrap()
+        );
+
+        for (curve, crv, spec) in [
+            ("P-256", CurveName::P256, KeySpec::Ec256),
+            ("P-384", CurveName::P384, KeySpec::Ec384),
+            ("P-521", CurveName::P521, KeySpec::Ec521),
+        ] {
+            let (der, text) = openssl_key(&[
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                &format!("ec_paramgen_curve:{curve}"),
+            ]);
+            let point = dumped(&text, "pub:");
+            let n = (point.len() - 1) / 2;
+            let jwk = JsonWebKey {
+                kty: Some(KeyType::Ec),
+                crv: Some(crv),
+                x: Some(point[1..1 + n].to_vec()),
+                y: Some(point[1 + n..].to_vec()),
+                ..Default::default()
+            };
+            let key = jwk_public_key(&jwk).unwrap();
+            assert_eq!(key, PublicKey::from_spki_der(&der).unwrap());
+            assert_eq!(key.key_spec(), spec);
+        }
+    }
+
+    #[test]
+    fn other_jwks_are_refused_by_name() {
+        let cases = [
+            (
+                JsonWebKey {
+                    kty: Some(KeyType::Ec),
+                    crv: Some(CurveName::P256K),
+                    ..Default::default()
+                },
+                "an EC P-256K (secp256k1) key",
+            ),
+            (
+                JsonWebKey {
+                    kty: Some(KeyType::Oct),
+                    ..Default::default()
+                },
+                "a symmetric (oct) key",
+            ),
+            (
+                JsonWebKey {
+                    kty: Some(KeyType::Ec),
+                    ..Default::default()
+                },
+                "without a curve (crv)",
+            ),
+            (
+                JsonWebKey {
+                    kty: Some(KeyType::Rsa),
+                    ..Default::default()
+                },
+                "without a modulus (n)",
+            ),
+            (JsonWebKey::default(), "without a key type (kty)"),
+        ];
+        for (jwk, needle) in cases {
+            let err = jwk_public_key(&jwk).unwrap_err();
+            assert!(err.message.contains(needle), "{needle}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn key_specs_sign_with_pss_or_ecdsa_of_their_hash() {
+        let table = [
+            (KeySpec::Rsa2048, SignatureAlgorithm::Ps256),
+            (KeySpec::Rsa3072, SignatureAlgorithm::Ps384),
+            (KeySpec::Rsa4096, SignatureAlgorithm::Ps512),
+            (KeySpec::Ec256, SignatureAlgorithm::Es256),
+            (KeySpec::Ec384, SignatureAlgorithm::Es384),
+            (KeySpec::Ec521, SignatureAlgorithm::Es512),
+        ];
+        for (spec, alg) in table {
+            assert_eq!(signing_algorithm(spec), alg, "{spec}");
+        }
+    }
+
+    #[test]
+    fn versions_are_read_from_object_ids() {
+        let base = "https://v.vault.azure.net";
+        assert_eq!(
+            version_of(Some(&format!("{base}/keys/k/abc123"))).as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(
+            version_of(Some(&format!("{base}/certificates/c/v9/?x=1"))).as_deref(),
+            Some("v9")
+        );
+        assert_eq!(version_of(Some(&format!("{base}/other/k/abc"))), None);
+        assert_eq!(version_of(Some("k/abc")), None);
+        assert_eq!(version_of(None), None);
+    }
+}

@@ -238,19 +238,7 @@ pub fn sign(
     spec: KeySpec,
     digest: &[u8],
 ) -> Result<BackendSignature> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut body = json!({
-        "input": b64.encode(digest),
-        "prehashed": true,
-        "hash_algorithm": hash_name(spec),
-        "key_version": version,
-    });
-    if spec.is_rsa() {
-        body["signature_algorithm"] = json!("pss");
-        body["salt_length"] = json!("hash");
-    } else {
-        body["marshaling_algorithm"] = json!("jws");
-    }
+    let body = sign_request(version, spec, digest);
     let path = format!("{}/sign/{}", key.mount, key.name);
     let doing = format!(
         "signing with version {version} of {} (POST {path})",
@@ -274,6 +262,25 @@ pub fn sign(
     } else {
         BackendSignature::EcdsaFixed(bytes)
     })
+}
+
+/// The body of `POST <mount>/sign/<name>`. Transit's defaults are not what notation accepts: its
+/// RSA salt is not the hash length and its ECDSA marshaling is DER, so both are set here.
+fn sign_request(version: u64, spec: KeySpec, digest: &[u8]) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut body = json!({
+        "input": b64.encode(digest),
+        "prehashed": true,
+        "hash_algorithm": hash_name(spec),
+        "key_version": version,
+    });
+    if spec.is_rsa() {
+        body["signature_algorithm"] = json!("pss");
+        body["salt_length"] = json!("hash");
+    } else {
+        body["marshaling_algorithm"] = json!("jws");
+    }
+    body
 }
 
 /// `vault:v<N>:<base64>` -> the signature bytes, checking the version.
@@ -356,6 +363,70 @@ mod tests {
             .unwrap_err()
             .contains("instead of v2"));
         assert!(parse_signature("AQID", 1, KeySpec::Rsa2048).is_err());
+    }
+
+    #[test]
+    fn sign_requests_ask_for_what_notation_accepts() {
+        let digest = KeySpec::Rsa3072.hash_algorithm().digest(b"x");
+        assert_eq!(
+            sign_request(3, KeySpec::Rsa3072, &digest),
+            json!({
+                "input": base64::engine::general_purpose::STANDARD.encode(&digest),
+                "prehashed": true,
+                "hash_algorithm": "sha2-384",
+                "key_version": 3,
+                "signature_algorithm": "pss",
+                "salt_length": "hash",
+            })
+        );
+        assert_eq!(
+            sign_request(1, KeySpec::Ec521, &[1, 2]),
+            json!({
+                "input": "AQI=",
+                "prehashed": true,
+                "hash_algorithm": "sha2-512",
+                "key_version": 1,
+                "marshaling_algorithm": "jws",
+            })
+        );
+        for (spec, hash) in [
+            (KeySpec::Rsa2048, "sha2-256"),
+            (KeySpec::Rsa4096, "sha2-512"),
+            (KeySpec::Ec256, "sha2-256"),
+            (KeySpec::Ec384, "sha2-384"),
+        ] {
+            let body = sign_request(1, spec, &[0]);
+            assert_eq!(body["hash_algorithm"], hash, "{spec}");
+            assert_eq!(body["salt_length"].is_string(), spec.is_rsa(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn signing_key_types_map_to_their_specs_and_others_are_named() {
+        let key = |key_type: &str, supports_signing: bool| TransitKey {
+            name: "k".into(),
+            mount: "transit".into(),
+            key_type: key_type.into(),
+            supports_signing,
+            latest_version: 1,
+            versions: BTreeMap::new(),
+        };
+        for (t, spec) in SIGNING_TYPES {
+            assert_eq!(key(t, true).key_spec().unwrap(), *spec);
+        }
+        let err = key("ed25519", true).key_spec().unwrap_err();
+        assert!(
+            err.message.starts_with("Transit key 'k' on mount 'transit' is of type ed25519 (a signing key type notation does not support)"),
+            "{}",
+            err.message
+        );
+        let err = key("aes256-gcm96", false).key_spec().unwrap_err();
+        assert!(
+            err.message.contains("(a key type that cannot sign at all)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.metadata["keyType"], "aes256-gcm96");
     }
 
     #[test]

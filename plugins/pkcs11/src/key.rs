@@ -413,3 +413,97 @@ pub fn sign(
         _ => BackendSignature::RsaPss(signature),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PSS parameters a token is given: the spec's hash, MGF1 on the same hash, and a salt
+    /// of exactly the hash length (a token told "maximum" makes signatures COSE refuses).
+    fn assert_notation_pss(params: &PkcsPssParams, spec: KeySpec) {
+        let (hash_alg, mgf, salt) = match spec {
+            KeySpec::Rsa2048 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32),
+            KeySpec::Rsa3072 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48),
+            KeySpec::Rsa4096 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64),
+            ec => panic!("{ec} has no PSS parameters"),
+        };
+        assert_eq!(params.hash_alg, hash_alg, "{spec}");
+        assert_eq!(params.mgf, mgf, "{spec}");
+        assert_eq!(usize::from(params.s_len), salt, "{spec}");
+    }
+
+    #[test]
+    fn rsa_signs_with_raw_pss_where_offered_salt_equal_to_the_hash_length() {
+        let both = [
+            MechanismType::SHA256_RSA_PKCS_PSS,
+            MechanismType::SHA384_RSA_PKCS_PSS,
+            MechanismType::SHA512_RSA_PKCS_PSS,
+            MechanismType::RSA_PKCS_PSS,
+        ];
+        for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
+            match signer(&both, spec, "t").unwrap() {
+                Signer::Digest(Mechanism::RsaPkcsPss(p)) => assert_notation_pss(&p, spec),
+                Signer::Digest(m) | Signer::Message(m) => panic!("{spec}: {m:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rsa_falls_back_to_hash_and_sign_pss_of_the_spec_hash_only() {
+        let cases = [
+            (KeySpec::Rsa2048, MechanismType::SHA256_RSA_PKCS_PSS),
+            (KeySpec::Rsa3072, MechanismType::SHA384_RSA_PKCS_PSS),
+            (KeySpec::Rsa4096, MechanismType::SHA512_RSA_PKCS_PSS),
+        ];
+        for (spec, ty) in cases {
+            let params = match signer(&[MechanismType::ECDSA, ty], spec, "t").unwrap() {
+                Signer::Message(Mechanism::Sha256RsaPkcsPss(p)) if spec == KeySpec::Rsa2048 => p,
+                Signer::Message(Mechanism::Sha384RsaPkcsPss(p)) if spec == KeySpec::Rsa3072 => p,
+                Signer::Message(Mechanism::Sha512RsaPkcsPss(p)) if spec == KeySpec::Rsa4096 => p,
+                Signer::Digest(m) | Signer::Message(m) => panic!("{spec}: {m:?}"),
+            };
+            assert_notation_pss(&params, spec);
+            // Hash-and-sign with another hash is no substitute.
+            let others: Vec<_> = cases.iter().map(|c| c.1).filter(|t| *t != ty).collect();
+            let err = signer(&others, spec, "tok")
+                .err()
+                .expect("no usable mechanism");
+            assert!(
+                err.message
+                    .contains("token 'tok' offers neither CKM_RSA_PKCS_PSS nor")
+                    && err.message.contains(&spec.to_string()),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn ecdsa_needs_ckm_ecdsa() {
+        for spec in [KeySpec::Ec256, KeySpec::Ec384, KeySpec::Ec521] {
+            assert!(matches!(
+                signer(&[MechanismType::ECDSA], spec, "t"),
+                Ok(Signer::Digest(Mechanism::Ecdsa))
+            ));
+            let err = signer(&[MechanismType::RSA_PKCS_PSS], spec, "tok")
+                .err()
+                .expect("no CKM_ECDSA");
+            assert!(
+                err.message.contains("token 'tok' does not offer CKM_ECDSA"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn ec_points_are_read_wrapped_or_bare() {
+        let point = [4u8, 1, 2, 3];
+        let wrapped = [&[0x04, 4][..], &point].concat();
+        assert_eq!(unwrap_ec_point(&wrapped), point);
+        assert_eq!(unwrap_ec_point(&point), point);
+        // An OCTET STRING that does not hold a SEC1 point is left as it is.
+        assert_eq!(unwrap_ec_point(&[0x04, 1, 9]), [0x04, 1, 9]);
+        assert_eq!(hex(&[0x00, 0xab, 0x10]), "00ab10");
+    }
+}

@@ -1,0 +1,258 @@
+//! Configuration as every plugin reads it: unknown pluginConfig keys are errors that list the
+//! known ones, the lookup order pluginConfig > NOTATION_<PLUGIN>_<KEY> > well-known variables,
+//! secrets redacted, and the bounds of timeout_seconds.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use plugin_protocol::config::{expand_home, Config, DEFAULT_TIMEOUT};
+use plugin_protocol::{ConfigKey, Context, ErrorCode, PluginInfo};
+
+static INFO: PluginInfo = PluginInfo {
+    name: "cfg-test",
+    description: "config tests",
+    version: "0.0.0",
+    url: "https://example.invalid",
+    key_id_help: "any key id",
+    config_keys: &[
+        ConfigKey {
+            name: "region",
+            env: &["CFG_TEST_REGION", "CFG_TEST_DEFAULT_REGION"],
+            help: "a setting with two well-known variables",
+            secret: false,
+        },
+        ConfigKey {
+            name: "pin",
+            env: &[],
+            help: "a secret",
+            secret: true,
+        },
+        ConfigKey {
+            name: "key_file",
+            env: &[],
+            help: "a path (no test sets its variables, so tests may run in parallel)",
+            secret: false,
+        },
+        ConfigKey {
+            name: "verbose",
+            env: &[],
+            help: "a flag",
+            secret: false,
+        },
+    ],
+    operator_commands: &[],
+    chain_sources_help: "nowhere",
+};
+
+fn cfg(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn config(pairs: &[(&str, &str)]) -> Config {
+    Config::new(&INFO, cfg(pairs)).unwrap()
+}
+
+#[test]
+fn an_unknown_key_anywhere_in_the_config_is_refused_with_the_known_keys() {
+    // Known keys, shared and the plugin's own, pass.
+    config(&[
+        ("certificate_chain", "c.pem"),
+        ("region", "eu"),
+        ("pin", "1"),
+    ]);
+    Config::new(&INFO, None).unwrap();
+    // One typo among correct keys, wherever it sorts, is refused.
+    for typo in ["aaa", "regoin", "zzz"] {
+        let err =
+            Config::new(&INFO, cfg(&[("region", "eu"), (typo, "x"), ("pin", "1")])).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Validation);
+        assert_eq!(
+            err.message,
+            format!(
+                "unknown pluginConfig key '{typo}' for the cfg-test plugin; known keys: \
+                 certificate_chain, ca_certs, timeout_seconds, region, pin, key_file, verbose"
+            )
+        );
+    }
+    // Context::new (every command's entry) applies the same check.
+    let err = Context::new(&INFO, "k".into(), cfg(&[("ca_cert", "x")])).unwrap_err();
+    assert!(err.message.contains("'ca_cert'"), "{}", err.message);
+}
+
+#[test]
+fn lookup_order_and_redaction() {
+    // The only test touching these variables, so no other test races with them.
+    std::env::remove_var("NOTATION_CFG_TEST_REGION");
+    std::env::set_var("CFG_TEST_DEFAULT_REGION", "from-second-wellknown");
+    std::env::set_var("CFG_TEST_REGION", "");
+    let c = config(&[]);
+    assert_eq!(
+        c.get_with_source("region"),
+        Some((
+            "from-second-wellknown".into(),
+            "environment variable CFG_TEST_DEFAULT_REGION".into()
+        )),
+        "an empty variable is skipped"
+    );
+    std::env::set_var("CFG_TEST_REGION", "from-wellknown");
+    assert_eq!(c.get("region").as_deref(), Some("from-wellknown"));
+    std::env::set_var("NOTATION_CFG_TEST_REGION", "from-own");
+    assert_eq!(
+        c.get_with_source("region"),
+        Some((
+            "from-own".into(),
+            "environment variable NOTATION_CFG_TEST_REGION".into()
+        ))
+    );
+    let c = config(&[("region", "from-config")]);
+    assert_eq!(
+        c.get_with_source("region"),
+        Some(("from-config".into(), "pluginConfig 'region'".into()))
+    );
+    assert_eq!(
+        Config::env_name(&INFO, "region"),
+        "NOTATION_CFG_TEST_REGION"
+    );
+    for var in [
+        "NOTATION_CFG_TEST_REGION",
+        "CFG_TEST_REGION",
+        "CFG_TEST_DEFAULT_REGION",
+    ] {
+        std::env::remove_var(var);
+    }
+    assert_eq!(config(&[]).get("region"), None);
+
+    let c = config(&[("pin", "123456"), ("region", "eu")]);
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("[redacted]") && !shown.contains("123456") && shown.contains("\"eu\""),
+        "{shown}"
+    );
+    assert_eq!(
+        c.get_secret("pin").as_deref().map(String::as_str),
+        Some("123456")
+    );
+}
+
+#[test]
+fn flags_and_timeouts_are_parsed_strictly() {
+    for (v, expected) in [
+        ("true", true),
+        ("YES", true),
+        ("1", true),
+        ("no", false),
+        ("0", false),
+        ("False", false),
+    ] {
+        assert_eq!(
+            config(&[("verbose", v)]).flag("verbose").unwrap(),
+            expected,
+            "{v}"
+        );
+    }
+    assert!(!config(&[]).flag("verbose").unwrap());
+    let err = config(&[("verbose", "maybe")]).flag("verbose").unwrap_err();
+    assert_eq!(
+        err.message,
+        "pluginConfig 'verbose' must be true or false, not 'maybe'"
+    );
+
+    assert_eq!(config(&[]).timeout().unwrap(), DEFAULT_TIMEOUT);
+    for (v, secs) in [("0.5", 0.5), ("3600", 3600.0), ("42", 42.0)] {
+        assert_eq!(
+            config(&[("timeout_seconds", v)]).timeout().unwrap(),
+            Duration::from_secs_f64(secs)
+        );
+    }
+    for v in ["0", "-1", "3600.5", "NaN", "soon"] {
+        let err = config(&[("timeout_seconds", v)]).timeout().unwrap_err();
+        assert_eq!(err.code, ErrorCode::Validation);
+        assert!(
+            err.message.contains(&format!("not '{v}'")),
+            "{}",
+            err.message
+        );
+    }
+    let ctx = Context::new(&INFO, "k".into(), cfg(&[("timeout_seconds", "7")])).unwrap();
+    assert_eq!(ctx.deadline.total(), Duration::from_secs(7));
+    assert!(ctx.deadline.remaining() > Duration::from_secs(6));
+}
+
+#[test]
+fn home_is_expanded_only_at_the_start() {
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        expand_home("~/a/b"),
+        std::path::Path::new(&home).join("a/b")
+    );
+    assert_eq!(expand_home("/x/~/y"), std::path::PathBuf::from("/x/~/y"));
+    assert_eq!(expand_home("~user/x"), std::path::PathBuf::from("~user/x"));
+}
+
+#[test]
+fn path_values_expand_home() {
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        config(&[("key_file", "~/chain.pem")]).path("key_file"),
+        Some(std::path::Path::new(&home).join("chain.pem"))
+    );
+    assert_eq!(config(&[]).path("key_file"), None);
+}
+
+#[test]
+fn a_passed_deadline_is_a_timeout_naming_what_was_being_done() {
+    use plugin_protocol::Deadline;
+    let passed = Deadline::after(Duration::ZERO);
+    let err = passed.check("signing with key k").unwrap_err();
+    assert_eq!(err.code, ErrorCode::Timeout);
+    assert!(
+        err.message
+            .starts_with("gave up signing with key k after the 0s deadline"),
+        "{}",
+        err.message
+    );
+    Deadline::after(Duration::from_secs(30)).check("x").unwrap();
+}
+
+#[test]
+fn backoff_grows_with_the_attempt_up_to_its_cap() {
+    use plugin_protocol::config::after_failure;
+    use plugin_protocol::{Deadline, PluginError, Retry};
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let delays = |attempt: u32| -> Vec<Duration> {
+        (0..40)
+            .map(|_| {
+                let e = PluginError::generic("503").with_retry(Retry::Transient);
+                after_failure(&deadline, "x", attempt, e).unwrap()
+            })
+            .collect()
+    };
+    // Full jitter below 200 ms << attempt: attempt 3 waits up to 1.6 s, never more, and 40
+    // draws all below 100 ms would mean the backoff stopped growing (chance 1 in 16^40).
+    let third = delays(3);
+    assert!(
+        third.iter().all(|d| *d < Duration::from_millis(1600)),
+        "{third:?}"
+    );
+    assert!(
+        third.iter().any(|d| *d > Duration::from_millis(100)),
+        "{third:?}"
+    );
+    let first = delays(1);
+    assert!(
+        first.iter().all(|d| *d < Duration::from_millis(400)),
+        "{first:?}"
+    );
+    // A delay the backend names is used as it is.
+    let e = PluginError::generic("slow down")
+        .with_retry(Retry::Throttled(Some(Duration::from_millis(1234))));
+    assert_eq!(
+        after_failure(&deadline, "x", 1, e).unwrap(),
+        Duration::from_millis(1234)
+    );
+}
