@@ -24,6 +24,9 @@ CARGO_MUTANTS_VERSION=27.1.0
 export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$(dirname "$CARGO_TARGET_DIR")/mutants-target}"
 out="${MUTANTS_OUT:-$CARGO_TARGET_DIR}"
 mkdir -p "$CARGO_TARGET_DIR" "$out"
+# Each mutant changes one crate: the tests build only the plugin binaries they run, not the
+# whole workspace (see plugin_protocol::client::cargo_binary).
+export NOTATION_PLUGINS_TEST_BUILD=single
 
 if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $CARGO_MUTANTS_VERSION" ]; then
   cargo install cargo-mutants --locked --version "$CARGO_MUTANTS_VERSION"

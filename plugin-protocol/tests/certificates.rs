@@ -35,20 +35,6 @@ fn ok(args: &[&str]) -> String {
     stdout
 }
 
-fn openssl_ok(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_root_of_every_key_spec_issues_chains_that_openssl_and_notation_rules_accept() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +90,7 @@ fn a_root_of_every_key_spec_issues_chains_that_openssl_and_notation_rules_accept
             "--out",
             &csr,
         ]);
-        openssl_ok(&["req", "-verify", "-noout", "-in", &csr], d);
+        openssl(&["req", "-verify", "-noout", "-in", &csr], d);
         ok(&[
             "ca",
             "issue",
@@ -117,7 +103,7 @@ fn a_root_of_every_key_spec_issues_chains_that_openssl_and_notation_rules_accept
             "--out",
             &chain_pem,
         ]);
-        openssl_ok(
+        openssl(
             &[
                 "verify",
                 "-x509_strict",
@@ -178,7 +164,7 @@ fn self_signed_certificates_are_single_cert_chains_notation_accepts() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        openssl_ok(
+        openssl(
             &[
                 "verify",
                 "-x509_strict",
