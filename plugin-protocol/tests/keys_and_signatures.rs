@@ -365,10 +365,11 @@ fn openssl_ecdsa_signatures_are_der_and_normalised_to_r_s() {
             verify_digest(&public, hash, &digest, &stranger),
             Err(SignatureProblem::DoesNotVerify)
         );
-        // A DER blob that is not a signature of this curve is an unusable backend answer.
+        // A blob declared DER that is no DER ECDSA signature is an unusable backend answer,
+        // named as such.
         assert_eq!(
             normalise(spec, BackendSignature::EcdsaDer(vec![0x30, 0x00])),
-            Err(SignatureProblem::EcdsaLength {
+            Err(SignatureProblem::EcdsaNotDer {
                 len: 2,
                 expected: width
             })
