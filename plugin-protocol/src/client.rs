@@ -227,6 +227,28 @@ pub fn cargo_binary(package: &str, name: &str, example: bool) -> PathBuf {
     if !built.contains(&key) {
         let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args(&args);
+        // What cargo sets for the running test (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...) must
+        // not reach the build: ring's build script reruns when CARGO_MANIFEST_DIR changes, so
+        // each test package's value rebuilt ring, rustls and every TLS crate above them, and the
+        // next `cargo test` rebuilt them again.
+        for (var, _) in std::env::vars_os() {
+            let Some(var) = var.to_str() else { continue };
+            let set_by_cargo_for_tests = var == "OUT_DIR"
+                || var.starts_with("CARGO_PKG_")
+                || var.starts_with("CARGO_BIN_")
+                || matches!(
+                    var,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                );
+            if set_by_cargo_for_tests {
+                cmd.env_remove(var);
+            }
+        }
         if let Some(target) = profile_dir.parent() {
             cmd.env("CARGO_TARGET_DIR", target);
         }
