@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use hsm_tests::softhsm::{SoftToken, SOFTHSM_MODULE};
 use hsm_tests::{assert_error, check_and_verify, env_refs, verify};
 use plugin_protocol::client::Invocation;
-use plugin_protocol::contract::{DescribeKeyResponse, GenerateSignatureResponse};
+use plugin_protocol::contract::DescribeKeyResponse;
 use plugin_protocol::testca::{LeafProfile, TestCa};
 use plugin_protocol::{ErrorCode, KeySpec};
 
@@ -421,55 +421,6 @@ fn keys_notation_cannot_use_are_named() {
         "VALIDATION_ERROR",
         &["secp256k1"],
     );
-}
-
-#[test]
-fn sixteen_concurrent_signers_on_one_token() {
-    let token = SoftToken::new("busy");
-    let uri = token.generate("k", KeySpec::Ec384);
-    let ca = TestCa::new("CN=Root");
-    let chain = ca.issue_leaf(&token.public_key(&uri), "CN=busy");
-    token.import_chain(&uri, &chain);
-    let client = token.client();
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..16)
-            .map(|i| {
-                let client = client.clone();
-                let uri = uri.clone();
-                s.spawn(move || {
-                    let payload = format!("payload {i}");
-                    let inv = client
-                        .generate_signature(
-                            &uri,
-                            KeySpec::Ec384,
-                            KeySpec::Ec384.hash_algorithm(),
-                            payload.as_bytes(),
-                            None,
-                        )
-                        .unwrap();
-                    (payload, inv)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let key = token.public_key(&uri);
-    for (payload, inv) in results {
-        assert!(inv.succeeded(), "{}", inv.stderr_text());
-        let resp: GenerateSignatureResponse = inv.response().unwrap();
-        use base64::Engine as _;
-        let sig = base64::engine::general_purpose::STANDARD
-            .decode(resp.signature)
-            .unwrap();
-        let digest = KeySpec::Ec384.hash_algorithm().digest(payload.as_bytes());
-        plugin_protocol::signature::verify_digest(
-            &key,
-            KeySpec::Ec384.hash_algorithm(),
-            &digest,
-            &sig,
-        )
-        .unwrap_or_else(|p| panic!("signature for '{payload}' does not verify: {p}"));
-    }
 }
 
 #[test]

@@ -341,15 +341,9 @@ path "{mount}/keys/*" {{ capabilities = ["read"] }}
     )
 }
 
-#[test]
-fn approle_login_with_role_and_secret_id_files() {
-    let api = Api::root();
-    let dir = tempfile::tempdir().unwrap();
-    let name = unique("approle-key");
-    api.create_key(&name, "ecdsa-p256");
-    let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
-    let policy = unique("sign-policy");
-    api.put_policy(&policy, &signing_policy("transit", &name));
+/// An AppRole auth mount with a role `signer` whose tokens carry `policy`: (mount, role id,
+/// secret id).
+fn approle(api: &Api, policy: &str) -> (String, String, String) {
     let mount = unique("approle");
     api.call(
         "POST",
@@ -371,6 +365,19 @@ fn approle_login_with_role_and_secret_id_files() {
         .as_str()
         .unwrap()
         .to_owned();
+    (mount, role_id, secret_id)
+}
+
+#[test]
+fn approle_login_with_role_and_secret_id_files() {
+    let api = Api::root();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("approle-key");
+    api.create_key(&name, "ecdsa-p256");
+    let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let policy = unique("sign-policy");
+    api.put_policy(&policy, &signing_policy("transit", &name));
+    let (mount, role_id, secret_id) = approle(&api, &policy);
     let role_file = dir.path().join("role-id");
     let secret_file = dir.path().join("secret-id");
     write_private(&role_file, format!("{role_id}\n"));
@@ -1294,27 +1301,7 @@ fn sigterm_during_a_stalled_sign_revokes_the_login_token() {
     let (file, _) = chain_file(dir.path(), &api.public_key(&name, None), &name);
     let policy = unique("signal-policy");
     api.put_policy(&policy, &signing_policy("transit", &name));
-    let mount = unique("approle");
-    api.call(
-        "POST",
-        &format!("sys/auth/{mount}"),
-        Some(json!({ "type": "approle" })),
-    );
-    api.call(
-        "POST",
-        &format!("auth/{mount}/role/signer"),
-        Some(json!({ "token_policies": [policy], "token_ttl": "5m" })),
-    );
-    let role_id = api.call("GET", &format!("auth/{mount}/role/signer/role-id"), None)["data"]
-        ["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = api.call("POST", &format!("auth/{mount}/role/signer/secret-id"), None)["data"]
-        ["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mount, role_id, secret_id) = approle(&api, &policy);
     // Everything reaches OpenBao except the sign, which stalls.
     let proxy = hsm_tests::fake::stalling_proxy(&api.addr, "/transit/sign/");
     let mut env = env_with(None);

@@ -3,21 +3,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::softkey_plugin;
 use plugin_protocol::testca::generate_key;
 use plugin_protocol::KeySpec;
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(&softkey_plugin().path)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, stderr) = common::run_softkey(args);
+    (code, stderr)
 }
 
 fn key(dir: &std::path::Path, name: &str) -> String {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use plugin_protocol::chain;
@@ -17,20 +16,8 @@ fn key_file(dir: &Path, name: &str, spec: KeySpec) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn plugin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(&softkey_plugin().path)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn ok(args: &[&str]) -> String {
-    let (code, stdout, stderr) = plugin(args);
+    let (code, stdout, stderr) = run_softkey(args);
     assert_eq!(code, 0, "{args:?}: {stderr}");
     stdout
 }
@@ -206,7 +193,7 @@ fn certificate_command_errors_are_actionable() {
         root_pem_s,
     ]);
 
-    let (code, _, err) = plugin(&[
+    let (code, _, err) = run_softkey(&[
         "ca",
         "init",
         "--key-id",
@@ -230,7 +217,7 @@ fn certificate_command_errors_are_actionable() {
         "--force",
     ]);
 
-    let (code, _, err) = plugin(&[
+    let (code, _, err) = run_softkey(&[
         "ca",
         "issue",
         "--ca-key-id",
@@ -245,7 +232,7 @@ fn certificate_command_errors_are_actionable() {
     assert_eq!(code, 1);
     assert!(err.contains("does not certify the key"), "{err}");
 
-    let (code, _, err) = plugin(&[
+    let (code, _, err) = run_softkey(&[
         "ca",
         "issue",
         "--ca-key-id",
@@ -258,7 +245,7 @@ fn certificate_command_errors_are_actionable() {
     assert_eq!(code, 1);
     assert!(err.contains("--subject is required"), "{err}");
 
-    let (code, _, err) = plugin(&[
+    let (code, _, err) = run_softkey(&[
         "certificate",
         "self-signed",
         "--key-id",
@@ -269,7 +256,7 @@ fn certificate_command_errors_are_actionable() {
     assert_eq!(code, 1);
     assert!(err.contains("is not a distinguished name"), "{err}");
 
-    let (code, _, err) = plugin(&["ca", "issue", "--no-such-flag"]);
+    let (code, _, err) = run_softkey(&["ca", "issue", "--no-such-flag"]);
     assert_eq!(code, 2, "usage errors exit 2: {err}");
 
     // A CSR whose signature was altered is refused.
@@ -290,7 +277,7 @@ fn certificate_command_errors_are_actionable() {
         der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der).unwrap(),
     )
     .unwrap();
-    let (code, _, err) = plugin(&[
+    let (code, _, err) = run_softkey(&[
         "ca",
         "issue",
         "--ca-key-id",
@@ -366,7 +353,7 @@ fn a_backend_signature_that_fails_the_self_check_makes_no_certificate_or_csr() {
             ];
             for mut args in commands {
                 args.extend_from_slice(&["--plugin-config", knob, "--out", &out]);
-                let (code, stdout, stderr) = plugin(&args);
+                let (code, stdout, stderr) = run_softkey(&args);
                 assert_eq!(code, 1, "{args:?}: {stderr}");
                 assert!(stdout.is_empty(), "{args:?}: {stdout}");
                 assert!(
@@ -387,7 +374,7 @@ fn certificate_commands_refuse_an_unknown_plugin_config_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "k.pem", KeySpec::Ec256);
     let out = dir.path().join("out.pem");
-    let (code, stdout, stderr) = plugin(&[
+    let (code, stdout, stderr) = run_softkey(&[
         "certificate",
         "self-signed",
         "--key-id",

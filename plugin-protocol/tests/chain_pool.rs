@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -68,15 +67,8 @@ fn the_root_whose_key_signed_is_taken_whatever_the_order_and_copies_are_dropped(
 }
 
 fn run(args: &[&str]) {
-    let out = Command::new(&softkey_plugin().path)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, stderr) = common::run_softkey(args);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
 }
 
 fn key_file(dir: &Path, name: &str) -> String {

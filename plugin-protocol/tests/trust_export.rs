@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::softkey_plugin;
+use common::run_softkey;
 use plugin_protocol::chain::{self, to_pem_bundle};
 use plugin_protocol::testca::{generate_key, CaProfile, LeafProfile, TestCa};
 use plugin_protocol::KeySpec;
@@ -56,20 +56,8 @@ impl Signer {
             out.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        run(&args)
+        run_softkey(&args)
     }
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(&softkey_plugin().path)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -257,12 +245,12 @@ fn bad_scopes_and_store_names_are_refused_before_the_key_is_used() {
     ] {
         let mut all = vec!["trust", "export", "--key-id", "/nonexistent", "--out", "x"];
         all.extend_from_slice(args);
-        let (code, _, stderr) = run(&all);
+        let (code, _, stderr) = run_softkey(&all);
         assert_eq!(code, 1, "{args:?}");
         assert!(stderr.contains(args[1]), "{args:?}: {stderr}");
         assert!(!stderr.contains("nonexistent"), "{args:?}: {stderr}");
     }
-    let (code, _, stderr) = run(&[
+    let (code, _, stderr) = run_softkey(&[
         "trust", "export", "--key-id", "k", "--out", "x", "--blob", "--scope", "r/a",
     ]);
     assert_eq!(code, 2, "{stderr}");
@@ -282,7 +270,7 @@ fn certificate_commands_warn_before_writing_a_leaf_subject_notation_cannot_pin()
         (["certificate", "self-signed"], full, false),
         (["certificate", "csr"], full, false),
     ] {
-        let (code, stdout, stderr) = run(&[
+        let (code, stdout, stderr) = run_softkey(&[
             command[0],
             command[1],
             "--key-id",
@@ -304,7 +292,7 @@ fn certificate_commands_warn_before_writing_a_leaf_subject_notation_cannot_pin()
 
     // ca issue warns for a leaf, not for an intermediate CA.
     let root = dir.path().join("root.pem");
-    let (code, _, stderr) = run(&[
+    let (code, _, stderr) = run_softkey(&[
         "ca",
         "init",
         "--key-id",
@@ -336,7 +324,7 @@ fn certificate_commands_warn_before_writing_a_leaf_subject_notation_cannot_pin()
             short,
         ];
         args.extend_from_slice(extra);
-        let (code, _, stderr) = run(&args);
+        let (code, _, stderr) = run_softkey(&args);
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(
             stderr.contains("cannot be pinned"),
@@ -348,10 +336,10 @@ fn certificate_commands_warn_before_writing_a_leaf_subject_notation_cannot_pin()
 
 #[test]
 fn help_lists_the_trust_command() {
-    let (code, stdout, _) = run(&["--help"]);
+    let (code, stdout, _) = run_softkey(&["--help"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("trust "), "{stdout}");
-    let (code, stdout, _) = run(&["trust", "export", "--help"]);
+    let (code, stdout, _) = run_softkey(&["trust", "export", "--help"]);
     assert_eq!(code, 0);
     for flag in [
         "--key-id",

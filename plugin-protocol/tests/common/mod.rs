@@ -163,3 +163,17 @@ pub fn openssl_chain(
     certs.extend(chain::load_file(&d.join("root.pem")).unwrap());
     certs
 }
+
+/// Runs the softkey plugin binary with `args` (an operator or certificate command): exit code,
+/// stdout, stderr.
+pub fn run_softkey(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(&softkey_plugin().path)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
