@@ -60,7 +60,7 @@ pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: TrustComma
 
 /// What `trust export` writes, before it is written.
 #[derive(Debug, PartialEq, Eq)]
-pub struct TrustExport {
+struct TrustExport {
     /// The trust store name (`notation cert add --store`).
     pub store: String,
     /// File name of the root under `<out>/<store>/`.
@@ -105,17 +105,18 @@ struct Verification {
 
 /// What the policy applies to: OCI artifacts in some repositories, or blobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PolicyKind {
-    /// `trustpolicy.json` with these `registryScopes` (`["*"]` for every repository).
+enum PolicyKind {
+    /// `trustpolicy.json` with these (checked) `registryScopes` (`["*"]` for every repository).
     Oci(Vec<String>),
     /// `trustpolicy.blob.json`, the one global blob policy.
     Blob,
 }
 
-/// Builds the export for a checked chain (leaf first, self-signed root last).
-pub fn build_export(
+/// Builds the export for a checked chain (leaf first, self-signed root last), with a store
+/// name and scopes already checked.
+fn build_export(
     chain: &[Certificate],
-    store: Option<&str>,
+    store: Option<String>,
     kind: &PolicyKind,
     any_identity: bool,
 ) -> Result<TrustExport> {
@@ -125,10 +126,7 @@ pub fn build_export(
         [] => return Err(PluginError::validation("the certificate chain is empty")),
     };
     let slug = slug(common_name(root).as_deref().unwrap_or("root"));
-    let store = match store {
-        Some(s) => check_store_name(s)?,
-        None => slug.clone(),
-    };
+    let store = store.unwrap_or_else(|| slug.clone());
     let identity = if any_identity {
         "*".to_owned()
     } else {
@@ -151,7 +149,7 @@ pub fn build_export(
         trust_policies: vec![PolicyStatement {
             name: store.clone(),
             registry_scopes: match kind {
-                PolicyKind::Oci(scopes) => Some(check_scopes(scopes)?),
+                PolicyKind::Oci(scopes) => Some(scopes.clone()),
                 PolicyKind::Blob => None,
             },
             signature_verification: Verification { level: "strict" },
@@ -187,18 +185,13 @@ fn export<B: Backend>(info: &'static PluginInfo, args: ExportArgs) -> Result<()>
                  --scope REGISTRY/REPOSITORY to narrow it"
             );
         }
-        PolicyKind::Oci(args.scopes.clone())
+        // Checked before the backend is touched: a typo costs no round trip.
+        PolicyKind::Oci(check_scopes(&args.scopes)?)
     };
-    // Checked before the backend is touched: a typo costs no round trip.
-    if let Some(s) = &args.store {
-        check_store_name(s)?;
-    }
-    if let PolicyKind::Oci(scopes) = &kind {
-        check_scopes(scopes)?;
-    }
+    let store = args.store.as_deref().map(check_store_name).transpose()?;
     let mut key = BackendKey::<B>::open(info, &args.key.key_id, &args.key.plugin_config)?;
     let chain = key.chain().map_err(|e| e.context("trust export"))?;
-    let export = build_export(&chain, args.store.as_deref(), &kind, args.any_identity)?;
+    let export = build_export(&chain, store, &kind, args.any_identity)?;
     if args.any_identity {
         eprintln!(
             "note: trustedIdentities [\"*\"]: notation will accept a signature by any \
