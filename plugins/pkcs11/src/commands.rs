@@ -207,28 +207,28 @@ fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
     refused.map_or(Ok(()), Err)
 }
 
-/// The module for an operator command, whose missing-module hint names the command's own
-/// `--module` option rather than the key URI's `module-path=`.
+/// The module for an operator command: when nothing names one, the hint names the command's
+/// own `--module` option rather than the key URI's `module-path=`.
 fn module_for_command(
     uri: &Pkcs11Uri,
     ctx: &Context,
     command: &str,
 ) -> Result<token::ModuleChoice> {
-    token::module_for(uri, &ctx.config).map_err(|e| {
-        if e.message.starts_with("no PKCS#11 module:") {
-            PluginError::validation(format!(
-                "no PKCS#11 module: pass --module /path/to/module.so to `{command}` (SoftHSM2: \
-                 /usr/lib/softhsm/libsofthsm2.so){}, or set PKCS11_MODULE_PATH",
-                if command == "keys" {
-                    " or put ?module-path= in the URI"
-                } else {
-                    ""
-                }
-            ))
-        } else {
-            e
-        }
-    })
+    let named = uri.module_path.is_some()
+        || uri.module_name.is_some()
+        || ctx.config.get("module_path").is_some();
+    if !named {
+        return Err(PluginError::validation(format!(
+            "no PKCS#11 module: pass --module /path/to/module.so to `{command}` (SoftHSM2: \
+             /usr/lib/softhsm/libsofthsm2.so){}, or set PKCS11_MODULE_PATH",
+            if command == "keys" {
+                " or put ?module-path= in the URI"
+            } else {
+                ""
+            }
+        )));
+    }
+    token::module_for(uri, &ctx.config)
 }
 
 fn generate_key(
