@@ -299,3 +299,31 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// Starts `exe generate-signature` (or another command) with `env`, writes `request` on its
+/// stdin and closes it, and returns the running process, for tests that act on a plugin while it
+/// is inside a backend call (signals).
+pub fn spawn_plugin(
+    exe: &Path,
+    command: &str,
+    env: &[(String, String)],
+    request: &str,
+) -> std::process::Child {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(exe)
+        .arg(command)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(request.as_bytes())
+        .expect("write the request");
+    child
+}

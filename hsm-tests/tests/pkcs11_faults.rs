@@ -186,27 +186,18 @@ fn a_missing_softhsm_configuration_says_what_to_set() {
 
 /// Sends `signal` to the plugin once it is stuck in C_Sign, and returns what it answered.
 fn interrupted(token: &SoftToken, signal: &str) -> (Option<i32>, String, Duration) {
-    use std::io::Write as _;
     let uri = uri_via(token, pkcs11_spy());
     let req = serde_json::json!({
         "contractVersion": "1.0", "keyId": uri, "keySpec": "EC-256", "hashAlgorithm": "SHA-256",
         "payload": "aGVsbG8=", "pluginConfig": {"timeout_seconds": "60"}
     });
     let client = faulty_client(token, &[("FAULT_PKCS11_HANG", "C_Sign")]);
-    let mut child = std::process::Command::new(&client.path)
-        .arg("generate-signature")
-        .envs(client.env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(req.to_string().as_bytes())
-        .unwrap();
+    let child = hsm_tests::spawn_plugin(
+        &client.path,
+        "generate-signature",
+        &client.env,
+        &req.to_string(),
+    );
     // Wait until the spy saw C_Sign: the plugin is inside the backend call.
     let start = std::time::Instant::now();
     while !spy_log(token).contains("C_Sign") {

@@ -1316,20 +1316,7 @@ fn sigterm_during_a_stalled_sign_revokes_the_login_token() {
             "certificate_chain": file.to_str().unwrap(), "timeout_seconds": "60"
         }
     });
-    let mut child = Command::new(plugin())
-        .arg("generate-signature")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(req.to_string().as_bytes())
-        .unwrap();
+    let child = hsm_tests::spawn_plugin(&plugin(), "generate-signature", &env, &req.to_string());
     // Login, read key: then the sign request arrives and stalls.
     let start = Instant::now();
     while proxy.requests() < 3 {
