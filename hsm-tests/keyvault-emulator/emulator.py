@@ -30,6 +30,9 @@ given with --client-secret. A federated assertion must be a JWT whose payload ha
 Faults are set per test through the plain-HTTP admin port (never TLS, 127.0.0.1 only):
 `POST /_admin/fault {"match": "/keys/name", "status": 429, "count": 2, "retry_after": "1"}` makes
 the next `count` vault requests whose path contains `match` fail with `status` (-1 = forever).
+A fault with `"kind"` does something else to those requests: `"delay"` answers them after
+`"seconds"`, `"hang"` never answers, `"flip_signature"` flips the last bit of the signature a
+sign call returns, and `"der_signature"` returns that (r||s) ECDSA signature as ASN.1 DER.
 The admin port also serves the vault API without authentication, for test set-up.
 
 State is in memory only. Every HTTPS request is answered from one server for every host name the
@@ -45,6 +48,7 @@ import os
 import re
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 import uuid
@@ -444,6 +448,15 @@ class Store:
         return self.secret_bundle(name, entry)
 
 
+def tamper_signature(sig, kind):
+    """A sign answer's signature made wrong for a test: its last bit flipped, or r||s as DER."""
+    if kind == "flip_signature":
+        return sig[:-1] + bytes([sig[-1] ^ 0x01]) if sig else sig
+    half = len(sig) // 2
+    r, s = int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big")
+    return utils.encode_dss_signature(r, s)
+
+
 def route(store, method, path, body, allowed):
     """The vault API: (status, JSON) or VaultError."""
     parts = [urllib.parse.unquote(p) for p in path.split("/") if p]
@@ -625,21 +638,31 @@ class Handler(BaseHTTPRequestHandler):
     # -- vault -----------------------------------------------------------------------------
     def vault(self, method, path, raw, principal):
         store = self.server.store
+        fault = None
         with LOCK:
-            for fault in store.faults:
-                if fault.get("match", "\0") in path and fault.get("count", 1) != 0:
-                    if fault.get("count", 1) > 0:
-                        fault["count"] = fault.get("count", 1) - 1
-                    status = int(fault.get("status", 429))
-                    headers = {}
-                    if fault.get("retry_after") is not None:
-                        headers["Retry-After"] = str(fault["retry_after"])
-                    code = fault.get("code") or {429: "Throttled", 500: "InternalServerError",
-                                                 503: "ServiceUnavailable"}.get(status, "Forbidden")
-                    message = fault.get("message") or (
-                        "Request was not processed because too many requests were received. "
-                        "Reason: VaultRequestTypeLimitReached" if status == 429 else f"injected {status}")
-                    return self.vault_error(VaultError(status, code, message, fault.get("inner"), headers))
+            for f in store.faults:
+                if f.get("match", "\0") in path and f.get("count", 1) != 0:
+                    if f.get("count", 1) > 0:
+                        f["count"] = f.get("count", 1) - 1
+                    fault = dict(f)
+                    break
+        kind = (fault or {}).get("kind", "status")
+        if fault and kind == "status":
+            status = int(fault.get("status", 429))
+            headers = {}
+            if fault.get("retry_after") is not None:
+                headers["Retry-After"] = str(fault["retry_after"])
+            code = fault.get("code") or {429: "Throttled", 500: "InternalServerError",
+                                         503: "ServiceUnavailable"}.get(status, "Forbidden")
+            message = fault.get("message") or (
+                "Request was not processed because too many requests were received. "
+                "Reason: VaultRequestTypeLimitReached" if status == 429 else f"injected {status}")
+            return self.vault_error(VaultError(status, code, message, fault.get("inner"), headers))
+        if fault and kind == "hang":
+            time.sleep(3600)
+            return None
+        if fault and kind == "delay":
+            time.sleep(float(fault.get("seconds", 1)))
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -648,6 +671,9 @@ class Handler(BaseHTTPRequestHandler):
             status, out = route(store, method, path, body, principal)
         except VaultError as e:
             return self.vault_error(e)
+        if fault and kind in ("flip_signature", "der_signature") and isinstance(out, dict) \
+                and isinstance(out.get("value"), str):
+            out = dict(out, value=b64url(tamper_signature(unb64url(out["value"]), kind)))
         self.reply(status, out)
 
     def authenticate(self):

@@ -26,6 +26,8 @@ pub enum Answer {
 pub struct Fake {
     pub addr: String,
     pub requests: Arc<AtomicUsize>,
+    /// The body bytes it managed to send (of [`Answer::Huge`]: where the client stopped reading).
+    pub body_bytes_sent: Arc<AtomicUsize>,
     /// The request heads (request line and headers) a proxy forwarded or stalled.
     pub heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -50,11 +52,13 @@ pub fn serve(answer: Answer) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&requests);
+    let body_bytes_sent = Arc::new(AtomicUsize::new(0));
+    let (counter, sent_total) = (Arc::clone(&requests), Arc::clone(&body_bytes_sent));
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
             counter.fetch_add(1, Ordering::SeqCst);
             let answer = answer.clone();
+            let sent_total = Arc::clone(&sent_total);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 65536];
                 let _ = s.read(&mut buf);
@@ -85,6 +89,7 @@ pub fn serve(answer: Answer) -> Fake {
                                 break;
                             }
                             sent += n;
+                            sent_total.fetch_add(n, Ordering::SeqCst);
                         }
                     }
                     Answer::Hang => {
@@ -105,54 +110,100 @@ pub fn serve(answer: Answer) -> Fake {
     Fake {
         addr,
         requests,
+        body_bytes_sent,
         heads: Default::default(),
     }
 }
 
-/// A proxy to `upstream` (`http://127.0.0.1:port`) that forwards every request except those
-/// whose path contains `hang_on`, which it accepts and never answers (a backend that stalls in
-/// the middle of an invocation).
-pub fn stalling_proxy(upstream: &str, hang_on: &'static str) -> Fake {
+/// What a [`tampering_proxy`] does to the requests whose head (request line and headers)
+/// contains its pattern.
+#[derive(Clone, Copy)]
+pub enum Tamper {
+    /// Accepts them and never answers (a backend that stalls in the middle of an invocation).
+    Hang,
+    /// Answers the first `count` of them with `status` and a JSON error body, then forwards.
+    Fail {
+        count: usize,
+        status: &'static str,
+        body: &'static str,
+    },
+    /// Forwards them after a delay (a slow backend).
+    Delay(std::time::Duration),
+    /// Forwards them and changes the upstream's JSON answer before passing it on.
+    EditJson(fn(&mut serde_json::Value)),
+}
+
+/// A proxy to `upstream` (`http://127.0.0.1:port`) that forwards every request, except that the
+/// requests whose head contains `on` (a path, or an `X-Amz-Target` operation) get `tamper`.
+pub fn tampering_proxy(upstream: &str, on: &'static str, tamper: Tamper) -> Fake {
     let upstream = upstream.trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let heads: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let (counter, seen) = (Arc::clone(&requests), Arc::clone(&heads));
+    let failed = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let upstream = upstream.clone();
-            let (counter, seen) = (Arc::clone(&counter), Arc::clone(&seen));
+            let (counter, seen, failed) =
+                (Arc::clone(&counter), Arc::clone(&seen), Arc::clone(&failed));
             std::thread::spawn(move || {
-                let _ = forward(client, &upstream, hang_on, &counter, &seen);
+                let _ = forward(client, &upstream, on, tamper, &counter, &seen, &failed);
             });
         }
     });
     Fake {
         addr,
         requests,
+        body_bytes_sent: Default::default(),
         heads,
     }
+}
+
+/// A proxy to `upstream` that stalls the requests whose head contains `hang_on`.
+pub fn stalling_proxy(upstream: &str, hang_on: &'static str) -> Fake {
+    tampering_proxy(upstream, hang_on, Tamper::Hang)
 }
 
 /// Serves one request of a client connection through its own upstream connection.
 fn forward(
     mut client: std::net::TcpStream,
     upstream: &str,
-    hang_on: &str,
+    on: &str,
+    tamper: Tamper,
     counter: &AtomicUsize,
     seen: &std::sync::Mutex<Vec<String>>,
+    failed: &AtomicUsize,
 ) -> std::io::Result<()> {
     let Some(request) = read_request(&mut client)? else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(&request).into_owned();
     let head = text.split("\r\n\r\n").next().unwrap_or("").to_owned();
-    let stalls = head.lines().next().is_some_and(|l| l.contains(hang_on));
+    let matches = head.contains(on);
     seen.lock().unwrap().push(head);
     counter.fetch_add(1, Ordering::SeqCst);
-    if stalls {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+    let mut edit = None;
+    if matches {
+        match tamper {
+            Tamper::Hang => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            Tamper::Fail {
+                count,
+                status,
+                body,
+            } if failed.fetch_add(1, Ordering::SeqCst) < count => {
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                return client.write_all(answer.as_bytes());
+            }
+            Tamper::Fail { .. } => {}
+            Tamper::Delay(d) => std::thread::sleep(d),
+            Tamper::EditJson(f) => edit = Some(f),
+        }
     }
     // Ask upstream to close after its answer, so that its end marks the answer's end; the
     // answer then carries Connection: close and the client opens a new connection next time.
@@ -164,7 +215,58 @@ fn forward(
     up.write_all(&out)?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
+    if let Some(f) = edit {
+        answer = edit_json_answer(&answer, f);
+    }
     client.write_all(&answer)
+}
+
+/// `answer` (a whole HTTP/1.1 response, its body plain or chunked) with its JSON body changed by
+/// `f` and sent with a Content-Length; an answer whose body is not JSON is left as it is.
+fn edit_json_answer(answer: &[u8], f: fn(&mut serde_json::Value)) -> Vec<u8> {
+    let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let mut body = answer[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return answer.to_vec();
+    };
+    f(&mut value);
+    let body = value.to_string();
+    let mut out = String::new();
+    for line in head.split("\r\n") {
+        let lower = line.to_ascii_lowercase();
+        if !lower.starts_with("content-length:") && !lower.starts_with("transfer-encoding:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+/// The data of a chunked body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..eol]);
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        if n == 0 || body.len() < eol + 2 + n {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + n]);
+        body = &body[(eol + 4 + n).min(body.len())..];
+    }
+    out
 }
 
 /// One HTTP/1.1 request (head and Content-Length body), or `None` at end of stream.

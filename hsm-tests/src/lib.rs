@@ -9,6 +9,7 @@ pub use plugin_protocol::client::cargo_binary;
 pub mod fake;
 pub mod sockets;
 pub mod softhsm;
+pub mod tamper;
 
 /// The built plugin `notation-<name>` (package `notation-<name>`).
 pub fn plugin_binary(name: &str) -> PathBuf {

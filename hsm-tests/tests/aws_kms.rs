@@ -991,3 +991,35 @@ fn metadata_needs_no_aws_at_all() {
     assert_eq!(meta.name, "aws-kms");
     assert!(inv.elapsed < Duration::from_secs(2), "{:?}", inv.elapsed);
 }
+
+/// The Sign call's answer throttled, slow, hung, or with a wrong signature, through a proxy in
+/// front of LocalStack (the shared table of `hsm_tests::tamper`).
+#[test]
+fn sign_answers_tampered_on_the_way_back() {
+    use hsm_tests::tamper::{self, Arranged};
+    fn edit(v: &mut Value, f: fn(Vec<u8>) -> Vec<u8>) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if let Some(sig) = v["Signature"].as_str() {
+            v["Signature"] = json!(tamper::edit_base64(sig, &b64, f));
+        }
+    }
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, _) = chain_file(dir.path(), &public_key(&key_id), "tamper");
+    let chain = chain.display().to_string();
+    tamper::run("aws-kms", &|t| {
+        let proxy = tamper::proxy(
+            localstack::ENDPOINT,
+            "TrentService.Sign",
+            t,
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            |v| edit(v, tamper::flip_bit),
+            |v| edit(v, tamper::other_ecdsa_encoding),
+        );
+        Arranged {
+            key_id: key_id.clone(),
+            pairs: vec![("certificate_chain".into(), chain.clone())],
+            env: env_with(&[("AWS_ENDPOINT_URL", &proxy.addr)]),
+        }
+    });
+}

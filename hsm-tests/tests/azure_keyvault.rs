@@ -1165,3 +1165,41 @@ fn certificate_commands_sign_with_the_vault_key() {
         &dir.path().join("out"),
     );
 }
+
+/// The sign call's answer throttled, slow, hung, or with a wrong signature, by the emulator's
+/// fault injection (the shared table of `hsm_tests::tamper`; Key Vault returns r‖s, so the
+/// wrong encoding is DER).
+#[test]
+fn sign_answers_tampered_on_the_way_back() {
+    use hsm_tests::tamper::{self, Arranged, Tampering};
+    let vault = vault_url();
+    tamper::run("azure-keyvault", &|t| {
+        let name = unique("tamper");
+        let (version, _) = self_signed_certificate(
+            &name,
+            r#"{"kty":"EC","crv":"P-256"}"#,
+            &["digitalSignature"],
+        );
+        let (kind, count) = match t {
+            Tampering::ThrottledTwice => ("status", 2),
+            Tampering::Slow | Tampering::SlowPastDeadline => ("delay", -1),
+            Tampering::Hung => ("hang", -1),
+            Tampering::FlippedSignature => ("flip_signature", -1),
+            Tampering::OtherEcdsaEncoding => ("der_signature", -1),
+        };
+        admin_ok(
+            "POST",
+            "/_admin/fault",
+            Some(
+                json!({"match": format!("/keys/{name}/{version}/sign"), "kind": kind,
+                        "count": count, "status": 429, "retry_after": "0",
+                        "seconds": tamper::SLOW.as_secs_f64()}),
+            ),
+        );
+        Arranged {
+            key_id: format!("{vault}/keys/{name}"),
+            pairs: vec![("self_signed".into(), "true".into())],
+            env: base_env(),
+        }
+    });
+}

@@ -1,10 +1,14 @@
 //! The backend faults of the contract suite, one table applied to every plugin whose backend
 //! speaks plain HTTP to a test endpoint (hashicorp-vault, aws-kms): down, hung, slow, 401, 403,
-//! 429 then (still) 429, 5xx, garbage, truncated, wrong-shape JSON, huge body. Each answer:
+//! 429 then (still) 429, 5xx, garbage, truncated, wrong-shape JSON, huge body (refused at the
+//! 4 MiB bound, not read whole). Each answer:
 //! exit 1, empty stdout, one JSON error with the expected code and a message, by the deadline,
 //! and no secret anywhere. (pkcs11's faults are in pkcs11_faults.rs, through a fault-injecting
-//! module; Key Vault is reached over https only and has its faults in azure_keyvault.rs.)
+//! module; Key Vault is reached over https only and has its faults in azure_keyvault.rs.) The
+//! faults that need a real backend's answer (429 then OK, slow, a bad signature, the wrong ECDSA
+//! encoding) are `hsm_tests::tamper`'s table, run by vault.rs, aws_kms.rs and azure_keyvault.rs.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hsm_tests::fake::{self, Answer};
@@ -19,6 +23,8 @@ struct Fault {
     answer: Option<Answer>,
     /// Expected code for (hashicorp-vault, aws-kms).
     codes: (ErrorCode, ErrorCode),
+    /// Words the message must hold (for every plugin).
+    says: &'static [&'static str],
 }
 
 fn faults() -> Vec<Fault> {
@@ -29,11 +35,13 @@ fn faults() -> Vec<Fault> {
             name: "down",
             answer: None,
             codes: (Generic, Generic),
+            says: &[],
         },
         Fault {
             name: "hung",
             answer: Some(Answer::Hang),
             codes: (Timeout, Timeout),
+            says: &[],
         },
         Fault {
             name: "401",
@@ -42,6 +50,7 @@ fn faults() -> Vec<Fault> {
                 r#"{"errors":["unauthorized"],"__type":"UnrecognizedClientException","message":"bad"}"#,
             ),
             codes: (AccessDenied, AccessDenied),
+            says: &[],
         },
         Fault {
             name: "403",
@@ -50,6 +59,7 @@ fn faults() -> Vec<Fault> {
                 r#"{"errors":["permission denied"],"__type":"AccessDeniedException","message":"denied"}"#,
             ),
             codes: (AccessDenied, AccessDenied),
+            says: &[],
         },
         Fault {
             name: "429 forever",
@@ -58,6 +68,7 @@ fn faults() -> Vec<Fault> {
                 r#"{"errors":["slow down"],"__type":"ThrottlingException","message":"slow down"}"#,
             ),
             codes: (Throttled, Throttled),
+            says: &[],
         },
         Fault {
             name: "500",
@@ -66,21 +77,25 @@ fn faults() -> Vec<Fault> {
                 r#"{"errors":["boom"],"__type":"KMSInternalException","message":"boom"}"#,
             ),
             codes: (Generic, Generic),
+            says: &[],
         },
         Fault {
             name: "garbage",
             answer: Some(Answer::Garbage),
             codes: (Generic, Generic),
+            says: &[],
         },
         Fault {
             name: "truncated",
             answer: Some(Answer::Truncated),
             codes: (Generic, Generic),
+            says: &[],
         },
         Fault {
             name: "wrong-shape JSON",
             answer: json("200 OK", r#"{"data":{"foo":1},"KeyMetadata":7}"#),
             codes: (Generic, Generic),
+            says: &[],
         },
         Fault {
             name: "not JSON",
@@ -90,11 +105,13 @@ fn faults() -> Vec<Fault> {
                 b"<html>proxy login</html>".to_vec(),
             )),
             codes: (Generic, Generic),
+            says: &[],
         },
         Fault {
             name: "huge body",
             answer: Some(Answer::Huge(100 << 20)),
             codes: (Generic, Generic),
+            says: &["larger than 4 MiB"],
         },
     ]
 }
@@ -136,8 +153,9 @@ fn check(
     fault: Fault,
 ) -> Option<String> {
     {
-        let addr = match &fault.answer {
-            Some(a) => fake::serve(a.clone()).addr,
+        let fake = fault.answer.clone().map(fake::serve);
+        let addr = match &fake {
+            Some(f) => f.addr.clone(),
             None => format!(
                 "http://127.0.0.1:{}",
                 std::net::TcpListener::bind("127.0.0.1:0")
@@ -168,7 +186,17 @@ fn check(
                 pick(&fault)
             )),
             Some(e) if e.error_message.trim().is_empty() => bad.push("empty message".into()),
-            Some(_) => {}
+            Some(e) => {
+                for w in fault.says.iter().filter(|w| !e.error_message.contains(**w)) {
+                    bad.push(format!("no '{w}' in: {:.300}", e.error_message));
+                }
+            }
+        }
+        // A huge body is refused at the bound, not read whole (a few MiB may sit in socket
+        // buffers on the way).
+        let sent = fake.map_or(0, |f| f.body_bytes_sent.load(Ordering::SeqCst));
+        if sent > 32 << 20 {
+            bad.push(format!("{} MiB of the body were read", sent >> 20));
         }
         if inv.elapsed > Duration::from_secs(8) {
             bad.push(format!("took {:?} with a 2 s deadline", inv.elapsed));

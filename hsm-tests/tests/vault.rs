@@ -1278,6 +1278,44 @@ fn a_certificate_for_another_key_version_after_rotation() {
     assert_error(&inv, "VALIDATION_ERROR", &["no version 7", "1, 2"]);
 }
 
+/// The sign call's answer throttled, slow, hung, or with a wrong signature, through a proxy in
+/// front of OpenBao (the shared table of `hsm_tests::tamper`).
+#[test]
+fn sign_answers_tampered_on_the_way_back() {
+    use hsm_tests::tamper::{self, Arranged};
+    fn edit(v: &mut Value, f: fn(Vec<u8>) -> Vec<u8>) {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        if let Some((prefix, data)) = v["data"]["signature"]
+            .as_str()
+            .and_then(|s| s.rsplit_once(':'))
+        {
+            v["data"]["signature"] =
+                json!(format!("{prefix}:{}", tamper::edit_base64(data, &b64, f)));
+        }
+    }
+    let api = Api::root();
+    let name = unique("tamper");
+    api.create_key(&name, "ecdsa-p256");
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, _) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let chain = chain.display().to_string();
+    tamper::run("hashicorp-vault", &|t| {
+        let proxy = tamper::proxy(
+            &api.addr,
+            "/transit/sign/",
+            t,
+            r#"{"errors":["request rate limit exceeded"]}"#,
+            |v| edit(v, tamper::flip_bit),
+            |v| edit(v, tamper::other_ecdsa_encoding),
+        );
+        Arranged {
+            key_id: name.clone(),
+            pairs: vec![("certificate_chain".into(), chain.clone())],
+            env: hsm_tests::env_with(root_env(), &[("VAULT_ADDR", &proxy.addr)]),
+        }
+    });
+}
+
 #[test]
 fn get_plugin_metadata_needs_no_server() {
     let mut env = root_env();

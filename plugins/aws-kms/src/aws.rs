@@ -14,9 +14,14 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_kms::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_kms::config::{Credentials, ProvideCredentials};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_types::body::SdkBody;
+use http_body_util::{LengthLimitError, Limited};
+use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
 use plugin_protocol::config::after_failure;
 use plugin_protocol::error::error_chain;
 use plugin_protocol::{Context, PluginError, Result, Retry};
@@ -143,7 +148,7 @@ impl Session {
     }
 
     pub fn kms(&self) -> aws_sdk_kms::Client {
-        let mut b = aws_sdk_kms::config::Builder::from(&self.sdk);
+        let mut b = aws_sdk_kms::config::Builder::from(&self.sdk).interceptor(BoundedBodies);
         if let Some(url) = &self.kms_endpoint_override {
             b = b.endpoint_url(url);
         }
@@ -201,6 +206,42 @@ impl Session {
 }
 
 pub type HttpResponse = aws_sdk_kms::config::http::HttpResponse;
+
+/// Bounds every response body by [`MAX_RESPONSE_BYTES`] before the SDK buffers it: a KMS or
+/// Secrets Manager answer is a few KiB, and something posing as AWS that sends 100 MB is refused
+/// at the bound (see [`body_too_large`]), not read whole.
+#[derive(Debug)]
+struct BoundedBodies;
+
+impl Intercept for BoundedBodies {
+    fn name(&self) -> &'static str {
+        "BoundedBodies"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_kms::error::BoxError> {
+        let response = context.response_mut();
+        let body = response.take_body();
+        *response.body_mut() = SdkBody::from_body_1_x(Limited::new(body, MAX_RESPONSE_BYTES));
+        Ok(())
+    }
+}
+
+/// Whether reading a response failed because its body passed [`MAX_RESPONSE_BYTES`].
+fn body_too_large(err: &(dyn StdError + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
 
 /// What is being called, for messages.
 pub struct Call<'a> {
@@ -375,6 +416,7 @@ where
         action,
     } = call;
     let full = error_chain(&err);
+    let too_large = body_too_large(&err);
     match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -527,6 +569,13 @@ where
         ))
         .with_metadata("endpoint", endpoint.to_string())
         .with_retry(Retry::Transient),
+        SdkError::ResponseError(_) if too_large => PluginError::generic(format!(
+            "the answer of {service} {operation} at {endpoint} is larger than {} MiB, far more \
+             than AWS sends; is the endpoint really AWS {service}? (check endpoint_url, the \
+             awskms:// host and proxy settings)",
+            MAX_RESPONSE_BYTES >> 20
+        ))
+        .with_metadata("endpoint", endpoint.to_string()),
         SdkError::ResponseError(_) => PluginError::generic(format!(
             "unreadable response from {service} {operation} at {endpoint}: {full}"
         ))
