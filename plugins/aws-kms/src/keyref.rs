@@ -199,10 +199,35 @@ mod tests {
             "arn:aws:kms::111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "1234abcd-12ab-34cd-56ef",
             "alias/a b",
+            // A Region, account, multi-Region id or key id with a wrong character or length.
+            "arn:aws:kms:us_east-1:111122223333:alias/a",
+            "arn:aws:kms:us-east-1:11112222333x:alias/a",
+            "mrk-",
+            "mrk-1234abcd12ab34cd56ef1234567890ax",
+            "1234abcg-12ab-34cd-56ef-1234567890ab",
+            "1234abcd-12ab-34cd-56ef-1234567890a",
         ] {
             let e = KeyRef::parse(bad).unwrap_err();
             assert_eq!(e.code, plugin_protocol::ErrorCode::Validation, "{bad}");
             assert!(e.message.contains(bad.trim()), "{bad}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn the_length_bound_is_kmss_own_plus_the_awskms_prefix_and_host() {
+        let limit = 2048 + "awskms://".len() + 255;
+        let longest = format!("alias/{}", "a".repeat(limit - "alias/".len()));
+        assert_eq!(parse(&longest).kms_key_id, longest);
+        let e = KeyRef::parse(&format!("{longest}a")).unwrap_err();
+        assert!(
+            e.message
+                .contains(&format!("it is {} characters long", limit + 1)),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.len() < 1000,
+            "the key id is shortened in the message"
+        );
     }
 }

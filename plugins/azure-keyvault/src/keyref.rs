@@ -131,6 +131,10 @@ mod tests {
         assert_eq!(k.kind, Kind::Certificate);
         assert_eq!(k.version, None);
 
+        let k = KeyRef::parse("https://my-vault.managedhsm.azure.net/keys/release-2").unwrap();
+        assert_eq!(k.host, "my-vault.managedhsm.azure.net");
+        assert_eq!(k.name, "release-2");
+
         let k = KeyRef::parse("azurekms://local.vault.azure.net:8443/k/v1").unwrap();
         assert_eq!(k.vault_url, "https://local.vault.azure.net:8443");
         assert_eq!(k.kind, Kind::Key);
@@ -150,10 +154,72 @@ mod tests {
             "https://localhost/keys/k",
             "https://v.vault.azure.net/keys/k?api-version=7.4",
             "azurekms://",
+            "https://v.vault.azure.net:/keys/k",
+            "https://v.vault.azure.net:70000/keys/k",
+            "https://v_1.vault.azure.net/keys/k",
+            "https://v.vault.azure.net/keys/k-$",
+            "https://v.vault.azure.net/keys/k/v-1",
+            "https://v.vault.azure.net/other/k",
         ] {
             let e = KeyRef::parse(bad).unwrap_err();
             assert_eq!(e.code, plugin_protocol::ErrorCode::Validation, "{bad}");
             assert!(e.message.contains(bad), "{bad}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn each_refusal_says_why() {
+        for (bad, why) in [
+            (
+                "https://v.vault.azure.net/secrets/k",
+                "a secret cannot sign",
+            ),
+            ("https://v.vault.azure.net/keys/", "no key name"),
+            (
+                "https://v.vault.azure.net/keys/k/v/sign",
+                "too many path segments",
+            ),
+            (
+                "https://v.vault.azure.net/other/k",
+                "must start with /keys/",
+            ),
+            ("http://v.vault.azure.net/keys/k", "over https only"),
+            ("https://localhost/keys/k", "no vault host"),
+        ] {
+            let e = KeyRef::parse(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn names_versions_and_the_whole_id_have_their_bounds() {
+        let vault = "https://v.vault.azure.net/keys";
+        let name = "n".repeat(127);
+        assert_eq!(
+            KeyRef::parse(&format!("{vault}/{name}")).unwrap().name,
+            name
+        );
+        let e = KeyRef::parse(&format!("{vault}/{name}n")).unwrap_err();
+        assert!(e.message.contains("1 to 127 letters"), "{}", e.message);
+
+        let version = "a".repeat(64);
+        let k = KeyRef::parse(&format!("{vault}/k/{version}")).unwrap();
+        assert_eq!(k.version.as_deref(), Some(version.as_str()));
+        let e = KeyRef::parse(&format!("{vault}/k/{version}a")).unwrap_err();
+        assert!(e.message.contains("a version is letters"), "{}", e.message);
+        let e = KeyRef::parse(&format!("{vault}/k//")).unwrap_err();
+        assert!(e.message.contains("a version is letters"), "{}", e.message);
+
+        // 1024 characters is refused for what it holds, 1025 for its length alone.
+        let id = format!("{vault}/k/{}", "a".repeat(1024 - vault.len() - 3));
+        assert_eq!(id.len(), 1024);
+        let e = KeyRef::parse(&id).unwrap_err();
+        assert!(!e.message.contains("characters long"), "{}", e.message);
+        let e = KeyRef::parse(&format!("{id}a")).unwrap_err();
+        assert!(
+            e.message.contains("it is 1025 characters long"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -130,4 +130,17 @@ mod tests {
             assert!(e.message.contains(why), "{id}: {}", e.message);
         }
     }
+
+    #[test]
+    fn names_up_to_the_bound_are_accepted() {
+        let longest = "k".repeat(MAX_NAME_LEN);
+        assert_eq!(ok(&longest), (longest.clone(), None));
+        let e = KeyRef::parse(&format!("{longest}k:2")).unwrap_err();
+        assert!(
+            e.message
+                .contains(&format!("is {} characters long", MAX_NAME_LEN + 1)),
+            "{}",
+            e.message
+        );
+    }
 }

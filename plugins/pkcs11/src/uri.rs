@@ -398,6 +398,24 @@ mod tests {
     }
 
     #[test]
+    fn every_object_type_round_trips() {
+        for t in ["private", "public", "cert", "secret-key", "data"] {
+            let uri = format!("pkcs11:object=k;type={t}");
+            let u = Pkcs11Uri::parse(&uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
+            assert_eq!(u.object_type.map(ObjectType::as_str), Some(t));
+            assert_eq!(u.to_string(), uri);
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_pin_value() {
+        let u = Pkcs11Uri::parse("pkcs11:object=k?pin-value=hunter2").unwrap();
+        let debug = format!("{u:?}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
     fn display_round_trips_and_never_prints_the_pin() {
         let u = Pkcs11Uri::parse(
             "pkcs11:token=a%20b;object=k;id=%0A%0B?module-path=/opt/x%20y.so&pin-value=secret",
