@@ -408,6 +408,50 @@ mod tests {
     }
 
     #[test]
+    fn each_selector_alone_selects() {
+        for attr in [
+            "token=t",
+            "manufacturer=m",
+            "serial=s",
+            "model=m",
+            "slot-id=1",
+            "slot-description=d",
+        ] {
+            let u = Pkcs11Uri::parse(&format!("pkcs11:{attr}")).unwrap();
+            assert!(u.selects_token() && !u.selects_object(), "{attr}");
+        }
+        for attr in ["object=o", "id=%01"] {
+            let u = Pkcs11Uri::parse(&format!("pkcs11:{attr}")).unwrap();
+            assert!(u.selects_object() && !u.selects_token(), "{attr}");
+        }
+        // Library attributes and the query select neither.
+        let u = Pkcs11Uri::parse("pkcs11:library-manufacturer=x;type=private?module-name=m")
+            .unwrap();
+        assert!(!u.selects_token() && !u.selects_object());
+    }
+
+    #[test]
+    fn carried_query_keeps_module_and_pin_source_only() {
+        let u = Pkcs11Uri::parse(
+            "pkcs11:token=t;object=o?module-path=/m.so&module-name=softhsm2&pin-source=file:/p",
+        )
+        .unwrap();
+        assert_eq!(
+            u.carry_query().to_string(),
+            "pkcs11:?module-name=softhsm2&module-path=/m.so&pin-source=file:/p"
+        );
+        let u = Pkcs11Uri::parse("pkcs11:token=t?pin-value=1234").unwrap();
+        assert_eq!(u.carry_query(), Pkcs11Uri::default());
+    }
+
+    #[test]
+    fn messages_keep_the_pin_source_and_drop_every_pin() {
+        let shown = redact("pkcs11:object=k;PIN=1111?pin-source=file:/run/pin&Pin-Value=2222");
+        assert!(shown.contains("pin-source=file:/run/pin"), "{shown}");
+        assert!(!shown.contains("1111") && !shown.contains("2222"), "{shown}");
+    }
+
+    #[test]
     fn debug_redacts_the_pin_value() {
         let u = Pkcs11Uri::parse("pkcs11:object=k?pin-value=hunter2").unwrap();
         let debug = format!("{u:?}");
