@@ -1203,3 +1203,33 @@ fn sign_answers_tampered_on_the_way_back() {
         }
     });
 }
+
+/// After a certificate is renewed (a new version of certificate, key and secret), a key id pinned
+/// to the old version signs with the old key and returns the old certificate; the versionless
+/// id uses the new ones.
+#[test]
+fn a_pinned_certificate_version_signs_with_its_own_key_after_renewal() {
+    use plugin_protocol::contract::GenerateSignatureResponse;
+    let name = unique("renewed");
+    let props = r#"{"kty":"EC","crv":"P-256"}"#;
+    let (v1, pem1) = self_signed_certificate(&name, props, &["digitalSignature"]);
+    let (v2, pem2) = self_signed_certificate(&name, props, &["digitalSignature"]);
+    assert_ne!(v1, v2);
+    let vault = vault_url();
+    for (key_id, pem) in [
+        (format!("{vault}/certificates/{name}/{v1}"), &pem1),
+        (format!("{vault}/certificates/{name}/{v2}"), &pem2),
+        (format!("{vault}/certificates/{name}"), &pem2),
+    ] {
+        let inv = sign(&key_id, KeySpec::Ec256, &[], &base_env());
+        let r: GenerateSignatureResponse = inv
+            .response()
+            .unwrap_or_else(|e| panic!("{key_id}: {e}: {}", inv.stderr_text()));
+        let leaf = base64::engine::general_purpose::STANDARD
+            .decode(&r.certificate_chain[0])
+            .unwrap();
+        let leaf = chain::Certificate::from_der(&leaf, "leaf").unwrap().to_pem();
+        assert_eq!(&leaf, pem, "{key_id} returned another version's certificate");
+    }
+}
+

@@ -477,6 +477,14 @@ fn keys_fails_when_it_cannot_log_in_and_tokens_names_its_module_option() {
     // With the PIN it lists the key and succeeds.
     let out = token.run_ok(&["keys", &token.uri("k")]);
     assert!(out.contains("EC-256"), "{out}");
+    // The URI it prints names the key by label and id, and works as a key id as printed.
+    let printed = out
+        .split_whitespace()
+        .find(|w| w.starts_with("pkcs11:") && w.contains("object=k;"))
+        .unwrap_or_else(|| panic!("no key URI in: {out}"));
+    assert!(printed.contains(";id=%"), "{printed}");
+    let inv = token.client().describe_key(printed, None).unwrap();
+    assert!(inv.succeeded(), "{printed}: {}", inv.stderr_text());
 
     // Without a module, `tokens` points at its own --module option.
     let out = std::process::Command::new(hsm_tests::plugin_binary("pkcs11"))
