@@ -202,6 +202,7 @@ mod tests {
             // A Region, account, multi-Region id or key id with a wrong character or length.
             "arn:aws:kms:us_east-1:111122223333:alias/a",
             "arn:aws:kms:us-east-1:11112222333x:alias/a",
+            "arn:aws:kms:us-east-1:111122223333:key/release",
             "mrk-",
             "mrk-1234abcd12ab34cd56ef1234567890ax",
             "1234abcg-12ab-34cd-56ef-1234567890ab",
