@@ -4,10 +4,12 @@
 # each backend's signing and key-id code. Every mutant must be caught by a test, or excluded in
 # .cargo/mutants.toml with the reason it cannot matter.
 #
-#   scripts/mutants.sh                 the full run: --protocol, then --backends
+#   scripts/mutants.sh                 the full run: --protocol, --backends, then --live
 #   scripts/mutants.sh --ci            a bounded subset (signature.rs diagnosis), a few minutes
 #   scripts/mutants.sh --protocol      plugin-protocol's rules only
 #   scripts/mutants.sh --backends      the backends' signing and key-id code only
+#   scripts/mutants.sh --live          the backend mutants only hsm-tests can catch, against the
+#                                      local backends (SoftHSM2, the Key Vault emulator)
 #   scripts/mutants.sh --list ...      the mutants a run would test, without running them
 #   scripts/mutants.sh FILE...         just these files
 #   scripts/mutants.sh -- ARGS...      extra cargo-mutants arguments (e.g. -- --iterate)
@@ -50,6 +52,14 @@ pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
 # (visit.rs pushes them unfiltered), so 9 of those in backend-calling functions (key versions,
 # KeyObject::uri) are in this set anyway; only hsm-tests can catch them, so they show as missed.
 backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$")
+# Those struct-field deletions (the key, certificate and secret versions Key Vault is asked for,
+# the label and id of the URI `notation-pkcs11 keys` prints) are caught here instead, by
+# hsm-tests against SoftHSM2 and the Key Vault emulator (which the tests start themselves):
+# azure_keyvault.rs a_pinned_certificate_version_signs_with_its_own_key_after_renewal and
+# pkcs11.rs keys_fails_when_it_cannot_log_in_and_tokens_names_its_module_option.
+live=(plugins/azure-keyvault/src/backend.rs plugins/pkcs11/src/key.rs)
+live_args=(-F 'delete field' --test-package hsm-tests
+  --cargo-test-arg=--test=azure_keyvault --cargo-test-arg=--test=pkcs11)
 # The CI subset: the RSA-PSS salt and ECDSA encoding diagnosis (signature.rs), tested by the
 # one test file that checks them directly; about 30 mutants, a few minutes once the mutants
 # target directory is warm (the first run also builds the dependencies there).
@@ -63,15 +73,16 @@ while [ $# -gt 0 ]; do
     --ci) sets+=(ci) ;;
     --protocol) sets+=(protocol) ;;
     --backends) sets+=(backends) ;;
+    --live) sets+=(live) ;;
     --list) mode=list ;;
     --) shift; args+=("$@"); break ;;
-    -*) echo "usage: scripts/mutants.sh [--ci|--protocol|--backends] [--list] [FILE...] [-- CARGO-MUTANTS-ARGS...]" >&2; exit 2 ;;
+    -*) echo "usage: scripts/mutants.sh [--ci|--protocol|--backends|--live] [--list] [FILE...] [-- CARGO-MUTANTS-ARGS...]" >&2; exit 2 ;;
     *) files+=("$1") ;;
   esac
   shift
 done
 [ ${#files[@]} -gt 0 ] && sets+=(files)
-[ ${#sets[@]} -gt 0 ] || sets=(protocol backends)
+[ ${#sets[@]} -gt 0 ] || sets=(protocol backends live)
 
 status=0
 for set in "${sets[@]}"; do
@@ -79,6 +90,7 @@ for set in "${sets[@]}"; do
     protocol) set_files=("${protocol[@]}") set_args=() ;;
     backends) set_files=("${backends[@]}") set_args=("${backend_args[@]}") ;;
     ci) set_files=("${ci[@]}") set_args=("${ci_args[@]}") ;;
+    live) set_files=("${live[@]}") set_args=("${live_args[@]}") ;;
     files) set_files=("${files[@]}") set_args=() ;;
   esac
   file_args=()
