@@ -29,11 +29,14 @@ given with --client-secret. A federated assertion must be a JWT whose payload ha
 
 Faults are set per test through the plain-HTTP admin port (never TLS, 127.0.0.1 only):
 `POST /_admin/fault {"match": "/keys/name", "status": 429, "count": 2, "retry_after": "1"}` makes
-the next `count` vault requests whose path contains `match` fail with `status` (-1 = forever).
+the next `count` vault requests whose path contains `match` (and ends with `suffix`, if given)
+fail with `status` (-1 = forever).
 A fault with `"kind"` does something else to those requests: `"delay"` answers them after
 `"seconds"`, `"hang"` never answers, `"flip_signature"` flips the last bit of the signature a
 sign call returns, and `"der_signature"` returns that (r||s) ECDSA signature as ASN.1 DER.
-The admin port also serves the vault API without authentication, for test set-up.
+The admin port also serves the vault API without authentication, for test set-up, and
+`GET /_admin/requests?match=/keys/name` lists the vault API requests received over TLS whose
+"METHOD /path" contains `match` (the round trips a test or the benchmark counts).
 
 State is in memory only. Every HTTPS request is answered from one server for every host name the
 test CA's certificate covers (the vault and the login host both resolve to 127.0.0.1).
@@ -102,6 +105,8 @@ class Store:
         self.vault_url = vault_url.rstrip("/")
         self.keys, self.certs, self.secrets = {}, {}, {}
         self.faults = []
+        # Every vault API request over TLS, as "METHOD /path": the round trips the tests count.
+        self.requests = []
         self.tokens = {}
         self.pending_ops = {}
 
@@ -607,6 +612,11 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(200, {"ok": True})
                 if path == "/_admin/health":
                     return self.reply(200, {"ok": True})
+                if path == "/_admin/requests" and method == "GET":
+                    needle = urllib.parse.parse_qs(url.query).get("match", [""])[0]
+                    with LOCK:
+                        seen = [r for r in self.server.store.requests if needle in r]
+                    return self.reply(200, {"requests": seen})
                 if path == "/_admin/token" and method == "POST":
                     # What a fake `az account get-access-token -o json` prints (Azure CLI tests).
                     client_id = json.loads(raw or b"{}").get("client_id", "azure-cli-user")
@@ -640,8 +650,11 @@ class Handler(BaseHTTPRequestHandler):
         store = self.server.store
         fault = None
         with LOCK:
+            if not self.admin:
+                store.requests.append(f"{method} {path}")
             for f in store.faults:
-                if f.get("match", "\0") in path and f.get("count", 1) != 0:
+                if f.get("match", "\0") in path and path.endswith(f.get("suffix", "")) \
+                        and f.get("count", 1) != 0:
                     if f.get("count", 1) > 0:
                         f["count"] = f.get("count", 1) - 1
                     fault = dict(f)

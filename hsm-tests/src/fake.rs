@@ -30,6 +30,8 @@ pub struct Fake {
     pub body_bytes_sent: Arc<AtomicUsize>,
     /// The request heads (request line and headers) a proxy forwarded or stalled.
     pub heads: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The most requests a proxy had in flight at once (2: two requests overlapped).
+    pub peak_in_flight: Arc<AtomicUsize>,
 }
 
 impl Fake {
@@ -112,6 +114,7 @@ pub fn serve(answer: Answer) -> Fake {
         requests,
         body_bytes_sent,
         heads: Default::default(),
+        peak_in_flight: Default::default(),
     }
 }
 
@@ -143,13 +146,22 @@ pub fn tampering_proxy(upstream: &str, on: &'static str, tamper: Tamper) -> Fake
     let heads: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let (counter, seen) = (Arc::clone(&requests), Arc::clone(&heads));
     let failed = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak_in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::clone(&peak_in_flight);
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let upstream = upstream.clone();
             let (counter, seen, failed) =
                 (Arc::clone(&counter), Arc::clone(&seen), Arc::clone(&failed));
+            let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
             std::thread::spawn(move || {
-                let _ = forward(client, &upstream, on, tamper, &counter, &seen, &failed);
+                let flight = Flight {
+                    requests: (&counter, &seen, &failed),
+                    in_flight: &in_flight,
+                    peak: &peak,
+                };
+                let _ = forward(client, &upstream, on, tamper, flight);
             });
         }
     });
@@ -158,6 +170,7 @@ pub fn tampering_proxy(upstream: &str, on: &'static str, tamper: Tamper) -> Fake
         requests,
         body_bytes_sent: Default::default(),
         heads,
+        peak_in_flight,
     }
 }
 
@@ -166,20 +179,46 @@ pub fn stalling_proxy(upstream: &str, hang_on: &'static str) -> Fake {
     tampering_proxy(upstream, hang_on, Tamper::Hang)
 }
 
+/// A proxy's counters: requests (count, heads, failures answered), and requests in flight.
+struct Flight<'a> {
+    requests: (
+        &'a AtomicUsize,
+        &'a std::sync::Mutex<Vec<String>>,
+        &'a AtomicUsize,
+    ),
+    in_flight: &'a AtomicUsize,
+    peak: &'a AtomicUsize,
+}
+
 /// Serves one request of a client connection through its own upstream connection.
 fn forward(
     mut client: std::net::TcpStream,
     upstream: &str,
     on: &str,
     tamper: Tamper,
-    counter: &AtomicUsize,
-    seen: &std::sync::Mutex<Vec<String>>,
-    failed: &AtomicUsize,
+    flight: Flight<'_>,
 ) -> std::io::Result<()> {
     let Some(request) = read_request(&mut client)? else {
         return Ok(());
     };
-    let text = String::from_utf8_lossy(&request).into_owned();
+    let now = flight.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    flight.peak.fetch_max(now, Ordering::SeqCst);
+    let answered = answer(&mut client, &request, upstream, on, tamper, &flight);
+    flight.in_flight.fetch_sub(1, Ordering::SeqCst);
+    answered
+}
+
+/// The answer to one request: tampered with, or the upstream's.
+fn answer(
+    client: &mut std::net::TcpStream,
+    request: &[u8],
+    upstream: &str,
+    on: &str,
+    tamper: Tamper,
+    flight: &Flight<'_>,
+) -> std::io::Result<()> {
+    let (counter, seen, failed) = flight.requests;
+    let text = String::from_utf8_lossy(request).into_owned();
     let head = text.split("\r\n\r\n").next().unwrap_or("").to_owned();
     let matches = head.contains(on);
     seen.lock().unwrap().push(head);

@@ -713,7 +713,7 @@ fn fake_aws(status: u16, body: &str) -> (String, Seen) {
 }
 
 #[test]
-fn one_round_trip_for_describe_and_two_for_sign() {
+fn one_round_trip_for_describe_and_one_for_sign() {
     // A fake KMS backed by a software key, answering exactly what KMS answers (SPKI public key,
     // DER ECDSA signatures), counting the calls each command makes.
     let key = plugin_protocol::testca::generate_key(KeySpec::Ec256);
@@ -729,7 +729,10 @@ fn one_round_trip_for_describe_and_two_for_sign() {
             .to_string(),
         ),
         "TrentService.Sign" => {
-            assert_eq!(body["KeyId"], arn, "Sign uses the resolved key ARN");
+            assert_eq!(
+                body["KeyId"], "alias/release",
+                "Sign uses the key id as given: KMS resolves the alias, no read before"
+            );
             assert_eq!(body["MessageType"], "DIGEST");
             assert_eq!(body["SigningAlgorithm"], "ECDSA_SHA_256");
             let std64 = base64::engine::general_purpose::STANDARD;
@@ -774,10 +777,7 @@ fn one_round_trip_for_describe_and_two_for_sign() {
         )
         .unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
-    assert_eq!(
-        *seen.lock().unwrap(),
-        ["TrentService.GetPublicKey", "TrentService.Sign"]
-    );
+    assert_eq!(*seen.lock().unwrap(), ["TrentService.Sign"]);
     let resp: GenerateSignatureResponse = inv.response().unwrap();
     assert_eq!(
         resp.key_id, "alias/release",
@@ -1022,4 +1022,65 @@ fn sign_answers_tampered_on_the_way_back() {
             env: env_with(&[("AWS_ENDPOINT_URL", &proxy.addr)]),
         }
     });
+}
+
+/// The requests each command makes, per chain source, seen by a proxy in front of LocalStack
+/// that holds every request 300 ms: describe-key is one GetPublicKey; generate-signature is one
+/// Sign (no key read first), plus the Secrets Manager chain at the same time.
+#[test]
+fn round_trips_per_command_and_chain_source() {
+    use hsm_tests::fake::{tampering_proxy, Tamper};
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let (bundle, _) = chain_for(&public_key(&key_id), "trips");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chain.pem");
+    std::fs::write(&file, &bundle).unwrap();
+    let file = file.to_str().unwrap();
+    let secret = unique("notation/trips");
+    create_secret(&secret, &bundle);
+    /// What is run, its pluginConfig, and the operations it must call.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: [Case; 3] = [
+        ("describe-key", vec![], vec!["TrentService.GetPublicKey"]),
+        (
+            "generate-signature, chain from a file",
+            vec![("certificate_chain", file)],
+            vec!["TrentService.Sign"],
+        ),
+        (
+            "generate-signature, chain in Secrets Manager",
+            vec![("certificate_chain_secret", secret.as_str())],
+            vec!["TrentService.Sign", "secretsmanager.GetSecretValue"],
+        ),
+    ];
+    for (what, mut pairs, expected) in cases {
+        let proxy = tampering_proxy(ENDPOINT, "POST", Tamper::Delay(Duration::from_millis(300)));
+        pairs.push(("endpoint_url", &proxy.addr));
+        pairs.push(("secrets_endpoint_url", &proxy.addr));
+        let inv = if what == "describe-key" {
+            describe(&key_id, &pairs, &localstack::env())
+        } else {
+            sign(&key_id, KeySpec::Ec256, &pairs, &localstack::env())
+        };
+        assert!(inv.succeeded(), "{what}: {}", inv.stderr_text());
+        let mut made: Vec<String> = proxy
+            .heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|h| {
+                h.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("x-amz-target")
+                        .then(|| v.trim().to_owned())
+                })
+            })
+            .collect();
+        made.sort();
+        assert_eq!(made, expected, "{what}");
+        let peak = proxy
+            .peak_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(peak, expected.len(), "{what}: the requests overlap");
+    }
 }

@@ -78,8 +78,9 @@ fn admin(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let admin = st("KV_EMULATOR_ADMIN_URL");
     let host = admin.trim_start_matches("http://");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let joiner = if path.contains('?') { '&' } else { '?' };
     let head = format!(
-        "{method} {path}?api-version=2025-07-01 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+        "{method} {path}{joiner}api-version=2025-07-01 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
          Content-Type: application/json\r\n"
     );
     let (status, body) = hsm_tests::http(host, &head, &body);
@@ -756,7 +757,8 @@ fn throttled_then_succeeded() {
         started.elapsed()
     );
 
-    // A 503 on sign is transient: retried, and the signature comes back.
+    // A 503 on sign is transient: retried, and the signature comes back (the key id pins the
+    // version, so the sign call is the one the fault names).
     let name = unique("unavailable");
     let (version, _) = self_signed_certificate(
         &name,
@@ -765,12 +767,24 @@ fn throttled_then_succeeded() {
     );
     fault(&format!("/keys/{name}/{version}/sign"), 503, 1, None);
     let inv = sign(
-        &format!("{}/keys/{name}", vault_url()),
+        &format!("{}/keys/{name}/{version}", vault_url()),
         KeySpec::Ec256,
         &[("self_signed", "true")],
         &base_env(),
     );
     assert!(inv.succeeded(), "{}", inv.stderr_text());
+    assert_eq!(requests(&format!("/keys/{name}/{version}/sign")).len(), 2);
+}
+
+/// The vault API requests the emulator got whose "METHOD /path" contains `matching`.
+fn requests(matching: &str) -> Vec<String> {
+    let v = admin_ok("GET", &format!("/_admin/requests?match={matching}"), None);
+    v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -1175,7 +1189,7 @@ fn sign_answers_tampered_on_the_way_back() {
     let vault = vault_url();
     tamper::run("azure-keyvault", &|t| {
         let name = unique("tamper");
-        let (version, _) = self_signed_certificate(
+        self_signed_certificate(
             &name,
             r#"{"kty":"EC","crv":"P-256"}"#,
             &["digitalSignature"],
@@ -1191,7 +1205,7 @@ fn sign_answers_tampered_on_the_way_back() {
             "POST",
             "/_admin/fault",
             Some(
-                json!({"match": format!("/keys/{name}/{version}/sign"), "kind": kind,
+                json!({"match": format!("/keys/{name}/"), "suffix": "/sign", "kind": kind,
                         "count": count, "status": 429, "retry_after": "0",
                         "seconds": tamper::SLOW.as_secs_f64()}),
             ),
@@ -1228,8 +1242,85 @@ fn a_pinned_certificate_version_signs_with_its_own_key_after_renewal() {
         let leaf = base64::engine::general_purpose::STANDARD
             .decode(&r.certificate_chain[0])
             .unwrap();
-        let leaf = chain::Certificate::from_der(&leaf, "leaf").unwrap().to_pem();
-        assert_eq!(&leaf, pem, "{key_id} returned another version's certificate");
+        let leaf = chain::Certificate::from_der(&leaf, "leaf")
+            .unwrap()
+            .to_pem();
+        assert_eq!(
+            &leaf, pem,
+            "{key_id} returned another version's certificate"
+        );
     }
 }
 
+/// The vault requests each command makes, per key id kind and chain source (the emulator's
+/// request log): describe-key one read; generate-signature one sign (no key read first), plus
+/// the certificate or its backing secret when the chain is kept in Key Vault.
+#[test]
+fn round_trips_per_command_and_chain_source() {
+    let name = unique("trips");
+    let (_, pem) = self_signed_certificate(
+        &name,
+        r#"{"kty":"EC","crv":"P-256"}"#,
+        &["digitalSignature"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chain.pem");
+    std::fs::write(&file, &pem).unwrap();
+    let file = file.to_str().unwrap();
+    let vault = vault_url();
+    let (keys, certificates) = (
+        format!("{vault}/keys/{name}"),
+        format!("{vault}/certificates/{name}"),
+    );
+    /// The command, key id, pluginConfig, and the vault requests it must make.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 6] = [
+        ("describe-key", &keys, &[], &["GET /keys/"]),
+        ("describe-key", &certificates, &[], &["GET /certificates/"]),
+        (
+            "generate-signature",
+            &keys,
+            &[("certificate_chain", file)],
+            &["POST /keys/"],
+        ),
+        (
+            "generate-signature",
+            &certificates,
+            &[],
+            &["GET /secrets/", "POST /keys/"],
+        ),
+        (
+            "generate-signature",
+            &keys,
+            &[("self_signed", "true")],
+            &["GET /certificates/", "POST /keys/"],
+        ),
+        (
+            "generate-signature",
+            &certificates,
+            &[("ca_certs", file)],
+            &["GET /certificates/", "POST /keys/"],
+        ),
+    ];
+    for (command, key_id, pairs, expected) in cases {
+        let before = requests(&format!("/{name}")).len();
+        let inv = if command == "describe-key" {
+            describe(key_id, pairs, &base_env())
+        } else {
+            sign(key_id, KeySpec::Ec256, pairs, &base_env())
+        };
+        assert!(
+            inv.succeeded(),
+            "{command} {key_id} {pairs:?}: {}",
+            inv.stderr_text()
+        );
+        let mut made = requests(&format!("/{name}"))[before..].to_vec();
+        made.sort();
+        let matched = made.len() == expected.len()
+            && made.iter().zip(expected).all(|(m, e)| m.starts_with(e));
+        assert!(
+            matched,
+            "{command} {key_id} {pairs:?}: made {made:?}, expected {expected:?}"
+        );
+    }
+}

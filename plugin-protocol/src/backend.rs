@@ -90,4 +90,32 @@ pub trait Backend: Sized {
     fn certificate_chain(&mut self, _ctx: &Context, _key: &Self::Key) -> Result<Vec<Vec<u8>>> {
         Ok(Vec::new())
     }
+
+    /// Whether this backend implements [`Backend::sign_unresolved`] (a remote backend that can
+    /// sign knowing only the key id and the request's key spec).
+    const SIGNS_UNRESOLVED: bool = false;
+
+    /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: sign
+    /// `digest` (of `message`) with the key the key id names, without reading the key or its
+    /// public key first, and, when `fetch_chain` (no `certificate_chain` file is configured),
+    /// fetch what [`Backend::certificate_chain`] would return at the same time (see
+    /// [`crate::blocking::concurrently`]).
+    ///
+    /// The shared code builds the chain, checks it, and verifies the signature under the
+    /// leaf's key, which proves that key and certificate match. Only when that fails, or the
+    /// backend refuses with `VALIDATION_ERROR`, does it resolve the key the usual way
+    /// ([`Backend::resolve_key`], [`Backend::certificate_chain`]) to say what is wrong (a
+    /// rotated key, a certificate of another key, an unusable key type).
+    fn sign_unresolved(
+        &mut self,
+        _ctx: &Context,
+        _spec: KeySpec,
+        _message: &[u8],
+        _digest: &[u8],
+        _fetch_chain: bool,
+    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+        Err(crate::PluginError::generic(
+            "this backend resolves the key before it signs",
+        ))
+    }
 }

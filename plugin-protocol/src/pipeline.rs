@@ -9,7 +9,7 @@ use crate::backend::{Backend, PluginInfo};
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::contract::*;
-use crate::error::{PluginError, Result};
+use crate::error::{ErrorCode, PluginError, Result};
 use crate::signature::{normalise, verify_digest};
 use crate::{KeySpec, PublicKey};
 
@@ -171,29 +171,12 @@ pub fn generate_signature<B: Backend>(
         })?;
 
     let mut backend = B::connect(ctx)?;
-    let (key, public_key) = backend.resolve_key(ctx)?;
-    check_spec(ctx, spec, &public_key)?;
-    // The chain is checked before the key is used: a broken chain costs no signing operation.
-    let chain = assemble_chain(&mut backend, ctx, &key, &public_key)?;
-
     let digest = hash.digest(&payload);
-    let raw = backend.sign_message(ctx, &key, spec, &payload, &digest)?;
-    tracing::debug!(signature = ?raw, "backend signed");
-    let signature = normalise(spec, raw).map_err(|p| {
-        PluginError::generic(format!(
-            "the backend returned an unusable signature for key '{}': {p}",
-            ctx.key_name
-        ))
-    })?;
-    let leaf = &chain[0];
-    verify_digest(&public_key, hash, &digest, &signature).map_err(|p| {
-        PluginError::generic(format!(
-            "self-check failed: the signature made with key '{}' does not verify with the leaf \
-             certificate '{}': {p}",
-            ctx.key_name,
-            leaf.subject()
-        ))
-    })?;
+    let (signature, chain) = if B::SIGNS_UNRESOLVED {
+        sign_unresolved(&mut backend, ctx, spec, &payload, &digest)?
+    } else {
+        sign_resolved(&mut backend, ctx, spec, &payload, &digest)?
+    };
 
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(GenerateSignatureResponse {
@@ -202,6 +185,103 @@ pub fn generate_signature<B: Backend>(
         signing_algorithm: spec.signing_algorithm(),
         certificate_chain: chain.iter().map(|c| b64.encode(c.der())).collect(),
     })
+}
+
+/// The usual order: resolve the key, check its spec and its chain (a broken chain costs no
+/// signing operation), sign, and verify the signature under the leaf's key.
+fn sign_resolved<B: Backend>(
+    backend: &mut B,
+    ctx: &Context,
+    spec: KeySpec,
+    payload: &[u8],
+    digest: &[u8],
+) -> Result<(Vec<u8>, Vec<Certificate>)> {
+    let (key, public_key) = backend.resolve_key(ctx)?;
+    check_spec(ctx, spec, &public_key)?;
+    let chain = assemble_chain(backend, ctx, &key, &public_key)?;
+    let raw = backend.sign_message(ctx, &key, spec, payload, digest)?;
+    let signature = checked_signature(ctx, spec, raw, &public_key, &chain[0], digest)?;
+    Ok((signature, chain))
+}
+
+/// The fewest round trips ([`Backend::sign_unresolved`]): a `certificate_chain` file is checked
+/// first (a broken chain costs no signing operation), then the backend signs without reading
+/// the key (and fetches its own chain meanwhile, if there is no file); the signature verifying
+/// under the leaf's key proves key and certificate match.
+///
+/// When anything refuses (the leaf's key spec is not the request's, the backend says
+/// `VALIDATION_ERROR`, the chain or the signature does not check out), the usual path runs
+/// instead ([`sign_resolved`]): it resolves the key first and says what is wrong as it always has
+/// (a rotated key, a certificate of another key, an unusable key type), and it still signs when
+/// only the guess was wrong (a chain file whose leaf is not the first end-entity certificate).
+fn sign_unresolved<B: Backend>(
+    backend: &mut B,
+    ctx: &Context,
+    spec: KeySpec,
+    payload: &[u8],
+    digest: &[u8],
+) -> Result<(Vec<u8>, Vec<Certificate>)> {
+    let file_chain = match chain_file(ctx)? {
+        Some(certs) => Some(complete_chain(ctx, certs, None)?),
+        None => None,
+    };
+    if let Some(chain) = &file_chain {
+        if check_spec(ctx, spec, &chain[0].public_key()?).is_err() {
+            return sign_resolved(backend, ctx, spec, payload, digest);
+        }
+    }
+    let (raw, stored) =
+        match backend.sign_unresolved(ctx, spec, payload, digest, file_chain.is_none()) {
+            Ok(signed) => signed,
+            // The key id names no usable key, or the request does not fit it: said by the usual
+            // path. Throttling, timeouts, access and transport failures are reported as they are.
+            Err(e) if e.code == ErrorCode::Validation => {
+                tracing::debug!(message = %e.message, "the backend refused; resolving the key");
+                return sign_resolved(backend, ctx, spec, payload, digest);
+            }
+            Err(e) => return Err(e),
+        };
+    tracing::debug!(signature = ?raw, certificates = stored.len(), "signed without resolving");
+    let checked = (|| {
+        let chain = match file_chain {
+            Some(chain) => chain,
+            None => complete_chain(ctx, backend_certificates(&stored)?, None)?,
+        };
+        let leaf_key = chain[0].public_key()?;
+        check_spec(ctx, spec, &leaf_key)?;
+        let signature = checked_signature(ctx, spec, raw, &leaf_key, &chain[0], digest)?;
+        Ok((signature, chain))
+    })();
+    checked.or_else(|e: PluginError| {
+        tracing::debug!(code = %e.code, message = %e.message, "the signature or chain did not check out; resolving the key");
+        sign_resolved(backend, ctx, spec, payload, digest)
+    })
+}
+
+/// `raw` normalised to what notation accepts and verified under the leaf's key over `digest`.
+fn checked_signature(
+    ctx: &Context,
+    spec: KeySpec,
+    raw: crate::BackendSignature,
+    public_key: &PublicKey,
+    leaf: &Certificate,
+    digest: &[u8],
+) -> Result<Vec<u8>> {
+    let signature = normalise(spec, raw).map_err(|p| {
+        PluginError::generic(format!(
+            "the backend returned an unusable signature for key '{}': {p}",
+            ctx.key_name
+        ))
+    })?;
+    verify_digest(public_key, spec.hash_algorithm(), digest, &signature).map_err(|p| {
+        PluginError::generic(format!(
+            "self-check failed: the signature made with key '{}' does not verify with the leaf \
+             certificate '{}': {p}",
+            ctx.key_name,
+            leaf.subject()
+        ))
+    })?;
+    Ok(signature)
 }
 
 fn check_spec(ctx: &Context, requested: KeySpec, key: &PublicKey) -> Result<()> {
@@ -224,16 +304,39 @@ pub fn assemble_chain<B: Backend>(
     key: &B::Key,
     public_key: &PublicKey,
 ) -> Result<Vec<Certificate>> {
-    let mut certs = match ctx.config.get_with_source("certificate_chain") {
-        Some((path, source)) => chain::load_file(&crate::config::expand_home(&path))
-            .map_err(|e| e.context(format_args!("{source}")))?,
-        None => backend
-            .certificate_chain(ctx, key)?
-            .iter()
-            .enumerate()
-            .map(|(i, der)| Certificate::from_der(der, &format!("backend certificate #{}", i + 1)))
-            .collect::<Result<Vec<_>>>()?,
+    let certs = match chain_file(ctx)? {
+        Some(certs) => certs,
+        None => backend_certificates(&backend.certificate_chain(ctx, key)?)?,
     };
+    complete_chain(ctx, certs, Some(public_key))
+}
+
+/// The certificates of the configured `certificate_chain` file, if one is configured.
+fn chain_file(ctx: &Context) -> Result<Option<Vec<Certificate>>> {
+    ctx.config
+        .get_with_source("certificate_chain")
+        .map(|(path, source)| {
+            chain::load_file(&crate::config::expand_home(&path))
+                .map_err(|e| e.context(format_args!("{source}")))
+        })
+        .transpose()
+}
+
+/// The certificates a backend returned, parsed.
+fn backend_certificates(ders: &[Vec<u8>]) -> Result<Vec<Certificate>> {
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| Certificate::from_der(der, &format!("backend certificate #{}", i + 1)))
+        .collect()
+}
+
+/// `certs` plus `ca_certs`, built into the path leaf -> root and checked against every Notary
+/// rule at the current time (with `key`: the leaf must hold it).
+fn complete_chain(
+    ctx: &Context,
+    mut certs: Vec<Certificate>,
+    key: Option<&PublicKey>,
+) -> Result<Vec<Certificate>> {
     if let Some((path, source)) = ctx.config.get_with_source("ca_certs") {
         let extra = chain::load_file(&crate::config::expand_home(&path))
             .map_err(|e| e.context(format_args!("{source}")))?;
@@ -251,7 +354,7 @@ pub fn assemble_chain<B: Backend>(
     }
     chain::build(
         certs,
-        Some((&ctx.key_name, public_key)),
+        key.map(|k| (ctx.key_name.as_str(), k)),
         std::time::SystemTime::now(),
     )
 }

@@ -157,12 +157,55 @@ impl Backend for AwsKms {
         spec: KeySpec,
         digest: &[u8],
     ) -> Result<BackendSignature> {
+        self.sign(ctx, &key.arn, spec, digest)
+    }
+
+    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+        self.stored_chain(ctx)
+    }
+
+    const SIGNS_UNRESOLVED: bool = true;
+
+    /// One Sign call with the key id as given (KMS resolves aliases), plus the Secrets Manager
+    /// chain at the same time when there is no chain file and a secret is configured.
+    fn sign_unresolved(
+        &mut self,
+        ctx: &Context,
+        spec: KeySpec,
+        _message: &[u8],
+        digest: &[u8],
+        fetch_chain: bool,
+    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+        let this = &*self;
+        let (chain, signature) = plugin_protocol::blocking::concurrently(
+            || {
+                if fetch_chain {
+                    this.stored_chain(ctx)
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            || this.sign(ctx, &this.key_ref.kms_key_id, spec, digest),
+        );
+        Ok((signature?, chain?))
+    }
+}
+
+impl AwsKms {
+    /// KMS Sign on the digest with `key_id` (a key id, ARN or alias).
+    fn sign(
+        &self,
+        ctx: &Context,
+        key_id: &str,
+        spec: KeySpec,
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
         let kms = self.session.kms();
         let algorithm = signing_algorithm(spec);
         let call = self.call("Sign", "kms:Sign", format!("key '{}'", ctx.key_id));
         let out = self.session.call(ctx, &call, || {
             kms.sign()
-                .key_id(key.arn.clone())
+                .key_id(key_id)
                 .message(aws_sdk_kms::primitives::Blob::new(digest.to_vec()))
                 .message_type(MessageType::Digest)
                 .signing_algorithm(algorithm.clone())
@@ -184,7 +227,8 @@ impl Backend for AwsKms {
         })
     }
 
-    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+    /// The chain in the configured Secrets Manager secret (`certificate_chain_secret`), if any.
+    fn stored_chain(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
         let Some((secret, source)) = ctx.config.get_with_source("certificate_chain_secret") else {
             return Ok(Vec::new());
         };

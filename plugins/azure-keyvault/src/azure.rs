@@ -105,7 +105,7 @@ pub struct Session {
     pub host: String,
     /// One HTTP client (and connection pool) for the credential and every Key Vault client.
     transport: Transport,
-    keys: std::cell::OnceCell<KeyClient>,
+    keys: std::sync::OnceLock<KeyClient>,
     /// Declared last: dropped after the clients whose connections live on it.
     rt: tokio::runtime::Runtime,
 }
@@ -147,7 +147,7 @@ impl Session {
             vault_url: key.vault_url.clone(),
             host: key.host.clone(),
             transport,
-            keys: std::cell::OnceCell::new(),
+            keys: std::sync::OnceLock::new(),
         })
     }
 

@@ -26,10 +26,21 @@ pub struct AzureKeyVault {
     certificate: Option<Vec<u8>>,
 }
 
-/// A resolved key: its name and exact version (from the key's `kid`).
+/// A key: its name and exact version (from the key's `kid` once resolved; `None` before, when
+/// signing without resolving the key: the current version).
 pub struct VaultKey {
     name: String,
-    version: String,
+    version: Option<String>,
+}
+
+impl VaultKey {
+    /// "version <v>" or "the current version", for messages.
+    fn which(&self) -> String {
+        match &self.version {
+            Some(v) => format!("version {v}"),
+            None => "the current version".to_owned(),
+        }
+    }
 }
 
 /// The Key Vault signing algorithm notation's key spec requires (PSS salt = hash length).
@@ -102,12 +113,13 @@ fn not_found(e: &PluginError) -> bool {
 /// The key has no Key Vault certificate (a plain key): say where else a chain can come from.
 fn no_certificate(e: PluginError, key: &VaultKey, host: &str, what: &str) -> PluginError {
     let mut pe = PluginError::validation(format!(
-        "no certificate chain for key '{}' version {} in vault {host}: the vault has no \
+        "no certificate chain for key '{}' {} in vault {host}: the vault has no \
          certificate of that name and version (its {what} was not found), so the key is a plain \
          key; create or import the certificate in Key Vault (az keyvault certificate create / \
          import) and use its id, or set pluginConfig certificate_chain to a PEM file with the \
          chain (leaf first, root last)",
-        key.name, key.version
+        key.name,
+        key.which()
     ));
     pe.metadata = e.metadata;
     pe
@@ -176,7 +188,7 @@ impl AzureKeyVault {
         let cert = self
             .get_certificate(
                 ctx,
-                Some(key.version.clone()),
+                key.version.clone(),
                 "; or set pluginConfig certificate_chain to a PEM file with the chain",
             )
             .map_err(|e| {
@@ -239,7 +251,7 @@ impl Backend for AzureKeyVault {
                 Ok((
                     VaultKey {
                         name: self.key_ref.name.clone(),
-                        version,
+                        version: Some(version),
                     },
                     public,
                 ))
@@ -295,7 +307,13 @@ impl Backend for AzureKeyVault {
                         ))
                     })?;
                 tracing::debug!(%version, spec = %public.key_spec(), "resolved key");
-                Ok((VaultKey { name, version }, public))
+                Ok((
+                    VaultKey {
+                        name,
+                        version: Some(version),
+                    },
+                    public,
+                ))
             }
         }
     }
@@ -307,12 +325,63 @@ impl Backend for AzureKeyVault {
         spec: KeySpec,
         digest: &[u8],
     ) -> Result<BackendSignature> {
+        self.sign_key(ctx, key, spec, digest)
+    }
+
+    fn certificate_chain(&mut self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
+        self.stored_chain(ctx, key)
+    }
+
+    const SIGNS_UNRESOLVED: bool = true;
+
+    /// One sign call on the key (or certificate) the key id names, its version or the current
+    /// one, plus the chain Key Vault holds at the same time when there is no chain file.
+    fn sign_unresolved(
+        &mut self,
+        ctx: &Context,
+        spec: KeySpec,
+        _message: &[u8],
+        digest: &[u8],
+        fetch_chain: bool,
+    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+        let key = VaultKey {
+            name: self.key_ref.name.clone(),
+            version: self.key_ref.version.clone(),
+        };
+        // The clients are made before the two calls share the session.
+        self.session.keys()?;
+        let this = &*self;
+        let (chain, signature) = plugin_protocol::blocking::concurrently(
+            || {
+                if fetch_chain {
+                    this.stored_chain(ctx, &key)
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            || this.sign_key(ctx, &key, spec, digest),
+        );
+        Ok((signature?, chain?))
+    }
+}
+
+impl AzureKeyVault {
+    /// Key Vault sign on the digest with `key` (its current version when none is known).
+    fn sign_key(
+        &self,
+        ctx: &Context,
+        key: &VaultKey,
+        spec: KeySpec,
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
         let client = self.session.keys()?;
         let call = Call {
             operation: "sign",
             target: format!(
-                "key '{}' version {} in vault {}",
-                key.name, key.version, self.key_ref.host
+                "key '{}' {} in vault {}",
+                key.name,
+                key.which(),
+                self.key_ref.host
             ),
             permission: "keys/sign",
             role: "Key Vault Crypto User",
@@ -331,7 +400,7 @@ impl Backend for AzureKeyVault {
                         &key.name,
                         parameters.try_into()?,
                         Some(KeyClientSignOptions {
-                            key_version: Some(key.version.clone()),
+                            key_version: key.version.clone(),
                             ..Default::default()
                         }),
                     )
@@ -353,7 +422,9 @@ impl Backend for AzureKeyVault {
         })
     }
 
-    fn certificate_chain(&mut self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
+    /// The chain Key Vault holds for `key`: the certificate alone (self_signed, or with
+    /// ca_certs), else the certificate's backing secret.
+    fn stored_chain(&self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
         let self_signed = ctx.config.flag("self_signed")?;
         if self_signed {
             let leaf = self.leaf_certificate(ctx, key)?;
@@ -381,9 +452,10 @@ impl Backend for AzureKeyVault {
         let call = Call {
             operation: "get secret",
             target: format!(
-                "secret '{}' version {} (the certificate's backing secret, holding its chain) in \
-                 vault {}",
-                key.name, key.version, self.key_ref.host
+                "secret '{}' {} (the certificate's backing secret, holding its chain) in vault {}",
+                key.name,
+                key.which(),
+                self.key_ref.host
             ),
             permission: "secrets/get",
             role: "Key Vault Secrets User",
@@ -404,7 +476,7 @@ impl Backend for AzureKeyVault {
                         .get_secret(
                             name,
                             Some(SecretClientGetSecretOptions {
-                                secret_version: Some(version),
+                                secret_version: version,
                                 ..Default::default()
                             }),
                         )
@@ -422,7 +494,7 @@ impl Backend for AzureKeyVault {
         secret::certificates(
             secret.value.map(zeroize::Zeroizing::new),
             secret.content_type.as_deref(),
-            &format!("secret '{}' version {}", key.name, key.version),
+            &format!("secret '{}' {}", key.name, key.which()),
         )
     }
 }

@@ -158,7 +158,7 @@ impl Backend for VaultBackend {
     }
 
     fn certificate_chain(&mut self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
-        let mut ders = match chain_source(ctx, &key.key.name)? {
+        let ders = match chain_source(ctx, &key.key.name)? {
             ChainSource::Transit => transit_chain(key)?,
             ChainSource::Kv { mount, path, field } => {
                 let pem = read_kv_chain(&self.vault, &mount, &path, &field)?;
@@ -168,15 +168,83 @@ impl Backend for VaultBackend {
                 certs.iter().map(|c| c.der().to_vec()).collect()
             }
         };
-        // A stored chain that already holds the CA certificates of `ca_certs` (issue-certificate
-        // stores complete chains) must not get them twice when the shared code appends them.
-        if let Some(path) = ctx.config.path("ca_certs") {
-            if let Ok(extra) = chain::load_file(&path) {
-                ders.retain(|d| !extra.iter().any(|c| c.der() == d.as_slice()));
-            }
-        }
-        Ok(ders)
+        Ok(without_ca_certs(ctx, ders))
     }
+
+    const SIGNS_UNRESOLVED: bool = true;
+
+    /// One sign request, plus the chain's own read at the same time when there is no chain
+    /// file: the Transit key (whose version that signed holds the chain) or the KV secret.
+    fn sign_unresolved(
+        &mut self,
+        ctx: &Context,
+        spec: KeySpec,
+        _message: &[u8],
+        digest: &[u8],
+        fetch_chain: bool,
+    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let source = if fetch_chain {
+            Some(chain_source(ctx, &key_ref.name)?)
+        } else {
+            None
+        };
+        let (vault, mount, name) = (&self.vault, self.mount.as_str(), key_ref.name.as_str());
+        let (stored, signed) = plugin_protocol::blocking::concurrently(
+            || match &source {
+                None => Ok(None),
+                Some(ChainSource::Transit) => transit::read_key(vault, mount, name)
+                    .map(StoredChain::OnKey)
+                    .map(Some),
+                Some(ChainSource::Kv { mount, path, field }) => {
+                    read_kv_chain(vault, mount, path, field).map(|pem| {
+                        let source = format!("KV secret '{mount}/{path}' field '{field}'");
+                        Some(StoredChain::Pem(pem, source))
+                    })
+                }
+            },
+            || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest),
+        );
+        let (version, signature) = signed?;
+        let ders = match stored? {
+            None => Vec::new(),
+            Some(StoredChain::OnKey(key)) => {
+                let public = key.public_key(version)?;
+                transit_chain(&VaultKey {
+                    key,
+                    version,
+                    public,
+                })?
+            }
+            Some(StoredChain::Pem(pem, source)) => {
+                chain::parse_pem_or_der(pem.as_bytes(), &source)?
+                    .iter()
+                    .map(|c| c.der().to_vec())
+                    .collect()
+            }
+        };
+        tracing::debug!(key = name, version, "signed without reading the key first");
+        Ok((signature, without_ca_certs(ctx, ders)))
+    }
+}
+
+/// A chain read at the same time as the sign call: the Transit key (its versions' chains), or a
+/// PEM chain from KV (and where it came from, for messages).
+enum StoredChain {
+    OnKey(TransitKey),
+    Pem(String, String),
+}
+
+/// `ders` without the CA certificates of `ca_certs`: a stored chain that already holds them
+/// (issue-certificate stores complete chains) must not get them twice when the shared code
+/// appends them.
+fn without_ca_certs(ctx: &Context, mut ders: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    if let Some(path) = ctx.config.path("ca_certs") {
+        if let Ok(extra) = chain::load_file(&path) {
+            ders.retain(|d| !extra.iter().any(|c| c.der() == d.as_slice()));
+        }
+    }
+    ders
 }
 
 /// The chain stored on the signing version; when it has none but another version has, the key

@@ -238,15 +238,30 @@ pub fn sign(
     spec: KeySpec,
     digest: &[u8],
 ) -> Result<BackendSignature> {
+    sign_by_name(vault, &key.mount, &key.name, Some(version), spec, digest).map(|(_, sig)| sig)
+}
+
+/// Signs `digest` with Transit key `name` on `mount` without reading the key first: `version`
+/// if given, else the latest. Returns the version that signed (Transit's `vault:vN:` prefix)
+/// and the signature.
+pub fn sign_by_name(
+    vault: &Vault,
+    mount: &str,
+    name: &str,
+    version: Option<u64>,
+    spec: KeySpec,
+    digest: &[u8],
+) -> Result<(u64, BackendSignature)> {
     let body = sign_request(version, spec, digest);
-    let path = format!("{}/sign/{}", key.mount, key.name);
-    let doing = format!(
-        "signing with version {version} of {} (POST {path})",
-        key.place()
-    );
+    let path = format!("{mount}/sign/{name}");
+    let which = match version {
+        Some(v) => format!("version {v} of Transit key '{name}' on mount '{mount}'"),
+        None => format!("Transit key '{name}' on mount '{mount}'"),
+    };
+    let doing = format!("signing with {which} (POST {path})");
     let resp = vault
         .call(Method::Post, &path, Some(&body), &doing)
-        .map_err(|e| not_found(vault, e, &key.mount, &key.name))
+        .map_err(|e| not_found(vault, e, mount, name))
         .map_err(|e| vault.explain_denied(e, &path, "update", false))?;
     let sig = resp
         .get("data")
@@ -255,25 +270,28 @@ pub fn sign(
         .ok_or_else(|| {
             PluginError::generic(format!("Vault answered {doing} without a signature"))
         })?;
-    let bytes = parse_signature(sig, version, spec)
+    let (signed_with, bytes) = parse_signature(sig, version, spec)
         .map_err(|why| PluginError::generic(format!("Vault answered {doing} with {why}")))?;
-    Ok(if spec.is_rsa() {
+    let signature = if spec.is_rsa() {
         BackendSignature::RsaPss(bytes)
     } else {
         BackendSignature::EcdsaFixed(bytes)
-    })
+    };
+    Ok((signed_with, signature))
 }
 
 /// The body of `POST <mount>/sign/<name>`. Transit's defaults are not what notation accepts: its
 /// RSA salt is not the hash length and its ECDSA marshaling is DER, so both are set here.
-fn sign_request(version: u64, spec: KeySpec, digest: &[u8]) -> Value {
+fn sign_request(version: Option<u64>, spec: KeySpec, digest: &[u8]) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut body = json!({
         "input": b64.encode(digest),
         "prehashed": true,
         "hash_algorithm": hash_name(spec),
-        "key_version": version,
     });
+    if let Some(v) = version {
+        body["key_version"] = json!(v);
+    }
     if spec.is_rsa() {
         body["signature_algorithm"] = json!("pss");
         body["salt_length"] = json!("hash");
@@ -283,8 +301,13 @@ fn sign_request(version: u64, spec: KeySpec, digest: &[u8]) -> Value {
     body
 }
 
-/// `vault:v<N>:<base64>` -> the signature bytes, checking the version.
-fn parse_signature(sig: &str, version: u64, spec: KeySpec) -> std::result::Result<Vec<u8>, String> {
+/// `vault:v<N>:<base64>` -> the version that signed and the signature bytes; the version must
+/// be `version` when one was asked for.
+fn parse_signature(
+    sig: &str,
+    version: Option<u64>,
+    spec: KeySpec,
+) -> std::result::Result<(u64, Vec<u8>), String> {
     let mut parts = sig.splitn(3, ':');
     let (Some(prefix), Some(v), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("a signature not of the form vault:v<N>:<base64>".into());
@@ -292,10 +315,13 @@ fn parse_signature(sig: &str, version: u64, spec: KeySpec) -> std::result::Resul
     if prefix != "vault" {
         return Err(format!("a signature with the unknown prefix '{prefix}'"));
     }
-    let signed_with = v.strip_prefix('v').and_then(|n| n.parse::<u64>().ok());
-    if signed_with != Some(version) {
+    let signed_with = v
+        .strip_prefix('v')
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("a signature with the key version '{v}', not v<N>"))?;
+    if let Some(asked) = version.filter(|asked| *asked != signed_with) {
         return Err(format!(
-            "a signature made with key version '{v}' instead of v{version}"
+            "a signature made with key version '{v}' instead of v{asked}"
         ));
     }
     let decoded = if spec.is_rsa() {
@@ -303,7 +329,9 @@ fn parse_signature(sig: &str, version: u64, spec: KeySpec) -> std::result::Resul
     } else {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data.trim_end_matches('='))
     };
-    decoded.map_err(|e| format!("a signature that is not valid base64 ({e})"))
+    decoded
+        .map(|bytes| (signed_with, bytes))
+        .map_err(|e| format!("a signature that is not valid base64 ({e})"))
 }
 
 /// `POST <mount>/keys/<name>/csr`: a PKCS#10 request signed by `version` of the key, with the
@@ -352,24 +380,31 @@ mod tests {
     #[test]
     fn signatures_are_unwrapped_and_version_checked() {
         assert_eq!(
-            parse_signature("vault:v2:AQID", 2, KeySpec::Rsa2048).unwrap(),
-            vec![1, 2, 3]
+            parse_signature("vault:v2:AQID", Some(2), KeySpec::Rsa2048).unwrap(),
+            (2, vec![1, 2, 3])
         );
         assert_eq!(
-            parse_signature("vault:v1:_-8", 1, KeySpec::Ec256).unwrap(),
-            vec![0xff, 0xef]
+            parse_signature("vault:v1:_-8", Some(1), KeySpec::Ec256).unwrap(),
+            (1, vec![0xff, 0xef])
         );
-        assert!(parse_signature("vault:v1:AQID", 2, KeySpec::Rsa2048)
+        assert_eq!(
+            parse_signature("vault:v7:AQID", None, KeySpec::Rsa2048).unwrap(),
+            (7, vec![1, 2, 3])
+        );
+        assert!(parse_signature("vault:v1:AQID", Some(2), KeySpec::Rsa2048)
             .unwrap_err()
             .contains("instead of v2"));
-        assert!(parse_signature("AQID", 1, KeySpec::Rsa2048).is_err());
+        assert!(parse_signature("vault:vx:AQID", None, KeySpec::Rsa2048)
+            .unwrap_err()
+            .contains("not v<N>"));
+        assert!(parse_signature("AQID", Some(1), KeySpec::Rsa2048).is_err());
     }
 
     #[test]
     fn sign_requests_ask_for_what_notation_accepts() {
         let digest = KeySpec::Rsa3072.hash_algorithm().digest(b"x");
         assert_eq!(
-            sign_request(3, KeySpec::Rsa3072, &digest),
+            sign_request(Some(3), KeySpec::Rsa3072, &digest),
             json!({
                 "input": base64::engine::general_purpose::STANDARD.encode(&digest),
                 "prehashed": true,
@@ -380,12 +415,11 @@ mod tests {
             })
         );
         assert_eq!(
-            sign_request(1, KeySpec::Ec521, &[1, 2]),
+            sign_request(None, KeySpec::Ec521, &[1, 2]),
             json!({
                 "input": "AQI=",
                 "prehashed": true,
                 "hash_algorithm": "sha2-512",
-                "key_version": 1,
                 "marshaling_algorithm": "jws",
             })
         );
@@ -395,7 +429,7 @@ mod tests {
             (KeySpec::Ec256, "sha2-256"),
             (KeySpec::Ec384, "sha2-384"),
         ] {
-            let body = sign_request(1, spec, &[0]);
+            let body = sign_request(Some(1), spec, &[0]);
             assert_eq!(body["hash_algorithm"], hash, "{spec}");
             assert_eq!(body["salt_length"].is_string(), spec.is_rsa(), "{spec}");
         }

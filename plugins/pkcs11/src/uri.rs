@@ -425,8 +425,8 @@ mod tests {
             assert!(u.selects_object() && !u.selects_token(), "{attr}");
         }
         // Library attributes and the query select neither.
-        let u = Pkcs11Uri::parse("pkcs11:library-manufacturer=x;type=private?module-name=m")
-            .unwrap();
+        let u =
+            Pkcs11Uri::parse("pkcs11:library-manufacturer=x;type=private?module-name=m").unwrap();
         assert!(!u.selects_token() && !u.selects_object());
     }
 
@@ -448,7 +448,10 @@ mod tests {
     fn messages_keep_the_pin_source_and_drop_every_pin() {
         let shown = redact("pkcs11:object=k;PIN=1111?pin-source=file:/run/pin&Pin-Value=2222");
         assert!(shown.contains("pin-source=file:/run/pin"), "{shown}");
-        assert!(!shown.contains("1111") && !shown.contains("2222"), "{shown}");
+        assert!(
+            !shown.contains("1111") && !shown.contains("2222"),
+            "{shown}"
+        );
     }
 
     #[test]
