@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks of the release plugins, the figures quoted in closing notes and the README:
-#   - size of each release binary;
-#   - get-plugin-metadata wall time (notation runs it before every signature), RUNS times each;
-#   - the whole signing conversation notation makes (get-plugin-metadata + describe-key +
-#     generate-signature: three launches), as timed by notation-plugin-check, RUNS times, on
-#     SoftHSM2 (pkcs11) and, with --backends, on LocalStack (aws-kms) and OpenBao
-#     (hashicorp-vault), started and stopped here if they are not already running.
+#   - the size of each release binary, and get-plugin-metadata (notation runs it before every
+#     signature) against starting a trivial process (/bin/true), as medians of paired runs;
+#   - per plugin, describe-key and generate-signature (EC-256, chain from a file): wall time,
+#     backend requests, and the ratio to the floor, one bare request of the same API made by
+#     curl against the same local backend (PKCS#11: pkcs11-tool with login), as medians of
+#     paired runs (scripts/bench_backends.py). SoftHSM2 always; with --backends also OpenBao,
+#     LocalStack and the Key Vault emulator, started here (and stopped again) if not running.
 #
-#   scripts/bench.sh [--runs N] [--backends]
+#   scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR]
+#
+# --bin-dir benchmarks the notation-* binaries in DIR (e.g. an earlier release) instead of
+# building them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cargo-env.sh
@@ -15,110 +19,69 @@ source scripts/plugins.sh
 
 runs=20
 backends=false
+bin=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --backends) backends=true; shift ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--backends]" >&2; exit 2 ;;
+    --bin-dir) bin="$(cd "$2" && pwd)"; shift 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR]" >&2; exit 2 ;;
   esac
 done
 
 scripts/install-deps.sh
 mapfile -t plugins < <(list_plugins | awk '{print $2}')
-packages=()
-for p in "${plugins[@]}"; do packages+=(-p "notation-$p"); done
-echo "building release binaries: ${plugins[*]} and notation-plugin-check" >&2
-cargo build --quiet --release "${packages[@]}" -p notation-plugin-check
-bin="$CARGO_TARGET_DIR/release"
-check="$bin/notation-plugin-check"
+if [ -z "$bin" ]; then
+  packages=()
+  for p in "${plugins[@]}"; do packages+=(-p "notation-$p"); done
+  echo "building release binaries: ${plugins[*]}" >&2
+  cargo build --quiet --release "${packages[@]}"
+  bin="$CARGO_TARGET_DIR/release"
+fi
 
-# median, mean and max of milliseconds on stdin
-stats() {
-  sort -n | awk '{v[NR]=$1; s+=$1} END {printf "median %.1f ms, mean %.1f ms, max %.1f ms (n=%d)", v[int((NR+1)/2)], s/NR, v[NR], NR}'
+# Median milliseconds of `runs` paired runs of a plugin's get-plugin-metadata and /bin/true.
+metadata_vs_true() {
+  python3 - "$1" "$runs" <<'PY'
+import statistics, subprocess, sys, time
+exe, runs = sys.argv[1], int(sys.argv[2])
+def ms(cmd, stdin=None):
+    start = time.perf_counter()
+    subprocess.run(cmd, input=stdin, capture_output=True, check=True)
+    return (time.perf_counter() - start) * 1000
+meta, true = [], []
+for _ in range(runs + 1):
+    meta.append(ms([exe, "get-plugin-metadata"], b"{}"))
+    true.append(ms(["/bin/true"]))
+meta, true = statistics.median(meta[1:]), statistics.median(true[1:])
+print(f"get-plugin-metadata {meta:.2f} ms, /bin/true {true:.2f} ms: {meta / true:.2f}x")
+PY
 }
 
 echo
-echo "== release binaries ($(uname -m), $(rustc --version | cut -d' ' -f2))"
+echo "== release binaries ($(uname -m), $(rustc --version | cut -d' ' -f2)), medians of $runs paired runs"
 for p in "${plugins[@]}"; do
   exe="$bin/notation-$p"
+  [ -x "$exe" ] || continue
   size=$(stat -c %s "$exe")
-  meta=$(for _ in $(seq "$runs"); do
-    start=$(date +%s%N)
-    echo '{}' | "$exe" get-plugin-metadata >/dev/null
-    end=$(date +%s%N)
-    echo "scale=3; ($end - $start) / 1000000" | bc
-  done | stats)
-  printf '%-28s %5.2f MB   get-plugin-metadata: %s\n' "notation-$p" "$(echo "scale=2; $size/1000000" | bc)" "$meta"
+  printf '%-26s %5.2f MB   %s\n' "notation-$p" "$(echo "scale=2; $size/1000000" | bc)" "$(metadata_vs_true "$exe")"
 done
 
-# Runs the checker RUNS times; prints the median of the JWS signing conversation and of each step.
-conversation() {
-  local name="$1" plugin="$2" key="$3"
-  shift 3
-  local out dir="$work/runs-${name//[^A-Za-z0-9]/_}"
-  mkdir -p "$dir"
-  for i in $(seq "$runs"); do
-    "$check" "$plugin" --key-id "$key" "$@" --envelope jws --json >"$dir/$i.json" || {
-      echo "the conformance check failed for $name:" >&2
-      cat "$dir/$i.json" >&2
-      exit 1
-    }
-  done
-  out=$(python3 - "$dir"/*.json <<'PY'
-import json, sys, statistics
-docs = [json.load(open(f)) for f in sys.argv[1:]]
-med = statistics.median
-conv = [d["signConversations"][0]["wallTimeMs"] for d in docs]
-steps = {}
-for d in docs:
-    for inv in d["invocations"]:
-        if inv["command"] in ("describe-key", "generate-signature") and inv["exitCode"] == 0:
-            steps.setdefault(inv["command"], []).append(inv["wallTimeMs"])
-print("conversation median %.1f ms; describe-key %.1f ms; generate-signature %.1f ms (n=%d)" % (
-    med(conv), med(steps["describe-key"]), med(steps["generate-signature"]), len(docs)))
-PY
-  )
-  printf '%-34s %s\n' "$name" "$out"
+stop=()
+cleanup() {
+  for b in "${stop[@]}"; do "scripts/$b.sh" stop >/dev/null 2>&1 || true; done
 }
-
-echo
-echo "== signing conversation (3 launches, JWS) as notation makes it"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-softhsm/create-token.sh "$work/hsm" bench >/dev/null
-export SOFTHSM2_CONF="$work/hsm/softhsm2.conf"
-for spec in EC-256 EC-384 RSA-3072; do
-  uri="$("$bin/notation-pkcs11" generate-key --spec "$spec" \
-    --key-id "pkcs11:token=bench;object=k-$spec?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$work/hsm/user.pin" 2>/dev/null)"
-  "$bin/notation-pkcs11" certificate self-signed --key-id "$uri" --subject "CN=bench $spec" --out "$work/$spec.pem"
-  "$bin/notation-pkcs11" import-certificate --key-id "$uri" --chain "$work/$spec.pem" 2>/dev/null
-  conversation "pkcs11 (SoftHSM2) $spec" "$bin/notation-pkcs11" "$uri"
-done
-
+trap cleanup EXIT
+selected=pkcs11
 if $backends; then
-  stop=()
-  cleanup() {
-    for b in "${stop[@]}"; do "scripts/$b.sh" stop >/dev/null 2>&1 || true; done
-    rm -rf "$work"
-  }
-  trap cleanup EXIT
-  if [ -x scripts/localstack.sh ]; then
-    scripts/localstack.sh status >/dev/null 2>&1 || { scripts/localstack.sh start >&2; stop+=(localstack); }
-    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-      AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_EC2_METADATA_DISABLED=true
-    key="$("$bin/notation-aws-kms" create-key --spec ECC_NIST_P384)"
-    "$bin/notation-aws-kms" certificate self-signed --key-id "$key" --subject "CN=bench kms" --out "$work/kms.pem"
-    conversation "aws-kms (LocalStack) EC-384" "$bin/notation-aws-kms" "$key" --plugin-config "certificate_chain=$work/kms.pem"
-  fi
-  if [ -x scripts/openbao.sh ]; then
-    scripts/openbao.sh status >/dev/null 2>&1 || { scripts/openbao.sh start >&2; stop+=(openbao); }
-    eval "$(scripts/openbao.sh env)"
-    bao="${XDG_CACHE_HOME:-$HOME/.cache}/notation-plugins/openbao-venv/bin/bao"
-    "$bao" secrets enable -path=bench-transit transit >/dev/null 2>&1 || true
-    "$bao" write -f bench-transit/keys/bench type=ecdsa-p384 >/dev/null
-    "$bin/notation-hashicorp-vault" certificate self-signed --key-id bench \
-      --plugin-config transit_mount=bench-transit --subject "CN=bench vault" --out "$work/vault.pem" --force
-    conversation "hashicorp-vault (OpenBao) EC-384" "$bin/notation-hashicorp-vault" bench \
-      --plugin-config transit_mount=bench-transit --plugin-config "certificate_chain=$work/vault.pem"
-  fi
+  for b in openbao localstack keyvault-emulator; do
+    scripts/$b.sh status >/dev/null 2>&1 || { scripts/$b.sh start >&2; stop+=("$b"); }
+  done
+  eval "$(scripts/openbao.sh env)"
+  eval "$(scripts/keyvault-emulator.sh env)"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_EC2_METADATA_DISABLED=true
+  selected=pkcs11,hashicorp-vault,aws-kms,azure-keyvault
 fi
+echo
+echo "== describe-key and generate-signature (EC-256, chain from a file), medians of $runs paired runs"
+python3 scripts/bench_backends.py --bin "$bin" --runs "$runs" --backends "$selected"

@@ -35,8 +35,9 @@ A fault with `"kind"` does something else to those requests: `"delay"` answers t
 `"seconds"`, `"hang"` never answers, `"flip_signature"` flips the last bit of the signature a
 sign call returns, and `"der_signature"` returns that (r||s) ECDSA signature as ASN.1 DER.
 The admin port also serves the vault API without authentication, for test set-up, and
-`GET /_admin/requests?match=/keys/name` lists the vault API requests received over TLS whose
-"METHOD /path" contains `match` (the round trips a test or the benchmark counts).
+`GET /_admin/requests?match=/keys/name` lists the requests received over TLS (vault API, the
+unauthenticated challenge, token) whose "METHOD /path" contains `match` (the round trips a test
+or the benchmark counts).
 
 State is in memory only. Every HTTPS request is answered from one server for every host name the
 test CA's certificate covers (the vault and the login host both resolve to 127.0.0.1).
@@ -105,7 +106,7 @@ class Store:
         self.vault_url = vault_url.rstrip("/")
         self.keys, self.certs, self.secrets = {}, {}, {}
         self.faults = []
-        # Every vault API request over TLS, as "METHOD /path": the round trips the tests count.
+        # Every request over TLS (vault API, challenge, token), as "METHOD /path": round trips.
         self.requests = []
         self.tokens = {}
         self.pending_ops = {}
@@ -604,6 +605,9 @@ class Handler(BaseHTTPRequestHandler):
             url = urllib.parse.urlsplit(self.path)
             path = re.sub("/+", "/", url.path)
             raw = self.body()
+            if not self.admin:
+                with LOCK:
+                    self.server.store.requests.append(f"{method} {path}")
             if self.admin:
                 if path == "/_admin/fault" and method == "POST":
                     fault = json.loads(raw or b"{}")
@@ -650,8 +654,6 @@ class Handler(BaseHTTPRequestHandler):
         store = self.server.store
         fault = None
         with LOCK:
-            if not self.admin:
-                store.requests.append(f"{method} {path}")
             for f in store.faults:
                 if f.get("match", "\0") in path and path.endswith(f.get("suffix", "")) \
                         and f.get("count", 1) != 0:

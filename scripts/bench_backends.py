@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The per-backend part of scripts/bench.sh: for each plugin and command, the wall time of the
+release binary, the number of backend requests it makes, and the ratio to the floor: one bare
+request of the same API made by curl against the same local backend (for PKCS#11, pkcs11-tool
+with login), as medians of paired runs (plugin, floor, plugin, floor, ...) in one invocation.
+
+    bench_backends.py --bin DIR --runs N [--backends pkcs11,hashicorp-vault,aws-kms,azure-keyvault]
+
+It expects the local backends running with their environment exported (bench.sh does both),
+makes its own EC-256 key on each with a self-signed certificate as the chain file, and counts
+requests through a counting proxy (OpenBao, LocalStack) or the emulator's request log (Key Vault).
+"""
+
+import argparse
+import base64
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+PAYLOAD = b"benchmark payload"
+DIGEST = hashlib.sha256(PAYLOAD).digest()
+
+
+def run(cmd, stdin=None, env=None):
+    """Runs cmd; returns (milliseconds, stdout). A failure stops the benchmark with its output."""
+    start = time.perf_counter()
+    p = subprocess.run(cmd, input=stdin, capture_output=True, env=env)
+    ms = (time.perf_counter() - start) * 1000
+    if p.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, cmd))[:200]} failed ({p.returncode}):\n"
+                 f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}")
+    return ms, p.stdout
+
+
+def request(command, key_id, config):
+    body = {"contractVersion": "1.0", "keyId": key_id, "pluginConfig": config}
+    if command == "generate-signature":
+        body.update(keySpec="EC-256", hashAlgorithm="SHA-256",
+                    payload=base64.b64encode(PAYLOAD).decode())
+    return json.dumps(body).encode()
+
+
+def paired(plugin_cmd, stdin, env, floor_cmd, runs):
+    """Medians (plugin ms, floor ms) of `runs` paired runs, after one warm-up of each."""
+    run(plugin_cmd, stdin, env)
+    run(floor_cmd, env=env)
+    mine, floor = [], []
+    for _ in range(runs):
+        mine.append(run(plugin_cmd, stdin, env)[0])
+        floor.append(run(floor_cmd, env=env)[0])
+    return statistics.median(mine), statistics.median(floor)
+
+
+class CountingProxy(http.server.ThreadingHTTPServer):
+    """Forwards every request to upstream (host:port, plain HTTP) and counts them."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.count = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        with self.server.lock:
+            self.server.count += 1
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        conn = http.client.HTTPConnection(self.server.upstream, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+        conn.request(self.command, self.path, body, headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = forward
+
+
+class Bench:
+    def __init__(self, bin_dir, runs, work):
+        self.bin, self.runs, self.work = bin_dir, runs, work
+        self.rows = []
+
+    def exe(self, plugin):
+        return os.path.join(self.bin, f"notation-{plugin}")
+
+    def measure(self, plugin, command, key_id, config, floor_cmd, count, env=None):
+        """One table row; count(plugin_cmd, stdin) -> requests made by one invocation."""
+        env = dict(os.environ, **(env or {}))
+        cmd = [self.exe(plugin), command]
+        stdin = request(command, key_id, config)
+        mine, floor = paired(cmd, stdin, env, floor_cmd, self.runs)
+        self.rows.append((plugin, command, mine, floor, count(cmd, stdin)))
+
+    def table(self):
+        print(f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'floor ms':>9} "
+              f"{'ratio':>6} {'requests':>9}")
+        for plugin, command, mine, floor, requests in self.rows:
+            print(f"{plugin:<18} {command:<20} {mine:>10.1f} {floor:>9.1f} "
+                  f"{mine / floor:>5.2f}x {requests:>9}")
+
+    # -- the backends ---------------------------------------------------------------------------
+    def self_signed(self, plugin, key_id, config=()):
+        pem = os.path.join(self.work, f"{plugin}.pem")
+        args = [self.exe(plugin), "certificate", "self-signed", "--key-id", key_id,
+                "--subject", f"CN=bench {plugin},O=notation-plugins,ST=WA,C=US", "--out", pem,
+                "--force"]
+        for c in config:
+            args += ["--plugin-config", c]
+        run(args)
+        return pem
+
+    def pkcs11(self):
+        module = "/usr/lib/softhsm/libsofthsm2.so"
+        token = os.path.join(self.work, "hsm")
+        run(["softhsm/create-token.sh", token, "bench"])
+        os.environ["SOFTHSM2_CONF"] = os.path.join(token, "softhsm2.conf")
+        pin_file = os.path.join(token, "user.pin")
+        pin = open(pin_file).read().strip()
+        tool = ["pkcs11-tool", "--module", module, "--token-label", "bench"]
+        run(tool + ["--login", "--pin", pin, "--keypairgen", "--key-type", "EC:prime256v1",
+                    "--id", "01", "--label", "k"])
+        uri = f"pkcs11:token=bench;object=k?module-path={module}&pin-source=file:{pin_file}"
+        chain = self.self_signed("pkcs11", uri)
+        digest = os.path.join(self.work, "digest.bin")
+        open(digest, "wb").write(DIGEST)
+        none = lambda cmd, stdin: "-"  # noqa: E731 - no network: nothing to count
+        self.measure("pkcs11", "describe-key", uri, {},
+                     tool + ["--read-object", "--type", "pubkey", "--id", "01"], none)
+        self.measure("pkcs11", "generate-signature", uri, {"certificate_chain": chain},
+                     tool + ["--login", "--pin", pin, "--sign", "--id", "01", "-m", "ECDSA",
+                             "--input-file", digest, "--output-file", os.devnull], none)
+
+    def proxied_count(self, upstream_url, variable):
+        proxy = CountingProxy(urllib.parse.urlsplit(upstream_url).netloc)
+
+        def count(cmd, stdin):
+            before = proxy.count
+            run(cmd, stdin, dict(os.environ, **{variable: proxy.url}))
+            return proxy.count - before
+        return count
+
+    def vault(self):
+        addr, token = os.environ["VAULT_ADDR"], os.environ["VAULT_TOKEN"]
+
+        def api(method, path, body=None):
+            req = urllib.request.Request(f"{addr}/v1/{path}", method=method,
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"X-Vault-Token": token})
+            try:
+                return urllib.request.urlopen(req).read()
+            except urllib.error.HTTPError as e:
+                if e.code != 400:  # the mount exists already
+                    raise
+        api("POST", "sys/mounts/bench-transit", {"type": "transit"})
+        api("POST", "bench-transit/keys/bench", {"type": "ecdsa-p256"})
+        mount = "transit_mount=bench-transit"
+        chain = self.self_signed("hashicorp-vault", "bench", [mount])
+        curl = ["curl", "-sf", "-o", os.devnull, "-H", f"X-Vault-Token: {token}"]
+        sign_body = json.dumps({"input": base64.b64encode(DIGEST).decode(), "prehashed": True,
+                                "hash_algorithm": "sha2-256", "marshaling_algorithm": "jws"})
+        count = self.proxied_count(addr, "VAULT_ADDR")
+        config = {"transit_mount": "bench-transit"}
+        self.measure("hashicorp-vault", "describe-key", "bench", config,
+                     curl + [f"{addr}/v1/bench-transit/keys/bench"], count)
+        self.measure("hashicorp-vault", "generate-signature", "bench",
+                     dict(config, certificate_chain=chain),
+                     curl + ["-X", "POST", "-d", sign_body, f"{addr}/v1/bench-transit/sign/bench"],
+                     count)
+
+    def aws(self):
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        _, out = run([self.exe("aws-kms"), "create-key", "--spec", "ECC_NIST_P256"])
+        key = out.decode().strip()
+        chain = self.self_signed("aws-kms", key)
+        region = os.environ["AWS_REGION"]
+        user = f"{os.environ['AWS_ACCESS_KEY_ID']}:{os.environ['AWS_SECRET_ACCESS_KEY']}"
+        curl = ["curl", "-sf", "-o", os.devnull, "--aws-sigv4", f"aws:amz:{region}:kms",
+                "--user", user, "-H", "Content-Type: application/x-amz-json-1.1"]
+        sign_body = json.dumps({"KeyId": key, "Message": base64.b64encode(DIGEST).decode(),
+                                "MessageType": "DIGEST", "SigningAlgorithm": "ECDSA_SHA_256"})
+        count = self.proxied_count(endpoint, "AWS_ENDPOINT_URL")
+        self.measure("aws-kms", "describe-key", key, {},
+                     curl + ["-H", "X-Amz-Target: TrentService.GetPublicKey",
+                             "-d", json.dumps({"KeyId": key}), endpoint], count)
+        self.measure("aws-kms", "generate-signature", key, {"certificate_chain": chain},
+                     curl + ["-H", "X-Amz-Target: TrentService.Sign", "-d", sign_body, endpoint],
+                     count)
+
+    def azure(self):
+        vault, admin = os.environ["KV_EMULATOR_VAULT_URL"], os.environ["KV_EMULATOR_ADMIN_URL"]
+
+        def admin_call(method, path, body=None):
+            sep = "&" if "?" in path else "?"
+            req = urllib.request.Request(f"{admin}{path}{sep}api-version=7.5", method=method,
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req).read() or b"null")
+        name = f"bench-{os.getpid()}"
+        admin_call("POST", f"/keys/{name}/create", {"kty": "EC", "crv": "P-256"})
+        key_id = f"{vault}/keys/{name}"
+        chain = self.self_signed("azure-keyvault", key_id)
+        tenant = os.environ["AZURE_TENANT_ID"]
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": os.environ["AZURE_CLIENT_ID"],
+            "client_secret": os.environ["AZURE_CLIENT_SECRET"],
+            "scope": "https://vault.azure.net/.default"}).encode()
+        ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        authority = os.environ["AZURE_AUTHORITY_HOST"].rstrip("/")
+        token = json.loads(urllib.request.urlopen(
+            f"{authority}/{tenant}/oauth2/v2.0/token", data=form, context=ctx).read())
+        curl = ["curl", "-sf", "-o", os.devnull, "--cacert", os.environ["SSL_CERT_FILE"],
+                "-H", f"Authorization: Bearer {token['access_token']}"]
+        sign_body = json.dumps({"alg": "ES256",
+                                "value": base64.urlsafe_b64encode(DIGEST).decode().rstrip("=")})
+
+        def count(cmd, stdin):
+            before = len(admin_call("GET", "/_admin/requests")["requests"])
+            run(cmd, stdin)
+            return len(admin_call("GET", "/_admin/requests")["requests"]) - before
+        self.measure("azure-keyvault", "describe-key", key_id, {},
+                     curl + [f"{key_id}?api-version=7.5"], count)
+        self.measure("azure-keyvault", "generate-signature", key_id, {"certificate_chain": chain},
+                     curl + ["-X", "POST", "-H", "Content-Type: application/json", "-d", sign_body,
+                             f"{key_id}/sign?api-version=7.5"], count)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--backends", default="pkcs11,hashicorp-vault,aws-kms,azure-keyvault")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="notation-bench-")
+    try:
+        bench = Bench(args.bin, args.runs, work)
+        for backend in args.backends.split(","):
+            {"pkcs11": bench.pkcs11, "hashicorp-vault": bench.vault, "aws-kms": bench.aws,
+             "azure-keyvault": bench.azure}[backend]()
+        bench.table()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
