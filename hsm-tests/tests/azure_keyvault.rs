@@ -1231,12 +1231,17 @@ fn a_pinned_certificate_version_signs_with_its_own_key_after_renewal() {
     let (v2, pem2) = self_signed_certificate(&name, props, &["digitalSignature"]);
     assert_ne!(v1, v2);
     let vault = vault_url();
-    for (key_id, pem) in [
+    // The chain from the backing secret, and from the certificate itself (self_signed).
+    let sources: [&[(&str, &str)]; 2] = [&[], &[("self_signed", "true")]];
+    for (key_id, pem, pairs) in [
         (format!("{vault}/certificates/{name}/{v1}"), &pem1),
         (format!("{vault}/certificates/{name}/{v2}"), &pem2),
         (format!("{vault}/certificates/{name}"), &pem2),
-    ] {
-        let inv = sign(&key_id, KeySpec::Ec256, &[], &base_env());
+    ]
+    .into_iter()
+    .flat_map(|(k, p)| sources.map(|s| (k.clone(), p, s)))
+    {
+        let inv = sign(&key_id, KeySpec::Ec256, pairs, &base_env());
         let r: GenerateSignatureResponse = inv
             .response()
             .unwrap_or_else(|e| panic!("{key_id}: {e}: {}", inv.stderr_text()));
