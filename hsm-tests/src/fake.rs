@@ -38,6 +38,18 @@ impl Fake {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// The heads of the requests a proxy got so far, sorted.
+    pub fn sorted_heads(&self) -> Vec<String> {
+        let mut heads = self.heads.lock().unwrap().clone();
+        heads.sort();
+        heads
+    }
+
+    /// The most requests a proxy had in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
+    }
 }
 
 /// A JSON answer with `status`.

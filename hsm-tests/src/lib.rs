@@ -328,3 +328,22 @@ pub fn spawn_plugin(
         .expect("write the request");
     child
 }
+
+/// Runs `check` on every case at the same time (each case is a plugin run, most of the time
+/// waiting); returns the failures it reports, in case order.
+pub fn check_all<T: Send>(
+    cases: Vec<T>,
+    check: impl Fn(T) -> Option<String> + Sync,
+) -> Vec<String> {
+    std::thread::scope(|s| {
+        let check = &check;
+        let handles: Vec<_> = cases
+            .into_iter()
+            .map(|case| s.spawn(move || check(case)))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    })
+}

@@ -119,15 +119,8 @@ pub fn proxy(
 /// Runs every tampering on `plugin` (in parallel) and asserts what each must give.
 #[track_caller]
 pub fn run(plugin: &str, arrange: &Arrange<'_>) {
-    let wrong: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = Tampering::ALL
-            .into_iter()
-            .map(|t| s.spawn(move || check(plugin, t, arrange(t)).err()))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().unwrap())
-            .collect()
+    let wrong = crate::check_all(Tampering::ALL.to_vec(), |t| {
+        check(plugin, t, arrange(t)).err()
     });
     assert!(wrong.is_empty(), "{plugin}:\n{}", wrong.join("\n"));
 }

@@ -1064,9 +1064,7 @@ fn round_trips_per_command_and_chain_source() {
         };
         assert!(inv.succeeded(), "{what}: {}", inv.stderr_text());
         let mut made: Vec<String> = proxy
-            .heads
-            .lock()
-            .unwrap()
+            .sorted_heads()
             .iter()
             .filter_map(|h| {
                 h.lines().find_map(|l| {

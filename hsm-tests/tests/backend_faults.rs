@@ -133,16 +133,7 @@ fn client(plugin: &str, addr: &str) -> PluginClient {
 }
 
 fn run(plugin: &str, key_id: &str, pick: fn(&Fault) -> ErrorCode) {
-    let wrong: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = faults()
-            .into_iter()
-            .map(|fault| s.spawn(move || check(plugin, key_id, pick, fault)))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().unwrap())
-            .collect()
-    });
+    let wrong = hsm_tests::check_all(faults(), |fault| check(plugin, key_id, pick, fault));
     assert!(wrong.is_empty(), "{plugin}:\n{}", wrong.join("\n"));
 }
 

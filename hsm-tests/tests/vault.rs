@@ -1373,14 +1373,11 @@ fn round_trips_per_command_and_chain_source() {
             sign(&name, KeySpec::Ec256, pairs, &env)
         };
         assert!(inv.succeeded(), "{what}: {}", inv.stderr_text());
-        let mut made: Vec<String> = proxy
-            .heads
-            .lock()
-            .unwrap()
+        let made: Vec<String> = proxy
+            .sorted_heads()
             .iter()
             .map(|h| h.lines().next().unwrap_or("").to_owned())
             .collect();
-        made.sort();
         expected.sort();
         let matched = made.len() == expected.len()
             && made.iter().zip(&expected).all(|(m, e)| m.starts_with(e));

@@ -60,6 +60,24 @@ where
     })
 }
 
+/// For [`crate::Backend::sign_unresolved`]: `sign`, and when `fetch_chain` also `chain` at the
+/// same time (see [`concurrently`]); the signature and the certificates (none unless fetched).
+pub fn sign_and_fetch_chain<C, S>(
+    fetch_chain: bool,
+    chain: C,
+    sign: S,
+) -> Result<(crate::BackendSignature, Vec<Vec<u8>>)>
+where
+    C: FnOnce() -> Result<Vec<Vec<u8>>> + Send,
+    S: FnOnce() -> Result<crate::BackendSignature>,
+{
+    if !fetch_chain {
+        return Ok((sign()?, Vec::new()));
+    }
+    let (certificates, signature) = concurrently(chain, sign);
+    Ok((signature?, certificates?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

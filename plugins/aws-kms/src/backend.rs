@@ -177,17 +177,11 @@ impl Backend for AwsKms {
         fetch_chain: bool,
     ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
         let this = &*self;
-        let (chain, signature) = plugin_protocol::blocking::concurrently(
-            || {
-                if fetch_chain {
-                    this.stored_chain(ctx)
-                } else {
-                    Ok(Vec::new())
-                }
-            },
+        plugin_protocol::blocking::sign_and_fetch_chain(
+            fetch_chain,
+            || this.stored_chain(ctx),
             || this.sign(ctx, &this.key_ref.kms_key_id, spec, digest),
-        );
-        Ok((signature?, chain?))
+        )
     }
 }
 

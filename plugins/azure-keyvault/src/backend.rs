@@ -348,20 +348,12 @@ impl Backend for AzureKeyVault {
             name: self.key_ref.name.clone(),
             version: self.key_ref.version.clone(),
         };
-        // The clients are made before the two calls share the session.
-        self.session.keys()?;
         let this = &*self;
-        let (chain, signature) = plugin_protocol::blocking::concurrently(
-            || {
-                if fetch_chain {
-                    this.stored_chain(ctx, &key)
-                } else {
-                    Ok(Vec::new())
-                }
-            },
+        plugin_protocol::blocking::sign_and_fetch_chain(
+            fetch_chain,
+            || this.stored_chain(ctx, &key),
             || this.sign_key(ctx, &key, spec, digest),
-        );
-        Ok((signature?, chain?))
+        )
     }
 }
 
