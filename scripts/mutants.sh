@@ -56,7 +56,8 @@ backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$")
 # the label and id of the URI `notation-pkcs11 keys` prints) are caught here instead, by
 # hsm-tests against SoftHSM2 and the Key Vault emulator (which the tests start themselves):
 # azure_keyvault.rs a_pinned_certificate_version_signs_with_its_own_key_after_renewal and
-# pkcs11.rs keys_fails_when_it_cannot_log_in_and_tokens_names_its_module_option.
+# a_pinned_key_version_is_described_as_that_version, and pkcs11.rs
+# keys_fails_when_it_cannot_log_in_and_tokens_names_its_module_option.
 live=(plugins/azure-keyvault/src/backend.rs plugins/pkcs11/src/key.rs)
 # cargo-mutants 27.1.0 runs its baseline with the mutated packages' tests, not --test-package's
 # (lab.rs run_baseline), which name no azure_keyvault or pkcs11 test: the baseline is skipped

@@ -1334,3 +1334,24 @@ fn round_trips_per_command_and_chain_source() {
         );
     }
 }
+
+/// A key id pinned to a version describes that version, not the current one (a new version
+/// of a key may even be of another curve).
+#[test]
+fn a_pinned_key_version_is_described_as_that_version() {
+    let name = unique("versions");
+    let v1 = create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
+    let v2 = create_key(&name, r#"{"kty":"EC","crv":"P-384"}"#);
+    let vault = vault_url();
+    for (key_id, spec) in [
+        (format!("{vault}/keys/{name}/{v1}"), KeySpec::Ec256),
+        (format!("{vault}/keys/{name}/{v2}"), KeySpec::Ec384),
+        (format!("{vault}/keys/{name}"), KeySpec::Ec384),
+    ] {
+        let inv = describe(&key_id, &[], &base_env());
+        let described: DescribeKeyResponse = inv
+            .response()
+            .unwrap_or_else(|e| panic!("{key_id}: {e}: {}", inv.stderr_text()));
+        assert_eq!(described.key_spec, spec, "{key_id}");
+    }
+}
