@@ -222,7 +222,12 @@ fn sign_unresolved<B: Backend>(
     digest: &[u8],
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let file_chain = match chain_file(ctx)? {
-        Some(certs) => Some(complete_chain(ctx, certs, None)?),
+        Some(certs) => match complete_chain(ctx, certs, None) {
+            Ok(chain) => Some(chain),
+            // A broken chain, or a pool whose leaf is only known by its key: the usual path
+            // builds it with the key, and says what is wrong before anything is signed.
+            Err(_) => return sign_resolved(backend, ctx, spec, payload, digest),
+        },
         None => None,
     };
     if let Some(chain) = &file_chain {
