@@ -63,6 +63,32 @@ def paired(plugin_cmd, stdin, env, floor_cmd, runs):
     return statistics.median(mine), statistics.median(floor)
 
 
+def until_first_connect(cmd, stdin, env, work, runs=5):
+    """Median ms from the plugin's execve to its first TCP connect (its local work before the
+    first request), read from strace's timestamps (only execve and connect are traced, through
+    seccomp-bpf, so the rest runs untraced); "-" when it makes no TCP connection."""
+    if not shutil.which("strace"):
+        return "n/a"
+    out, deltas = os.path.join(work, "strace.out"), []
+    for _ in range(runs):
+        subprocess.run(["strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,connect",
+                        "-o", out] + cmd, input=stdin, capture_output=True, env=env)
+        start = first = None
+        for line in open(out):
+            parts = line.split(None, 2)
+            if len(parts) < 3:
+                continue
+            ts, call = float(parts[1]), parts[2]
+            if start is None and call.startswith("execve("):
+                start = ts
+            elif call.startswith("connect(") and ("AF_INET" in call) and first is None:
+                first = ts
+        if start is None or first is None:
+            return "-"
+        deltas.append((first - start) * 1000)
+    return f"{statistics.median(deltas):.2f} ms"
+
+
 class CountingProxy(http.server.ThreadingHTTPServer):
     """Forwards every request to upstream (host:port, plain HTTP) and counts them."""
 
@@ -120,14 +146,15 @@ class Bench:
         cmd = [self.exe(plugin), command]
         stdin = request(command, key_id, config)
         mine, floor = paired(cmd, stdin, env, floor_cmd, self.runs)
-        self.rows.append((plugin, command, mine, floor, count(cmd, stdin)))
+        local = until_first_connect(cmd, stdin, env, self.work)
+        self.rows.append((plugin, command, mine, floor, count(cmd, stdin), local))
 
     def table(self):
         print(f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'floor ms':>9} "
-              f"{'ratio':>6} {'requests':>9}")
-        for plugin, command, mine, floor, requests in self.rows:
+              f"{'ratio':>6} {'requests':>9} {'to 1st connect':>15}")
+        for plugin, command, mine, floor, requests, local in self.rows:
             print(f"{plugin:<18} {command:<20} {mine:>10.1f} {floor:>9.1f} "
-                  f"{mine / floor:>5.2f}x {requests:>9}")
+                  f"{mine / floor:>5.2f}x {requests:>9} {local:>15}")
 
     # -- the backends ---------------------------------------------------------------------------
     def self_signed(self, plugin, key_id, config=()):

@@ -17,6 +17,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # gcc against p11-kit's pkcs11.h; pkcs11-spy (opensc-pkcs11) counts the calls in front of it.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 [ -e /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need+=(libp11-kit-dev)
+# scripts/bench.sh: bc for sizes, strace for the time to a plugin's first request.
+command -v bc >/dev/null || need+=(bc)
+command -v strace >/dev/null || need+=(strace)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -28,6 +28,8 @@ use plugin_protocol::{Context, PluginError, Result, Retry};
 
 use crate::keyref::KeyRef;
 
+/// An attempt that timed out with less than this left of the deadline used the deadline up.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// Per-attempt TCP connect timeout for KMS and Secrets Manager.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds of one KMS / Secrets Manager attempt (a third of the deadline, within these).
@@ -195,6 +197,13 @@ impl Session {
                 let err = match tokio::time::timeout(ctx.deadline.remaining(), f()).await {
                     Err(_) => return Err(ctx.deadline.exceeded(&doing)),
                     Ok(Ok(v)) => return Ok(v),
+                    // The SDK's attempt timeout and the deadline end together (a loaded
+                    // machine decides which fires first): the deadline it is.
+                    Ok(Err(SdkError::TimeoutError(_)))
+                        if ctx.deadline.remaining() < DEADLINE_MARGIN =>
+                    {
+                        return Err(ctx.deadline.exceeded(&doing))
+                    }
                     Ok(Err(e)) => map_sdk_error(e, what),
                 };
                 tracing::debug!(attempt, code = %err.code, message = %err.message, "aws call failed");
