@@ -223,14 +223,21 @@ fn sign_unresolved<B: Backend>(
     digest: &[u8],
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let has_file = ctx.config.get("certificate_chain").is_some();
-    let (file_chain, signed) = crate::blocking::concurrently(
-        || {
-            chain_file(ctx)?
-                .map(|certs| complete_chain(ctx, certs, None))
-                .transpose()
-        },
-        || backend.sign_unresolved(ctx, spec, payload, digest, !has_file),
-    );
+    let read_file = || {
+        chain_file(ctx)?
+            .map(|certs| complete_chain(ctx, certs, None))
+            .transpose()
+    };
+    let (file_chain, signed) = if has_file {
+        crate::blocking::concurrently(read_file, || {
+            backend.sign_unresolved(ctx, spec, payload, digest, false)
+        })
+    } else {
+        (
+            Ok(None),
+            backend.sign_unresolved(ctx, spec, payload, digest, true),
+        )
+    };
     let (raw, stored) = match signed {
         Ok(signed) => signed,
         // The key id names no usable key, or the request does not fit it: said by the usual

@@ -184,31 +184,28 @@ impl Backend for VaultBackend {
         fetch_chain: bool,
     ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
         let key_ref = KeyRef::parse(&ctx.key_id)?;
-        let source = if fetch_chain {
-            Some(chain_source(ctx, &key_ref.name)?)
-        } else {
-            None
-        };
         let (vault, mount, name) = (&self.vault, self.mount.as_str(), key_ref.name.as_str());
+        let sign = || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest);
+        if !fetch_chain {
+            return Ok((sign()?.1, Vec::new()));
+        }
+        let source = chain_source(ctx, name)?;
         let (stored, signed) = plugin_protocol::blocking::concurrently(
             || match &source {
-                None => Ok(None),
-                Some(ChainSource::Transit) => transit::read_key(vault, mount, name)
-                    .map(StoredChain::OnKey)
-                    .map(Some),
-                Some(ChainSource::Kv { mount, path, field }) => {
-                    read_kv_chain(vault, mount, path, field).map(|pem| {
-                        let source = format!("KV secret '{mount}/{path}' field '{field}'");
-                        Some(StoredChain::Pem(pem, source))
-                    })
+                ChainSource::Transit => {
+                    transit::read_key(vault, mount, name).map(StoredChain::OnKey)
                 }
+                ChainSource::Kv { mount, path, field } => read_kv_chain(vault, mount, path, field)
+                    .map(|pem| {
+                        let source = format!("KV secret '{mount}/{path}' field '{field}'");
+                        StoredChain::Pem(pem, source)
+                    }),
             },
-            || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest),
+            sign,
         );
         let (version, signature) = signed?;
         let ders = match stored? {
-            None => Vec::new(),
-            Some(StoredChain::OnKey(key)) => {
+            StoredChain::OnKey(key) => {
                 let public = key.public_key(version)?;
                 transit_chain(&VaultKey {
                     key,
@@ -216,12 +213,10 @@ impl Backend for VaultBackend {
                     public,
                 })?
             }
-            Some(StoredChain::Pem(pem, source)) => {
-                chain::parse_pem_or_der(pem.as_bytes(), &source)?
-                    .iter()
-                    .map(|c| c.der().to_vec())
-                    .collect()
-            }
+            StoredChain::Pem(pem, source) => chain::parse_pem_or_der(pem.as_bytes(), &source)?
+                .iter()
+                .map(|c| c.der().to_vec())
+                .collect(),
         };
         tracing::debug!(key = name, version, "signed without reading the key first");
         Ok((signature, without_ca_certs(ctx, ders)))
