@@ -1082,3 +1082,20 @@ fn round_trips_per_command_and_chain_source() {
         assert_eq!(peak, expected.len(), "{what}: the requests overlap");
     }
 }
+
+/// A plain-HTTP KMS (LocalStack) with static keys needs no TLS, so the system's trust store is
+/// not read at all: a trust store that would block its reader (a FIFO) changes nothing.
+#[test]
+fn a_plain_http_endpoint_reads_no_trust_store() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("roots.pem");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let fifo = fifo.to_str().unwrap();
+    let env = env_with(&[("SSL_CERT_FILE", fifo), ("SSL_CERT_DIR", fifo)]);
+    let mut c = client(&env);
+    c.timeout = Duration::from_secs(10);
+    let inv = c.describe_key(&key_id, hsm_tests::config(&[])).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}

@@ -67,18 +67,6 @@ impl Session {
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
         let config = &ctx.config;
         let profile = config.get_with_source("profile");
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let provider_config = ProviderConfig::without_region().with_http_client(http.clone());
-        let imds = imds::Client::builder()
-            .configure(&provider_config)
-            .connect_timeout(IMDS_CONNECT_TIMEOUT)
-            .read_timeout(IMDS_READ_TIMEOUT)
-            .max_attempts(IMDS_ATTEMPTS)
-            .operation_timeout(IMDS_OPERATION_TIMEOUT)
-            .build();
-
         // The endpoint: awskms://host:port/… in the keyId, else endpoint_url (pluginConfig,
         // NOTATION_AWS_KMS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL).
         let kms_endpoint_override = match key.and_then(|k| k.endpoint.clone()) {
@@ -88,6 +76,23 @@ impl Session {
                 None => None,
             },
         };
+        let http = if plain_http_only(ctx, kms_endpoint_override.as_deref(), profile.is_some()) {
+            // A local KMS (LocalStack) with static keys: reading the system's trust store
+            // would cost milliseconds at every start, and nothing here speaks TLS.
+            aws_smithy_http_client::Builder::new().build_http()
+        } else {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        };
+        let provider_config = ProviderConfig::without_region().with_http_client(http.clone());
+        let imds = imds::Client::builder()
+            .configure(&provider_config)
+            .connect_timeout(IMDS_CONNECT_TIMEOUT)
+            .read_timeout(IMDS_READ_TIMEOUT)
+            .max_attempts(IMDS_ATTEMPTS)
+            .operation_timeout(IMDS_OPERATION_TIMEOUT)
+            .build();
 
         let region = rt.block_on(async {
             tokio::time::timeout(
@@ -262,6 +267,18 @@ pub struct Call<'a> {
     pub endpoint: &'a str,
     /// The IAM action the call needs, for ACCESS_DENIED messages.
     pub action: &'static str,
+}
+
+/// Whether this invocation needs no TLS at all: KMS at a plain-HTTP endpoint (a local KMS), no
+/// Secrets Manager chain, and static keys from the environment (no profile, SSO or role, whose
+/// credential endpoints are HTTPS).
+fn plain_http_only(ctx: &Context, kms_endpoint: Option<&str>, profile: bool) -> bool {
+    kms_endpoint.is_some_and(|e| e.starts_with("http://"))
+        && ctx.config.get("certificate_chain_secret").is_none()
+        && !profile
+        && std::env::var("AWS_PROFILE").is_err()
+        && std::env::var("AWS_ACCESS_KEY_ID").is_ok_and(|v| !v.trim().is_empty())
+        && std::env::var("AWS_SECRET_ACCESS_KEY").is_ok_and(|v| !v.trim().is_empty())
 }
 
 /// An endpoint setting and its source; the standard `AWS_ENDPOINT_URL*` variables are skipped
