@@ -126,7 +126,11 @@ fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
         }
     };
     *ERROR_OUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
-    watch_signals();
+    // get-plugin-metadata touches no backend: a signal may end it the default way, and its
+    // start (notation runs it before every signature) spawns no watcher thread.
+    if command != Command::GetPluginMetadata {
+        watch_signals();
+    }
     std::panic::set_hook(Box::new(|panic| {
         let what = panic
             .payload()
