@@ -21,6 +21,8 @@ pub mod keyspec;
 pub mod pipeline;
 pub mod pss;
 pub mod public_key;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod runner;
 pub mod secret;
 pub mod signature;

@@ -22,7 +22,6 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
 use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
-use plugin_protocol::config::after_failure;
 use plugin_protocol::error::error_chain;
 use plugin_protocol::{Context, PluginError, Result, Retry};
 
@@ -194,28 +193,26 @@ impl Session {
             "calling {} {} at {}",
             what.service, what.operation, what.endpoint
         );
-        self.rt.block_on(async {
-            let mut attempt = 0;
-            loop {
-                ctx.deadline.check(&doing)?;
-                attempt += 1;
-                let err = match tokio::time::timeout(ctx.deadline.remaining(), f()).await {
-                    Err(_) => return Err(ctx.deadline.exceeded(&doing)),
-                    Ok(Ok(v)) => return Ok(v),
-                    // The SDK's attempt timeout and the deadline end together (a loaded
-                    // machine decides which fires first): the deadline it is.
-                    Ok(Err(SdkError::TimeoutError(_)))
-                        if ctx.deadline.remaining() < DEADLINE_MARGIN =>
-                    {
-                        return Err(ctx.deadline.exceeded(&doing))
+        self.rt.block_on(plugin_protocol::remote::retry(
+            &ctx.deadline,
+            &doing,
+            || {
+                let attempt = f();
+                async {
+                    match attempt.await {
+                        Ok(v) => Ok(v),
+                        // The SDK's attempt timeout and the deadline end together (a loaded
+                        // machine decides which fires first): the deadline it is.
+                        Err(SdkError::TimeoutError(_))
+                            if ctx.deadline.remaining() < DEADLINE_MARGIN =>
+                        {
+                            Err(ctx.deadline.exceeded(&doing))
+                        }
+                        Err(e) => Err(map_sdk_error(e, what)),
                     }
-                    Ok(Err(e)) => map_sdk_error(e, what),
-                };
-                tracing::debug!(attempt, code = %err.code, message = %err.message, "aws call failed");
-                let delay = after_failure(&ctx.deadline, &doing, attempt, err)?;
-                tokio::time::sleep(delay).await;
-            }
-        })
+                }
+            },
+        ))
     }
 }
 

@@ -18,7 +18,6 @@ use azure_identity::{
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use plugin_protocol::config::after_failure;
 use plugin_protocol::{Context, PluginError, Result, Retry};
 use zeroize::Zeroizing;
 
@@ -208,21 +207,14 @@ impl Session {
             "calling Key Vault ({}) at {}",
             what.operation, self.vault_url
         );
-        self.rt.block_on(async {
-            let mut attempt = 0;
-            loop {
-                ctx.deadline.check(&doing)?;
-                attempt += 1;
-                let err = match tokio::time::timeout(ctx.deadline.remaining(), f()).await {
-                    Err(_) => return Err(ctx.deadline.exceeded(&doing)),
-                    Ok(Ok(v)) => return Ok(v),
-                    Ok(Err(e)) => map_error(e, what, self),
-                };
-                tracing::debug!(attempt, code = %err.code, message = %err.message, "key vault call failed");
-                let delay = after_failure(&ctx.deadline, &doing, attempt, err)?;
-                tokio::time::sleep(delay).await;
-            }
-        })
+        self.rt.block_on(plugin_protocol::remote::retry(
+            &ctx.deadline,
+            &doing,
+            || {
+                let attempt = f();
+                async { attempt.await.map_err(|e| map_error(e, what, self)) }
+            },
+        ))
     }
 }
 
