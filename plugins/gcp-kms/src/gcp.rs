@@ -96,6 +96,8 @@ pub struct Session {
     /// The KMS endpoint as users see it in messages.
     pub endpoint: String,
     credentials: Credentials,
+    /// Where the credentials came from, for messages.
+    credential_source: String,
     attempts: Arc<AtomicU32>,
     deadline: Deadline,
     /// Declared last: dropped after the clients whose connections live on it.
@@ -155,7 +157,9 @@ impl Session {
         // Google's clients get rustls without a crypto provider: use ring, like the other
         // plugins (installing twice is harmless).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let credentials = credentials(ctx)?;
+        // The credentials' token cache spawns on the runtime: keep it entered while building.
+        let guard = rt.enter();
+        let (credentials, credential_source) = credentials(ctx)?;
         let endpoint_override = endpoint(ctx, "endpoint")?;
         let endpoint = endpoint_override
             .clone()
@@ -176,11 +180,13 @@ impl Session {
                 error_chain(&e)
             ))
         })?;
+        drop(guard);
         tracing::debug!(%endpoint, "gcp session");
         Ok(Self {
             kms,
             endpoint,
             credentials,
+            credential_source,
             attempts,
             deadline: ctx.deadline,
             rt,
@@ -193,6 +199,7 @@ impl Session {
         let endpoint = endpoint_override
             .clone()
             .unwrap_or_else(|| "https://secretmanager.googleapis.com".to_owned());
+        let _guard = self.rt.enter();
         let builder = configure!(
             SecretManagerService::builder(),
             (
@@ -231,7 +238,13 @@ impl Session {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 let attempts = self.attempts.load(Ordering::Relaxed).max(1);
-                Err(map_error(e, what, attempts, &self.deadline))
+                Err(map_error(
+                    e,
+                    what,
+                    attempts,
+                    &self.deadline,
+                    &self.credential_source,
+                ))
             }
         }
     }
@@ -275,7 +288,7 @@ fn endpoint(ctx: &Context, name: &str) -> Result<Option<String>> {
 /// application-default file, else the metadata server. The files are read here, bounded, so a
 /// wrong path is named; the metadata server is tried once per token (Google's default), within
 /// the attempt time-out.
-fn credentials(ctx: &Context) -> Result<Credentials> {
+fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
     let quota = ctx.config.get("quota_project");
     let (json, source) = match ctx.config.get_with_source("credentials_file") {
         Some((path, source)) => {
@@ -295,7 +308,12 @@ fn credentials(ctx: &Context) -> Result<Credentials> {
                     ),
                 )
             }
-            _ => (None, "the metadata server".to_owned()),
+            _ => (
+                None,
+                "the metadata server (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud \
+                 application-default credentials file)"
+                    .to_owned(),
+            ),
         },
     };
     let built = match json {
@@ -335,12 +353,13 @@ fn credentials(ctx: &Context) -> Result<Credentials> {
             }
         }
     };
-    built.map_err(|e| {
+    let built = built.map_err(|e| {
         PluginError::validation(format!(
             "cannot use the Google credentials from {source}: {}; {CREDENTIALS_HELP}",
             error_chain(&e)
         ))
-    })
+    })?;
+    Ok((built, source))
 }
 
 fn read_credentials(path: &std::path::Path, what: &str) -> Result<serde_json::Value> {
@@ -403,6 +422,7 @@ pub fn map_error(
     call: &Call<'_>,
     attempts: u32,
     deadline: &Deadline,
+    credential_source: &str,
 ) -> PluginError {
     let gave_up = err.is_exhausted();
     let e = if gave_up {
@@ -410,7 +430,7 @@ pub fn map_error(
     } else {
         &err
     };
-    let mut pe = translate(e, call);
+    let mut pe = translate(e, call, credential_source);
     if attempts > 1 || gave_up {
         let why = if attempts >= MAX_ATTEMPTS {
             format!("after {attempts} attempts")
@@ -428,7 +448,7 @@ pub fn map_error(
     pe.with_metadata("attempts", attempts.to_string())
 }
 
-fn translate(e: &GaxError, call: &Call<'_>) -> PluginError {
+fn translate(e: &GaxError, call: &Call<'_>, credential_source: &str) -> PluginError {
     let Call {
         service,
         method,
@@ -437,10 +457,17 @@ fn translate(e: &GaxError, call: &Call<'_>) -> PluginError {
         permission,
     } = call;
     if e.is_authentication() {
-        let detail = error_chain(e);
+        // Google's credential errors nest the same words several times: the innermost cause
+        // says what happened.
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(s) = cause.source() {
+            cause = s;
+        }
         return PluginError::access_denied(format!(
-            "cannot get Google credentials for {service} {method}: {detail}; {CREDENTIALS_HELP}"
-        ));
+            "cannot get a Google access token from {credential_source} for {service} {method}: \
+             {cause}; {CREDENTIALS_HELP}"
+        ))
+        .with_metadata("credentials", credential_source.to_owned());
     }
     if let Some(status) = e.status() {
         let (reason, missing) = error_info(e);
