@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use google_cloud_auth::credentials::{
-    external_account, impersonated, mds, service_account, user_account, Credentials,
+    external_account, impersonated, mds, service_account, user_account, CacheableResource,
+    Credentials, CredentialsProvider,
 };
+use google_cloud_auth::errors::CredentialsError;
 use google_cloud_gax::error::rpc::{Code, StatusDetails};
 use google_cloud_gax::error::Error as GaxError;
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
@@ -33,6 +35,10 @@ pub const CREDENTIALS_HELP: &str = "set GOOGLE_APPLICATION_CREDENTIALS (or plugi
 
 /// Longest one attempt may take (a sign answers in well under a second).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a token may take from the metadata server (it answers in milliseconds on Google
+/// Cloud; off-cloud it may be black-holed) and from a token endpoint.
+const METADATA_TOKEN_TIMEOUT: Duration = Duration::from_secs(3);
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest credentials file read (a service-account key is about 2 KiB).
 const MAX_CREDENTIALS_FILE: u64 = 64 << 10;
 
@@ -150,7 +156,10 @@ macro_rules! configure {
 impl Session {
     /// Creates the runtime, the credentials and the KMS client. No network call is made.
     pub fn open(ctx: &Context) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Two workers: Google's token cache refreshes on a task of its own, and the deadline's
+        // timer must fire even while that task waits on an unresponsive metadata server.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
@@ -174,12 +183,14 @@ impl Session {
                 endpoint_override.as_ref()
             )
         );
-        let kms = rt.block_on(builder.build()).map_err(|e| {
-            PluginError::validation(format!(
-                "cannot set up the Cloud KMS client for {endpoint}: {}",
-                error_chain(&e)
-            ))
-        })?;
+        let kms = rt
+            .block_on(bounded(&ctx.deadline, builder.build()))?
+            .map_err(|e| {
+                PluginError::validation(format!(
+                    "cannot set up the Cloud KMS client for {endpoint}: {}",
+                    error_chain(&e)
+                ))
+            })?;
         drop(guard);
         tracing::debug!(%endpoint, "gcp session");
         Ok(Self {
@@ -209,12 +220,15 @@ impl Session {
                 endpoint_override.as_ref()
             )
         );
-        let client = self.rt.block_on(builder.build()).map_err(|e| {
-            PluginError::validation(format!(
-                "cannot set up the Secret Manager client for {endpoint}: {}",
-                error_chain(&e)
-            ))
-        })?;
+        let client = self
+            .rt
+            .block_on(bounded(&self.deadline, builder.build()))?
+            .map_err(|e| {
+                PluginError::validation(format!(
+                    "cannot set up the Secret Manager client for {endpoint}: {}",
+                    error_chain(&e)
+                ))
+            })?;
         Ok((client, endpoint))
     }
 
@@ -247,6 +261,46 @@ impl Session {
                 ))
             }
         }
+    }
+}
+
+/// `fut` within the deadline (building a client may look up the credentials' universe).
+async fn bounded<T>(deadline: &Deadline, fut: impl std::future::Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(deadline.remaining(), fut)
+        .await
+        .map_err(|_| deadline.exceeded("setting up the Google Cloud client"))
+}
+
+/// Credentials whose token fetch is bounded: Google's clients apply the attempt time-out to the
+/// request but not to getting its token, and an unreachable metadata server would otherwise cost
+/// the whole deadline.
+#[derive(Debug)]
+struct BoundedToken {
+    inner: Credentials,
+    limit: Duration,
+    from: &'static str,
+}
+
+impl CredentialsProvider for BoundedToken {
+    async fn headers(
+        &self,
+        extensions: http::Extensions,
+    ) -> std::result::Result<CacheableResource<http::HeaderMap>, CredentialsError> {
+        match tokio::time::timeout(self.limit, self.inner.headers(extensions)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(CredentialsError::from_msg(
+                false,
+                format!(
+                    "{} did not answer within {}s",
+                    self.from,
+                    self.limit.as_secs_f64()
+                ),
+            )),
+        }
+    }
+
+    async fn universe_domain(&self) -> Option<String> {
+        self.inner.universe_domain().await
     }
 }
 
@@ -316,9 +370,12 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
             ),
         },
     };
+    let metadata = json.is_none();
     let built = match json {
         None => {
-            let b = mds::Builder::default();
+            // The universe is named so that building a client does not ask the metadata server
+            // (an unbounded call off-cloud); only the token fetch does, within an attempt.
+            let b = mds::Builder::default().with_universe_domain("googleapis.com");
             match quota {
                 Some(q) => b.with_quota_project_id(q).build(),
                 None => b.build(),
@@ -359,7 +416,20 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
             error_chain(&e)
         ))
     })?;
-    Ok((built, source))
+    let bounded = if metadata {
+        BoundedToken {
+            inner: built,
+            limit: METADATA_TOKEN_TIMEOUT,
+            from: "the metadata server",
+        }
+    } else {
+        BoundedToken {
+            inner: built,
+            limit: TOKEN_TIMEOUT,
+            from: "the token endpoint",
+        }
+    };
+    Ok((Credentials::from(bounded), source))
 }
 
 fn read_credentials(path: &std::path::Path, what: &str) -> Result<serde_json::Value> {
