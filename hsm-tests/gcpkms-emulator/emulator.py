@@ -77,6 +77,44 @@ ALGORITHMS = {
     "HMAC_SHA256": ("MAC", "symmetric", None, None),
 }
 DIGESTS = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+# The proto enum numbers (google/cloud/kms/v1/resources.proto), for clients that ask for
+# `$alt=json;enum-encoding=int` (Google's Python REST transport) or send numbers.
+ENUMS = {
+    "algorithm": {
+        "GOOGLE_SYMMETRIC_ENCRYPTION": 1, "RSA_SIGN_PSS_2048_SHA256": 2,
+        "RSA_SIGN_PSS_3072_SHA256": 3, "RSA_SIGN_PSS_4096_SHA256": 4,
+        "RSA_SIGN_PSS_4096_SHA512": 15, "RSA_SIGN_PKCS1_2048_SHA256": 5,
+        "RSA_SIGN_PKCS1_3072_SHA256": 6, "RSA_SIGN_PKCS1_4096_SHA256": 7,
+        "RSA_SIGN_PKCS1_4096_SHA512": 16, "RSA_SIGN_RAW_PKCS1_2048": 28,
+        "RSA_SIGN_RAW_PKCS1_3072": 29, "RSA_SIGN_RAW_PKCS1_4096": 30, "EC_SIGN_P256_SHA256": 12,
+        "EC_SIGN_P384_SHA384": 13, "EC_SIGN_SECP256K1_SHA256": 31, "HMAC_SHA256": 32,
+        "PQ_SIGN_ML_DSA_65": 56, "PQ_SIGN_SLH_DSA_SHA2_128S": 57},
+    "state": {"PENDING_GENERATION": 5, "ENABLED": 1, "DISABLED": 2, "DESTROYED": 3,
+              "DESTROY_SCHEDULED": 4, "PENDING_IMPORT": 6, "IMPORT_FAILED": 7,
+              "GENERATION_FAILED": 8},
+    "protectionLevel": {"SOFTWARE": 1, "HSM": 2, "EXTERNAL": 3, "EXTERNAL_VPC": 4},
+    "purpose": {"ENCRYPT_DECRYPT": 1, "ASYMMETRIC_SIGN": 5, "ASYMMETRIC_DECRYPT": 6, "MAC": 9},
+}
+ENUM_NAMES = {field: {n: name for name, n in table.items()} for field, table in ENUMS.items()}
+
+
+def enums(value, to_int):
+    """`value` with the enum fields as numbers (to_int) or as names (from either)."""
+    if isinstance(value, list):
+        return [enums(v, to_int) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for k, v in value.items():
+        if k in ENUMS and isinstance(v, (str, int)) and not isinstance(v, bool):
+            if to_int:
+                v = ENUMS[k].get(v, v) if isinstance(v, str) else v
+            elif isinstance(v, int) or (isinstance(v, str) and v.isdigit()):
+                v = ENUM_NAMES[k].get(int(v), str(v))
+        out[k] = enums(v, to_int)
+    return out
+
+
 STATES = ("PENDING_GENERATION", "ENABLED", "DISABLED", "DESTROYED", "DESTROY_SCHEDULED",
           "PENDING_IMPORT", "IMPORT_FAILED", "GENERATION_FAILED")
 
@@ -236,10 +274,11 @@ class Store:
                        key=lambda n: int(n.rsplit("/", 1)[1]))
         items = [self.versions[n] for n in names]
         if filt:
-            m = re.fullmatch(r"\s*state\s*=\s*([A-Z_]+)\s*", filt)
+            m = re.fullmatch(r"\s*state\s*=\s*([A-Z_0-9]+)\s*", filt)
             if not m:
                 raise ApiError(400, f"Invalid filter '{filt}'.")
-            items = [v for v in items if v["state"] == m.group(1)]
+            items = [v for v in items if v["state"] == m.group(1)
+                     or str(ENUMS["state"].get(v["state"])) == m.group(1)]
         start = int(page_token or 0)
         size = page_size or 100
         page = items[start:start + size]
@@ -585,7 +624,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(status, body)
             if not path.startswith("/v1/"):
                 raise ApiError(404, f"No such API: {method} {path}", status="NOT_FOUND")
-            body = json.loads(raw) if raw.strip() else {}
+            body = enums(json.loads(raw) if raw.strip() else {}, False)
+            int_enums = "enum-encoding=int" in query.get("$alt", "")
             resource = path[len("/v1/"):]
             for m, pattern, permission, handler in ROUTES:
                 match = re.fullmatch(pattern, resource)
@@ -595,7 +635,7 @@ class Handler(BaseHTTPRequestHandler):
                 corrupt = self.apply_faults(path, permission, match.group(1))
                 with LOCK:
                     result = handler(match, query, body, corrupt)
-                return self.reply(200, result)
+                return self.reply(200, enums(result, int_enums))
             raise ApiError(404, f"No such API: {method} {path}", status="NOT_FOUND")
         except ApiError as e:
             self.reply(e.http_status, e.body())
