@@ -619,7 +619,10 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_admin/"):
                 return self.admin(method, path, raw)
             if path == "/token" and method == "POST":
-                form = dict(urllib.parse.parse_qsl(raw.decode()))
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    form = json.loads(raw or b"{}")
+                else:
+                    form = dict(urllib.parse.parse_qsl(raw.decode()))
                 status, body = AUTH.token_grant(form)
                 return self.reply(status, body)
             if not path.startswith("/v1/"):

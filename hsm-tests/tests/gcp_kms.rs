@@ -111,7 +111,10 @@ fn admin(path: &str, body: Value) {
 
 /// A fresh key ring: `projects/<p>/locations/<l>/keyRings/<r>`.
 fn key_ring() -> String {
-    let parent = format!("projects/{}/locations/europe-west1", st("GCPKMS_EMULATOR_PROJECT"));
+    let parent = format!(
+        "projects/{}/locations/europe-west1",
+        st("GCPKMS_EMULATOR_PROJECT")
+    );
     let id = unique("ring");
     api(
         "POST",
@@ -421,7 +424,11 @@ fn a_key_name_needs_exactly_one_enabled_version() {
         );
     }
     let inv = describe(&format!("gcpkms://{key}"), &[], &base_env());
-    assert_error(&inv, "VALIDATION_ERROR", &["no enabled key version", "DISABLED"]);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["no enabled key version", "DISABLED"],
+    );
 }
 
 #[test]
@@ -431,7 +438,11 @@ fn unknown_keys_and_malformed_names() {
     let inv = describe(&missing, &[], &base_env());
     let err = assert_error(&inv, "VALIDATION_ERROR", &["not found", &missing]);
     assert_eq!(meta(&err, "googleStatus"), "NOT_FOUND");
-    for bad in ["release", "projects/p/locations/l/keyRings/r", "gcpkms://projects/p"] {
+    for bad in [
+        "release",
+        "projects/p/locations/l/keyRings/r",
+        "gcpkms://projects/p",
+    ] {
         let inv = describe(bad, &[], &base_env());
         assert_error(&inv, "VALIDATION_ERROR", &["not a Cloud KMS key reference"]);
         assert!(inv.elapsed < Duration::from_secs(2), "{:?}", inv.elapsed);
@@ -451,15 +462,26 @@ fn permission_denied_names_the_missing_permission() {
     let err = assert_error(
         &inv,
         "ACCESS_DENIED",
-        &["cloudkms.cryptoKeyVersions.useToSign", "PERMISSION_DENIED", &version],
+        &[
+            "cloudkms.cryptoKeyVersions.useToSign",
+            "PERMISSION_DENIED",
+            &version,
+        ],
     );
-    assert_eq!(meta(&err, "permission"), "cloudkms.cryptoKeyVersions.useToSign");
+    assert_eq!(
+        meta(&err, "permission"),
+        "cloudkms.cryptoKeyVersions.useToSign"
+    );
     assert_eq!(meta(&err, "reason"), "IAM_PERMISSION_DENIED");
     assert_eq!(meta(&err, "attempts"), "1", "a denial is not retried");
 
     fault(json!({"match": format!("{version}/publicKey"), "status": 403, "count": 1}));
     let inv = describe(&version, &[], &base_env());
-    assert_error(&inv, "ACCESS_DENIED", &["cloudkms.cryptoKeyVersions.viewPublicKey"]);
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["cloudkms.cryptoKeyVersions.viewPublicKey"],
+    );
 }
 
 #[test]
@@ -481,7 +503,11 @@ fn throttling_and_unavailability_are_retried_then_reported() {
     let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
     let err = assert_error(&inv, "THROTTLED", &["RESOURCE_EXHAUSTED", "Quota exceeded"]);
     assert_eq!(meta(&err, "attempts"), "5");
-    assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
 
     // Unavailable for good: ERROR after the retries.
     fault(json!({"match": format!("{version}/publicKey"), "status": 503, "count": 5}));
@@ -499,7 +525,11 @@ fn slow_answers_within_the_deadline_and_hangs_end_at_it() {
     fault(json!({"match": format!("{version}:asymmetricSign"), "delay": 1.5, "count": 1}));
     let inv = sign(&version, KeySpec::Ec256, &[chain], &base_env());
     assert!(inv.succeeded(), "{}", inv.stderr_text());
-    assert!(inv.elapsed >= Duration::from_millis(1500), "{:?}", inv.elapsed);
+    assert!(
+        inv.elapsed >= Duration::from_millis(1500),
+        "{:?}",
+        inv.elapsed
+    );
 
     fault(json!({"match": format!("{version}:asymmetricSign"), "hang": true, "count": -1}));
     let inv = sign(
@@ -514,7 +544,10 @@ fn slow_answers_within_the_deadline_and_hangs_end_at_it() {
         "a hung Cloud KMS held the plugin for {:?}",
         inv.elapsed
     );
-    eprintln!("hung asymmetricSign, timeout_seconds=4: TIMEOUT after {:?}", inv.elapsed);
+    eprintln!(
+        "hung asymmetricSign, timeout_seconds=4: TIMEOUT after {:?}",
+        inv.elapsed
+    );
 }
 
 #[test]
@@ -523,20 +556,42 @@ fn crc32c_mismatches_are_caught_both_ways() {
     let (version, chain) = ready_key(dir.path());
     let chain = [("certificate_chain", chain.to_str().unwrap())];
     // A corrupted signature once: caught and signed again.
-    fault(json!({"match": format!("{version}:asymmetricSign"), "corrupt": "signature", "count": 1}));
+    fault(
+        json!({"match": format!("{version}:asymmetricSign"), "corrupt": "signature", "count": 1}),
+    );
     let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     // Always corrupted: refused, naming the check.
     for (what, matching, words) in [
-        ("signature", format!("{version}:asymmetricSign"), "signature"),
+        (
+            "signature",
+            format!("{version}:asymmetricSign"),
+            "signature",
+        ),
         ("pem", format!("{version}/publicKey"), "public key"),
-        ("digest", format!("{version}:asymmetricSign"), "digest_crc32c"),
+        (
+            "digest",
+            format!("{version}:asymmetricSign"),
+            "digest_crc32c",
+        ),
     ] {
         fault(json!({"match": matching, "corrupt": what, "count": 5}));
         let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
-        let err = assert_error(&inv, if what == "digest" { "VALIDATION_ERROR" } else { "ERROR" }, &[words]);
+        let err = assert_error(
+            &inv,
+            if what == "digest" {
+                "VALIDATION_ERROR"
+            } else {
+                "ERROR"
+            },
+            &[words],
+        );
         if what != "digest" {
-            assert!(err.error_message.contains("CRC32C"), "{}", err.error_message);
+            assert!(
+                err.error_message.contains("CRC32C"),
+                "{}",
+                err.error_message
+            );
         }
         // Clear what is left of the fault.
         while !sign(&version, KeySpec::Ec256, &chain, &base_env()).succeeded() {}
@@ -555,11 +610,20 @@ fn application_default_credentials_from_each_source() {
 
     // pluginConfig credentials_file wins over GOOGLE_APPLICATION_CREDENTIALS.
     let env = env_with(&[("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")]);
-    let inv = sign(&version, KeySpec::Ec256, &[chain, ("credentials_file", &sa)], &env);
+    let inv = sign(
+        &version,
+        KeySpec::Ec256,
+        &[chain, ("credentials_file", &sa)],
+        &env,
+    );
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     // A missing file is named.
     let inv = describe(&version, &[], &env);
-    assert_error(&inv, "VALIDATION_ERROR", &["/nonexistent/key.json", "GOOGLE_APPLICATION_CREDENTIALS"]);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["/nonexistent/key.json", "GOOGLE_APPLICATION_CREDENTIALS"],
+    );
 
     // gcloud's application-default credentials (authorized_user: refresh-token grant at the
     // token endpoint named in the file).
@@ -580,16 +644,28 @@ fn application_default_credentials_from_each_source() {
     // A service-account key the emulator does not know: UNAUTHENTICATED -> ACCESS_DENIED.
     let mut other: Value = serde_json::from_str(&std::fs::read_to_string(&sa).unwrap()).unwrap();
     let key = plugin_protocol::testca::generate_key(KeySpec::Rsa2048);
-    other["private_key"] = Value::String(key.to_pkcs8_pem());
+    other["private_key"] = Value::String(key.to_pkcs8_pem().to_string());
     let other_path = dir.path().join("other.json");
     std::fs::write(&other_path, other.to_string()).unwrap();
-    let inv = describe(&version, &[("credentials_file", other_path.to_str().unwrap())], &base_env());
-    assert_error(&inv, "ACCESS_DENIED", &["UNAUTHENTICATED", "GOOGLE_APPLICATION_CREDENTIALS"]);
+    let inv = describe(
+        &version,
+        &[("credentials_file", other_path.to_str().unwrap())],
+        &base_env(),
+    );
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &["UNAUTHENTICATED", "GOOGLE_APPLICATION_CREDENTIALS"],
+    );
 
     // Not a credentials file.
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, "{\"type\": \"api_key\"}").unwrap();
-    let inv = describe(&version, &[("credentials_file", junk.to_str().unwrap())], &base_env());
+    let inv = describe(
+        &version,
+        &[("credentials_file", junk.to_str().unwrap())],
+        &base_env(),
+    );
     assert_error(&inv, "VALIDATION_ERROR", &["api_key", "service_account"]);
 }
 
@@ -632,17 +708,33 @@ fn metadata_server_absent_fails_fast() {
         (format!("127.0.0.1:{}", free_port()), Duration::from_secs(2)),
         (black_hole(60), Duration::from_secs(6)),
     ] {
-        let env = env_with(&[("GOOGLE_APPLICATION_CREDENTIALS", ""), ("GCE_METADATA_HOST", &metadata)]);
+        let env = env_with(&[
+            ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+            ("GCE_METADATA_HOST", &metadata),
+        ]);
         let inv = describe(version, &[], &env);
         let err = assert_error(
             &inv,
             "ACCESS_DENIED",
-            &["metadata server", "GOOGLE_APPLICATION_CREDENTIALS", "gcloud auth application-default login"],
+            &[
+                "metadata server",
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                "gcloud auth application-default login",
+            ],
         );
-        assert!(inv.elapsed < limit, "took {:?}: {}", inv.elapsed, err.error_message);
+        assert!(
+            inv.elapsed < limit,
+            "took {:?}: {}",
+            inv.elapsed,
+            err.error_message
+        );
         eprintln!(
             "no credentials, metadata server {:?}: ACCESS_DENIED after {:?}",
-            if metadata.is_empty() { "metadata.google.internal" } else { &metadata },
+            if metadata.is_empty() {
+                "metadata.google.internal"
+            } else {
+                &metadata
+            },
             inv.elapsed
         );
     }
@@ -653,19 +745,30 @@ fn endpoint_down_is_an_error_naming_it() {
     plugin();
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let version = "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1";
-    let inv = describe(version, &[("endpoint", &endpoint), ("timeout_seconds", "5")], &base_env());
+    let inv = describe(
+        version,
+        &[("endpoint", &endpoint), ("timeout_seconds", "5")],
+        &base_env(),
+    );
     assert_error(&inv, "ERROR", &[&endpoint]);
     assert!(inv.elapsed < Duration::from_secs(7), "{:?}", inv.elapsed);
     // Plain HTTP is for a loopback emulator only.
-    let inv = describe(version, &[("endpoint", "http://kms.example.com")], &base_env());
+    let inv = describe(
+        version,
+        &[("endpoint", "http://kms.example.com")],
+        &base_env(),
+    );
     assert_error(&inv, "VALIDATION_ERROR", &["loopback", "https://"]);
 }
 
 #[test]
 fn metadata_needs_no_google_at_all() {
     let inv = plugin_protocol::client::PluginClient::new(plugin())
-        .with_envs(&env_with(&[("NOTATION_GCP_KMS_ENDPOINT", "http://127.0.0.1:1")]))
-        .get_plugin_metadata(None)
+        .with_envs(&env_with(&[(
+            "NOTATION_GCP_KMS_ENDPOINT",
+            "http://127.0.0.1:1",
+        )]))
+        .get_metadata(None)
         .unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     assert!(inv.elapsed < Duration::from_secs(2));

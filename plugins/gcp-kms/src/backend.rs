@@ -319,9 +319,13 @@ impl Backend for GcpKms {
                 );
                 let pk = match got {
                     Ok(pk) => pk,
+                    // The version's state, or an algorithm without a PEM public key
+                    // (post-quantum): named by a look at the version.
                     Err(e)
-                        if e.metadata.get("googleStatus").map(String::as_str)
-                            == Some("FAILED_PRECONDITION") =>
+                        if matches!(
+                            e.metadata.get("googleStatus").map(String::as_str),
+                            Some("FAILED_PRECONDITION" | "INVALID_ARGUMENT")
+                        ) =>
                     {
                         return Err(self.explain_unusable(&version, e))
                     }
