@@ -405,11 +405,7 @@ impl Backend for GcpKms {
             }
             Ok(out.signature.to_vec())
         })?;
-        Ok(if spec.is_rsa() {
-            BackendSignature::RsaPss(signature)
-        } else {
-            BackendSignature::EcdsaDer(signature)
-        })
+        Ok(BackendSignature::pss_or_der_ecdsa(spec, signature))
     }
 
     fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
@@ -462,11 +458,10 @@ impl Backend for GcpKms {
                 "{target} is empty; store the PEM certificate chain (leaf first, root last) in it"
             )));
         }
-        let certs = plugin_protocol::chain::parse_pem_or_der(
+        plugin_protocol::chain::parse_to_der(
             &data,
             &format!("Secret Manager secret version '{secret}'"),
-        )?;
-        Ok(certs.into_iter().map(|c| c.der().to_vec()).collect())
+        )
     }
 }
 
