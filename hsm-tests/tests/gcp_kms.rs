@@ -792,3 +792,155 @@ fn emulator_passes_googles_python_client_conformance_test() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The offline-root workflow with a Cloud KMS key
+
+/// `notation-gcp-kms <args>` (an operator command) with `env`: its stdout.
+#[track_caller]
+fn run_plugin(args: &[&str], env: &[(String, String)]) -> String {
+    let out = Command::new(plugin())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run notation-gcp-kms");
+    assert!(
+        out.status.success(),
+        "notation-gcp-kms {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_offline_root_on_a_token_certifies_a_cloud_kms_key() {
+    use hsm_tests::softhsm::SoftToken;
+    let token = SoftToken::new("gcp-offline-root");
+    let dir = token.dir.path().to_path_buf();
+    let p = |name: &str| dir.join(name).display().to_string();
+    let subject = |cn: &str| format!("CN={cn},O=Example,ST=Washington,C=US");
+
+    // The root and the signing CA live on the token (the offline HSM).
+    let root = token.generate("root", KeySpec::Ec384);
+    let signing_ca = token.generate("signing-ca", KeySpec::Ec384);
+    let root_subject = subject("Example Offline Root");
+    token.run_ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        &root_subject,
+        "--path-len",
+        "1",
+        "--days",
+        "30",
+        "--out",
+        &p("root.pem"),
+    ]);
+    let ca_subject = subject("Example Signing CA");
+    token.run_ok(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &root,
+        "--ca-cert",
+        &p("root.pem"),
+        "--public-key-of",
+        &signing_ca,
+        "--subject",
+        &ca_subject,
+        "--intermediate",
+        "--path-len",
+        "0",
+        "--days",
+        "20",
+        "--out",
+        &p("signing-ca.pem"),
+    ]);
+
+    // The Cloud KMS key reports its public key and makes a CSR, signed in Cloud KMS.
+    let version = format!(
+        "{}/cryptoKeyVersions/1",
+        create_key("RSA_SIGN_PSS_2048_SHA256")
+    );
+    let env = base_env();
+    let reported = run_plugin(&["public-key", "--key-id", &version], &env);
+    assert_eq!(
+        PublicKey::from_spki_pem(&reported).unwrap(),
+        public_key(&version),
+        "public-key prints the key Cloud KMS holds"
+    );
+    let leaf_subject = subject("ci gcp kms");
+    run_plugin(
+        &[
+            "certificate",
+            "csr",
+            "--key-id",
+            &version,
+            "--subject",
+            &leaf_subject,
+            "--out",
+            &p("gcp.csr"),
+        ],
+        &env,
+    );
+    let verified = Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-in", &p("gcp.csr")])
+        .output()
+        .expect("openssl");
+    assert!(
+        verified.status.success(),
+        "openssl rejects the CSR: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // The signing CA on the token certifies it from the CSR; the plugin signs with the chain.
+    token.run_ok(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &signing_ca,
+        "--ca-cert",
+        &p("signing-ca.pem"),
+        "--csr",
+        &p("gcp.csr"),
+        "--days",
+        "7",
+        "--out",
+        &p("gcp-chain.pem"),
+    ]);
+    let root_pem = std::fs::read_to_string(dir.join("root.pem")).unwrap();
+    conformance(
+        &version,
+        &[("certificate_chain", &p("gcp-chain.pem"))],
+        &root_pem,
+        &dir.join("signed"),
+    );
+
+    // What a verifier installs: the offline root, and a policy pinning the CI leaf.
+    let trust = dir.join("trust");
+    run_plugin(
+        &[
+            "trust",
+            "export",
+            "--key-id",
+            &version,
+            "--plugin-config",
+            &format!("certificate_chain={}", p("gcp-chain.pem")),
+            "--out",
+            &trust.display().to_string(),
+            "--scope",
+            "registry.example.com/release/app",
+        ],
+        &env,
+    );
+    let exported = trust.join("example-offline-root/example-offline-root.pem");
+    assert_eq!(std::fs::read_to_string(exported).unwrap(), root_pem);
+    let policy: Value =
+        serde_json::from_slice(&std::fs::read(trust.join("trustpolicy.json")).unwrap()).unwrap();
+    assert_eq!(
+        policy["trustPolicies"][0]["trustedIdentities"],
+        json!([format!("x509.subject: {leaf_subject}")])
+    );
+}
