@@ -16,7 +16,9 @@ Python clients (conformance.py) use, on plain HTTP at 127.0.0.1 only:
   self-signed JWT of the emulator's service account (RS256, checked against its key: what
   Google's Rust and Python libraries send for service-account keys) or an access token from
   `POST /token` (OAuth 2.0 JWT-bearer grant with an assertion signed by that key, or the
-  refresh-token grant of the emulator's authorized_user credentials). The credentials files are
+  refresh-token grant of the emulator's authorized_user credentials) or from `POST /v1/token`
+  (Google's STS token exchange for workload identity federation: a subject JWT whose `aud` is
+  the pool provider). The credentials files are
   written to --state-dir at start. A missing or bad token is 401 UNAUTHENTICATED.
 * Google's error body: `{"error": {"code", "message", "status", "details": [ErrorInfo]}}`.
 
@@ -520,6 +522,28 @@ class Auth:
         if err:
             raise ApiError(401, f"Request had invalid authentication credentials: {err}.")
 
+    def sts_exchange(self, form):
+        """RFC 8693 token exchange as Google's STS does it for workload identity federation: the
+        subject token must be a JWT (an OIDC token from GitHub Actions, GitLab CI, Kubernetes)
+        whose `aud` names the pool provider; its signature is not checked (a test STS)."""
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange":
+            return 400, {"error": "invalid_grant", "error_description": "unsupported grant_type"}
+        audience = form.get("audience", "")
+        if not audience.startswith("//iam.googleapis.com/"):
+            return 400, {"error": "invalid_target", "error_description": f"bad audience {audience}"}
+        try:
+            part = form.get("subject_token", "").split(".")[1]
+            claims = json.loads(unb64(part.replace("-", "+").replace("_", "/")))
+        except Exception:
+            return 400, {"error": "invalid_grant", "error_description": "the subject token is not a JWT"}
+        auds = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+        if not any(a and (a == audience or a == "https:" + audience) for a in auds):
+            return 400, {"error": "invalid_grant",
+                         "error_description": f"the subject token's aud {auds} does not match {audience}"}
+        return 200, {"access_token": self.new_token(),
+                     "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                     "token_type": "Bearer", "expires_in": 3599}
+
     def token_grant(self, form):
         grant = form.get("grant_type")
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
@@ -618,6 +642,10 @@ class Handler(BaseHTTPRequestHandler):
             path = urllib.parse.unquote(url.path)
             if path.startswith("/_admin/"):
                 return self.admin(method, path, raw)
+            if path == "/v1/token" and method == "POST":
+                # Google's Security Token Service (workload identity federation).
+                status, body = AUTH.sts_exchange(dict(urllib.parse.parse_qsl(raw.decode())))
+                return self.reply(status, body)
             if path == "/token" and method == "POST":
                 if "json" in (self.headers.get("Content-Type") or ""):
                     form = json.loads(raw or b"{}")

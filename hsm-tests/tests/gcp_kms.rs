@@ -641,6 +641,59 @@ fn application_default_credentials_from_each_source() {
     let inv = sign(&version, KeySpec::Ec256, &[chain], &env);
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 
+    // Workload identity federation as GitHub Actions or GitLab CI set it up: an external_account
+    // file whose OIDC token is in a file, exchanged at the (local) Security Token Service.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let audience = "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/ci/providers/github";
+    let oidc = format!(
+        "{}.{}.c2ln",
+        b64.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(
+            json!({"aud": format!("https:{audience}"), "iss": "https://token.actions.githubusercontent.com",
+                   "sub": "repo:example/app:ref:refs/heads/main"})
+            .to_string()
+        )
+    );
+    let oidc_file = dir.path().join("oidc-token");
+    std::fs::write(&oidc_file, oidc).unwrap();
+    let external = dir.path().join("external-account.json");
+    std::fs::write(
+        &external,
+        json!({"type": "external_account", "audience": audience,
+               "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+               "token_url": format!("{}/v1/token", url()),
+               "credential_source": {"file": oidc_file}})
+        .to_string(),
+    )
+    .unwrap();
+    let env = env_with(&[("GOOGLE_APPLICATION_CREDENTIALS", external.to_str().unwrap())]);
+    let inv = sign(&version, KeySpec::Ec256, &[chain], &env);
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+    // A token for another provider is refused by STS: ACCESS_DENIED naming the credentials.
+    std::fs::write(
+        &external,
+        json!({"type": "external_account", "audience": format!("{audience}-other"),
+               "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+               "token_url": format!("{}/v1/token", url()),
+               "credential_source": {"file": oidc_file}})
+        .to_string(),
+    )
+    .unwrap();
+    let inv = describe(&version, &[], &env);
+    assert_error(
+        &inv,
+        "ACCESS_DENIED",
+        &[external.to_str().unwrap(), "does not match"],
+    );
+    // The OIDC token file missing (the CI auth step did not run): named before any exchange.
+    std::fs::remove_file(&oidc_file).unwrap();
+    let inv = describe(&version, &[], &env);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[oidc_file.to_str().unwrap(), "id-token: write"],
+    );
+
     // A service-account key the emulator does not know: UNAUTHENTICATED -> ACCESS_DENIED.
     let mut other: Value = serde_json::from_str(&std::fs::read_to_string(&sa).unwrap()).unwrap();
     let key = plugin_protocol::testca::generate_key(KeySpec::Rsa2048);

@@ -398,7 +398,10 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
             match kind.as_str() {
                 "service_account" => with_quota!(service_account::Builder::new(json)),
                 "authorized_user" => with_quota!(user_account::Builder::new(json)),
-                "external_account" => with_quota!(external_account::Builder::new(json)),
+                "external_account" => {
+                    check_token_file(&json, &source)?;
+                    with_quota!(external_account::Builder::new(json))
+                }
                 "impersonated_service_account" => with_quota!(impersonated::Builder::new(json)),
                 other => {
                     return Err(PluginError::validation(format!(
@@ -430,6 +433,25 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
         }
     };
     Ok((Credentials::from(bounded), source))
+}
+
+/// A workload identity federation file names the file its OIDC token is in (written by the CI
+/// system's auth step): a missing one is named here, before any token exchange.
+fn check_token_file(json: &serde_json::Value, source: &str) -> Result<()> {
+    let Some(file) = json
+        .pointer("/credential_source/file")
+        .and_then(|f| f.as_str())
+    else {
+        return Ok(());
+    };
+    if std::path::Path::new(file).is_file() {
+        return Ok(());
+    }
+    Err(PluginError::validation(format!(
+        "the OIDC token file {file} named by credential_source.file in {source} does not exist; \
+         the CI system's auth step writes it (GitHub Actions: google-github-actions/auth with \
+         `permissions: id-token: write`; GitLab CI: an id_tokens entry)"
+    )))
 }
 
 fn read_credentials(path: &std::path::Path, what: &str) -> Result<serde_json::Value> {
@@ -470,6 +492,53 @@ fn innermost(err: &GaxError) -> Option<&GaxError> {
         source = s.source();
     }
     found
+}
+
+/// What went wrong getting a token, without the boilerplate Google's credential errors repeat
+/// at every level: the innermost credential message (an STS answer's body, say) and the
+/// innermost cause (an I/O or HTTP error).
+fn credential_cause(e: &GaxError) -> String {
+    const NOISE: [&str; 7] = [
+        "cannot create the authentication headers",
+        "cannot create auth headers",
+        "Request to fetch the token failed.",
+        "Subsequent calls with this credential will also fail.",
+        "Subsequent calls with this credential might succeed.",
+        "and future attempts will not succeed",
+        "but future attempts may succeed",
+    ];
+    let clean = |text: String| {
+        let mut t = text;
+        for n in NOISE {
+            t = t.replace(n, "");
+        }
+        t.trim().trim_matches(':').trim().to_owned()
+    };
+    let mut message = String::new();
+    let mut innermost = String::new();
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = level {
+        let own = err.to_string();
+        // The text of this level alone: what it says before its source's text.
+        let own = match err.source().map(|s| s.to_string()) {
+            Some(src) if !src.is_empty() => own.replace(&src, ""),
+            _ => own,
+        };
+        let own = clean(own);
+        if !own.is_empty() {
+            if err.source().is_none() {
+                innermost = own;
+            } else {
+                message = own;
+            }
+        }
+        level = err.source();
+    }
+    match (message.is_empty(), innermost.is_empty()) {
+        (false, false) if !message.contains(&innermost) => format!("{message}: {innermost}"),
+        (false, _) => message,
+        (true, _) => innermost,
+    }
 }
 
 /// The reason and the missing permission Google names in a status's ErrorInfo, if any.
@@ -527,12 +596,7 @@ fn translate(e: &GaxError, call: &Call<'_>, credential_source: &str) -> PluginEr
         permission,
     } = call;
     if e.is_authentication() {
-        // Google's credential errors nest the same words several times: the innermost cause
-        // says what happened.
-        let mut cause: &dyn std::error::Error = e;
-        while let Some(s) = cause.source() {
-            cause = s;
-        }
+        let cause = credential_cause(e);
         return PluginError::access_denied(format!(
             "cannot get a Google access token from {credential_source} for {service} {method}: \
              {cause}; {CREDENTIALS_HELP}"
