@@ -997,3 +997,66 @@ fn an_offline_root_on_a_token_certifies_a_cloud_kms_key() {
         json!([format!("x509.subject: {leaf_subject}")])
     );
 }
+
+#[test]
+fn credentials_never_reach_output_or_the_debug_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (version, chain) = ready_key(dir.path());
+    let chain = ("certificate_chain", chain.to_str().unwrap());
+    let sa: Value = serde_json::from_str(
+        &std::fs::read_to_string(st("GCPKMS_EMULATOR_SERVICE_ACCOUNT")).unwrap(),
+    )
+    .unwrap();
+    let user: Value = serde_json::from_str(
+        &std::fs::read_to_string(st("GCPKMS_EMULATOR_AUTHORIZED_USER")).unwrap(),
+    )
+    .unwrap();
+    // A line of the service account's private key, the refresh token, and what any token looks
+    // like (a JWT's header, the emulator's access tokens, an Authorization header).
+    let key_line = sa["private_key"].as_str().unwrap().lines().nth(5).unwrap();
+    let refresh = user["refresh_token"].as_str().unwrap();
+    let gcloud = dir.path().join("gcloud");
+    std::fs::create_dir_all(&gcloud).unwrap();
+    std::fs::copy(
+        st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
+        gcloud.join("application_default_credentials.json"),
+    )
+    .unwrap();
+    for (name, changes) in [
+        ("service account", vec![]),
+        (
+            "gcloud user",
+            vec![
+                ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+                ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
+            ],
+        ),
+    ] {
+        let log = dir.path().join(format!("{}.log", name.replace(' ', "-")));
+        let log_path = log.display().to_string();
+        let mut changes = changes.clone();
+        changes.push(("NOTATION_PLUGIN_LOG", &log_path));
+        let env = env_with(&changes);
+        let inv = sign(&version, KeySpec::Ec256, &[chain], &env);
+        assert!(inv.succeeded(), "{name}: {}", inv.stderr_text());
+        // And a failure, whose message carries the most detail.
+        fault(json!({"match": format!("{version}:asymmetricSign"), "status": 403, "count": 1}));
+        let failed = sign(&version, KeySpec::Ec256, &[chain], &env);
+        assert_error(&failed, "ACCESS_DENIED", &["useToSign"]);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("generate-signature"),
+            "{name}: the log is empty"
+        );
+        for inv in [&inv, &failed] {
+            let out = format!(
+                "{}{}{text}",
+                String::from_utf8_lossy(&inv.stdout),
+                inv.stderr_text()
+            );
+            for secret in [key_line, refresh, "eyJ", "emu.", "Bearer", "PRIVATE KEY"] {
+                assert!(!out.contains(secret), "{name}: {secret:?} in output or log");
+            }
+        }
+    }
+}

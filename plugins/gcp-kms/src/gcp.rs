@@ -681,3 +681,126 @@ fn translate(e: &GaxError, call: &Call<'_>, credential_source: &str) -> PluginEr
     }
     PluginError::generic(format!("{service} {method} at {endpoint} failed: {detail}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use google_cloud_gax::error::rpc::Status;
+    use plugin_protocol::ErrorCode;
+
+    fn call() -> Call<'static> {
+        Call {
+            service: "Cloud KMS",
+            method: "AsymmetricSign",
+            target: "key version 'v'".into(),
+            endpoint: "https://cloudkms.googleapis.com",
+            permission: "cloudkms.cryptoKeyVersions.useToSign",
+        }
+    }
+
+    fn status(code: Code, message: &str) -> GaxError {
+        GaxError::service(Status::default().set_code(code).set_message(message))
+    }
+
+    fn mapped(e: GaxError, attempts: u32) -> PluginError {
+        let deadline = Deadline::after(Duration::from_secs(30));
+        map_error(e, &call(), attempts, &deadline, "a test credential")
+    }
+
+    #[test]
+    fn google_statuses_map_to_contract_codes() {
+        for (code, want, words) in [
+            (
+                Code::PermissionDenied,
+                ErrorCode::AccessDenied,
+                "cloudkms.cryptoKeyVersions.useToSign",
+            ),
+            (
+                Code::Unauthenticated,
+                ErrorCode::AccessDenied,
+                "GOOGLE_APPLICATION_CREDENTIALS",
+            ),
+            (Code::NotFound, ErrorCode::Validation, "not found"),
+            (
+                Code::FailedPrecondition,
+                ErrorCode::Validation,
+                "cannot be used",
+            ),
+            (Code::InvalidArgument, ErrorCode::Validation, "refused"),
+            (Code::ResourceExhausted, ErrorCode::Throttled, "throttled"),
+            (Code::Unavailable, ErrorCode::Generic, "unavailable"),
+            (
+                Code::DeadlineExceeded,
+                ErrorCode::Timeout,
+                "ran out of time",
+            ),
+            (Code::Internal, ErrorCode::Generic, "failed"),
+        ] {
+            let e = mapped(status(code, "Google says so"), 1);
+            assert_eq!(e.code, want, "{code:?}: {}", e.message);
+            assert!(e.message.contains(words), "{code:?}: {}", e.message);
+            assert!(e.message.contains("Google says so"), "{}", e.message);
+            assert_eq!(e.metadata["googleStatus"], code.name());
+            assert_eq!(e.retry, Retry::Never, "Google's loop has retried already");
+        }
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        assert!(retryable(&status(Code::ResourceExhausted, "")));
+        assert!(retryable(&status(Code::Unavailable, "")));
+        for code in [
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::NotFound,
+            Code::FailedPrecondition,
+            Code::InvalidArgument,
+            Code::Internal,
+        ] {
+            assert!(!retryable(&status(code, "")), "{code:?}");
+        }
+        assert!(retryable(&GaxError::io("connection reset")));
+        assert!(retryable(&GaxError::timeout("attempt timed out")));
+        let creds = GaxError::authentication(CredentialsError::from_msg(true, "mds down"));
+        assert!(!retryable(&creds), "credential failures are not retried");
+    }
+
+    #[test]
+    fn retry_policy_stops_at_the_attempt_limit() {
+        let policy = ContractRetry {
+            deadline: Deadline::after(Duration::from_secs(30)),
+            attempts: Arc::new(AtomicU32::new(0)),
+        };
+        let state = |n: u32| RetryState::new(false).set_attempt_count(n);
+        let e = || status(Code::Unavailable, "");
+        assert!(policy.on_error(&state(1), e()).is_continue());
+        assert!(policy.on_error(&state(MAX_ATTEMPTS), e()).is_exhausted());
+        assert!(policy
+            .on_error(&state(1), status(Code::NotFound, ""))
+            .is_permanent());
+        assert_eq!(policy.attempts.load(Ordering::Relaxed), 1);
+        assert!(policy.remaining_time(&state(1)).unwrap() <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn messages_say_how_often_it_was_tried() {
+        let e = mapped(status(Code::ResourceExhausted, "quota"), MAX_ATTEMPTS);
+        assert!(e.message.ends_with("(after 5 attempts)"), "{}", e.message);
+        assert_eq!(e.metadata["attempts"], "5");
+        let e = mapped(status(Code::Unavailable, "down"), 2);
+        assert!(e.message.contains("tried 2 times"), "{}", e.message);
+        let e = mapped(status(Code::NotFound, "absent"), 1);
+        assert!(!e.message.contains("tried"), "{}", e.message);
+    }
+
+    #[test]
+    fn credential_errors_keep_the_cause_not_the_boilerplate() {
+        let inner =
+            CredentialsError::from_msg(false, "failed to exchange token, body=<invalid_grant>");
+        let e = mapped(GaxError::authentication(inner), 1);
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        assert!(e.message.contains("a test credential"), "{}", e.message);
+        assert!(e.message.contains("body=<invalid_grant>"), "{}", e.message);
+        assert!(!e.message.contains("future attempts"), "{}", e.message);
+    }
+}
