@@ -178,14 +178,22 @@ fn integrity(what: &str, target: &str) -> PluginError {
 }
 
 impl GcpKms {
-    fn call(&self, method: &'static str, permission: &'static str, target: String) -> Call<'_> {
-        Call {
+    /// Runs one Cloud KMS call on `target`, which needs IAM `permission`.
+    fn kms<T>(
+        &self,
+        method: &'static str,
+        permission: &'static str,
+        target: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, google_cloud_gax::error::Error>>,
+    ) -> Result<T> {
+        let call = Call {
             service: "Cloud KMS",
             method,
-            target,
+            target: target.to_owned(),
             endpoint: &self.session.endpoint,
             permission,
-        }
+        };
+        self.session.call(&call, fut)
     }
 
     /// The key's only enabled version (asymmetric keys have no primary version).
@@ -195,13 +203,10 @@ impl GcpKms {
         let mut versions: Vec<CryptoKeyVersion> = Vec::new();
         let mut token = String::new();
         loop {
-            let call = self.call(
+            let page = self.kms(
                 "ListCryptoKeyVersions",
                 "cloudkms.cryptoKeyVersions.list",
-                target.clone(),
-            );
-            let page = self.session.call(
-                &call,
+                &target,
                 self.session
                     .kms
                     .list_crypto_key_versions()
@@ -259,13 +264,10 @@ impl GcpKms {
     /// which the refusal names.
     fn explain_unusable(&self, version: &str, original: PluginError) -> PluginError {
         let target = format!("key version '{version}'");
-        let call = self.call(
+        let got = self.kms(
             "GetCryptoKeyVersion",
             "cloudkms.cryptoKeyVersions.get",
-            target.clone(),
-        );
-        let got = self.session.call(
-            &call,
+            &target,
             self.session
                 .kms
                 .get_crypto_key_version()
@@ -304,13 +306,10 @@ impl Backend for GcpKms {
         let target = format!("key version '{version}'");
         let public =
             plugin_protocol::config::retry(&ctx.deadline, "reading the public key", || {
-                let call = self.call(
+                let got = self.kms(
                     "GetPublicKey",
                     "cloudkms.cryptoKeyVersions.viewPublicKey",
-                    target.clone(),
-                );
-                let got = self.session.call(
-                    &call,
+                    &target,
                     self.session
                         .kms
                         .get_public_key()
@@ -370,13 +369,10 @@ impl Backend for GcpKms {
         };
         let digest_crc = crc32c(digest);
         let signature = plugin_protocol::config::retry(&ctx.deadline, "signing", || {
-            let call = self.call(
+            let out = self.kms(
                 "AsymmetricSign",
                 "cloudkms.cryptoKeyVersions.useToSign",
-                target.clone(),
-            );
-            let out = self.session.call(
-                &call,
+                &target,
                 self.session
                     .kms
                     .asymmetric_sign()

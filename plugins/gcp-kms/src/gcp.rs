@@ -183,14 +183,7 @@ impl Session {
                 endpoint_override.as_ref()
             )
         );
-        let kms = rt
-            .block_on(bounded(&ctx.deadline, builder.build()))?
-            .map_err(|e| {
-                PluginError::validation(format!(
-                    "cannot set up the Cloud KMS client for {endpoint}: {}",
-                    error_chain(&e)
-                ))
-            })?;
+        let kms = build(&rt, &ctx.deadline, "Cloud KMS", &endpoint, builder.build())?;
         drop(guard);
         tracing::debug!(%endpoint, "gcp session");
         Ok(Self {
@@ -220,15 +213,13 @@ impl Session {
                 endpoint_override.as_ref()
             )
         );
-        let client = self
-            .rt
-            .block_on(bounded(&self.deadline, builder.build()))?
-            .map_err(|e| {
-                PluginError::validation(format!(
-                    "cannot set up the Secret Manager client for {endpoint}: {}",
-                    error_chain(&e)
-                ))
-            })?;
+        let client = build(
+            &self.rt,
+            &self.deadline,
+            "Secret Manager",
+            &endpoint,
+            builder.build(),
+        )?;
         Ok((client, endpoint))
     }
 
@@ -264,11 +255,23 @@ impl Session {
     }
 }
 
-/// `fut` within the deadline (building a client may look up the credentials' universe).
-async fn bounded<T>(deadline: &Deadline, fut: impl std::future::Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(deadline.remaining(), fut)
-        .await
-        .map_err(|_| deadline.exceeded("setting up the Google Cloud client"))
+/// A client built by `fut`, within the deadline (building a client may look up the
+/// credentials' universe).
+fn build<T, E: std::error::Error + 'static>(
+    rt: &tokio::runtime::Runtime,
+    deadline: &Deadline,
+    service: &str,
+    endpoint: &str,
+    fut: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> Result<T> {
+    rt.block_on(async { tokio::time::timeout(deadline.remaining(), fut).await })
+        .map_err(|_| deadline.exceeded(&format!("setting up the {service} client")))?
+        .map_err(|e| {
+            PluginError::validation(format!(
+                "cannot set up the {service} client for {endpoint}: {}",
+                error_chain(&e)
+            ))
+        })
 }
 
 /// Credentials whose token fetch is bounded: Google's clients apply the attempt time-out to the
