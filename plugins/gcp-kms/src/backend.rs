@@ -522,6 +522,22 @@ mod tests {
             let e = refuse_state("key version 'v'", &s, state_problem(&s).unwrap());
             assert!(e.message.contains(name), "{}", e.message);
             assert_eq!(e.metadata["state"], name);
+            assert!(e.message.contains("key version 'v'"), "{}", e.message);
+        }
+        // Each state says what to do about it.
+        for (s, says) in [
+            (State::Disabled, "enable it"),
+            (State::Destroyed, "key material is gone"),
+            (State::DestroyScheduled, "restore it"),
+            (State::PendingGeneration, "still being generated"),
+            (State::PendingImport, "still being imported"),
+            (State::ImportFailed, "import failed"),
+            (State::GenerationFailed, "generation failed"),
+            (State::PendingExternalDestruction, "external key manager"),
+            (State::Unspecified, "not enabled"),
+        ] {
+            let problem = state_problem(&s).unwrap();
+            assert!(problem.contains(says), "{s:?}: {problem}");
         }
     }
 

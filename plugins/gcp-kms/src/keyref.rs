@@ -113,6 +113,20 @@ mod tests {
     }
 
     #[test]
+    fn key_ids_up_to_1024_characters_are_read() {
+        let tail = "/locations/l/keyRings/r/cryptoKeys/k";
+        let name = |len: usize| {
+            format!(
+                "projects/{}{tail}",
+                "p".repeat(len - "projects/".len() - tail.len())
+            )
+        };
+        assert!(KeyRef::parse(&name(1024)).is_ok());
+        let e = KeyRef::parse(&name(1025)).unwrap_err();
+        assert!(e.message.contains("1025 characters"), "{}", e.message);
+    }
+
+    #[test]
     fn rejects_what_is_not_a_key_name() {
         for (bad, why) in [
             ("signer", "it needs projects/"),
