@@ -507,6 +507,9 @@ mod tests {
             algorithm_name(&Algorithm::RsaSignPss3072Sha256),
             "RSA_SIGN_PSS_3072_SHA256"
         );
+        // An algorithm this plugin does not know is not called post-quantum.
+        let got = notary_spec(&Algorithm::Unspecified).unwrap_err();
+        assert!(got.contains("does not know"), "{got}");
     }
 
     #[test]

@@ -137,7 +137,15 @@ mod tests {
             ),
             (
                 "projects/p/regions/l/keyRings/r/cryptoKeys/k",
-                "'regions' where 'locations'",
+                "part 3 is 'regions' where 'locations'",
+            ),
+            (
+                "projects/p/locations/l/rings/r/cryptoKeys/k",
+                "part 5 is 'rings' where 'keyRings'",
+            ),
+            (
+                "projects//locations/l/keyRings/r/cryptoKeys/k",
+                "no name after 'projects/'",
             ),
             (
                 &format!("{KEY}/cryptoKeyVersions/"),
