@@ -39,15 +39,18 @@ protocol=("${protocol[@]/#/plugin-protocol/src/}")
 protocol=("${protocol[@]/%/.rs}")
 # Each backend's signing and key-id code. Only the functions a unit test can reach are mutated;
 # the rest talks to a token or a service and is tested by hsm-tests against SoftHSM2,
-# LocalStack, OpenBao and the Key Vault emulator, which a mutants run does not start.
+# LocalStack, OpenBao and the Key Vault and Cloud KMS emulators, which a mutants run does not
+# start.
 backends=(
   plugins/pkcs11/src/key.rs plugins/pkcs11/src/uri.rs
   plugins/aws-kms/src/backend.rs plugins/aws-kms/src/keyref.rs
   plugins/hashicorp-vault/src/transit.rs plugins/hashicorp-vault/src/keyref.rs
   plugins/azure-keyvault/src/backend.rs plugins/azure-keyvault/src/keyref.rs
+  plugins/gcp-kms/src/backend.rs plugins/gcp-kms/src/keyref.rs
 )
 pure='pss_params|signer|unwrap_ec_point|hex|sign_request|parse_signature|check_mount|TransitKey::key_spec'
 pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
+pure+='|state_problem|refuse_state|refuse_algorithm|crc32c'
 # cargo-mutants 27.1.0 applies no name filter (-F, -E, exclude_re) to struct-field deletions
 # (visit.rs pushes them unfiltered), so 9 of those in backend-calling functions (key versions,
 # KeyObject::uri) are in this set anyway; only hsm-tests can catch them, so they show as missed.

@@ -15,11 +15,16 @@ stop_backends() {
   done
 }
 trap stop_backends EXIT
-# Backends that have a start/stop script (added by the backend issues) are started here.
-for b in localstack openbao keyvault-emulator; do
+# Backends that have a start/stop script (added by the backend issues) are started here. One
+# that was already running (shared on this machine, another checkout's run) is left running.
+for b in localstack openbao keyvault-emulator gcpkms-emulator; do
   if [ -x "scripts/$b.sh" ]; then
-    "scripts/$b.sh" start
-    started+=("$b")
+    if "scripts/$b.sh" status >/dev/null 2>&1; then
+      "scripts/$b.sh" start
+    else
+      "scripts/$b.sh" start
+      started+=("$b")
+    fi
   fi
 done
 

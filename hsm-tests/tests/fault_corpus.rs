@@ -260,6 +260,9 @@ fn client(plugin: &str, log: &std::path::Path) -> PluginClient {
         .with_env("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001")
         .with_env("AZURE_CLIENT_SECRET", SECRET)
         .with_env("AZURE_AUTHORITY_HOST", &nothing)
+        .with_env("NOTATION_GCP_KMS_ENDPOINT", &nothing)
+        .with_env("GCE_METADATA_HOST", nothing.trim_start_matches("http://"))
+        .with_env("GOOGLE_APPLICATION_CREDENTIALS", "")
         .with_env("NOTATION_PKCS11_PIN", SECRET)
         .with_env("SOFTHSM2_CONF", "/nonexistent/softhsm2.conf");
     c.timeout = Duration::from_secs(20);
@@ -398,5 +401,13 @@ fn azure_keyvault_answers_every_malformed_request() {
     run_corpus(
         "azure-keyvault",
         "https://corpus.vault.azure.net/keys/corpus-key",
+    );
+}
+
+#[test]
+fn gcp_kms_answers_every_malformed_request() {
+    run_corpus(
+        "gcp-kms",
+        "projects/corpus/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
     );
 }

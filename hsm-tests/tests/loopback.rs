@@ -1,5 +1,5 @@
-//! Every server the scripts start (LocalStack, OpenBao, the Key Vault emulator) listens on
-//! 127.0.0.1 only: checked on the listening sockets of the processes each script started.
+//! Every server the scripts start (LocalStack, OpenBao, the Key Vault and Cloud KMS emulators)
+//! listen on 127.0.0.1 only: checked on the listening sockets of the processes each script started.
 
 use std::path::PathBuf;
 
@@ -53,4 +53,9 @@ fn openbao_listens_on_loopback_only() {
 #[test]
 fn keyvault_emulator_listens_on_loopback_only() {
     listens_on_loopback_only("keyvault-emulator.sh", "keyvault-emulator/emulator.pid");
+}
+
+#[test]
+fn gcpkms_emulator_listens_on_loopback_only() {
+    listens_on_loopback_only("gcpkms-emulator.sh", "gcpkms-emulator/emulator.pid");
 }

@@ -5,8 +5,8 @@
 //!   pipefail`) in a fresh folder, with the workspace's plugins installed and on PATH and
 //!   `notation-plugin-check` on PATH (as `scripts/install.sh` puts them), `scripts/` and
 //!   `softhsm/` reachable as in a checkout, and the
-//!   local backend BACKEND (`openbao`, `localstack`, `keyvault-emulator`, `softhsm` or `none`)
-//!   running. The `notation` CLI itself cannot be installed here (no package in the registries
+//!   local backend BACKEND (`openbao`, `localstack`, `keyvault-emulator`, `gcpkms-emulator`,
+//!   `softhsm` or `none`) running. The `notation` CLI itself cannot be installed here (no package in the registries
 //!   this machine reaches): each `notation ...` line is printed as not run, and everything else
 //!   runs.
 //! - `<!-- readme-test: not-run REASON -->`: the block needs what no test here has (a real cloud
@@ -125,6 +125,7 @@ fn run_block(block: &Block, backend: &str, config: &Path, bins: &Path) {
         }
         "localstack" => hsm_tests::localstack::start(),
         "keyvault-emulator" => hsm_tests::start_backend("keyvault-emulator.sh"),
+        "gcpkms-emulator" => hsm_tests::start_backend("gcpkms-emulator.sh"),
         "none" => {}
         other => panic!(
             "{}:{}: unknown backend '{other}'",

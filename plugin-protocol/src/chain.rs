@@ -181,6 +181,15 @@ pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> 
     Ok(certs)
 }
 
+/// Certificates in PEM or DER (a secret's value) as DER blobs, the form
+/// [`crate::Backend::certificate_chain`] returns.
+pub fn parse_to_der(bytes: &[u8], source: &str) -> Result<Vec<Vec<u8>>> {
+    Ok(parse_pem_or_der(bytes, source)?
+        .into_iter()
+        .map(|c| c.der().to_vec())
+        .collect())
+}
+
 /// Loads certificates from a PEM or DER file.
 pub fn load_file(path: &Path) -> Result<Vec<Certificate>> {
     let bytes = crate::bounded::read_file(

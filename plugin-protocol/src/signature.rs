@@ -19,6 +19,18 @@ pub enum BackendSignature {
     EcdsaFixed(Vec<u8>),
 }
 
+impl BackendSignature {
+    /// RSASSA-PSS for an RSA spec, ASN.1 DER ECDSA for an EC spec: what cloud KMSs that sign a
+    /// digest return (AWS KMS, Google Cloud KMS).
+    pub fn pss_or_der_ecdsa(spec: KeySpec, signature: Vec<u8>) -> Self {
+        if spec.is_rsa() {
+            Self::RsaPss(signature)
+        } else {
+            Self::EcdsaDer(signature)
+        }
+    }
+}
+
 impl fmt::Debug for BackendSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (kind, len) = match self {

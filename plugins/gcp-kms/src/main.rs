@@ -1,0 +1,68 @@
+//! `notation-gcp-kms`: the Notation signing plugin `gcp-kms` for Google Cloud KMS keys, on
+//! Google's Cloud Client Libraries for Rust.
+//!
+//! The key never leaves Cloud KMS: describe-key is one getPublicKey (plus one list when the keyId
+//! names a key without a version), generate-signature one getPublicKey and one asymmetricSign of
+//! the locally computed digest, with CRC32C integrity checks both ways (plus one Secret Manager
+//! access when the certificate chain lives there). Everything else is the shared crate's job.
+//! get-plugin-metadata never touches Google's libraries.
+#![forbid(unsafe_code)]
+
+mod backend;
+mod gcp;
+mod keyref;
+
+use plugin_protocol::{ConfigKey, PluginInfo};
+
+pub static INFO: PluginInfo = PluginInfo {
+    name: "gcp-kms",
+    description: "Sign artifacts with Google Cloud KMS keys",
+    version: env!("CARGO_PKG_VERSION"),
+    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/gcp-kms",
+    key_id_help: keyref::KEY_ID_HELP,
+    config_keys: &[
+        ConfigKey {
+            name: "endpoint",
+            env: &[],
+            help: "Cloud KMS endpoint URL (regional or private endpoint such as \
+                   https://cloudkms.europe-west1.rep.googleapis.com; http:// only to a loopback \
+                   emulator); default https://cloudkms.googleapis.com",
+            secret: false,
+        },
+        ConfigKey {
+            name: "credentials_file",
+            env: &["GOOGLE_APPLICATION_CREDENTIALS"],
+            help: "Google credentials JSON file: service-account key, workload identity \
+                   federation (external_account), gcloud user or impersonation credentials; \
+                   default: gcloud's application-default file, then the metadata server",
+            secret: false,
+        },
+        ConfigKey {
+            name: "quota_project",
+            env: &["GOOGLE_CLOUD_QUOTA_PROJECT"],
+            help: "project billed for quota (x-goog-user-project), e.g. with user credentials",
+            secret: false,
+        },
+        ConfigKey {
+            name: "certificate_chain_secret",
+            env: &[],
+            help: "Secret Manager secret version projects/<p>/secrets/<s>/versions/<n|latest> \
+                   holding the PEM certificate chain (leaf first, root last); used when \
+                   certificate_chain is not set",
+            secret: false,
+        },
+        ConfigKey {
+            name: "secret_manager_endpoint",
+            env: &[],
+            help: "Secret Manager endpoint URL; default https://secretmanager.googleapis.com",
+            secret: false,
+        },
+    ],
+    operator_commands: &[],
+    chain_sources_help: "Cloud KMS (which stores no certificates) or the Secret Manager secret \
+                         version named by pluginConfig certificate_chain_secret",
+};
+
+fn main() {
+    plugin_protocol::run::<backend::GcpKms>(&INFO)
+}
