@@ -52,8 +52,9 @@ pure='pss_params|signer|unwrap_ec_point|hex|sign_request|parse_signature|check_m
 pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
 pure+='|state_problem|refuse_state|refuse_algorithm|crc32c'
 # cargo-mutants 27.1.0 applies no name filter (-F, -E, exclude_re) to struct-field deletions
-# (visit.rs pushes them unfiltered), so 9 of those in backend-calling functions (key versions,
-# KeyObject::uri) are in this set anyway; only hsm-tests can catch them, so they show as missed.
+# (visit.rs pushes them unfiltered), so those in backend-calling functions (key versions,
+# KeyObject::uri) are in this set anyway and show as missed here: only hsm-tests can catch them,
+# which the --live set below does.
 backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$")
 # Those struct-field deletions (the key, certificate and secret versions Key Vault is asked for,
 # the label and id of the URI `notation-pkcs11 keys` prints) are caught here instead, by

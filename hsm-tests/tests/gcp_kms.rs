@@ -561,7 +561,15 @@ fn crc32c_mismatches_are_caught_both_ways() {
     );
     let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
     assert!(inv.succeeded(), "{}", inv.stderr_text());
-    // Always corrupted: refused, naming the check.
+    // Always corrupted: refused, naming the check. (generate-signature reads no public key,
+    // describe-key does.)
+    let run = |what: &str| {
+        if what == "pem" {
+            describe(&version, &chain, &base_env())
+        } else {
+            sign(&version, KeySpec::Ec256, &chain, &base_env())
+        }
+    };
     for (what, matching, words) in [
         (
             "signature",
@@ -576,7 +584,7 @@ fn crc32c_mismatches_are_caught_both_ways() {
         ),
     ] {
         fault(json!({"match": matching, "corrupt": what, "count": 5}));
-        let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
+        let inv = run(what);
         let err = assert_error(
             &inv,
             if what == "digest" {
@@ -594,7 +602,7 @@ fn crc32c_mismatches_are_caught_both_ways() {
             );
         }
         // Clear what is left of the fault.
-        while !sign(&version, KeySpec::Ec256, &chain, &base_env()).succeeded() {}
+        while !run(what).succeeded() {}
     }
 }
 
@@ -1058,5 +1066,96 @@ fn credentials_never_reach_output_or_the_debug_log() {
                 assert!(!out.contains(secret), "{name}: {secret:?} in output or log");
             }
         }
+    }
+}
+
+/// The requests each command makes, per key name form and chain source, seen by a proxy in front
+/// of the emulator that holds every request 300 ms: describe-key reads the public key;
+/// generate-signature is one asymmetricSign (no getPublicKey first; a key name without a version
+/// lists the versions first), plus the Secret Manager chain at the same time.
+#[test]
+fn round_trips_per_command_and_chain_source() {
+    use hsm_tests::fake::{tampering_proxy, Tamper};
+    let dir = tempfile::tempdir().unwrap();
+    let (version, file) = ready_key(dir.path());
+    let key = version
+        .split("/cryptoKeyVersions/")
+        .next()
+        .unwrap()
+        .to_owned();
+    let bundle = std::fs::read_to_string(&file).unwrap();
+    let secret = create_secret(&bundle);
+    let file = file.to_str().unwrap();
+    /// The command, key name, pluginConfig, and the request lines it must make.
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<String>);
+    let cases: [Case; 4] = [
+        (
+            "describe-key",
+            &version,
+            vec![],
+            vec![format!("GET /v1/{version}/publicKey")],
+        ),
+        (
+            "generate-signature",
+            &version,
+            vec![("certificate_chain", file)],
+            vec![format!("POST /v1/{version}:asymmetricSign")],
+        ),
+        (
+            "generate-signature",
+            &version,
+            vec![("certificate_chain_secret", secret.as_str())],
+            vec![
+                format!("GET /v1/{secret}:access"),
+                format!("POST /v1/{version}:asymmetricSign"),
+            ],
+        ),
+        (
+            "generate-signature",
+            &key,
+            vec![("certificate_chain", file)],
+            vec![
+                format!("GET /v1/{key}/cryptoKeyVersions"),
+                format!("POST /v1/{version}:asymmetricSign"),
+            ],
+        ),
+    ];
+    for (command, key_id, pairs, expected) in cases {
+        let proxy = tampering_proxy(&url(), "/v1/", Tamper::Delay(Duration::from_millis(300)));
+        let env = env_with(&[
+            ("NOTATION_GCP_KMS_ENDPOINT", &proxy.addr),
+            ("NOTATION_GCP_KMS_SECRET_MANAGER_ENDPOINT", &proxy.addr),
+        ]);
+        let inv = if command == "describe-key" {
+            describe(key_id, &pairs, &env)
+        } else {
+            sign(key_id, KeySpec::Ec256, &pairs, &env)
+        };
+        assert!(inv.succeeded(), "{command} {key_id}: {}", inv.stderr_text());
+        let made: Vec<String> = proxy
+            .sorted_heads()
+            .iter()
+            .map(|h| h.lines().next().unwrap_or("").to_owned())
+            .collect();
+        let matched = made.len() == expected.len()
+            && made
+                .iter()
+                .zip(&expected)
+                .all(|(m, e)| m.starts_with(e.as_str()));
+        assert!(
+            matched,
+            "{command} {key_id} {pairs:?}: made {made:?}, expected {expected:?}"
+        );
+        // The chain is read while the key signs; listing versions must come first.
+        let overlap = if pairs.iter().any(|(k, _)| *k == "certificate_chain_secret") {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            proxy.peak_in_flight(),
+            overlap,
+            "{command} {key_id} {pairs:?}"
+        );
     }
 }

@@ -361,6 +361,50 @@ impl Backend for GcpKms {
         spec: KeySpec,
         digest: &[u8],
     ) -> Result<BackendSignature> {
+        self.sign(ctx, key, spec, digest)
+    }
+
+    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+        self.stored_chain(ctx)
+    }
+
+    const SIGNS_UNRESOLVED: bool = true;
+
+    /// One AsymmetricSign on the named key version (no getPublicKey first; a key name without
+    /// a version lists its versions first, asymmetric keys having no primary), plus the Secret
+    /// Manager chain at the same time when there is no chain file.
+    fn sign_unresolved(
+        &mut self,
+        ctx: &Context,
+        spec: KeySpec,
+        _message: &[u8],
+        digest: &[u8],
+        fetch_chain: bool,
+    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+        let this = &*self;
+        plugin_protocol::blocking::sign_and_fetch_chain(
+            fetch_chain,
+            || this.stored_chain(ctx),
+            || {
+                let version = match &this.key_ref.version {
+                    Some(v) => v.clone(),
+                    None => this.only_enabled_version()?,
+                };
+                this.sign(ctx, &KmsKey { version }, spec, digest)
+            },
+        )
+    }
+}
+
+impl GcpKms {
+    /// AsymmetricSign on the digest with `key`'s version, with CRC32C both ways.
+    fn sign(
+        &self,
+        ctx: &Context,
+        key: &KmsKey,
+        spec: KeySpec,
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
         let target = format!("key version '{}'", key.version);
         let d = match spec.hash_algorithm() {
             plugin_protocol::HashAlgorithm::Sha256 => Digest::new().set_sha256(digest.to_vec()),
@@ -404,7 +448,8 @@ impl Backend for GcpKms {
         Ok(BackendSignature::pss_or_der_ecdsa(spec, signature))
     }
 
-    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+    /// The chain in the Secret Manager secret version of `certificate_chain_secret`, if any.
+    fn stored_chain(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
         let Some((secret, source)) = ctx.config.get_with_source("certificate_chain_secret") else {
             return Ok(Vec::new());
         };
