@@ -1,0 +1,83 @@
+"""The card side of vsmartcard's virtual reader (vpcd, a pcscd driver): a TCP client of the
+reader's port. Every message is a two-byte big-endian length and its bytes; a one-byte message
+from the reader is a control code (power off, power on, reset, ATR request), anything longer
+is a command APDU answered by one response APDU.
+
+Faults a test injects through the file `fault` of the card's directory, read before each
+command: `slow <seconds>` answers every command that much later; `remove <seconds>` drops the
+connection in the middle of the next command (the card is pulled out) and reconnects after
+<seconds> (put back in); the file is consumed."""
+
+import os
+import socket
+import struct
+import sys
+import time
+
+# The ATR of a YubiKey 5 over USB (TA1..., historical bytes "...YubiKey@").
+ATR = bytes.fromhex("3bfd1300008131fe158073c021c057597562694b657940")
+POWER_OFF, POWER_ON, RESET, GET_ATR = 0, 1, 2, 4
+
+
+def _recv_exact(sock, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("vpcd closed the connection")
+        buf += chunk
+    return buf
+
+
+def _send(sock, payload: bytes) -> None:
+    sock.sendall(struct.pack(">H", len(payload)) + payload)
+
+
+def _fault(directory: str):
+    path = os.path.join(directory, "fault")
+    try:
+        with open(path) as f:
+            kind, _, arg = f.read().strip().partition(" ")
+    except FileNotFoundError:
+        return None, 0.0
+    if kind == "remove":
+        os.unlink(path)
+    return kind, float(arg or 0)
+
+
+def serve(card, channel, host: str, port: int, directory: str) -> None:
+    """Inserts the card into the reader at host:port and answers it until killed."""
+    while True:
+        try:
+            sock = socket.create_connection((host, port))
+        except OSError:
+            time.sleep(0.2)  # the reader is not up yet
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        removed_for = None
+        try:
+            while True:
+                (n,) = struct.unpack(">H", _recv_exact(sock, 2))
+                msg = _recv_exact(sock, n)
+                if n == 1:
+                    code = msg[0]
+                    if code == GET_ATR:
+                        _send(sock, ATR)
+                    elif code in (POWER_OFF, POWER_ON, RESET):
+                        card.power_on()
+                        channel.reset()
+                    continue
+                kind, arg = _fault(directory)
+                if kind == "slow":
+                    time.sleep(arg)
+                elif kind == "remove":
+                    removed_for = arg
+                    break
+                _send(sock, channel.transmit(msg))
+        except ConnectionError as e:
+            print(f"piv-card: {e}; reconnecting", file=sys.stderr)
+        finally:
+            sock.close()
+        card.power_on()
+        channel.reset()
+        time.sleep(removed_for if removed_for is not None else 0.2)
