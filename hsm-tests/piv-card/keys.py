@@ -155,7 +155,7 @@ def attestation_ca(serial: int):
         "notation-plugins virtual PIV attestation test root", root_key,
         "notation-plugins virtual PIV attestation test root", root_key, 7300,
     )
-    f9_key = ec.generate_private_key(ec.SECP256R1())
+    f9_key = rsa.generate_private_key(65537, 2048)  # a YubiKey's f9 key is RSA-2048
     f9 = _ca_cert(
         f"Yubico PIV Attestation (virtual card {serial})", f9_key,
         root.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, root_key, 7300,

@@ -22,6 +22,11 @@ POWER_OFF, POWER_ON, RESET, GET_ATR = 0, 1, 2, 4
 def _recv_exact(sock, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
+        # vpcd writes a message's length and its bytes separately, with Nagle's algorithm on:
+        # the second write waits for our ACK of the first. Acknowledge at once (Linux resets
+        # TCP_QUICKACK after a while, so it is set before every read), or every command costs
+        # a delayed-ACK timeout (40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             raise ConnectionError("vpcd closed the connection")
