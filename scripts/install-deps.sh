@@ -17,6 +17,14 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # gcc against p11-kit's pkcs11.h; pkcs11-spy (opensc-pkcs11) counts the calls in front of it.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 [ -e /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need+=(libp11-kit-dev)
+# The virtual PIV cards (scripts/piv-card.sh): pcscd with vsmartcard's virtual reader driver,
+# and Yubico's YKCS11 and yubico-piv-tool that the tests drive them with.
+command -v pcscd >/dev/null || need+=(pcscd)
+[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
+ls /usr/lib/*/libykcs11.so.2 >/dev/null 2>&1 || need+=(ykcs11)
+command -v yubico-piv-tool >/dev/null || need+=(yubico-piv-tool)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -16,7 +16,7 @@ stop_backends() {
 }
 trap stop_backends EXIT
 # Backends that have a start/stop script (added by the backend issues) are started here.
-for b in localstack openbao keyvault-emulator; do
+for b in localstack openbao keyvault-emulator piv-card; do
   if [ -x "scripts/$b.sh" ]; then
     "scripts/$b.sh" start
     started+=("$b")
