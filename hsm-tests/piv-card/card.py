@@ -13,7 +13,8 @@ virtual reader (vpcd) of a pcscd.
       inserts the card into the reader on host:port and answers it until killed
 
 A key with a touch policy waits for the file DIR/touch (which it consumes) and fails like a
-YubiKey (SW 6982) when none appears within the touch timeout. DIR/fault injects faults (see
+YubiKey (SW 6982) when none appears within the touch timeout (--touch-timeout, or the seconds
+in DIR/touch-timeout). DIR/fault injects faults (see
 vpcd.py)."""
 
 import argparse

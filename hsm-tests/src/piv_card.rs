@@ -45,6 +45,10 @@ pub fn ykman_algorithm(spec: KeySpec) -> &'static str {
 /// Card 1 of the stack, held under the machine-wide card lock and reset to factory state.
 pub struct PivCard {
     pub serial: u32,
+    /// The other card's serial (the stack runs two, for serial selection).
+    pub other_serial: u32,
+    /// The PC/SC reader card 1 is in.
+    pub reader: &'static str,
     /// The card's state directory (card.json, touch, fault, attestation-root.pem).
     pub state_dir: PathBuf,
     /// Everything `scripts/piv-card.sh env` exports.
@@ -71,20 +75,22 @@ impl PivCard {
             .collect();
         let lock = File::create(&vars["PIV_CARD_LOCK"]).expect("create the card lock file");
         lock.lock().expect("take the card lock");
-        let serial: u32 = vars["PIV_CARD_SERIALS"]
+        let serials: Vec<u32> = vars["PIV_CARD_SERIALS"]
             .split(',')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .expect("PIV_CARD_SERIALS");
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        assert_eq!(serials.len(), 2, "PIV_CARD_SERIALS");
         let card = PivCard {
-            serial,
+            serial: serials[0],
+            other_serial: serials[1],
+            reader: "Yubico YubiKey OTP+FIDO+CCID 00 00",
             state_dir: Path::new(&vars["PIV_CARD_DIR"]).join("card1"),
             vars,
             dir: tempfile::tempdir().expect("temporary directory"),
             plugin: crate::plugin_binary("pkcs11"),
             _lock: lock,
         };
-        for f in ["touch", "fault"] {
+        for f in ["touch", "touch-timeout", "fault"] {
             let _ = std::fs::remove_file(card.state_dir.join(f));
         }
         card.ykman(&["piv", "reset", "--force"]);
@@ -199,9 +205,34 @@ impl PivCard {
 
     /// The card's own PIN retry counter (from its state, not through any client).
     pub fn pin_retries(&self) -> u64 {
+        self.state()["pin_retries"].as_u64().expect("pin_retries")
+    }
+
+    /// The card's state file (card.json), as the card wrote it.
+    pub fn state(&self) -> serde_json::Value {
         let text =
             std::fs::read_to_string(self.state_dir.join("card.json")).expect("the card's state");
-        let state: serde_json::Value = serde_json::from_str(&text).expect("card.json is JSON");
-        state["pin_retries"].as_u64().expect("pin_retries")
+        serde_json::from_str(&text).expect("card.json is JSON")
+    }
+
+    /// Injects a fault (see hsm-tests/piv-card/vpcd.py): `slow <seconds>`, `remove <seconds>`.
+    pub fn inject_fault(&self, fault: &str) {
+        std::fs::write(self.state_dir.join("fault"), fault).expect("write the fault file");
+    }
+
+    /// Ends a `slow` fault.
+    pub fn clear_fault(&self) {
+        let _ = std::fs::remove_file(self.state_dir.join("fault"));
+    }
+
+    /// Touches the card (a key with a touch policy is waiting for it, or will be).
+    pub fn touch(&self) {
+        std::fs::write(self.state_dir.join("touch"), "").expect("write the touch file");
+    }
+
+    /// How long the card waits for a touch before failing like a YubiKey.
+    pub fn set_touch_timeout(&self, seconds: f32) {
+        std::fs::write(self.state_dir.join("touch-timeout"), seconds.to_string())
+            .expect("write the touch timeout");
     }
 }
