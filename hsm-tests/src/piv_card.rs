@@ -142,8 +142,20 @@ impl PivCard {
     }
 
     /// A fresh key of `spec` in `slot` (`ykman piv keys generate`), with `pin_policy` (DEFAULT,
-    /// NEVER, ONCE, ALWAYS); returns its public key.
+    /// NEVER, ONCE, ALWAYS); returns its public key, also written to `<slot>.pub.pem` in the
+    /// scratch directory.
     pub fn generate(&self, slot: u8, spec: KeySpec, pin_policy: &str) -> PublicKey {
+        self.generate_with(slot, spec, pin_policy, "DEFAULT")
+    }
+
+    /// [`PivCard::generate`] with a touch policy (DEFAULT, NEVER, ALWAYS, CACHED) too.
+    pub fn generate_with(
+        &self,
+        slot: u8,
+        spec: KeySpec,
+        pin_policy: &str,
+        touch_policy: &str,
+    ) -> PublicKey {
         let slot = format!("{slot:02x}");
         let pem = self.dir.path().join(format!("{slot}.pub.pem"));
         self.ykman(&[
@@ -156,6 +168,8 @@ impl PivCard {
             ykman_algorithm(spec),
             "--pin-policy",
             pin_policy,
+            "--touch-policy",
+            touch_policy,
             &slot,
             &pem.display().to_string(),
         ]);

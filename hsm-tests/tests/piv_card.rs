@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use hsm_tests::piv_card::{PivCard, DEFAULT_MGMT_KEY, DEFAULT_PIN, DEFAULT_PUK};
+use hsm_tests::piv_card::{ykman_algorithm, PivCard, DEFAULT_MGMT_KEY, DEFAULT_PIN, DEFAULT_PUK};
+use plugin_protocol::KeySpec;
 
 struct Tools<'a> {
     card: &'a PivCard,
@@ -62,36 +63,28 @@ impl Tools<'_> {
     /// A certificate for the public key in `public` from a throwaway openssl CA.
     fn certificate_for(&self, public: &str, subject: &str, out: &str) {
         if !PathBuf::from(self.path("ca.pem")).exists() {
-            self.openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                "/CN=conformance CA",
-                "-keyout",
-                &self.path("ca.key"),
-                "-out",
-                &self.path("ca.pem"),
-            ]);
-            self.openssl(&[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                "/CN=unused",
-                "-keyout",
-                &self.path("unused.key"),
-                "-out",
-                &self.path("unused.csr"),
-            ]);
+            // The CA, and a request whose key is replaced by the card's (-force_pubkey).
+            for (kind, subject, key, out) in [
+                ("-x509", "/CN=conformance CA", "ca.key", "ca.pem"),
+                ("-new", "/CN=unused", "unused.key", "unused.csr"),
+            ] {
+                let (key, out) = (self.path(key), self.path(out));
+                self.openssl(&[
+                    "req",
+                    kind,
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-subj",
+                    subject,
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &out,
+                ]);
+            }
         }
         self.openssl(&[
             "x509",
@@ -114,57 +107,38 @@ impl Tools<'_> {
     }
 }
 
-/// One key for the Debian tools: generated on the card or imported from openssl.
-struct Case {
-    slot: &'static str,
-    id: &'static str,
-    algorithm: &'static str,
-    imported: bool,
+/// `ykman piv access change-management-key` from the default key to `new` of `algorithm`,
+/// which the card's metadata then reports.
+fn change_management_key(card: &PivCard, algorithm: &str, new: &str) {
+    card.ykman(&[
+        "piv",
+        "access",
+        "change-management-key",
+        "--management-key",
+        DEFAULT_MGMT_KEY,
+        "--algorithm",
+        algorithm,
+        "--new-management-key",
+        new,
+        "--force",
+    ]);
+    let info = card.ykman(&["piv", "info"]);
+    assert!(
+        info.contains(&format!("Management key algorithm: {algorithm}")),
+        "{info}"
+    );
 }
 
-const DEBIAN_CASES: [Case; 7] = [
-    Case {
-        slot: "9a",
-        id: "01",
-        algorithm: "ECCP256",
-        imported: false,
-    },
-    Case {
-        slot: "9c",
-        id: "02",
-        algorithm: "ECCP384",
-        imported: false,
-    },
-    Case {
-        slot: "9d",
-        id: "03",
-        algorithm: "RSA2048",
-        imported: false,
-    },
-    Case {
-        slot: "9e",
-        id: "04",
-        algorithm: "ECCP256",
-        imported: false,
-    },
-    Case {
-        slot: "85",
-        id: "08",
-        algorithm: "ECCP384",
-        imported: false,
-    },
-    Case {
-        slot: "82",
-        id: "05",
-        algorithm: "ECCP256",
-        imported: true,
-    },
-    Case {
-        slot: "95",
-        id: "18",
-        algorithm: "RSA2048",
-        imported: true,
-    },
+/// The Debian tools' keys: (slot, YKCS11's CKA_ID, algorithm, imported from openssl rather than
+/// generated on the card).
+const DEBIAN_CASES: [(&str, &str, &str, bool); 7] = [
+    ("9a", "01", "ECCP256", false),
+    ("9c", "02", "ECCP384", false),
+    ("9d", "03", "RSA2048", false),
+    ("9e", "04", "ECCP256", false),
+    ("85", "08", "ECCP384", false),
+    ("82", "05", "ECCP256", true),
+    ("95", "18", "RSA2048", true),
 ];
 
 /// yubico-piv-tool generates and imports keys in every slot kind, writes and reads their
@@ -180,28 +154,14 @@ fn yubico_piv_tool_and_ykcs11_drive_the_card() {
     // know: it fails to authenticate, and ykman switches the key to 3DES.
     let refused = t.piv_tool_fails(&[&key, "-a", "generate", "-s", "9a", "-A", "ECCP256"]);
     assert!(refused.contains("uthentication"), "{refused}");
-    card.ykman(&[
-        "piv",
-        "access",
-        "change-management-key",
-        "--management-key",
-        DEFAULT_MGMT_KEY,
-        "--algorithm",
-        "TDES",
-        "--new-management-key",
-        DEFAULT_MGMT_KEY,
-        "--force",
-    ]);
-    assert!(card
-        .ykman(&["piv", "info"])
-        .contains("Management key algorithm: TDES"));
+    change_management_key(&card, "TDES", DEFAULT_MGMT_KEY);
 
     std::fs::write(t.path("data"), b"conformance data\n").unwrap();
-    for c in &DEBIAN_CASES {
-        let public = t.path(&format!("{}.pub.pem", c.slot));
-        if c.imported {
-            let private = t.path(&format!("{}.key.pem", c.slot));
-            let opts: &[&str] = if c.algorithm == "RSA2048" {
+    for (slot, id, algorithm, imported) in DEBIAN_CASES {
+        let public = t.path(&format!("{slot}.pub.pem"));
+        if imported {
+            let private = t.path(&format!("{slot}.key.pem"));
+            let opts: &[&str] = if algorithm == "RSA2048" {
                 &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
             } else {
                 &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
@@ -213,44 +173,36 @@ fn yubico_piv_tool_and_ykcs11_drive_the_card() {
                 "-a",
                 "import-key",
                 "-s",
-                c.slot,
+                slot,
                 "-i",
                 &private,
                 "--pin-policy=once",
             ]);
         } else {
             t.piv_tool(&[
-                &key,
-                "-a",
-                "generate",
-                "-s",
-                c.slot,
-                "-A",
-                c.algorithm,
-                "-o",
-                &public,
+                &key, "-a", "generate", "-s", slot, "-A", algorithm, "-o", &public,
             ]);
         }
         // The card's metadata says what was made (ykman reads it).
-        let info = card.ykman(&["piv", "keys", "info", c.slot]);
+        let info = card.ykman(&["piv", "keys", "info", slot]);
         assert!(
-            info.contains(&format!("Algorithm:              {}", c.algorithm)),
+            info.contains(&format!("Algorithm:              {algorithm}")),
             "{info}"
         );
-        let origin = if c.imported { "IMPORTED" } else { "GENERATED" };
+        let origin = if imported { "IMPORTED" } else { "GENERATED" };
         assert!(info.contains(origin), "{info}");
 
         // Certificates: written, read back byte for byte, and used by test-signature.
-        let cert = t.path(&format!("{}.cert.pem", c.slot));
-        t.certificate_for(&public, &format!("/CN=slot {}", c.slot), &cert);
-        t.piv_tool(&[&key, "-a", "import-certificate", "-s", c.slot, "-i", &cert]);
-        let read = t.path(&format!("{}.read.pem", c.slot));
-        t.piv_tool(&["-a", "read-certificate", "-s", c.slot, "-o", &read]);
+        let cert = t.path(&format!("{slot}.cert.pem"));
+        t.certificate_for(&public, &format!("/CN=slot {slot}"), &cert);
+        t.piv_tool(&[&key, "-a", "import-certificate", "-s", slot, "-i", &cert]);
+        let read = t.path(&format!("{slot}.read.pem"));
+        t.piv_tool(&["-a", "read-certificate", "-s", slot, "-o", &read]);
         assert_eq!(
             std::fs::read(&cert).unwrap(),
             std::fs::read(&read).unwrap(),
             "slot {}",
-            c.slot
+            slot
         );
         let tested = t.piv_tool(&[
             "-P",
@@ -260,7 +212,7 @@ fn yubico_piv_tool_and_ykcs11_drive_the_card() {
             "-a",
             "test-signature",
             "-s",
-            c.slot,
+            slot,
             "-i",
             &cert,
         ]);
@@ -270,8 +222,8 @@ fn yubico_piv_tool_and_ykcs11_drive_the_card() {
         );
 
         // YKCS11 signs (hash and sign), openssl verifies with the public key.
-        let sig = t.path(&format!("{}.sig", c.slot));
-        let (mechanism, digest) = match c.algorithm {
+        let sig = t.path(&format!("{slot}.sig"));
+        let (mechanism, digest) = match algorithm {
             "ECCP256" => ("ECDSA-SHA256", "-sha256"),
             "ECCP384" => ("ECDSA-SHA384", "-sha384"),
             _ => ("SHA256-RSA-PKCS-PSS", "-sha256"),
@@ -279,7 +231,7 @@ fn yubico_piv_tool_and_ykcs11_drive_the_card() {
         t.pkcs11_tool(&[
             "--sign",
             "--id",
-            c.id,
+            id,
             "-m",
             mechanism,
             "-i",
@@ -300,11 +252,7 @@ fn yubico_piv_tool_and_ykcs11_drive_the_card() {
         }
         let data = t.path("data");
         verify.push(&data);
-        assert!(
-            t.openssl(&verify).contains("Verified OK"),
-            "slot {}",
-            c.slot
-        );
+        assert!(t.openssl(&verify).contains("Verified OK"), "slot {slot}");
     }
     assert_eq!(card.pin_retries(), 3, "no wrong PIN so far");
 
@@ -341,25 +289,14 @@ fn ykman_drives_what_debian_tools_do_not_know() {
     assert!(info.contains("Management key algorithm: AES192"), "{info}");
     assert!(info.contains("Using default PIN"), "{info}");
 
-    for (slot, algorithm, policy) in [
-        ("9a", "RSA3072", "ONCE"),
-        ("9c", "RSA4096", "ALWAYS"),
-        ("9d", "ECCP384", "NEVER"),
+    for (slot_id, spec, policy) in [
+        (0x9a, KeySpec::Rsa3072, "ONCE"),
+        (0x9c, KeySpec::Rsa4096, "ALWAYS"),
+        (0x9d, KeySpec::Ec384, "NEVER"),
     ] {
+        card.generate(slot_id, spec, policy);
+        let (slot, algorithm) = (&format!("{slot_id:02x}"), ykman_algorithm(spec));
         let public = t.path(&format!("{slot}.pub.pem"));
-        card.ykman(&[
-            "piv",
-            "keys",
-            "generate",
-            "--management-key",
-            DEFAULT_MGMT_KEY,
-            "--algorithm",
-            algorithm,
-            "--pin-policy",
-            policy,
-            slot,
-            &public,
-        ]);
         let info = card.ykman(&["piv", "keys", "info", slot]);
         assert!(
             info.contains(&format!("Algorithm:              {algorithm}")),
@@ -478,22 +415,8 @@ fn ykman_drives_what_debian_tools_do_not_know() {
     assert!(!out.status.success(), "attesting an imported key");
 
     // Touch: a touch-always key waits for the touch, and fails like a YubiKey without one.
-    let public = t.path("touch.pub.pem");
-    card.ykman(&[
-        "piv",
-        "keys",
-        "generate",
-        "--management-key",
-        DEFAULT_MGMT_KEY,
-        "--algorithm",
-        "ECCP256",
-        "--touch-policy",
-        "ALWAYS",
-        "--pin-policy",
-        "ONCE",
-        "82",
-        &public,
-    ]);
+    card.generate_with(0x82, KeySpec::Ec256, "ONCE", "ALWAYS");
+    let public = t.path("82.pub.pem");
     card.set_touch_timeout(1.0);
     let request = [
         "--device",
@@ -530,21 +453,7 @@ fn ykman_drives_what_debian_tools_do_not_know() {
 
     // The management key: AES-256 replaces it; the old key no longer authenticates.
     let new_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-    card.ykman(&[
-        "piv",
-        "access",
-        "change-management-key",
-        "--management-key",
-        DEFAULT_MGMT_KEY,
-        "--algorithm",
-        "AES256",
-        "--new-management-key",
-        new_key,
-        "--force",
-    ]);
-    assert!(card
-        .ykman(&["piv", "info"])
-        .contains("Management key algorithm: AES256"));
+    change_management_key(&card, "AES256", new_key);
     let gen = |mgmt: &str| {
         card.run(
             ykman,
