@@ -4,9 +4,10 @@ from the reader is a control code (power off, power on, reset, ATR request), any
 is a command APDU answered by one response APDU.
 
 Faults a test injects through the file `fault` of the card's directory, read before each
-command: `slow <seconds>` answers every command that much later; `remove <seconds>` drops the
-connection in the middle of the next command (the card is pulled out) and reconnects after
-<seconds> (put back in); the file is consumed."""
+command: `slow <seconds>` answers every command that much later; `remove <seconds> [<INS>]`
+drops the connection in the middle of the next command (with INS, hex: of the next command with
+that instruction, e.g. 87 for GENERAL AUTHENTICATE), so the card is pulled out, and reconnects
+after <seconds> (put back in); the file is then consumed."""
 
 import os
 import socket
@@ -38,16 +39,20 @@ def _send(sock, payload: bytes) -> None:
     sock.sendall(struct.pack(">H", len(payload)) + payload)
 
 
-def _fault(directory: str):
+def _fault(directory: str, apdu: bytes):
+    """The fault to inject before answering `apdu`: (kind, seconds), or (None, 0)."""
     path = os.path.join(directory, "fault")
     try:
         with open(path) as f:
-            kind, _, arg = f.read().strip().partition(" ")
+            kind, *args = f.read().split()
     except FileNotFoundError:
         return None, 0.0
+    seconds = float(args[0]) if args else 0.0
     if kind == "remove":
+        if len(args) > 1 and (len(apdu) < 2 or apdu[1] != int(args[1], 16)):
+            return None, 0.0
         os.unlink(path)
-    return kind, float(arg or 0)
+    return kind, seconds
 
 
 def serve(card, channel, host: str, port: int, directory: str) -> None:
@@ -72,7 +77,7 @@ def serve(card, channel, host: str, port: int, directory: str) -> None:
                         card.power_on()
                         channel.reset()
                     continue
-                kind, arg = _fault(directory)
+                kind, arg = _fault(directory, msg)
                 if kind == "slow":
                     time.sleep(arg)
                 elif kind == "remove":

@@ -221,3 +221,104 @@ fn ca_init_and_issue_with_the_root_key_on_the_card() {
         &out,
     );
 }
+
+/// The card misbehaving under the plugin: pulled out in the middle of the signature (GENERAL
+/// AUTHENTICATE), it fails that invocation with a JSON error and the PIN counter untouched, and
+/// signs again once back; a card slower than timeout_seconds ends in TIMEOUT; a touch-always key
+/// signs when touched and fails like a YubiKey when nobody touches it.
+#[test]
+fn a_card_pulled_out_a_slow_card_and_touch() {
+    let card = PivCard::acquire();
+    let ca = key_with_certificate(&card, 0x9a, KeySpec::Ec256);
+    let pin = card.write("pin", DEFAULT_PIN);
+    let bundle = card.write("ca.pem", &ca.root_pem()).display().to_string();
+    let env = card.env();
+    let client = PluginClient::new(&card.plugin).with_envs(&env);
+    let sign = |uri: &str, timeout: &str| {
+        let spec = KeySpec::Ec256;
+        client
+            .generate_signature(
+                uri,
+                spec,
+                spec.hash_algorithm(),
+                b"payload",
+                hsm_tests::config(&[("ca_certs", &bundle), ("timeout_seconds", timeout)]),
+            )
+            .unwrap()
+    };
+    let uri = card.uri(0x9a, &pin);
+    assert!(sign(&uri, "30").succeeded());
+
+    card.inject_fault("remove 1.5 87");
+    let err = assert_error(&sign(&uri, "30"), "ERROR", &["refused to sign"]);
+    eprintln!("REMOVED: {}", err.error_message);
+    assert!(!err.error_message.contains(DEFAULT_PIN));
+    assert_eq!(card.pin_retries(), 3, "the PIN was right: nothing counted");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let inv = sign(&uri, "30");
+    assert!(inv.succeeded(), "back in: {}", inv.stderr_text());
+
+    card.inject_fault("slow 0.5");
+    let started = std::time::Instant::now();
+    let e = assert_error(&sign(&uri, "2"), "TIMEOUT", &["C_"]);
+    eprintln!("SLOW: {}", e.error_message);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "ends by its deadline"
+    );
+    card.clear_fault();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+
+    let public = card.generate_with(0x83, KeySpec::Ec256, "ONCE", "ALWAYS");
+    let leaf = ca.issue_leaf(&public, "CN=touch,O=Notation Plugins,ST=Washington,C=US");
+    card.import_certificate(0x83, &leaf[0]);
+    let touch_uri = card.uri(0x83, &pin);
+    card.set_touch_timeout(1.0);
+    let e = assert_error(&sign(&touch_uri, "30"), "ERROR", &["refused to sign"]);
+    eprintln!("TOUCH: {}", e.error_message);
+    card.touch();
+    let inv = sign(&touch_uri, "30");
+    assert!(inv.succeeded(), "touched: {}", inv.stderr_text());
+}
+
+/// The second card of the stack, chosen by its serial in the URI.
+#[test]
+fn the_serial_selects_the_card() {
+    let card = PivCard::acquire();
+    let other = card.other_serial.to_string();
+    let ykman = card.vars["PIV_CARD_YKMAN"].clone();
+    card.run_ok(&ykman, &["--device", &other, "piv", "reset", "--force"]);
+    let public = card.dir.path().join("other.pem").display().to_string();
+    card.run_ok(
+        &ykman,
+        &[
+            "--device",
+            &other,
+            "piv",
+            "keys",
+            "generate",
+            "--management-key",
+            hsm_tests::piv_card::DEFAULT_MGMT_KEY,
+            "--algorithm",
+            "ECCP384",
+            "9a",
+            &public,
+        ],
+    );
+    card.generate(0x9a, KeySpec::Ec256, "DEFAULT");
+    let pin = card.write("pin", DEFAULT_PIN);
+    let uri = card.uri(0x9a, &pin);
+    let other_uri = uri.replace(
+        &format!("serial={}", card.serial),
+        &format!("serial={other}"),
+    );
+    for (uri, spec) in [(&uri, KeySpec::Ec256), (&other_uri, KeySpec::Ec384)] {
+        let described = PluginClient::new(&card.plugin)
+            .with_envs(&card.env())
+            .describe_key(uri, None)
+            .unwrap();
+        let described: plugin_protocol::contract::DescribeKeyResponse =
+            described.response().unwrap();
+        assert_eq!(described.key_spec, spec, "{uri}");
+    }
+}
