@@ -467,12 +467,15 @@ pub fn sign(
 fn refused(key: &KeyObject, e: &CkError) -> PluginError {
     let why = match e {
         CkError::Pkcs11(RvError::UserNotLoggedIn, _) if key.always_authenticate => {
-            " (the key needs a PIN entry for every signature (CKA_ALWAYS_AUTHENTICATE) and \
-                 the token did not take the context-specific login)"
+            " (the key needs a PIN entry for every signature (CKA_ALWAYS_AUTHENTICATE), which \
+             the plugin made; a YubiKey also answers so when a key with a touch policy was not \
+             touched in time (about 15 s): touch it when it blinks and sign again)"
         }
         CkError::Pkcs11(RvError::UserNotLoggedIn, _) => {
-            " (the token says nobody is logged in: does the key need a PIN entry for every \
-                 signature without saying so with CKA_ALWAYS_AUTHENTICATE?)"
+            " (the token says nobody is logged in: a YubiKey answers so when a key with a touch \
+             policy was not touched in time (about 15 s): touch it when it blinks and sign \
+             again; otherwise the key may need a PIN entry for every signature without saying \
+             so with CKA_ALWAYS_AUTHENTICATE)"
         }
         CkError::Pkcs11(RvError::KeyFunctionNotPermitted, _) => {
             " (the key's CKA_SIGN attribute is false: it is not a signing key)"
