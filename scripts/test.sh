@@ -15,11 +15,15 @@ stop_backends() {
   done
 }
 trap stop_backends EXIT
-# Backends that have a start/stop script (added by the backend issues) are started here.
+# Backends that have a start/stop script (added by the backend issues) are started here, and
+# stopped at the end: only those this run started (one already running was started by someone
+# else, who may still be using it).
 for b in localstack openbao keyvault-emulator piv-card; do
   if [ -x "scripts/$b.sh" ]; then
+    running=false
+    "scripts/$b.sh" status >/dev/null 2>&1 && running=true
     "scripts/$b.sh" start
-    started+=("$b")
+    $running || started+=("$b")
   fi
 done
 

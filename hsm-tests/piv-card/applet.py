@@ -21,7 +21,7 @@ from apdu import (
     SW_WRONG_P1P2,
     CardError,
 )
-from state import DEFAULT_PIN, DEFAULT_PUK, pad
+from state import DEFAULT_PIN, DEFAULT_PUK, F9_OBJECT, pad
 from tlv import parse_dict, tlv, unpack
 
 VERSION = bytes([5, 7, 1])
@@ -43,10 +43,6 @@ def cert_object(slot: int) -> int:
     """The data object holding a slot's certificate."""
     fixed = {0x9A: 0x5FC105, 0x9C: 0x5FC10A, 0x9D: 0x5FC10B, 0x9E: 0x5FC101, 0xF9: 0x5FFF01}
     return fixed[slot] if slot in fixed else 0x5FC10D + slot - 0x82
-
-
-def certificate_object_value(cert_der: bytes) -> bytes:
-    return tlv(0x70, cert_der) + tlv(0x71, b"\0") + tlv(0xFE)
 
 
 def default_pin_policy(slot: int) -> int:
@@ -212,9 +208,6 @@ class Card:
         if self.data["pin_retries"] or self.data["puk_retries"]:
             raise CardError(SW_CONDITIONS)
         self.state.factory_reset()
-        self.state.put_object(
-            0x5FFF01, certificate_object_value(bytes.fromhex(self.data["attestation"]["cert"]))
-        )
         self._clear_security()
         return b""
 
@@ -442,7 +435,7 @@ class Card:
         f9 = self.state.key(0xF9)
         f9_key = f9["key"] if f9 else keys.from_pem(self.data["attestation"]["pem"])
         # The f9 certificate: the object's, or the factory one when the object was replaced.
-        raw = self.state.get_object(0x5FFF01)
+        raw = self.state.get_object(F9_OBJECT)
         try:
             f9_cert = x509.load_der_x509_certificate(parse_dict(raw)[0x70])
         except (TypeError, KeyError, ValueError):

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keys  # noqa: E402
 import vpcd  # noqa: E402
 from apdu import Channel  # noqa: E402
-from applet import Card, certificate_object_value  # noqa: E402
+from applet import Card  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from state import STATE_FILE, State  # noqa: E402
 
@@ -36,10 +36,7 @@ def init(args) -> None:
         return
     root, f9_key, f9_cert = keys.attestation_ca(args.serial)
     mgmt_type = {"aes192": keys.AES192, "tdes": keys.TDES}[args.mgmt_key_type]
-    State.create(args.dir, args.serial, mgmt_type, keys.to_pem(f9_key), f9_cert.public_bytes(Encoding.DER))
-    state = State(args.dir)
-    state.put_key(0xF9, f9_key, 1, 1, 2)
-    state.put_object(0x5FFF01, certificate_object_value(f9_cert.public_bytes(Encoding.DER)))
+    State.create(args.dir, args.serial, mgmt_type, f9_key, f9_cert.public_bytes(Encoding.DER))
     root_pem = root.public_bytes(Encoding.PEM)
     with open(args.attestation_root or os.path.join(args.dir, "attestation-root.pem"), "wb") as f:
         f.write(root_pem)

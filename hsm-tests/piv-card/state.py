@@ -6,11 +6,18 @@ import json
 import os
 
 import keys
+from tlv import tlv
 
 DEFAULT_PIN = b"123456"
 DEFAULT_PUK = b"12345678"
 DEFAULT_MGMT = bytes.fromhex("010203040506070801020304050607080102030405060708")
 STATE_FILE = "card.json"
+F9_OBJECT = 0x5FFF01
+
+
+def certificate_object_value(cert_der: bytes) -> bytes:
+    """A certificate data object's content: the certificate, CertInfo (not compressed), LRC."""
+    return tlv(0x70, cert_der) + tlv(0x71, b"\0") + tlv(0xFE)
 
 
 def pad(pin: bytes) -> str:
@@ -46,12 +53,21 @@ class State:
             self.data = json.load(f)
 
     @staticmethod
-    def create(directory: str, serial: int, mgmt_type: int, f9_pem: str, f9_cert_der: bytes):
+    def create(directory: str, serial: int, mgmt_type: int, f9_key, f9_cert_der: bytes):
+        """A factory-fresh card with its attestation key and certificate (slot f9)."""
         os.makedirs(directory, exist_ok=True)
         data = fresh(serial, mgmt_type)
-        data["attestation"] = {"pem": f9_pem, "cert": f9_cert_der.hex()}
+        data["attestation"] = {"pem": keys.to_pem(f9_key), "cert": f9_cert_der.hex()}
         data["factory_mgmt_type"] = mgmt_type
         State._write(os.path.join(directory, STATE_FILE), data)
+        state = State(directory)
+        state._restore_attestation()
+
+    def _restore_attestation(self):
+        """The factory's f9 key and certificate, which a reset keeps (as on a YubiKey)."""
+        factory = self.data["attestation"]
+        self.put_key(0xF9, keys.from_pem(factory["pem"]), 1, 1, 2)
+        self.put_object(F9_OBJECT, certificate_object_value(bytes.fromhex(factory["cert"])))
 
     def save(self):
         self._write(self.path, self.data)
@@ -68,7 +84,7 @@ class State:
         kept = {k: self.data[k] for k in ("attestation", "factory_mgmt_type")}
         self.data = fresh(self.data["serial"], kept["factory_mgmt_type"])
         self.data.update(kept)
-        self.save()
+        self._restore_attestation()
 
     # Keys: slot -> {"alg", "pin", "touch", "origin", "pem"}
     def key(self, slot: int):
