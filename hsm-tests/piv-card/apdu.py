@@ -1,5 +1,7 @@
 """Command APDUs (short and extended), command chaining and response chaining (GET RESPONSE)."""
 
+import sys
+import traceback
 from dataclasses import dataclass
 
 
@@ -23,6 +25,7 @@ SW_REF_NOT_FOUND = 0x6A88
 SW_WRONG_P1P2 = 0x6A86
 SW_INS_NOT_SUPPORTED = 0x6D00
 SW_CLA_NOT_SUPPORTED = 0x6E00
+SW_UNKNOWN = 0x6F00
 
 
 @dataclass
@@ -96,6 +99,10 @@ class Channel:
         except CardError as e:
             self.chained = b""
             return e.sw.to_bytes(2, "big")
+        except Exception:  # a bug in the card: say so in its log, answer like a card, go on
+            traceback.print_exc(file=sys.stderr)
+            self.chained = b""
+            return SW_UNKNOWN.to_bytes(2, "big")
 
     def _chunk(self) -> bytes:
         chunk, self.pending = self.pending[:256], self.pending[256:]
