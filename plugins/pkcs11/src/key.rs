@@ -448,9 +448,28 @@ pub fn sign(
             .sign_init(mechanism, key.handle)
             .map_err(|e| refused(key, &e))?;
         context_login(session)?;
-        session
-            .sign_update(input)
-            .and_then(|()| session.sign_final())
+        match (session.sign_update(input), signer) {
+            (Ok(()), _) => session.sign_final(),
+            // YKCS11 and OpenSC take a raw mechanism's data in parts; SoftHSM2 does not.
+            (Err(e), Signer::Digest(m))
+                if !matches!(&e, CkError::Pkcs11(RvError::UserNotLoggedIn, _)) =>
+            {
+                return Err(PluginError::generic(format!(
+                    "the token cannot take the data of a {} signature with '{}' in parts \
+                     (C_SignUpdate: {}), and the key needs a PIN entry for every signature \
+                     (CKA_ALWAYS_AUTHENTICATE), which leaves no other way here: the token offers \
+                     no hash-and-sign mechanism for this key (such as CKM_ECDSA_SHA256 or \
+                     CKM_SHA256_RSA_PKCS_PSS), and the plugin's PKCS#11 binding cannot call \
+                     single-part C_Sign after the context-specific login; use a key without \
+                     CKA_ALWAYS_AUTHENTICATE (YubiKey: slot 9a or a retired slot), or a module \
+                     that offers the hash-and-sign mechanism",
+                    m.mechanism_type(),
+                    key.label,
+                    describe(&e)
+                )));
+            }
+            (Err(e), _) => Err(e),
+        }
     } else {
         session.sign(mechanism, key.handle, input)
     };
