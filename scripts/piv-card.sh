@@ -112,6 +112,14 @@ stop_stack() {
 }
 
 start() {
+  if [ "$(id -u)" != 0 ]; then
+    log "needs root (unshare --net, and the bind mount of its own /run/pcscd): run it as root, as CI does"
+    exit 1
+  fi
+  # Test processes may start it at the same moment: one start at a time.
+  mkdir -p "$DIR"
+  exec 9>"$DIR/start.lock"
+  flock 9
   scripts/install-deps.sh
   install_venv
   make_cards
@@ -133,7 +141,7 @@ start() {
     "$3" "$4" run --dir "$5/card1" --port "$6" &
     "$3" "$4" run --dir "$5/card2" --port "$7" &
     wait' stack "$RUN" "$DIR/conf" "$VENV/bin/python" "$CARD" "$DIR" "${PORTS[0]}" "${PORTS[1]}" \
-    >"$LOG" 2>&1 </dev/null &
+    >"$LOG" 2>&1 </dev/null 9>&- &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do
     if healthy; then
