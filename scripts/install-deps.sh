@@ -20,6 +20,14 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 # scripts/bench.sh: bc for sizes, strace for the time to a plugin's first request.
 command -v bc >/dev/null || need+=(bc)
 command -v strace >/dev/null || need+=(strace)
+# The virtual PIV cards (scripts/piv-card.sh): pcscd with vsmartcard's virtual reader driver,
+# and Yubico's YKCS11 and yubico-piv-tool that the tests drive them with.
+command -v pcscd >/dev/null || need+=(pcscd)
+[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
+ls /usr/lib/*/libykcs11.so.2 >/dev/null 2>&1 || need+=(ykcs11)
+command -v yubico-piv-tool >/dev/null || need+=(yubico-piv-tool)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

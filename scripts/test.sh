@@ -15,16 +15,15 @@ stop_backends() {
   done
 }
 trap stop_backends EXIT
-# Backends that have a start/stop script (added by the backend issues) are started here. One
-# that was already running (shared on this machine, another checkout's run) is left running.
-for b in localstack openbao keyvault-emulator gcpkms-emulator; do
+# Backends that have a start/stop script (added by the backend issues) are started here, and
+# stopped at the end: only those this run started (one already running was started by someone
+# else, who may still be using it).
+for b in localstack openbao keyvault-emulator gcpkms-emulator piv-card; do
   if [ -x "scripts/$b.sh" ]; then
-    if "scripts/$b.sh" status >/dev/null 2>&1; then
-      "scripts/$b.sh" start
-    else
-      "scripts/$b.sh" start
-      started+=("$b")
-    fi
+    running=false
+    "scripts/$b.sh" status >/dev/null 2>&1 && running=true
+    "scripts/$b.sh" start
+    $running || started+=("$b")
   fi
 done
 

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 pub use plugin_protocol::client::cargo_binary;
 
 pub mod fake;
+pub mod piv_card;
 pub mod sockets;
 pub mod softhsm;
 pub mod tamper;

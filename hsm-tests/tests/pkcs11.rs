@@ -69,6 +69,58 @@ fn ec_521_passes_the_checker() {
     passes_with_chain_on_token(KeySpec::Ec521);
 }
 
+/// A key with CKA_ALWAYS_AUTHENTICATE (a PIN entry before every signature, which SoftHSM2
+/// enforces like a smart card): the plugin logs in context-specifically after C_SignInit, and
+/// the RSA key, signed through SoftHSM2's multi-part SHA256-RSA-PKCS-PSS, passes the checker.
+/// SoftHSM2's only EC mechanism is the raw single-part CKM_ECDSA, whose data it refuses in parts:
+/// the EC key fails with a message that says why and what to do. (The YubiKey slot 9c tests in
+/// pkcs11_yubikey.rs sign EC and RSA keys that need the login, through YKCS11.)
+#[test]
+fn always_authenticate_keys_log_in_before_each_signature() {
+    let token = SoftToken::new("always-auth");
+    let ca = TestCa::new("CN=Always Root,O=Notation Plugins");
+    let generate = |label: &str, id: &str, key_type: &str| {
+        token.pkcs11_tool(&[
+            "--keypairgen",
+            "--key-type",
+            key_type,
+            "--label",
+            label,
+            "--id",
+            id,
+            "--always-auth",
+            "--usage-sign",
+        ]);
+        let uri = token.uri(label);
+        let chain = ca.issue_leaf(&token.public_key(&uri), "CN=always,O=Notation Plugins");
+        token.import_chain(&uri, &chain);
+        uri
+    };
+    let rsa = generate("rsa", "0b", "rsa:2048");
+    let env = token.env();
+    let dir = tempfile::tempdir().unwrap();
+    check_and_verify(
+        &token.plugin,
+        &rsa,
+        &[],
+        &env_refs(&env),
+        &ca.root_pem(),
+        dir.path(),
+    );
+
+    let ec = generate("p256", "0a", "EC:prime256v1");
+    assert_error(
+        &sign_error(&token, &ec, KeySpec::Ec256),
+        "ERROR",
+        &[
+            "a CKM_ECDSA signature",
+            "in parts",
+            "CKA_ALWAYS_AUTHENTICATE",
+            "CKM_ECDSA_SHA256",
+        ],
+    );
+}
+
 /// The chain from a PEM file (pluginConfig certificate_chain), and the token's leaf completed
 /// by a CA bundle (ca_certs).
 #[test]

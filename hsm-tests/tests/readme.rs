@@ -6,7 +6,9 @@
 //!   `notation-plugin-check` on PATH (as `scripts/install.sh` puts them), `scripts/` and
 //!   `softhsm/` reachable as in a checkout, and the
 //!   local backend BACKEND (`openbao`, `localstack`, `keyvault-emulator`, `gcpkms-emulator`,
-//!   `softhsm` or `none`) running. The `notation` CLI itself cannot be installed here (no package in the registries
+//!   `softhsm`, `piv-card` or `none`) running. `piv-card` is a factory-fresh virtual YubiKey
+//!   (scripts/piv-card.sh), held under the card lock, with ykman on PATH and pcscd's socket in
+//!   PCSCLITE_CSOCK_NAME. The `notation` CLI itself cannot be installed here (no package in the registries
 //!   this machine reaches): each `notation ...` line is printed as not run, and everything else
 //!   runs.
 //! - `<!-- readme-test: not-run REASON -->`: the block needs what no test here has (a real cloud
@@ -104,6 +106,7 @@ fn run_block(block: &Block, backend: &str, config: &Path, bins: &Path) {
     }
     let mut path = vec![bins.to_path_buf()];
     let mut cmd = Command::new("bash");
+    let mut _card = None;
     match backend {
         "openbao" => {
             // A namespace of its own: the block's mounts and keys do not meet other tests'.
@@ -126,6 +129,17 @@ fn run_block(block: &Block, backend: &str, config: &Path, bins: &Path) {
         "localstack" => hsm_tests::localstack::start(),
         "keyvault-emulator" => hsm_tests::start_backend("keyvault-emulator.sh"),
         "gcpkms-emulator" => hsm_tests::start_backend("gcpkms-emulator.sh"),
+        "piv-card" => {
+            let card = hsm_tests::piv_card::PivCard::acquire();
+            cmd.envs(card.env());
+            let ykman = PathBuf::from(&card.vars["PIV_CARD_YKMAN"]);
+            // Only ykman, not the rest of its venv.
+            let ykman_dir = dir.path().join(".ykman");
+            std::fs::create_dir(&ykman_dir).unwrap();
+            std::os::unix::fs::symlink(&ykman, ykman_dir.join("ykman")).unwrap();
+            path.push(ykman_dir);
+            _card = Some(card);
+        }
         "none" => {}
         other => panic!(
             "{}:{}: unknown backend '{other}'",

@@ -19,6 +19,9 @@ pub struct KeyObject {
     pub label: String,
     pub id: Vec<u8>,
     pub key_type: KeyType,
+    /// CKA_ALWAYS_AUTHENTICATE: every signature needs a context-specific login (YubiKey PIV
+    /// slot 9c, most smart cards' signature keys).
+    pub always_authenticate: bool,
 }
 
 impl KeyObject {
@@ -60,6 +63,7 @@ pub fn private_keys(session: &Session, uri: Option<&Pkcs11Uri>) -> Result<Vec<Ke
                         AttributeType::Label,
                         AttributeType::Id,
                         AttributeType::KeyType,
+                        AttributeType::AlwaysAuthenticate,
                     ],
                 )
                 .map_err(|e| attr_error("a private key's label and id", e))?;
@@ -68,12 +72,14 @@ pub fn private_keys(session: &Session, uri: Option<&Pkcs11Uri>) -> Result<Vec<Ke
                 label: String::new(),
                 id: Vec::new(),
                 key_type: KeyType::RSA,
+                always_authenticate: false,
             };
             for a in attrs {
                 match a {
                     Attribute::Label(l) => key.label = String::from_utf8_lossy(&l).into_owned(),
                     Attribute::Id(id) => key.id = id,
                     Attribute::KeyType(t) => key.key_type = t,
+                    Attribute::AlwaysAuthenticate(a) => key.always_authenticate = a,
                     _ => {}
                 }
             }
@@ -340,9 +346,22 @@ fn pss_params(hash: HashAlgorithm) -> PkcsPssParams {
     }
 }
 
-/// Chooses the signing mechanism from the token's mechanism list.
-pub fn signer(mechanisms: &[MechanismType], spec: KeySpec, token: &str) -> Result<Signer> {
+/// Chooses the signing mechanism from the token's mechanism list. With `multi_part` (a key
+/// that needs a context-specific login between C_SignInit and the data, which cryptoki can
+/// only pass in C_SignUpdate), the hash-and-sign mechanism of the spec's hash comes first where
+/// the token offers it, because PKCS#11 defines multi-part signing for it.
+pub fn signer(
+    mechanisms: &[MechanismType],
+    spec: KeySpec,
+    token: &str,
+    multi_part: bool,
+) -> Result<Signer> {
     let hash = spec.hash_algorithm();
+    if multi_part {
+        if let Some(signer) = hash_and_sign(mechanisms, spec) {
+            return Ok(signer);
+        }
+    }
     if spec.ecdsa_scalar_len().is_some() {
         if mechanisms.contains(&MechanismType::ECDSA) {
             return Ok(Signer::Digest(Mechanism::Ecdsa));
@@ -378,40 +397,115 @@ pub fn signer(mechanisms: &[MechanismType], spec: KeySpec, token: &str) -> Resul
     )))
 }
 
-/// Signs with `key`; ECDSA comes back as r‖s from PKCS#11.
+/// The multi-part hash-and-sign mechanism for `spec` (ECDSA-SHA-x, SHA-x-RSA-PKCS-PSS), if
+/// the token offers it.
+fn hash_and_sign(mechanisms: &[MechanismType], spec: KeySpec) -> Option<Signer> {
+    let hash = spec.hash_algorithm();
+    let (mechanism, ty) = match (spec.ecdsa_scalar_len().is_some(), hash) {
+        (true, HashAlgorithm::Sha256) => (Mechanism::EcdsaSha256, MechanismType::ECDSA_SHA256),
+        (true, HashAlgorithm::Sha384) => (Mechanism::EcdsaSha384, MechanismType::ECDSA_SHA384),
+        (true, HashAlgorithm::Sha512) => (Mechanism::EcdsaSha512, MechanismType::ECDSA_SHA512),
+        (false, HashAlgorithm::Sha256) => (
+            Mechanism::Sha256RsaPkcsPss(pss_params(hash)),
+            MechanismType::SHA256_RSA_PKCS_PSS,
+        ),
+        (false, HashAlgorithm::Sha384) => (
+            Mechanism::Sha384RsaPkcsPss(pss_params(hash)),
+            MechanismType::SHA384_RSA_PKCS_PSS,
+        ),
+        (false, HashAlgorithm::Sha512) => (
+            Mechanism::Sha512RsaPkcsPss(pss_params(hash)),
+            MechanismType::SHA512_RSA_PKCS_PSS,
+        ),
+    };
+    mechanisms
+        .contains(&ty)
+        .then_some(Signer::Message(mechanism))
+}
+
+/// The context-specific login a CKA_ALWAYS_AUTHENTICATE key needs after C_SignInit: called
+/// once per signature with the PIN the user login used.
+pub type ContextLogin<'a> = &'a dyn Fn(&Session) -> Result<()>;
+
+/// Signs with `key`; ECDSA comes back as r‖s from PKCS#11. A key with CKA_ALWAYS_AUTHENTICATE
+/// is signed with C_SignInit, the context-specific login (`context_login`, once), then the data
+/// in one C_SignUpdate and C_SignFinal: cryptoki's single-part `sign` calls C_SignInit itself
+/// and leaves no room for the login between the two.
 pub fn sign(
     session: &Session,
     key: &KeyObject,
     signer: &Signer,
     message: &[u8],
     digest: &[u8],
+    context_login: ContextLogin,
 ) -> Result<BackendSignature> {
     let (mechanism, input) = match signer {
         Signer::Digest(m) => (m, digest),
         Signer::Message(m) => (m, message),
     };
-    let signature = session.sign(mechanism, key.handle, input).map_err(|e| {
-        let why = match &e {
-            CkError::Pkcs11(RvError::UserNotLoggedIn, _) => {
-                " (the key requires a PIN entry for every signature (CKA_ALWAYS_AUTHENTICATE), \
-                 which this plugin does not support; use a key without it, e.g. YubiKey PIV \
-                 slot 9a)"
+    let signed = if key.always_authenticate {
+        session
+            .sign_init(mechanism, key.handle)
+            .map_err(|e| refused(key, &e))?;
+        context_login(session)?;
+        match (session.sign_update(input), signer) {
+            (Ok(()), _) => session.sign_final(),
+            // YKCS11 and OpenSC take a raw mechanism's data in parts; SoftHSM2 does not.
+            (Err(e), Signer::Digest(m))
+                if !matches!(&e, CkError::Pkcs11(RvError::UserNotLoggedIn, _)) =>
+            {
+                return Err(PluginError::generic(format!(
+                    "the token cannot take the data of a {} signature with '{}' in parts \
+                     (C_SignUpdate: {}), and the key needs a PIN entry for every signature \
+                     (CKA_ALWAYS_AUTHENTICATE), which leaves no other way here: the token offers \
+                     no hash-and-sign mechanism for this key (such as CKM_ECDSA_SHA256 or \
+                     CKM_SHA256_RSA_PKCS_PSS), and the plugin's PKCS#11 binding cannot call \
+                     single-part C_Sign after the context-specific login; use a key without \
+                     CKA_ALWAYS_AUTHENTICATE (YubiKey: slot 9a or a retired slot), or a module \
+                     that offers the hash-and-sign mechanism",
+                    m.mechanism_type(),
+                    key.label,
+                    describe(&e)
+                )));
             }
-            CkError::Pkcs11(RvError::KeyFunctionNotPermitted, _) => {
-                " (the key's CKA_SIGN attribute is false: it is not a signing key)"
-            }
-            _ => "",
-        };
-        PluginError::generic(format!(
-            "the token refused to sign with '{}': {}{why}",
-            key.label,
-            describe(&e)
-        ))
-    })?;
+            (Err(e), _) => Err(e),
+        }
+    } else {
+        session.sign(mechanism, key.handle, input)
+    };
+    let signature = signed.map_err(|e| refused(key, &e))?;
     Ok(match mechanism {
-        Mechanism::Ecdsa => BackendSignature::EcdsaFixed(signature),
+        Mechanism::Ecdsa
+        | Mechanism::EcdsaSha256
+        | Mechanism::EcdsaSha384
+        | Mechanism::EcdsaSha512 => BackendSignature::EcdsaFixed(signature),
         _ => BackendSignature::RsaPss(signature),
     })
+}
+
+fn refused(key: &KeyObject, e: &CkError) -> PluginError {
+    let why = match e {
+        CkError::Pkcs11(RvError::UserNotLoggedIn, _) if key.always_authenticate => {
+            " (the key needs a PIN entry for every signature (CKA_ALWAYS_AUTHENTICATE), which \
+             the plugin made; a YubiKey also answers so when a key with a touch policy was not \
+             touched in time (about 15 s): touch it when it blinks and sign again)"
+        }
+        CkError::Pkcs11(RvError::UserNotLoggedIn, _) => {
+            " (the token says nobody is logged in: a YubiKey answers so when a key with a touch \
+             policy was not touched in time (about 15 s): touch it when it blinks and sign \
+             again; otherwise the key may need a PIN entry for every signature without saying \
+             so with CKA_ALWAYS_AUTHENTICATE)"
+        }
+        CkError::Pkcs11(RvError::KeyFunctionNotPermitted, _) => {
+            " (the key's CKA_SIGN attribute is false: it is not a signing key)"
+        }
+        _ => "",
+    };
+    PluginError::generic(format!(
+        "the token refused to sign with '{}': {}{why}",
+        key.label,
+        describe(e)
+    ))
 }
 
 #[cfg(test)]
@@ -441,7 +535,7 @@ mod tests {
             MechanismType::RSA_PKCS_PSS,
         ];
         for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
-            match signer(&both, spec, "t").unwrap() {
+            match signer(&both, spec, "t", false).unwrap() {
                 Signer::Digest(Mechanism::RsaPkcsPss(p)) => assert_notation_pss(&p, spec),
                 Signer::Digest(m) | Signer::Message(m) => panic!("{spec}: {m:?}"),
             }
@@ -456,7 +550,7 @@ mod tests {
             (KeySpec::Rsa4096, MechanismType::SHA512_RSA_PKCS_PSS),
         ];
         for (spec, ty) in cases {
-            let params = match signer(&[MechanismType::ECDSA, ty], spec, "t").unwrap() {
+            let params = match signer(&[MechanismType::ECDSA, ty], spec, "t", false).unwrap() {
                 Signer::Message(Mechanism::Sha256RsaPkcsPss(p)) if spec == KeySpec::Rsa2048 => p,
                 Signer::Message(Mechanism::Sha384RsaPkcsPss(p)) if spec == KeySpec::Rsa3072 => p,
                 Signer::Message(Mechanism::Sha512RsaPkcsPss(p)) if spec == KeySpec::Rsa4096 => p,
@@ -465,7 +559,7 @@ mod tests {
             assert_notation_pss(&params, spec);
             // Hash-and-sign with another hash is no substitute.
             let others: Vec<_> = cases.iter().map(|c| c.1).filter(|t| *t != ty).collect();
-            let err = signer(&others, spec, "tok")
+            let err = signer(&others, spec, "tok", false)
                 .err()
                 .expect("no usable mechanism");
             assert!(
@@ -478,14 +572,56 @@ mod tests {
         }
     }
 
+    /// A key that needs a context-specific login signs in parts: the hash-and-sign mechanism
+    /// of the spec's hash where offered (PKCS#11 defines multi-part signing for it), else the
+    /// raw one.
+    #[test]
+    fn multi_part_prefers_hash_and_sign_of_the_spec_hash() {
+        let all = [
+            MechanismType::ECDSA,
+            MechanismType::ECDSA_SHA256,
+            MechanismType::ECDSA_SHA384,
+            MechanismType::RSA_PKCS_PSS,
+            MechanismType::SHA256_RSA_PKCS_PSS,
+        ];
+        assert!(matches!(
+            signer(&all, KeySpec::Ec256, "t", true),
+            Ok(Signer::Message(Mechanism::EcdsaSha256))
+        ));
+        assert!(matches!(
+            signer(&all, KeySpec::Ec384, "t", true),
+            Ok(Signer::Message(Mechanism::EcdsaSha384))
+        ));
+        match signer(&all, KeySpec::Rsa2048, "t", true).unwrap() {
+            Signer::Message(Mechanism::Sha256RsaPkcsPss(p)) => {
+                assert_notation_pss(&p, KeySpec::Rsa2048)
+            }
+            Signer::Digest(m) | Signer::Message(m) => panic!("{m:?}"),
+        }
+        // No ECDSA-SHA512, no SHA384-RSA-PKCS-PSS: the raw mechanisms.
+        assert!(matches!(
+            signer(&all, KeySpec::Ec521, "t", true),
+            Ok(Signer::Digest(Mechanism::Ecdsa))
+        ));
+        assert!(matches!(
+            signer(&all, KeySpec::Rsa3072, "t", true),
+            Ok(Signer::Digest(Mechanism::RsaPkcsPss(_)))
+        ));
+        // Without the need, the raw mechanism as before.
+        assert!(matches!(
+            signer(&all, KeySpec::Ec256, "t", false),
+            Ok(Signer::Digest(Mechanism::Ecdsa))
+        ));
+    }
+
     #[test]
     fn ecdsa_needs_ckm_ecdsa() {
         for spec in [KeySpec::Ec256, KeySpec::Ec384, KeySpec::Ec521] {
             assert!(matches!(
-                signer(&[MechanismType::ECDSA], spec, "t"),
+                signer(&[MechanismType::ECDSA], spec, "t", false),
                 Ok(Signer::Digest(Mechanism::Ecdsa))
             ));
-            let err = signer(&[MechanismType::RSA_PKCS_PSS], spec, "tok")
+            let err = signer(&[MechanismType::RSA_PKCS_PSS], spec, "tok", false)
                 .err()
                 .expect("no CKM_ECDSA");
             assert!(

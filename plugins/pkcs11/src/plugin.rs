@@ -2,7 +2,7 @@
 
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::MechanismType;
-use cryptoki::session::Session;
+use cryptoki::session::{Session, UserType};
 use std::sync::{Arc, Mutex};
 
 use plugin_protocol::{
@@ -11,6 +11,7 @@ use plugin_protocol::{
 };
 
 use crate::key::{self, KeyObject, Signer};
+use crate::pin::Pin;
 use crate::token::{self, describe, TokenSlot};
 use crate::uri::Pkcs11Uri;
 
@@ -61,6 +62,9 @@ pub struct SigningKey {
 /// module. The operator commands use it directly; the protocol goes through [`Pkcs11Backend`].
 pub struct TokenSession {
     session: Session,
+    /// The PIN the user login used (zeroized on drop), for the context-specific login of a key
+    /// with CKA_ALWAYS_AUTHENTICATE.
+    pin: Option<Pin>,
     token: TokenSlot,
     uri: Pkcs11Uri,
     module: Pkcs11,
@@ -81,7 +85,8 @@ impl TokenSession {
         let opened = ctx.run_blocking("opening the PKCS#11 token", move || {
             open_token(&config, &deadline, &uri, &choice, read_write, &at).map(|parts| (parts, uri))
         });
-        let ((module, token, session, store_lock), uri) = opened.map_err(|e| step.explain(e))?;
+        let ((module, token, (session, pin), store_lock), uri) =
+            opened.map_err(|e| step.explain(e))?;
         // A signal during a later call (C_Sign on a stalled HSM) ends this invocation's
         // sessions with C_Finalize (a network HSM then frees them at once); the runner bounds
         // how long that may take.
@@ -92,6 +97,7 @@ impl TokenSession {
         tracing::debug!(token = token.label(), slot = token.slot.id(), "logged in");
         Ok(Self {
             session,
+            pin,
             token,
             uri,
             module,
@@ -117,7 +123,29 @@ impl TokenSession {
         Ok(SigningKey { object, public })
     }
 
-    fn signer(&self, spec: KeySpec) -> Result<Signer> {
+    /// Signs with `object` on this session (see [`key::sign`]); a key that needs a
+    /// context-specific login gets it with the PIN of the user login.
+    fn sign(
+        &self,
+        object: &KeyObject,
+        signer: &Signer,
+        message: &[u8],
+        digest: &[u8],
+    ) -> Result<BackendSignature> {
+        let login = |session: &Session| {
+            token::log_in_as(
+                &self.module,
+                &self.token,
+                session,
+                UserType::ContextSpecific,
+                self.pin.as_ref(),
+            )
+        };
+        key::sign(&self.session, object, signer, message, digest, &login)
+    }
+
+    /// The mechanism for `spec`; `multi_part` for a key that needs a context-specific login.
+    fn signer(&self, spec: KeySpec, multi_part: bool) -> Result<Signer> {
         let mechanisms: Vec<MechanismType> = self
             .module
             .get_mechanism_list(self.token.slot)
@@ -128,7 +156,7 @@ impl TokenSession {
                     describe(&e)
                 ))
             })?;
-        key::signer(&mechanisms, spec, self.token.label())
+        key::signer(&mechanisms, spec, self.token.label(), multi_part)
     }
 }
 
@@ -153,7 +181,12 @@ impl Step {
     }
 }
 
-type Opened = (Pkcs11, TokenSlot, Session, Option<token::StoreLock>);
+type Opened = (
+    Pkcs11,
+    TokenSlot,
+    (Session, Option<Pin>),
+    Option<token::StoreLock>,
+);
 
 /// Loads the module, selects the token, opens a session and logs in once. Only the token
 /// opening is retried: a token that is missing may just be busy (another process is rewriting
@@ -266,8 +299,8 @@ impl Backend for Pkcs11Backend {
         self.with_session(
             ctx,
             "signing on the PKCS#11 token (C_Sign)",
-            move |s| match s.signer(spec)? {
-                signer @ Signer::Digest(_) => key::sign(&s.session, &object, &signer, &[], &digest),
+            move |s| match s.signer(spec, false)? {
+                signer @ Signer::Digest(_) => s.sign(&object, &signer, &[], &digest),
                 Signer::Message(_) => Err(PluginError::generic(format!(
                     "token '{}' can only hash-and-sign for key '{key_name}', and no message was \
                      given",
@@ -287,8 +320,8 @@ impl Backend for Pkcs11Backend {
     ) -> Result<BackendSignature> {
         let (object, message, digest) = (key.object.clone(), message.to_vec(), digest.to_vec());
         self.with_session(ctx, "signing on the PKCS#11 token (C_Sign)", move |s| {
-            let signer = s.signer(spec)?;
-            key::sign(&s.session, &object, &signer, &message, &digest)
+            let signer = s.signer(spec, object.always_authenticate)?;
+            s.sign(&object, &signer, &message, &digest)
         })
     }
 

@@ -9,7 +9,7 @@ use cryptoki::slot::{Slot, TokenInfo};
 use cryptoki::types::RawAuthPin;
 use plugin_protocol::{Config, PluginError, Result};
 
-use crate::pin;
+use crate::pin::{self, Pin};
 use crate::uri::Pkcs11Uri;
 
 /// Directories searched for `module-name=<name>` (as `<name>.so`, `lib<name>.so`).
@@ -445,22 +445,21 @@ pub fn open(
     read_write: bool,
 ) -> Result<Session> {
     let session = open_session(ctx, token, read_write)?;
-    login(ctx, token, session, uri, config)
+    login(ctx, token, session, uri, config).map(|(session, _pin)| session)
 }
 
-/// Logs the user in on `session` when the token needs it, calling C_Login exactly once. A
-/// wrong PIN is ACCESS_DENIED and reports the token's remaining-tries flags; a login whose
-/// outcome is unknown (CKR_GENERAL_ERROR, CKR_DEVICE_ERROR, ...) is never tried again either:
-/// the token may have counted it against the PIN.
+/// Logs the user in on `session` when the token needs it, calling C_Login exactly once, and
+/// returns the PIN it used (zeroized on drop), kept for the keys that need a context-specific
+/// login before each signature. See [`log_in_as`] for the answers.
 pub fn login(
     ctx: &Pkcs11,
     token: &TokenSlot,
     session: Session,
     uri: &Pkcs11Uri,
     config: &Config,
-) -> Result<Session> {
+) -> Result<(Session, Option<Pin>)> {
     if !token.info.login_required() {
-        return Ok(session);
+        return Ok((session, None));
     }
     let label = token.label();
     let pin = pin::find(uri, config)?;
@@ -471,37 +470,63 @@ pub fn login(
              NOTATION_PKCS11_PIN / PKCS11_PIN"
         )));
     }
-    let result = match &pin {
+    log_in_as(ctx, token, &session, UserType::User, pin.as_ref())?;
+    Ok((session, pin))
+}
+
+/// One C_Login as `user` (the user, or the context-specific login a CKA_ALWAYS_AUTHENTICATE key
+/// needs after C_SignInit) with `pin`, or through the token's protected authentication path
+/// when there is none. A wrong PIN is ACCESS_DENIED and reports the token's remaining-tries
+/// flags; a login whose outcome is unknown (CKR_GENERAL_ERROR, CKR_DEVICE_ERROR, ...) is never
+/// tried again either: the token may have counted it against the PIN.
+pub fn log_in_as(
+    ctx: &Pkcs11,
+    token: &TokenSlot,
+    session: &Session,
+    user: UserType,
+    pin: Option<&Pin>,
+) -> Result<()> {
+    let label = token.label();
+    let result = match pin {
         Some(pin) => {
             let raw = RawAuthPin::new(Box::new(pin.bytes.to_vec()));
-            session.login_with_raw(UserType::User, &raw)
+            session.login_with_raw(user, &raw)
         }
-        None => session.login(UserType::User, None),
+        None => session.login(user, None),
     };
     let source = pin
-        .as_ref()
         .map(|p| p.source.clone())
         .unwrap_or_else(|| "the token's protected authentication path".into());
-    drop(pin);
     let not_retried = "; the plugin does not log in again after an answer like this (the token \
                        may have counted it against the PIN): check the token and sign again";
+    let context = if matches!(user, UserType::ContextSpecific) {
+        " in the context-specific login the key needs before every signature \
+         (CKA_ALWAYS_AUTHENTICATE)"
+    } else {
+        ""
+    };
     match result {
-        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+        Ok(()) => Ok(()),
+        Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) if matches!(user, UserType::User) => {
+            Ok(())
+        }
         Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
             let remaining = ctx
                 .get_token_info(token.slot)
                 .map(|i| tries_left(&i))
                 .unwrap_or_default();
             Err(PluginError::access_denied(format!(
-                "wrong PIN for token '{label}' (from {source}); the plugin does not retry, so \
-                 the token counted one failed attempt{remaining}"
+                "wrong PIN for token '{label}' (from {source}){context}; the plugin does not \
+                 retry, so the token counted one failed attempt{remaining}"
             ))
             .with_metadata("token", label))
         }
         Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(PluginError::access_denied(format!(
-            "the user PIN of token '{label}' is locked after too many wrong PINs; the security \
-             officer must unblock it (e.g. softhsm2-util / pkcs11-tool --init-pin)"
-        ))),
+            "the user PIN of token '{label}' is blocked after too many wrong PINs; unblock it \
+             with the PUK or the security officer PIN (e.g. ykman piv access unblock-pin, \
+             pkcs11-tool --init-pin, softhsm2-util)"
+        ))
+        .with_metadata("token", label)),
         Err(CkError::Pkcs11(RvError::PinLenRange, _)) => Err(PluginError::access_denied(format!(
             "the PIN from {source} has a length token '{label}' does not accept ({}..{} \
              characters)",
@@ -519,7 +544,7 @@ pub fn login(
             "the user PIN of token '{label}' has expired; change it before signing"
         ))),
         Err(e) => Err(PluginError::generic(format!(
-            "login to token '{label}' failed: {}{not_retried}",
+            "login to token '{label}'{context} failed: {}{not_retried}",
             describe(&e)
         ))),
     }

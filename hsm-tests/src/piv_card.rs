@@ -1,0 +1,252 @@
+//! The virtual PIV cards of `hsm-tests/piv-card/` (two YubiKey 5 look-alikes, firmware 5.7, in
+//! the private pcscd of `scripts/piv-card.sh`), for the tests that drive YKCS11, Yubico's tools
+//! and the plugins against a real PC/SC stack. One pcscd serves every test process, so a test
+//! holds [`PivCard`] (a machine-wide lock) while it uses the cards, and starts from a
+//! factory-reset card.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use plugin_protocol::chain::{self, Certificate};
+use plugin_protocol::{KeySpec, PublicKey};
+
+/// The default management key of a YubiKey (AES-192 from firmware 5.7, 3DES before).
+pub const DEFAULT_MGMT_KEY: &str = "010203040506070801020304050607080102030405060708";
+pub const DEFAULT_PIN: &str = "123456";
+pub const DEFAULT_PUK: &str = "12345678";
+
+/// YKCS11's CKA_ID of a PIV slot: 9a 1, 9c 2, 9d 3, 9e 4, retired 82..95 5..24, f9 25.
+pub fn ykcs11_id(slot: u8) -> u8 {
+    match slot {
+        0x9a => 1,
+        0x9c => 2,
+        0x9d => 3,
+        0x9e => 4,
+        0x82..=0x95 => slot - 0x82 + 5,
+        0xf9 => 25,
+        other => panic!("{other:#x} is not a PIV key slot"),
+    }
+}
+
+/// ykman's name of an algorithm.
+pub fn ykman_algorithm(spec: KeySpec) -> &'static str {
+    match spec {
+        KeySpec::Rsa2048 => "RSA2048",
+        KeySpec::Rsa3072 => "RSA3072",
+        KeySpec::Rsa4096 => "RSA4096",
+        KeySpec::Ec256 => "ECCP256",
+        KeySpec::Ec384 => "ECCP384",
+        KeySpec::Ec521 => panic!("PIV has no P-521"),
+    }
+}
+
+/// Card 1 of the stack, held under the machine-wide card lock and reset to factory state.
+pub struct PivCard {
+    pub serial: u32,
+    /// The other card's serial (the stack runs two, for serial selection).
+    pub other_serial: u32,
+    /// The PC/SC reader card 1 is in.
+    pub reader: &'static str,
+    /// The card's state directory (card.json, touch, fault, attestation-root.pem).
+    pub state_dir: PathBuf,
+    /// Everything `scripts/piv-card.sh env` exports.
+    pub vars: HashMap<String, String>,
+    /// A scratch directory for this test (PIN files, certificates, envelopes).
+    pub dir: tempfile::TempDir,
+    pub plugin: PathBuf,
+    _lock: File,
+}
+
+impl PivCard {
+    /// Starts the stack if needed, waits for the lock, and factory-resets card 1 (`ykman piv
+    /// reset`).
+    pub fn acquire() -> Self {
+        crate::start_backend("piv-card.sh");
+        let out = Command::new(crate::repo().join("scripts/piv-card.sh"))
+            .arg("env")
+            .output()
+            .expect("run scripts/piv-card.sh env");
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let lock = File::create(&vars["PIV_CARD_LOCK"]).expect("create the card lock file");
+        lock.lock().expect("take the card lock");
+        let serials: Vec<u32> = vars["PIV_CARD_SERIALS"]
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        assert_eq!(serials.len(), 2, "PIV_CARD_SERIALS");
+        let card = PivCard {
+            serial: serials[0],
+            other_serial: serials[1],
+            reader: "Yubico YubiKey OTP+FIDO+CCID 00 00",
+            state_dir: Path::new(&vars["PIV_CARD_DIR"]).join("card1"),
+            vars,
+            dir: tempfile::tempdir().expect("temporary directory"),
+            plugin: crate::plugin_binary("pkcs11"),
+            _lock: lock,
+        };
+        for f in ["touch", "touch-timeout", "fault"] {
+            let _ = std::fs::remove_file(card.state_dir.join(f));
+        }
+        card.ykman(&["piv", "reset", "--force"]);
+        card
+    }
+
+    /// What a PC/SC client needs to reach the stack's pcscd.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "PCSCLITE_CSOCK_NAME".into(),
+            self.vars["PCSCLITE_CSOCK_NAME"].clone(),
+        )]
+    }
+
+    pub fn ykcs11(&self) -> &str {
+        &self.vars["PIV_CARD_YKCS11"]
+    }
+
+    /// Runs a program with the stack's environment.
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(program)
+            .args(args)
+            .envs(self.env())
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"))
+    }
+
+    /// Runs a program and returns its stdout (and stderr), panicking on failure.
+    #[track_caller]
+    pub fn run_ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self.run(program, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
+        text
+    }
+
+    /// Yubico's ykman on this card (`ykman --device <serial> ...`).
+    #[track_caller]
+    pub fn ykman(&self, args: &[&str]) -> String {
+        let serial = self.serial.to_string();
+        let mut all = vec!["--device", serial.as_str()];
+        all.extend_from_slice(args);
+        self.run_ok(&self.vars["PIV_CARD_YKMAN"], &all)
+    }
+
+    /// A fresh key of `spec` in `slot` (`ykman piv keys generate`), with `pin_policy` (DEFAULT,
+    /// NEVER, ONCE, ALWAYS); returns its public key, also written to `<slot>.pub.pem` in the
+    /// scratch directory.
+    pub fn generate(&self, slot: u8, spec: KeySpec, pin_policy: &str) -> PublicKey {
+        self.generate_with(slot, spec, pin_policy, "DEFAULT")
+    }
+
+    /// [`PivCard::generate`] with a touch policy (DEFAULT, NEVER, ALWAYS, CACHED) too.
+    pub fn generate_with(
+        &self,
+        slot: u8,
+        spec: KeySpec,
+        pin_policy: &str,
+        touch_policy: &str,
+    ) -> PublicKey {
+        let slot = format!("{slot:02x}");
+        let pem = self.dir.path().join(format!("{slot}.pub.pem"));
+        self.ykman(&[
+            "piv",
+            "keys",
+            "generate",
+            "--management-key",
+            DEFAULT_MGMT_KEY,
+            "--algorithm",
+            ykman_algorithm(spec),
+            "--pin-policy",
+            pin_policy,
+            "--touch-policy",
+            touch_policy,
+            &slot,
+            &pem.display().to_string(),
+        ]);
+        PublicKey::from_spki_pem(&std::fs::read_to_string(&pem).expect("ykman wrote the key"))
+            .expect("an SPKI PEM")
+    }
+
+    /// Stores `cert` in `slot` (`ykman piv certificates import`).
+    pub fn import_certificate(&self, slot: u8, cert: &Certificate) {
+        let slot = format!("{slot:02x}");
+        let pem = self.write(&format!("{slot}.cert.pem"), &cert.to_pem());
+        self.ykman(&[
+            "piv",
+            "certificates",
+            "import",
+            "--management-key",
+            DEFAULT_MGMT_KEY,
+            &slot,
+            &pem.display().to_string(),
+        ]);
+    }
+
+    /// Writes `chain` as a PEM bundle into the scratch directory.
+    pub fn write_chain(&self, name: &str, chain: &[Certificate]) -> PathBuf {
+        self.write(name, &chain::to_pem_bundle(chain))
+    }
+
+    /// Writes `contents` to `name` in the scratch directory (mode 0600).
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write into the scratch directory");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// The notation-pkcs11 key URI of the key in `slot` through YKCS11, with `pin_file`.
+    pub fn uri(&self, slot: u8, pin_file: &Path) -> String {
+        format!(
+            "pkcs11:serial={};id=%{:02X}?module-path={}&pin-source=file:{}",
+            self.serial,
+            ykcs11_id(slot),
+            self.ykcs11(),
+            pin_file.display()
+        )
+    }
+
+    /// The card's own PIN retry counter (from its state, not through any client).
+    pub fn pin_retries(&self) -> u64 {
+        self.state()["pin_retries"].as_u64().expect("pin_retries")
+    }
+
+    /// The card's state file (card.json), as the card wrote it.
+    pub fn state(&self) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(self.state_dir.join("card.json")).expect("the card's state");
+        serde_json::from_str(&text).expect("card.json is JSON")
+    }
+
+    /// Injects a fault (see hsm-tests/piv-card/vpcd.py): `slow <seconds>`, `remove <seconds>`.
+    pub fn inject_fault(&self, fault: &str) {
+        std::fs::write(self.state_dir.join("fault"), fault).expect("write the fault file");
+    }
+
+    /// Ends a `slow` fault.
+    pub fn clear_fault(&self) {
+        let _ = std::fs::remove_file(self.state_dir.join("fault"));
+    }
+
+    /// Touches the card (a key with a touch policy is waiting for it, or will be).
+    pub fn touch(&self) {
+        std::fs::write(self.state_dir.join("touch"), "").expect("write the touch file");
+    }
+
+    /// How long the card waits for a touch before failing like a YubiKey.
+    pub fn set_touch_timeout(&self, seconds: f32) {
+        std::fs::write(self.state_dir.join("touch-timeout"), seconds.to_string())
+            .expect("write the touch timeout");
+    }
+}
