@@ -93,8 +93,46 @@ impl PivCard {
         for f in ["touch", "touch-timeout", "fault"] {
             let _ = std::fs::remove_file(card.state_dir.join(f));
         }
-        card.ykman(&["piv", "reset", "--force"]);
+        card.wait_until_present();
+        // The set-up's own reset: pcscd's RPC to the virtual reader can drop while the previous
+        // test's client lets go of the card (SCARD_F_COMM_ERROR), so it is tried up to 3 times.
+        let ykman = card.vars["PIV_CARD_YKMAN"].clone();
+        let serial = card.serial.to_string();
+        let reset = ["--device", serial.as_str(), "piv", "reset", "--force"];
+        for attempt in 1.. {
+            let out = card.run(&ykman, &reset);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                attempt < 3,
+                "ykman piv reset failed 3 times: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            card.wait_until_present();
+        }
         card
+    }
+
+    /// Waits (at most 20 s) until card 1 answers: after a pulled-out card, pcscd notices the
+    /// reinserted one on its own schedule, slower on a busy machine.
+    pub fn wait_until_present(&self) {
+        let ykman = &self.vars["PIV_CARD_YKMAN"];
+        let serial = self.serial.to_string();
+        let start = std::time::Instant::now();
+        loop {
+            let out = self.run(ykman, &["--device", &serial, "piv", "info"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "card {serial} never answered: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 
     /// What a PC/SC client needs to reach the stack's pcscd.

@@ -253,7 +253,8 @@ fn a_card_pulled_out_a_slow_card_and_touch() {
     let err = assert_error(&sign(&uri, "30"), "ERROR", &["refused to sign", "C_Sign"]);
     assert!(!err.error_message.contains(DEFAULT_PIN));
     assert_eq!(card.pin_retries(), 3, "the PIN was right: nothing counted");
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    card.wait_until_present();
     let inv = sign(&uri, "30");
     assert!(inv.succeeded(), "back in: {}", inv.stderr_text());
 
