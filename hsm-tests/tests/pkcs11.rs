@@ -161,6 +161,40 @@ fn chain_from_a_file_and_token_leaf_plus_ca_bundle() {
     );
 }
 
+/// A CA key rollover leaves two root certificates with one subject on the token (the old one
+/// first): the chain is built with the one whose key issued the leaf.
+#[test]
+fn of_two_ca_certificates_with_one_subject_the_issuing_one_is_chosen() {
+    let token = SoftToken::new("rollover");
+    let uri = token.generate("k", KeySpec::Ec256);
+    let old = TestCa::new("CN=Rollover Root,O=Notation Plugins");
+    let new = TestCa::new("CN=Rollover Root,O=Notation Plugins");
+    let der = token.dir.path().join("old-root.der");
+    std::fs::write(&der, old.root().der()).unwrap();
+    let der = der.display().to_string();
+    token.pkcs11_tool(&[
+        "--write-object",
+        &der,
+        "--type",
+        "cert",
+        "--id",
+        "99",
+        "--label",
+        "old root",
+    ]);
+    let chain = new.issue_leaf(&token.public_key(&uri), "CN=release,O=Notation Plugins");
+    token.import_chain(&uri, &chain);
+    let env = token.env();
+    check_and_verify(
+        &token.plugin,
+        &uri,
+        &[],
+        &env_refs(&env),
+        &new.root_pem(),
+        token.dir.path(),
+    );
+}
+
 /// generate-signature, as notation runs it, for a key that must fail.
 fn sign_error(token: &SoftToken, uri: &str, spec: KeySpec) -> Invocation {
     token

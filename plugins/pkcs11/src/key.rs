@@ -288,8 +288,11 @@ fn certificates_with_id(session: &Session, id: &[u8]) -> Result<Vec<Certificate>
     certificates(session, vec![Attribute::Id(id.to_vec())])
 }
 
-/// The chain on the token: the certificate with the key's CKA_ID (the one carrying the key's
-/// public key if several), then its issuers found by subject, up to a self-signed root.
+/// The certificates on the token for this key's chain: the certificate with the key's CKA_ID
+/// (the one carrying the key's public key if several), then every certificate whose subject is
+/// the issuer of one already found, up to self-signed roots. A CA key rollover leaves two CA
+/// certificates with one name (old and new key): both are returned, and the shared chain
+/// builder takes the one whose key signed (AKI/SKI first).
 pub fn chain_on_token(
     session: &Session,
     key: &KeyObject,
@@ -304,26 +307,28 @@ pub fn chain_on_token(
     else {
         return Ok(Vec::new());
     };
-    let mut chain = vec![leaf];
-    while chain.len() < 10 {
-        let last = chain.last().expect("non-empty");
-        let tbs = &last.x509().tbs_certificate;
+    let mut pool = vec![leaf];
+    let mut next = 0;
+    while next < pool.len() && pool.len() < MAX_CHAIN_POOL {
+        let tbs = &pool[next].x509().tbs_certificate;
+        next += 1;
         if tbs.issuer == tbs.subject {
-            break;
+            continue;
         }
         let issuer = der::Encode::to_der(&tbs.issuer)
             .map_err(|e| PluginError::generic(format!("cannot encode an issuer name: {e}")))?;
-        let found = certificates(session, vec![Attribute::Subject(issuer)])?;
-        match found
-            .into_iter()
-            .find(|c| !chain.iter().any(|x| x.der() == c.der()))
-        {
-            Some(c) => chain.push(c),
-            None => break,
+        for c in certificates(session, vec![Attribute::Subject(issuer)])? {
+            if !pool.iter().any(|x| x.der() == c.der()) {
+                pool.push(c);
+            }
         }
     }
-    Ok(chain.into_iter().map(|c| c.der().to_vec()).collect())
+    Ok(pool.into_iter().map(|c| c.der().to_vec()).collect())
 }
+
+/// The most certificates read from a token for one chain (a token with a CA history keeps a
+/// few per name; this bounds a token full of them).
+const MAX_CHAIN_POOL: usize = 32;
 
 /// The mechanisms to sign with for `spec` on this token: raw (digest in) where offered.
 pub enum Signer {
