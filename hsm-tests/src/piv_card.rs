@@ -160,23 +160,23 @@ impl PivCard {
     /// Runs a program and returns its stdout (and stderr), panicking on failure.
     #[track_caller]
     pub fn run_ok(&self, program: &str, args: &[&str]) -> String {
-        let out = self.run(program, args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
-        text
+        succeeded(program, args, self.run(program, args))
     }
 
-    /// Yubico's ykman on this card (`ykman --device <serial> ...`).
+    /// Yubico's ykman on this card (`ykman --device <serial> ...`). After a reset of the card
+    /// (the set-up's, or a test's), pcscd may refuse a client's first command with
+    /// SCARD_W_RESET_CARD ("Card was reset"), which never reached the card: that one is run again.
     #[track_caller]
     pub fn ykman(&self, args: &[&str]) -> String {
         let serial = self.serial.to_string();
         let mut all = vec!["--device", serial.as_str()];
         all.extend_from_slice(args);
-        self.run_ok(&self.vars["PIV_CARD_YKMAN"], &all)
+        let ykman = &self.vars["PIV_CARD_YKMAN"];
+        let mut out = self.run(ykman, &all);
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("0x80100068") {
+            out = self.run(ykman, &all);
+        }
+        succeeded(ykman, &all, out)
     }
 
     /// A fresh key of `spec` in `slot` (`ykman piv keys generate`), with `pin_policy` (DEFAULT,
@@ -287,4 +287,16 @@ impl PivCard {
         std::fs::write(self.state_dir.join("touch-timeout"), seconds.to_string())
             .expect("write the touch timeout");
     }
+}
+
+/// The stdout and stderr of a run that must have succeeded.
+#[track_caller]
+fn succeeded(program: &str, args: &[&str], out: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
+    text
 }
