@@ -43,6 +43,12 @@ pub static INFO: PluginInfo = PluginInfo {
             help: "a pretend credential, to prove secrets never reach output or logs",
             secret: true,
         },
+        ConfigKey {
+            name: "interrupt_marker",
+            env: &[],
+            help: "with key id test:hang, a file the interrupt cleanup writes (a backend session closed)",
+            secret: false,
+        },
     ],
     operator_commands: &[],
     chain_sources_help: "the file <key path>.chain.pem",
@@ -152,6 +158,15 @@ impl Backend for SoftKeyBackend {
             "test:print" => {
                 println!("stray text a library printed on stdout");
                 eprintln!("stray text a library printed on stderr");
+            }
+            // A backend call that never ends, after opening something a signal must close.
+            "test:hang" => {
+                if let Some(marker) = ctx.config.get("interrupt_marker") {
+                    crate::on_interrupt(move || {
+                        let _ = std::fs::write(&marker, "closed");
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_secs(60));
             }
             _ => {}
         }
