@@ -6,7 +6,8 @@
 #     backend requests, and the ratio to the floor, one bare request of the same API made by
 #     curl against the same local backend (PKCS#11: pkcs11-tool with login), as medians of
 #     paired runs (scripts/bench_backends.py). SoftHSM2 always; with --backends also OpenBao,
-#     LocalStack and the Key Vault emulator, started here (and stopped again) if not running.
+#     LocalStack, the Key Vault and Cloud KMS emulators, started here (and stopped again) if not
+#     running.
 #
 #   scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR]
 #
@@ -73,14 +74,16 @@ cleanup() {
 trap cleanup EXIT
 selected=pkcs11
 if $backends; then
-  for b in openbao localstack keyvault-emulator; do
+  for b in openbao localstack keyvault-emulator gcpkms-emulator; do
     scripts/$b.sh status >/dev/null 2>&1 || { scripts/$b.sh start >&2; stop+=("$b"); }
   done
   eval "$(scripts/openbao.sh env)"
   eval "$(scripts/keyvault-emulator.sh env)"
+  eval "$(scripts/gcpkms-emulator.sh env)"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_EC2_METADATA_DISABLED=true
   selected=pkcs11,hashicorp-vault,aws-kms,azure-keyvault
+  [ -x "$bin/notation-gcp-kms" ] && selected+=,gcp-kms
 fi
 echo
 echo "== describe-key and generate-signature (EC-256, chain from a file), medians of $runs paired runs"

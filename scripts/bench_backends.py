@@ -4,11 +4,12 @@ release binary, the number of backend requests it makes, and the ratio to the fl
 request of the same API made by curl against the same local backend (for PKCS#11, pkcs11-tool
 with login), as medians of paired runs (plugin, floor, plugin, floor, ...) in one invocation.
 
-    bench_backends.py --bin DIR --runs N [--backends pkcs11,hashicorp-vault,aws-kms,azure-keyvault]
+    bench_backends.py --bin DIR --runs N [--backends pkcs11,hashicorp-vault,aws-kms,...]
 
 It expects the local backends running with their environment exported (bench.sh does both),
 makes its own EC-256 key on each with a self-signed certificate as the chain file, and counts
-requests through a counting proxy (OpenBao, LocalStack) or the emulator's request log (Key Vault).
+requests through a counting proxy (OpenBao, LocalStack, the local Cloud KMS) or the emulator's
+request log (Key Vault).
 """
 
 import argparse
@@ -282,18 +283,47 @@ class Bench:
                              f"{key_id}/sign?api-version=7.5"], count)
 
 
+def gcp(bench):
+    """notation-gcp-kms against the local Cloud KMS (hsm-tests/gcpkms-emulator)."""
+    url = os.environ["GCPKMS_EMULATOR_URL"]
+    project = os.environ["GCPKMS_EMULATOR_PROJECT"]
+    token = json.loads(urllib.request.urlopen(f"{url}/_admin/token").read())["access_token"]
+
+    def api(path, body):
+        req = urllib.request.Request(f"{url}/v1/{path}", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req).read())
+    ring = f"projects/{project}/locations/europe-west1/keyRings/bench-{os.getpid()}"
+    api(f"{ring.rsplit('/keyRings/', 1)[0]}/keyRings?keyRingId=bench-{os.getpid()}", {})
+    api(f"{ring}/cryptoKeys?cryptoKeyId=k", {"purpose": "ASYMMETRIC_SIGN",
+                                            "versionTemplate": {"algorithm": "EC_SIGN_P256_SHA256"}})
+    version = f"{ring}/cryptoKeys/k/cryptoKeyVersions/1"
+    chain = bench.self_signed("gcp-kms", version)
+    curl = ["curl", "-sf", "-o", os.devnull, "-H", f"Authorization: Bearer {token}",
+            "-H", "Content-Type: application/json"]
+    sign_body = json.dumps({"digest": {"sha256": base64.b64encode(DIGEST).decode()}})
+    count = bench.proxied_count(url, "NOTATION_GCP_KMS_ENDPOINT")
+    bench.measure("gcp-kms", "describe-key", version, {},
+                  curl + [f"{url}/v1/{version}/publicKey"], count)
+    bench.measure("gcp-kms", "generate-signature", version, {"certificate_chain": chain},
+                  curl + ["-X", "POST", "-d", sign_body, f"{url}/v1/{version}:asymmetricSign"],
+                  count)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--backends", default="pkcs11,hashicorp-vault,aws-kms,azure-keyvault")
+    ap.add_argument("--backends",
+                    default="pkcs11,hashicorp-vault,aws-kms,azure-keyvault,gcp-kms")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="notation-bench-")
     try:
         bench = Bench(args.bin, args.runs, work)
         for backend in args.backends.split(","):
             {"pkcs11": bench.pkcs11, "hashicorp-vault": bench.vault, "aws-kms": bench.aws,
-             "azure-keyvault": bench.azure}[backend]()
+             "azure-keyvault": bench.azure, "gcp-kms": lambda: gcp(bench)}[backend]()
         bench.table()
     finally:
         shutil.rmtree(work, ignore_errors=True)
