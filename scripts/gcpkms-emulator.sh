@@ -32,6 +32,7 @@ PACKAGES=(cryptography==46.0.3 google-cloud-kms==3.18.0 google-cloud-secret-mana
   google-api-core==2.44.0 google-auth==2.63.0 google-crc32c==1.9.0)
 
 log() { echo "gcpkms-emulator.sh: $*" >&2; }
+source scripts/emulator-process.sh
 
 install_venv() {
   local stamp="$VENV/.notation-plugins-packages"
@@ -50,10 +51,6 @@ healthy() {
   curl -fsS -o /dev/null --max-time 2 "$URL/_admin/health" 2>/dev/null
 }
 
-running() {
-  [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
-}
-
 write_state() {
   umask 077
   cat >"$STATE" <<EOS
@@ -69,44 +66,15 @@ start() {
   install_venv
   mkdir -p "$DIR"
   write_state
-  if running && healthy; then
-    log "already running (pid $(cat "$PIDFILE")) at $URL"
-    return
-  fi
-  if running; then
-    kill "$(cat "$PIDFILE")" 2>/dev/null || true
-    sleep 0.5
-  fi
+  already_running "$URL" && return
   log "starting the emulator on 127.0.0.1:$PORT, log $LOG"
   nohup "$VENV/bin/python" "$EMULATOR" --port "$PORT" --state-dir "$DIR" >"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
-  for _ in $(seq 1 100); do
-    if healthy; then
-      log "ready at $URL (pid $(cat "$PIDFILE")); for a shell: eval \"\$($0 env)\""
-      return
-    fi
-    if ! running; then
-      log "the emulator exited; its log:"
-      tail -n 30 "$LOG" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  log "the emulator did not answer within 10 s; its log:"
-  tail -n 30 "$LOG" >&2
-  exit 1
+  await_ready "$URL"
 }
 
 stop() {
-  if running; then
-    local pid
-    pid="$(cat "$PIDFILE")"
-    kill "$pid" 2>/dev/null || true
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$PIDFILE"
+  stop_process
 }
 
 case "${1:-}" in

@@ -52,6 +52,7 @@ PACKAGES=(cryptography==46.0.3 azure-identity==1.25.1 azure-keyvault-keys==4.11.
   azure-keyvault-certificates==4.10.0 azure-keyvault-secrets==4.10.0)
 
 log() { echo "keyvault-emulator.sh: $*" >&2; }
+source scripts/emulator-process.sh
 
 install_venv() {
   local stamp="$VENV/.notation-plugins-packages"
@@ -127,10 +128,6 @@ healthy() {
       "https://$VAULT_HOST:$PORT/common/discovery/instance" 2>/dev/null
 }
 
-running() {
-  [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
-}
-
 write_state() {
   umask 077
   cat >"$STATE" <<EOF
@@ -151,46 +148,17 @@ start() {
   make_certificates
   add_hosts
   write_state
-  if running && healthy; then
-    log "already running (pid $(cat "$PIDFILE")) at $VAULT_URL"
-    return
-  fi
-  if running; then
-    kill "$(cat "$PIDFILE")" 2>/dev/null || true
-    sleep 0.5
-  fi
+  already_running "$VAULT_URL" && return
   log "starting the emulator on 127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT), log $LOG"
   KV_EMULATOR_CLIENT_SECRET="$(client_secret)" nohup "$VENV/bin/python" "$EMULATOR" \
     --port "$PORT" --admin-port "$ADMIN_PORT" --cert "$DIR/server.pem" --key "$DIR/server.key" \
     --vault-url "$VAULT_URL" --tenant "$TENANT" >"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
-  for _ in $(seq 1 100); do
-    if healthy; then
-      log "ready at $VAULT_URL (pid $(cat "$PIDFILE")); for a shell: eval \"\$($0 env)\""
-      return
-    fi
-    if ! running; then
-      log "the emulator exited; its log:"
-      tail -n 30 "$LOG" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  log "the emulator did not answer within 10 s; its log:"
-  tail -n 30 "$LOG" >&2
-  exit 1
+  await_ready "$VAULT_URL"
 }
 
 stop() {
-  if running; then
-    local pid
-    pid="$(cat "$PIDFILE")"
-    kill "$pid" 2>/dev/null || true
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$PIDFILE"
+  stop_process
   remove_hosts
 }
 
