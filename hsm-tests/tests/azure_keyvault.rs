@@ -1355,3 +1355,27 @@ fn a_pinned_key_version_is_described_as_that_version() {
         assert_eq!(described.key_spec, spec, "{key_id}");
     }
 }
+
+/// A trust store that would block its reader (SSL_CERT_FILE a FIFO) is refused by name at
+/// once, instead of hanging the plugin past its deadline inside the TLS stack.
+#[test]
+fn a_trust_store_that_would_block_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("roots.pem");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let env = hsm_tests::env_with(base_env(), &[("SSL_CERT_FILE", fifo.to_str().unwrap())]);
+    let mut c = PluginClient::new(plugin()).with_envs(&env);
+    c.timeout = Duration::from_secs(20);
+    let inv = c
+        .describe_key(
+            &format!("{}/keys/anything", vault_url()),
+            hsm_tests::config(&[("timeout_seconds", "5")]),
+        )
+        .unwrap();
+    assert_error(&inv, "VALIDATION_ERROR", &["SSL_CERT_FILE", "a FIFO"]);
+    assert!(inv.elapsed < Duration::from_secs(3), "{:?}", inv.elapsed);
+}

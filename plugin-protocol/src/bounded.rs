@@ -56,6 +56,68 @@ pub(crate) fn open(path: &Path, limit: u64, what: &str) -> Result<CheckedFile> {
     Ok(CheckedFile { file, meta })
 }
 
+/// Checks the trust store the TLS stacks read from the environment (OpenSSL's `SSL_CERT_FILE`
+/// and `SSL_CERT_DIR`, which rustls-native-certs honours) before an HTTPS client reads it: those
+/// libraries read it without a bound, so a FIFO or device there would hang the plugin past its
+/// deadline. Call it before building an HTTPS client; what it refuses is named.
+pub fn check_trust_store_env() -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let refuse = |var: &str, path: &Path, is: &str| {
+        PluginError::validation(format!(
+            "{var} names {}, which is {is}: the TLS trust store must be regular PEM files; \
+             point {var} at a CA bundle file (or unset it)",
+            path.display()
+        ))
+    };
+    // /dev/null is the usual "no roots": it ends at once, unlike /dev/zero or a terminal.
+    let null = std::fs::metadata("/dev/null").ok();
+    let kind_of = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        let kind = meta.file_type();
+        if null
+            .as_ref()
+            .is_some_and(|n| n.rdev() == meta.rdev() && kind.is_char_device())
+        {
+            None
+        } else if kind.is_fifo() {
+            Some("a FIFO")
+        } else if kind.is_socket() {
+            Some("a socket")
+        } else if kind.is_block_device() || kind.is_char_device() {
+            Some("a device")
+        } else {
+            None
+        }
+    };
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        let path = Path::new(&file);
+        // A missing file is the TLS stack's to report; only what would block is refused here.
+        if let Some(is) = std::fs::metadata(path).ok().as_ref().and_then(kind_of) {
+            return Err(refuse("SSL_CERT_FILE", path, is));
+        }
+        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Err(refuse("SSL_CERT_FILE", path, "a directory"));
+        }
+    }
+    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()) {
+        for dir in std::env::split_paths(&dirs) {
+            if let Some(is) = std::fs::metadata(&dir).ok().as_ref().and_then(kind_of) {
+                return Err(refuse("SSL_CERT_DIR", &dir, is));
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten().take(10_000) {
+                let path = entry.path();
+                if let Some(is) = std::fs::metadata(&path).ok().as_ref().and_then(kind_of) {
+                    return Err(refuse("SSL_CERT_DIR", &path, is));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CheckedFile {
     /// Reads the whole file, refusing it if it grew past `limit` meanwhile.
     pub fn read(self, path: &Path, limit: u64, what: &str, into: &mut Vec<u8>) -> Result<()> {

@@ -80,6 +80,7 @@ impl Session {
             // would cost milliseconds at every start, and nothing here speaks TLS.
             aws_smithy_http_client::Builder::new().build_http()
         } else {
+            plugin_protocol::bounded::check_trust_store_env()?;
             aws_smithy_http_client::Builder::new()
                 .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
                 .build_https()

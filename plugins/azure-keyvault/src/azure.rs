@@ -122,6 +122,7 @@ fn client_options(transport: &Transport) -> ClientOptions {
 impl Session {
     /// Creates the runtime and the credential. No network call is made.
     pub fn open(ctx: &Context, key: &KeyRef) -> Result<Self> {
+        plugin_protocol::bounded::check_trust_store_env()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -156,6 +156,8 @@ macro_rules! configure {
 impl Session {
     /// Creates the runtime, the credentials and the KMS client. No network call is made.
     pub fn open(ctx: &Context) -> Result<Self> {
+        // Google's client reads the system trust store even for a plain-HTTP endpoint.
+        plugin_protocol::bounded::check_trust_store_env()?;
         // Two workers: Google's token cache refreshes on a task of its own, and the deadline's
         // timer must fire even while that task waits on an unresponsive metadata server.
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -76,6 +76,9 @@ impl Vault {
                 plugin_protocol::bounded::shorten(&plugin_protocol::secret::redact_url(&addr), 200)
             )));
         };
+        if https {
+            plugin_protocol::bounded::check_trust_store_env()?;
+        }
         let namespace = config
             .get("namespace")
             .map(|n| n.trim().trim_matches('/').to_owned())

@@ -1,0 +1,54 @@
+//! A TLS trust store named by SSL_CERT_FILE or SSL_CERT_DIR that would block its reader (a FIFO,
+//! a device) is refused by name before any HTTPS client reads it; regular files pass. (Its own
+//! test binary: it sets process environment variables.)
+
+use std::process::Command;
+
+use plugin_protocol::bounded::check_trust_store_env;
+use plugin_protocol::ErrorCode;
+
+#[test]
+fn a_trust_store_that_would_block_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("roots.pem");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let bundle = dir.path().join("bundle.pem");
+    std::fs::write(&bundle, "").unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::write(certs.join("a.pem"), "").unwrap();
+
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    std::env::set_var("SSL_CERT_DIR", &certs);
+    check_trust_store_env().expect("regular files pass");
+
+    std::env::set_var("SSL_CERT_FILE", &fifo);
+    let e = check_trust_store_env().unwrap_err();
+    assert_eq!(e.code, ErrorCode::Validation);
+    assert!(
+        e.message.contains("SSL_CERT_FILE") && e.message.contains("a FIFO"),
+        "{}",
+        e.message
+    );
+
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    std::fs::rename(&fifo, certs.join("b.pem")).unwrap();
+    let e = check_trust_store_env().unwrap_err();
+    assert!(
+        e.message.contains("SSL_CERT_DIR") && e.message.contains("b.pem"),
+        "{}",
+        e.message
+    );
+
+    std::env::remove_var("SSL_CERT_DIR");
+    std::env::set_var("SSL_CERT_FILE", "/dev/zero");
+    let e = check_trust_store_env().unwrap_err();
+    assert!(e.message.contains("a device"), "{}", e.message);
+    // /dev/null (no roots at all) ends at once: the TLS stack's to report.
+    std::env::set_var("SSL_CERT_FILE", "/dev/null");
+    check_trust_store_env().expect("/dev/null passes");
+}
