@@ -140,7 +140,7 @@ enum CaCommand {
         #[arg(long)]
         ca_key_id: String,
         /// pluginConfig for the CA key (repeatable KEY=VALUE)
-        #[arg(long = "plugin-config", value_parser = parse_pair)]
+        #[arg(long = "plugin-config", value_parser = crate::operator::key_value)]
         plugin_config: Vec<(String, String)>,
         /// The CA's certificate (PEM), optionally followed by its issuers up to the root
         #[arg(long)]
@@ -178,7 +178,7 @@ pub(crate) struct KeyArgs {
     #[arg(long)]
     pub(crate) key_id: String,
     /// pluginConfig for the key (repeatable KEY=VALUE), as for `notation key add`
-    #[arg(long = "plugin-config", value_parser = parse_pair)]
+    #[arg(long = "plugin-config", value_parser = crate::operator::key_value)]
     pub(crate) plugin_config: Vec<(String, String)>,
 }
 
@@ -192,33 +192,17 @@ struct OutArgs {
     force: bool,
 }
 
-fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
-}
-
 /// Runs one of [`COMMANDS`] if `args` names it; returns the exit code (0, 1 error, 2 usage).
 pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Option<i32> {
     let first = args.first()?.as_str();
     if !COMMANDS.iter().any(|(c, _)| *c == first) {
         return None;
     }
-    let argv = std::iter::once(format!("notation-{}", info.name)).chain(args.iter().cloned());
-    let cli = match Cli::try_parse_from(argv) {
+    let cli: Cli = match crate::operator::parse(&format!("notation-{}", info.name), args.to_vec()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return Some(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return Some(code),
     };
-    match execute::<B>(info, cli.command) {
-        Ok(()) => Some(0),
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            Some(1)
-        }
-    }
+    Some(crate::operator::exit_code(execute::<B>(info, cli.command)))
 }
 
 /// A backend key opened for certificate work.

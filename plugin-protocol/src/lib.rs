@@ -18,6 +18,7 @@ pub mod contract;
 pub mod error;
 pub mod identity;
 pub mod keyspec;
+pub mod operator;
 pub mod pipeline;
 pub mod pss;
 pub mod public_key;

@@ -23,20 +23,14 @@ struct Args {
     #[arg(long)]
     alias: Option<String>,
     /// Tag KEY=VALUE (repeatable)
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = plugin_protocol::operator::key_value)]
     tags: Vec<(String, String)>,
     /// Key description
     #[arg(long)]
     description: Option<String>,
     /// pluginConfig KEY=VALUE (repeatable): region, profile, endpoint_url
-    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = plugin_protocol::operator::key_value)]
     plugin_config: Vec<(String, String)>,
-}
-
-fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
 /// The KMS key spec for `--spec`.
@@ -63,25 +57,14 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
     if args.first().map(String::as_str) != Some("create-key") {
         return None;
     }
-    let argv =
-        std::iter::once("notation-aws-kms create-key".to_owned()).chain(args[1..].iter().cloned());
-    let parsed = match Args::try_parse_from(argv) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return Some(if e.use_stderr() { 2 } else { 0 });
-        }
-    };
-    match run(parsed) {
-        Ok(key_id) => {
-            println!("{key_id}");
-            Some(0)
-        }
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            Some(1)
-        }
-    }
+    let parsed: Args =
+        match plugin_protocol::operator::parse("notation-aws-kms create-key", args[1..].to_vec()) {
+            Ok(a) => a,
+            Err(code) => return Some(code),
+        };
+    Some(plugin_protocol::operator::exit_code(
+        run(parsed).map(|key_id| println!("{key_id}")),
+    ))
 }
 
 fn run(args: Args) -> Result<String> {

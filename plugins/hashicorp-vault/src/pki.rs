@@ -50,17 +50,11 @@ struct Args {
     #[arg(long, default_value = "8760h")]
     ttl: String,
     /// Configuration, as `notation key add --plugin-config KEY=VALUE` (repeatable)
-    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = plugin_protocol::operator::key_value)]
     plugin_config: Vec<(String, String)>,
     /// Also write the chain (PEM, leaf first) to this file
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
 /// Runs `issue-certificate` if `args` names it; returns the exit code.
@@ -68,22 +62,14 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
     if args.first().map(String::as_str) != Some(COMMAND.0) {
         return None;
     }
-    let argv = std::iter::once("notation-hashicorp-vault issue-certificate".to_owned())
-        .chain(args.iter().skip(1).cloned());
-    let parsed = match Args::try_parse_from(argv) {
+    let parsed: Args = match plugin_protocol::operator::parse(
+        "notation-hashicorp-vault issue-certificate",
+        args[1..].to_vec(),
+    ) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return Some(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return Some(code),
     };
-    match run(parsed) {
-        Ok(()) => Some(0),
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            Some(1)
-        }
-    }
+    Some(plugin_protocol::operator::exit_code(run(parsed)))
 }
 
 fn run(args: Args) -> Result<()> {

@@ -78,13 +78,9 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
     if !INFO.operator_commands.iter().any(|(c, _)| *c == first) {
         return None;
     }
-    let argv = std::iter::once("notation-pkcs11".to_owned()).chain(args.iter().cloned());
-    let cli = match Cli::try_parse_from(argv) {
+    let cli: Cli = match plugin_protocol::operator::parse("notation-pkcs11", args.to_vec()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return Some(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return Some(code),
     };
     let result = match cli.command {
         Cmd::Tokens { module } => tokens(module),
@@ -101,13 +97,7 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
             module,
         } => import_certificate(key_id, chain, module),
     };
-    match result {
-        Ok(()) => Some(0),
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            Some(1)
-        }
-    }
+    Some(plugin_protocol::operator::exit_code(result))
 }
 
 fn context(key_id: String, module: Option<PathBuf>) -> Result<Context> {
