@@ -96,26 +96,35 @@ pub trait Backend: Sized {
     const SIGNS_UNRESOLVED: bool = false;
 
     /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: sign
-    /// `digest` (of `message`) with the key the key id names, without reading the key or its
-    /// public key first, and, when `fetch_chain` (no `certificate_chain` file is configured),
-    /// fetch what [`Backend::certificate_chain`] would return at the same time (see
-    /// [`crate::blocking::concurrently`]).
+    /// `sign.digest` (of `sign.message`) with the key the key id names, without reading the key
+    /// or its public key first, and, when `sign.fetch_chain` (no `certificate_chain` file is
+    /// configured), fetch what [`Backend::certificate_chain`] would return at the same time (see
+    /// [`crate::blocking::sign_and_fetch_chain`]).
     ///
     /// The shared code builds the chain, checks it, and verifies the signature under the
     /// leaf's key, which proves that key and certificate match. Only when that fails, or the
     /// backend refuses with `VALIDATION_ERROR`, does it resolve the key the usual way
     /// ([`Backend::resolve_key`], [`Backend::certificate_chain`]) to say what is wrong (a
     /// rotated key, a certificate of another key, an unusable key type).
-    fn sign_unresolved(
-        &mut self,
-        _ctx: &Context,
-        _spec: KeySpec,
-        _message: &[u8],
-        _digest: &[u8],
-        _fetch_chain: bool,
-    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+    fn sign_unresolved(&mut self, _ctx: &Context, _sign: &UnresolvedSign) -> Result<Signed> {
         Err(crate::PluginError::generic(
             "this backend resolves the key before it signs",
         ))
     }
 }
+
+/// What [`Backend::sign_unresolved`] is asked to do.
+#[derive(Clone, Copy, Debug)]
+pub struct UnresolvedSign<'a> {
+    /// The request's key spec; its hash made `digest`.
+    pub spec: KeySpec,
+    /// The payload notation sent, for backends that hash and sign.
+    pub message: &'a [u8],
+    /// The payload's digest with `spec`'s hash.
+    pub digest: &'a [u8],
+    /// Fetch the backend's own chain too: no `certificate_chain` file is configured.
+    pub fetch_chain: bool,
+}
+
+/// A signature and the certificates the backend holds for the key (none unless fetched).
+pub type Signed = (BackendSignature, Vec<Vec<u8>>);

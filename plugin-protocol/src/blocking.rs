@@ -62,11 +62,7 @@ where
 
 /// For [`crate::Backend::sign_unresolved`]: `sign`, and when `fetch_chain` also `chain` at the
 /// same time (see [`concurrently`]); the signature and the certificates (none unless fetched).
-pub fn sign_and_fetch_chain<C, S>(
-    fetch_chain: bool,
-    chain: C,
-    sign: S,
-) -> Result<(crate::BackendSignature, Vec<Vec<u8>>)>
+pub fn sign_and_fetch_chain<C, S>(fetch_chain: bool, chain: C, sign: S) -> Result<crate::Signed>
 where
     C: FnOnce() -> Result<Vec<Vec<u8>>> + Send,
     S: FnOnce() -> Result<crate::BackendSignature>,

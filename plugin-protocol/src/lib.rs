@@ -33,7 +33,7 @@ pub mod softkey;
 pub mod testca;
 pub mod trust;
 
-pub use backend::{Backend, ConfigKey, PluginInfo};
+pub use backend::{Backend, ConfigKey, PluginInfo, Signed, UnresolvedSign};
 pub use blocking::run_with_deadline;
 pub use chain::Certificate;
 pub use config::{retry, Config, Context, Deadline};

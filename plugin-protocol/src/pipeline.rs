@@ -228,15 +228,16 @@ fn sign_unresolved<B: Backend>(
             .map(|certs| complete_chain(ctx, certs, None))
             .transpose()
     };
+    let sign = crate::UnresolvedSign {
+        spec,
+        message: payload,
+        digest,
+        fetch_chain: !has_file,
+    };
     let (file_chain, signed) = if has_file {
-        crate::blocking::concurrently(read_file, || {
-            backend.sign_unresolved(ctx, spec, payload, digest, false)
-        })
+        crate::blocking::concurrently(read_file, || backend.sign_unresolved(ctx, &sign))
     } else {
-        (
-            Ok(None),
-            backend.sign_unresolved(ctx, spec, payload, digest, true),
-        )
+        (Ok(None), backend.sign_unresolved(ctx, &sign))
     };
     let (raw, stored) = match signed {
         Ok(signed) => signed,

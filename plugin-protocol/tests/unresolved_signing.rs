@@ -15,7 +15,7 @@ use plugin_protocol::signature::verify_digest;
 use plugin_protocol::softkey::SoftKey;
 use plugin_protocol::{
     Backend, BackendSignature, Certificate, ConfigKey, Context, ErrorCode, KeySpec, PluginError,
-    PluginInfo, PublicKey, Result,
+    PluginInfo, PublicKey, Result, Signed, UnresolvedSign,
 };
 
 /// The calls the backend got, in order, in this test process (the tests take [`LOCK`]).
@@ -114,19 +114,12 @@ impl Backend for Remote {
 
     const SIGNS_UNRESOLVED: bool = true;
 
-    fn sign_unresolved(
-        &mut self,
-        ctx: &Context,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-        fetch_chain: bool,
-    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
-        record(format!("sign_unresolved fetch_chain={fetch_chain}"));
+    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
+        record(format!("sign_unresolved fetch_chain={}", sign.fetch_chain));
         plugin_protocol::blocking::sign_and_fetch_chain(
-            fetch_chain,
+            sign.fetch_chain,
             || Ok(Self::stored(ctx)),
-            || Self::sign(ctx, spec, digest),
+            || Self::sign(ctx, sign.spec, sign.digest),
         )
     }
 }

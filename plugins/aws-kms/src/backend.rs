@@ -4,7 +4,8 @@
 use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use plugin_protocol::public_key::unsupported_key;
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result,
+    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Signed,
+    UnresolvedSign,
 };
 
 use crate::aws::{Call, Session};
@@ -168,17 +169,11 @@ impl Backend for AwsKms {
 
     /// One Sign call with the key id as given (KMS resolves aliases), plus the Secrets Manager
     /// chain at the same time when there is no chain file and a secret is configured.
-    fn sign_unresolved(
-        &mut self,
-        ctx: &Context,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-        fetch_chain: bool,
-    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
+        let (spec, digest) = (sign.spec, sign.digest);
         let this = &*self;
         plugin_protocol::blocking::sign_and_fetch_chain(
-            fetch_chain,
+            sign.fetch_chain,
             || this.stored_chain(ctx),
             || this.sign(ctx, &this.key_ref.kms_key_id, spec, digest),
         )

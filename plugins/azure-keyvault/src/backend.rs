@@ -13,6 +13,7 @@ use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use plugin_protocol::public_key::{named_curve_der, unsupported_key};
 use plugin_protocol::{
     Backend, BackendSignature, Certificate, Context, KeySpec, PluginError, PublicKey, Result,
+    Signed, UnresolvedSign,
 };
 
 use crate::azure::{Call, Session};
@@ -336,21 +337,15 @@ impl Backend for AzureKeyVault {
 
     /// One sign call on the key (or certificate) the key id names, its version or the current
     /// one, plus the chain Key Vault holds at the same time when there is no chain file.
-    fn sign_unresolved(
-        &mut self,
-        ctx: &Context,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-        fetch_chain: bool,
-    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
+        let (spec, digest) = (sign.spec, sign.digest);
         let key = VaultKey {
             name: self.key_ref.name.clone(),
             version: self.key_ref.version.clone(),
         };
         let this = &*self;
         plugin_protocol::blocking::sign_and_fetch_chain(
-            fetch_chain,
+            sign.fetch_chain,
             || this.stored_chain(ctx, &key),
             || this.sign_key(ctx, &key, spec, digest),
         )

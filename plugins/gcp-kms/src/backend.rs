@@ -8,7 +8,8 @@ use google_cloud_kms_v1::model::crypto_key_version::{
 };
 use google_cloud_kms_v1::model::{CryptoKeyVersion, Digest};
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Retry,
+    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Retry, Signed,
+    UnresolvedSign,
 };
 
 use crate::gcp::{Call, Session};
@@ -373,17 +374,11 @@ impl Backend for GcpKms {
     /// One AsymmetricSign on the named key version (no getPublicKey first; a key name without
     /// a version lists its versions first, asymmetric keys having no primary), plus the Secret
     /// Manager chain at the same time when there is no chain file.
-    fn sign_unresolved(
-        &mut self,
-        ctx: &Context,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-        fetch_chain: bool,
-    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
+        let (spec, digest) = (sign.spec, sign.digest);
         let this = &*self;
         plugin_protocol::blocking::sign_and_fetch_chain(
-            fetch_chain,
+            sign.fetch_chain,
             || this.stored_chain(ctx),
             || {
                 let version = match &this.key_ref.version {

@@ -2,7 +2,8 @@
 
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result,
+    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Signed,
+    UnresolvedSign,
 };
 use serde_json::Value;
 
@@ -175,19 +176,14 @@ impl Backend for VaultBackend {
 
     /// One sign request, plus the chain's own read at the same time when there is no chain
     /// file: the Transit key (whose version that signed holds the chain) or the KV secret.
-    fn sign_unresolved(
-        &mut self,
-        ctx: &Context,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-        fetch_chain: bool,
-    ) -> Result<(BackendSignature, Vec<Vec<u8>>)> {
+    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
+        let (spec, digest) = (sign.spec, sign.digest);
         let key_ref = KeyRef::parse(&ctx.key_id)?;
         let (vault, mount, name) = (&self.vault, self.mount.as_str(), key_ref.name.as_str());
-        let sign = || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest);
-        if !fetch_chain {
-            return Ok((sign()?.1, Vec::new()));
+        let transit_sign =
+            || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest);
+        if !sign.fetch_chain {
+            return Ok((transit_sign()?.1, Vec::new()));
         }
         let source = chain_source(ctx, name)?;
         let (stored, signed) = plugin_protocol::blocking::concurrently(
@@ -201,7 +197,7 @@ impl Backend for VaultBackend {
                         StoredChain::Pem(pem, source)
                     }),
             },
-            sign,
+            transit_sign,
         );
         let (version, signature) = signed?;
         let ders = match stored? {
