@@ -1,6 +1,21 @@
 # Sourced by the emulator scripts (keyvault-emulator.sh, gcpkms-emulator.sh): one Python
-# emulator process behind a pid file. The script defines log(), healthy(), PIDFILE and LOG,
-# and launches the process itself (its arguments differ); these are the parts that do not.
+# emulator process behind a pid file, in a venv of pinned packages. The script defines log(),
+# healthy(), PIDFILE, LOG, CACHE, VENV and PACKAGES, and launches the process itself (its
+# arguments differ); these are the parts that do not.
+
+# The venv with exactly PACKAGES (pinned), made or remade when they change.
+install_venv() {
+  local stamp="$VENV/.notation-plugins-packages"
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${PACKAGES[*]}" ]; then
+    return
+  fi
+  log "installing ${PACKAGES[*]} into $VENV"
+  mkdir -p "$CACHE"
+  scripts/install-deps.sh
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
+  echo "${PACKAGES[*]}" >"$stamp"
+}
 
 running() {
   [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null

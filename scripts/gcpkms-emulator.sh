@@ -34,19 +34,6 @@ PACKAGES=(cryptography==46.0.3 google-cloud-kms==3.18.0 google-cloud-secret-mana
 log() { echo "gcpkms-emulator.sh: $*" >&2; }
 source scripts/emulator-process.sh
 
-install_venv() {
-  local stamp="$VENV/.notation-plugins-packages"
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${PACKAGES[*]}" ]; then
-    return
-  fi
-  log "installing ${PACKAGES[*]} into $VENV"
-  mkdir -p "$CACHE"
-  scripts/install-deps.sh
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
-  echo "${PACKAGES[*]}" >"$stamp"
-}
-
 healthy() {
   curl -fsS -o /dev/null --max-time 2 "$URL/_admin/health" 2>/dev/null
 }

@@ -54,19 +54,6 @@ PACKAGES=(cryptography==46.0.3 azure-identity==1.25.1 azure-keyvault-keys==4.11.
 log() { echo "keyvault-emulator.sh: $*" >&2; }
 source scripts/emulator-process.sh
 
-install_venv() {
-  local stamp="$VENV/.notation-plugins-packages"
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${PACKAGES[*]}" ]; then
-    return
-  fi
-  log "installing ${PACKAGES[*]} into $VENV"
-  mkdir -p "$CACHE"
-  scripts/install-deps.sh
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
-  echo "${PACKAGES[*]}" >"$stamp"
-}
-
 make_certificates() {
   [ -s "$DIR/server.pem" ] && [ -s "$DIR/ca.pem" ] && return
   log "making the test CA and the TLS certificate for $VAULT_HOST and $LOGIN_HOST"
