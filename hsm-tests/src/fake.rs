@@ -169,7 +169,9 @@ pub fn tampering_proxy(upstream: &str, on: &'static str, tamper: Tamper) -> Fake
             let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
             std::thread::spawn(move || {
                 let flight = Flight {
-                    requests: (&counter, &seen, &failed),
+                    counter: &counter,
+                    seen: &seen,
+                    failed: &failed,
                     in_flight: &in_flight,
                     peak: &peak,
                 };
@@ -193,11 +195,12 @@ pub fn stalling_proxy(upstream: &str, hang_on: &'static str) -> Fake {
 
 /// A proxy's counters: requests (count, heads, failures answered), and requests in flight.
 struct Flight<'a> {
-    requests: (
-        &'a AtomicUsize,
-        &'a std::sync::Mutex<Vec<String>>,
-        &'a AtomicUsize,
-    ),
+    /// Requests received.
+    counter: &'a AtomicUsize,
+    /// Their heads.
+    seen: &'a std::sync::Mutex<Vec<String>>,
+    /// Requests answered by a [`Tamper::Fail`].
+    failed: &'a AtomicUsize,
     in_flight: &'a AtomicUsize,
     peak: &'a AtomicUsize,
 }
@@ -229,7 +232,12 @@ fn answer(
     tamper: Tamper,
     flight: &Flight<'_>,
 ) -> std::io::Result<()> {
-    let (counter, seen, failed) = flight.requests;
+    let Flight {
+        counter,
+        seen,
+        failed,
+        ..
+    } = *flight;
     let text = String::from_utf8_lossy(request).into_owned();
     let head = text.split("\r\n\r\n").next().unwrap_or("").to_owned();
     let matches = head.contains(on);

@@ -92,11 +92,10 @@ pub fn check_trust_store_env() -> Result<()> {
     if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
         let path = Path::new(&file);
         // A missing file is the TLS stack's to report; only what would block is refused here.
-        if let Some(is) = std::fs::metadata(path).ok().as_ref().and_then(kind_of) {
-            return Err(refuse("SSL_CERT_FILE", path, is));
-        }
-        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            return Err(refuse("SSL_CERT_FILE", path, "a directory"));
+        if let Ok(meta) = std::fs::metadata(path) {
+            if let Some(is) = kind_of(&meta).or(meta.is_dir().then_some("a directory")) {
+                return Err(refuse("SSL_CERT_FILE", path, is));
+            }
         }
     }
     if let Some(dirs) = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()) {
