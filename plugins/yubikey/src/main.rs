@@ -1,0 +1,51 @@
+//! `notation-yubikey`: the Notation signing plugin `yubikey` for keys in a YubiKey's PIV
+//! application, on the `yubikey` crate (no PKCS#11 module needed).
+//!
+//! describe-key reads the slot's metadata; generate-signature verifies the PIN when the slot's
+//! policy needs it (once: a wrong PIN is never retried), asks for a touch on the terminal when
+//! the policy needs one, and has the card sign: ECDSA over the digest, or raw RSA over the
+//! shared crate's EMSA-PSS encoding. The slot's certificate is the leaf of the chain. Operator
+//! commands list the devices and slots, generate keys, import certificates and attest keys.
+#![forbid(unsafe_code)]
+
+mod attestation;
+mod backend;
+mod commands;
+mod device;
+mod metadata;
+mod pin;
+mod slot;
+mod tty;
+
+use plugin_protocol::{ConfigKey, PluginInfo};
+
+pub static INFO: PluginInfo = PluginInfo {
+    name: "yubikey",
+    description: "Sign artifacts with keys in a YubiKey's PIV application",
+    version: env!("CARGO_PKG_VERSION"),
+    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/yubikey",
+    key_id_help: slot::KEY_ID_HELP,
+    config_keys: &[
+        ConfigKey {
+            name: "pin_file",
+            env: &["YUBIKEY_PIN_FILE"],
+            help: "file holding the PIV PIN (mode 0600); without it the PIN comes from \
+                   YUBIKEY_PIN or, in a terminal, a prompt on /dev/tty",
+            secret: false,
+        },
+        ConfigKey {
+            name: "pin",
+            env: &["YUBIKEY_PIN"],
+            help: "the PIV PIN, from the environment only (refused in pluginConfig, which \
+                   notation stores in plain text)",
+            secret: true,
+        },
+    ],
+    operator_commands: commands::COMMANDS,
+    chain_sources_help: "the YubiKey (the certificate in the key's slot, stored with \
+                         notation-yubikey import-certificate)",
+};
+
+fn main() {
+    plugin_protocol::run_with::<backend::YubiKeyBackend>(&INFO, commands::dispatch)
+}
