@@ -142,9 +142,11 @@ impl YubiKeyBackend {
         F: FnOnce(&mut YubiKey) -> Result<T> + Send + 'static,
     {
         let card = Arc::clone(&self.card);
+        let reader = self.attached.reader.clone();
+        let what = doing.to_owned();
         ctx.run_blocking(doing, move || {
             let mut yk = card.lock().unwrap_or_else(|p| p.into_inner());
-            call(&mut yk)
+            call(&mut yk).map_err(|e| device::explain_removal(e, &reader, &what))
         })
     }
 }

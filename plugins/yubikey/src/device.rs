@@ -169,3 +169,46 @@ pub fn describe(e: Error, doing: &str) -> PluginError {
     };
     PluginError::generic(format!("{doing}: {message}"))
 }
+
+/// Whether a card is in `reader` now, through a fresh PC/SC connection let go without a reset:
+/// after a failed command, this tells a YubiKey pulled out mid-command (which the card layer
+/// may report only as a failed command) from a refusal.
+pub fn card_present(reader: &str) -> bool {
+    use pcsc::Error as P;
+    let Ok(context) = pcsc::Context::establish(pcsc::Scope::User) else {
+        return true;
+    };
+    let Ok(name) = std::ffi::CString::new(reader) else {
+        return true;
+    };
+    match context.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
+        Ok(card) => {
+            let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+            true
+        }
+        Err(P::NoSmartcard | P::RemovedCard | P::UnknownReader | P::ReaderUnavailable) => false,
+        Err(_) => true,
+    }
+}
+
+/// `e` from a command on the card in `reader`, restated when the card is gone. PC/SC notices a
+/// pulled-out card on its reader's next poll, so presence is asked for up to a second (5 times,
+/// 200 ms apart; only after a failure, and the deadline still bounds the answer).
+pub fn explain_removal(e: PluginError, reader: &str, doing: &str) -> PluginError {
+    if e.code != plugin_protocol::ErrorCode::Generic || e.message.contains("removed") {
+        return e;
+    }
+    let gone = (0..5).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        !card_present(reader)
+    });
+    if !gone {
+        return e;
+    }
+    PluginError::generic(format!(
+        "{doing}: the YubiKey was removed (or its reader went away) during the operation; plug \
+         it back in and sign again"
+    ))
+}
