@@ -5,7 +5,7 @@
 
 use std::sync::mpsc;
 
-use crate::config::Deadline;
+use crate::deadline::Deadline;
 use crate::error::Result;
 
 /// Runs `call` on a worker thread and waits for it until `deadline`; past it, the answer is

@@ -24,10 +24,11 @@ use x509_cert::request::CertReq;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::error::{PluginError, Result};
+use crate::plugin_info::PluginInfo;
 use crate::signature::{ecdsa_fixed_to_der, normalise, verify_digest};
 use crate::{HashAlgorithm, KeySpec, PublicKey};
 

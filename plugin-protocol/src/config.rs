@@ -1,15 +1,16 @@
-//! Configuration (pluginConfig merged with the environment), the per-invocation deadline and the
-//! bounded, jittered retry every backend uses.
+//! Configuration (pluginConfig merged with the environment), the invocation's context, and the
+//! bounded, jittered retry every backend uses under the invocation's [`Deadline`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::backend::{ConfigKey, PluginInfo};
 use crate::contract::PluginConfig;
+use crate::deadline::Deadline;
 use crate::error::{ErrorCode, PluginError, Result, Retry};
+use crate::plugin_info::{ConfigKey, PluginInfo};
 
 /// Keys every plugin of the suite understands, with the same name everywhere.
 pub const SHARED_KEYS: &[ConfigKey] = &[
@@ -175,43 +176,6 @@ pub fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
-    }
-}
-
-/// The overall deadline of one invocation.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline {
-    at: Instant,
-    total: Duration,
-}
-
-impl Deadline {
-    pub fn after(total: Duration) -> Self {
-        Self {
-            at: Instant::now() + total,
-            total,
-        }
-    }
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-    pub fn total(&self) -> Duration {
-        self.total
-    }
-    /// TIMEOUT if the deadline has passed, naming what was being done.
-    pub fn check(&self, doing: &str) -> Result<()> {
-        if self.remaining().is_zero() {
-            Err(self.exceeded(doing))
-        } else {
-            Ok(())
-        }
-    }
-    pub fn exceeded(&self, doing: &str) -> PluginError {
-        PluginError::timeout(format!(
-            "gave up {doing} after the {}s deadline; raise pluginConfig timeout_seconds if the \
-             backend is just slow",
-            self.total.as_secs_f64()
-        ))
     }
 }
 

@@ -5,11 +5,12 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::contract::*;
 use crate::error::{ErrorCode, PluginError, Result};
+use crate::plugin_info::PluginInfo;
 use crate::signature::{normalise, verify_digest};
 use crate::{KeySpec, PublicKey};
 

@@ -6,11 +6,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::Mutex;
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::config::{Config, LOG_ENV, SHARED_KEYS};
 use crate::contract::Command;
 use crate::error::PluginError;
 use crate::pipeline::{handle, MAX_REQUEST_BYTES};
+use crate::plugin_info::PluginInfo;
 
 /// The original stderr, kept for the JSON error (the panic hook writes there too).
 static ERROR_OUT: Mutex<Option<File>> = Mutex::new(None);

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use rsa::pkcs8::DecodePrivateKey;
 
-use crate::backend::{Backend, ConfigKey, PluginInfo};
+use crate::backend::Backend;
 use crate::config::Context;
 use crate::error::{PluginError, Result};
+use crate::plugin_info::{ConfigKey, PluginInfo};
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
