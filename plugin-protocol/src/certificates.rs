@@ -53,11 +53,11 @@ const CODE_SIGNING: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 
 /// Default validity, in days, of what each command makes.
-pub mod default_days {
-    pub const SELF_SIGNED: u32 = 365;
-    pub const ROOT: u32 = 3650;
-    pub const INTERMEDIATE: u32 = 1825;
-    pub const LEAF: u32 = 365;
+pub(crate) mod default_days {
+    pub(crate) const SELF_SIGNED: u32 = 365;
+    pub(crate) const ROOT: u32 = 3650;
+    pub(crate) const INTERMEDIATE: u32 = 1825;
+    pub(crate) const LEAF: u32 = 365;
 }
 
 #[derive(Parser, Debug)]
@@ -285,7 +285,7 @@ fn spki_of(key: &PublicKey) -> SubjectPublicKeyInfoOwned {
 
 /// The X.509 signature algorithm for a key spec: ECDSA with the spec's hash, or RSASSA-PSS
 /// (hash, MGF1 on the same hash, salt = hash length).
-pub fn signature_algorithm(spec: KeySpec) -> AlgorithmIdentifierOwned {
+pub(crate) fn signature_algorithm(spec: KeySpec) -> AlgorithmIdentifierOwned {
     use const_oid::ObjectIdentifier as O;
     let (oid, params) = match spec.hash_algorithm() {
         h if spec.is_rsa() => {

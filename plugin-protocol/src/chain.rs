@@ -519,7 +519,7 @@ fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
 
 /// The CA rules for one certificate on its own (basicConstraints cA=true and keyUsage
 /// keyCertSign, both critical): what `ca issue` asks of its `--ca-cert`.
-pub fn ca_problems(cert: &Certificate) -> Vec<ChainProblem> {
+pub(crate) fn ca_problems(cert: &Certificate) -> Vec<ChainProblem> {
     let mut out = Vec::new();
     check_ca(cert, 0, &mut out);
     out
@@ -622,14 +622,14 @@ fn check_signature(cert: &Certificate, issuer: &Certificate) -> std::result::Res
 
 /// Why signed data (a certificate, a CSR) does not verify.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SignedDataError {
+pub(crate) enum SignedDataError {
     DoesNotVerify,
     /// The algorithm is refused or unsupported; the text says which and why.
     Refused(String),
 }
 
 /// Verifies an X.509-style signature (`alg` over `data`) with `key`.
-pub fn verify_signed(
+pub(crate) fn verify_signed(
     data: &[u8],
     alg: &spki::AlgorithmIdentifierOwned,
     sig: &[u8],

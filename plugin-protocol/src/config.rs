@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, PluginError, Result, Retry};
 use crate::plugin_info::{ConfigKey, PluginInfo};
 
 /// Keys every plugin of the suite understands, with the same name everywhere.
-pub const SHARED_KEYS: &[ConfigKey] = &[
+pub(crate) const SHARED_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "certificate_chain",
         env: &[],
@@ -42,7 +42,7 @@ pub const SHARED_KEYS: &[ConfigKey] = &[
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that turns on debug logging to the file it names.
-pub const LOG_ENV: &str = "NOTATION_PLUGIN_LOG";
+pub(crate) const LOG_ENV: &str = "NOTATION_PLUGIN_LOG";
 
 /// pluginConfig merged with environment variables. Lookup order for a key `name`:
 /// pluginConfig `name`, then `NOTATION_<PLUGIN>_<NAME>`, then the key's well-known variables.

@@ -6,7 +6,7 @@
 //! deadlines and retries — lives here.
 #![forbid(unsafe_code)]
 
-pub mod backend;
+mod backend;
 pub mod blocking;
 pub mod bounded;
 pub mod certificates;
@@ -15,13 +15,13 @@ pub mod chain;
 pub mod client;
 pub mod config;
 pub mod contract;
-pub mod deadline;
+mod deadline;
 pub mod error;
 pub mod identity;
-pub mod keyspec;
+mod keyspec;
 pub mod operator;
 pub mod pipeline;
-pub mod plugin_info;
+mod plugin_info;
 pub mod pss;
 pub mod public_key;
 #[cfg(feature = "remote")]
@@ -33,10 +33,9 @@ pub mod signature;
 pub mod softkey;
 #[cfg(feature = "softkey")]
 pub mod testca;
-pub mod trust;
+mod trust;
 
 pub use backend::{Backend, Signed, UnresolvedSign};
-pub use blocking::run_with_deadline;
 pub use chain::Certificate;
 pub use config::{retry, Config, Context};
 pub use deadline::Deadline;

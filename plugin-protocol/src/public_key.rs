@@ -53,7 +53,7 @@ pub fn named_curve_der(spec: KeySpec) -> Option<Vec<u8>> {
 }
 
 /// Human name of an elliptic curve OID, for messages about keys we cannot use.
-pub fn curve_name(curve: &ObjectIdentifier) -> String {
+pub(crate) fn curve_name(curve: &ObjectIdentifier) -> String {
     let name = match *curve {
         oid::P256 => "P-256",
         oid::P384 => "P-384",
