@@ -119,7 +119,13 @@ pub fn check_trust_store_env() -> Result<()> {
 
 impl CheckedFile {
     /// Reads the whole file, refusing it if it grew past `limit` meanwhile.
-    pub(crate) fn read(self, path: &Path, limit: u64, what: &str, into: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn read(
+        self,
+        path: &Path,
+        limit: u64,
+        what: &str,
+        into: &mut Vec<u8>,
+    ) -> Result<()> {
         self.file.take(limit + 1).read_to_end(into).map_err(|e| {
             PluginError::validation(format!("cannot read {what} {}: {e}", path.display()))
         })?;
@@ -150,6 +156,7 @@ pub(crate) fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> 
 /// [`MAX_RESPONSE_BYTES`]: used by the HTTP backends, whatever client they use.
 #[derive(Default)]
 pub struct BodyLimit {
+    /// The body so far, never more than [`MAX_RESPONSE_BYTES`].
     pub bytes: Vec<u8>,
 }
 

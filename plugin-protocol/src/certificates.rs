@@ -1,6 +1,6 @@
 //! Certificate tooling for keys that never leave their backend, the same on every plugin:
 //! `certificate self-signed`, `certificate csr`, `ca init`, `ca issue` and `public-key`.
-//! The backend signs (through [`Backend::sign_digest`], self-checked like every signature);
+//! The backend signs (through [`Backend::sign_message`], self-checked like every signature);
 //! x509-cert's builder assembles the certificates. Leaves always meet the Notary leaf rules
 //! and CA certificates the CA rules; the signature algorithm follows the signing key's spec
 //! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
@@ -194,6 +194,8 @@ struct OutArgs {
 }
 
 /// Runs one of [`COMMANDS`] if `args` names it; returns the exit code (0, 1 error, 2 usage).
+/// [`crate::run_with`] calls it before the plugin's own operator commands, so a plugin gets
+/// these commands without calling it.
 pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Option<i32> {
     let first = args.first()?.as_str();
     if !COMMANDS.iter().any(|(c, _)| *c == first) {

@@ -91,6 +91,7 @@ impl Config {
         Ok(config)
     }
 
+    /// The plugin these settings are for.
     pub fn info(&self) -> &'static PluginInfo {
         self.info
     }
@@ -129,6 +130,8 @@ impl Config {
             })
     }
 
+    /// The value of `name`, or `None` when neither pluginConfig nor the environment sets it
+    /// (an empty variable counts as unset). `name` must be one of [`Config::keys`].
     pub fn get(&self, name: &str) -> Option<String> {
         self.get_with_source(name).map(|(v, _)| v)
     }
@@ -187,13 +190,18 @@ pub struct Context {
     /// The keyId as messages and logs show it: [`crate::Backend::key_name`] removes anything
     /// secret a key id may carry (a PKCS#11 URI's pin-value).
     pub key_name: String,
+    /// pluginConfig merged with the environment; unknown keys were refused before the backend
+    /// was called.
     pub config: Config,
+    /// Every backend call and retry of this invocation ends by it.
     pub deadline: Deadline,
 }
 
 impl Context {
-    /// Runs a blocking backend call under this invocation's deadline (TIMEOUT when it passes):
-    /// see [`crate::blocking::run_with_deadline`].
+    /// Runs a blocking backend call (a PKCS#11 module, a PC/SC card) on a worker thread and waits
+    /// for it until this invocation's deadline; past it, the answer is TIMEOUT naming `doing`
+    /// and the call is left behind (the process exits after answering), so a hung token cannot
+    /// hang `notation sign`.
     pub fn run_blocking<T, F>(&self, doing: &str, call: F) -> Result<T>
     where
         T: Send + 'static,
@@ -202,6 +210,10 @@ impl Context {
         crate::blocking::run_with_deadline(&self.deadline, doing, call)
     }
 
+    /// The context of an invocation for `key_id`: checks `config` (see [`Config::new`]) and
+    /// starts the deadline. `key_name` starts as the key id; the runner sets it to
+    /// [`crate::Backend::key_name`]'s form, and so must any other caller whose key ids can hold
+    /// a secret.
     pub fn new(
         info: &'static PluginInfo,
         key_id: String,

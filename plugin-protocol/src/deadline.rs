@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{PluginError, Result};
 
-/// The overall deadline of one invocation.
+/// The overall deadline of one invocation (`timeout_seconds`, default 30 s), fixed when the
+/// invocation starts; [`crate::Context::deadline`] holds it.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline {
     at: Instant,
@@ -14,15 +15,18 @@ pub struct Deadline {
 }
 
 impl Deadline {
+    /// The deadline `total` from now.
     pub fn after(total: Duration) -> Self {
         Self {
             at: Instant::now() + total,
             total,
         }
     }
+    /// What is left of it; zero once it has passed. A backend call's own timeout is this.
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
+    /// The whole deadline as configured, for messages.
     pub fn total(&self) -> Duration {
         self.total
     }
@@ -34,6 +38,8 @@ impl Deadline {
             Ok(())
         }
     }
+    /// The TIMEOUT error for a deadline that passed while `doing` ("signing with key 'k'"):
+    /// it names what was being done and `timeout_seconds`.
     pub fn exceeded(&self, doing: &str) -> PluginError {
         PluginError::timeout(format!(
             "gave up {doing} after the {}s deadline; raise pluginConfig timeout_seconds if the \

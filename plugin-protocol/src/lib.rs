@@ -4,7 +4,27 @@
 //! certificate chain) and calls [`run`] from `main`. Everything else — the wire format, request
 //! checks, hashing, ECDSA encoding, certificate-chain rules, self-verification, error codes,
 //! deadlines and retries — lives here.
+//!
+//! # Author surface
+//!
+//! What a backend adapter uses, and all it should need:
+//! - [`Backend`] (with [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
+//!   [`ConfigKey`]s, started by [`run`] or [`run_with`]; [`on_interrupt`] for cleanups.
+//! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
+//!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls.
+//! - [`PluginError`], [`ErrorCode`], [`Retry`] and [`Result`]; [`error::error_chain`].
+//! - [`KeySpec`], [`HashAlgorithm`], [`SigningAlgorithm`], [`PublicKey`], [`BackendSignature`],
+//!   [`pss::encode`] for a raw-RSA backend.
+//! - Helpers: [`secret`] (secret files, redaction), [`bounded`] (size-bounded reads),
+//!   [`chain`] ([`Certificate`], PEM/DER), [`operator`] (operator commands), [`blocking`].
+//!
+//! The wire types ([`contract`], [`error::ErrorResponse`]) and the checks ([`signature`],
+//! [`chain`]) are public for the conformance checker, with the client (feature `client`) and
+//! the test backend and CA (feature `softkey`). [`run`] answers the protocol through
+//! [`pipeline`] and adds the certificate and trust commands ([`certificates`]) to every plugin;
+//! an adapter calls neither.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod backend;
 pub mod blocking;

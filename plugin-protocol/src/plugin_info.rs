@@ -21,13 +21,16 @@ pub struct ConfigKey {
 pub struct PluginInfo {
     /// Plugin name (`pkcs11`): the binary is `notation-<name>`, installed under `plugins/<name>/`.
     pub name: &'static str,
+    /// One line for `notation plugin list` and `--help`.
     pub description: &'static str,
     /// Strict SemVer without a leading `v` (use `env!("CARGO_PKG_VERSION")`).
     pub version: &'static str,
+    /// Where a user reads how to use the plugin (get-plugin-metadata's `url`).
     pub url: &'static str,
     /// How to write a key id for this backend, shown in help and in "unknown key" messages.
     pub key_id_help: &'static str,
-    /// Backend-specific configuration keys (the shared ones are in [`crate::config::SHARED_KEYS`]).
+    /// Backend-specific configuration keys; the shared ones (`certificate_chain`, `ca_certs`,
+    /// `timeout_seconds`) are added by the shared crate and must not be repeated here.
     pub config_keys: &'static [ConfigKey],
     /// Commands beyond the protocol (name, one-line help), dispatched by the plugin's own `main`.
     pub operator_commands: &'static [(&'static str, &'static str)],

@@ -25,7 +25,8 @@ static ON_INTERRUPT: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
 const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Registers `cleanup` to run if SIGTERM or SIGINT arrives before the invocation ends (never on
-/// a normal exit). Cleanups run on their own thread, at most [`CLEANUP_TIMEOUT`] in all.
+/// a normal exit). Cleanups run on their own thread, at most 2 s in all, so
+/// a cleanup that hangs cannot hold back the answer.
 pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
     ON_INTERRUPT
         .lock()
