@@ -1,45 +1,9 @@
-//! What a backend adapter implements, and the static description of a plugin.
+//! What a backend adapter implements.
 
 use crate::config::Context;
 use crate::error::Result;
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
-
-/// A configuration key a plugin understands, as `pluginConfig` key and environment variables.
-#[derive(Clone, Copy, Debug)]
-pub struct ConfigKey {
-    /// The pluginConfig key (`notation key add --plugin-config name=value`).
-    pub name: &'static str,
-    /// Well-known environment variables read when neither pluginConfig nor
-    /// `NOTATION_<PLUGIN>_<NAME>` is set (e.g. `VAULT_ADDR`), in order.
-    pub env: &'static [&'static str],
-    /// One line of help: what the value is.
-    pub help: &'static str,
-    /// A secret (PIN, token): never logged, zeroized after use.
-    pub secret: bool,
-}
-
-/// The static facts about a plugin: answered by get-plugin-metadata without touching the backend,
-/// and printed by `--help`.
-#[derive(Debug)]
-pub struct PluginInfo {
-    /// Plugin name (`pkcs11`): the binary is `notation-<name>`, installed under `plugins/<name>/`.
-    pub name: &'static str,
-    pub description: &'static str,
-    /// Strict SemVer without a leading `v` (use `env!("CARGO_PKG_VERSION")`).
-    pub version: &'static str,
-    pub url: &'static str,
-    /// How to write a key id for this backend, shown in help and in "unknown key" messages.
-    pub key_id_help: &'static str,
-    /// Backend-specific configuration keys (the shared ones are in [`crate::config::SHARED_KEYS`]).
-    pub config_keys: &'static [ConfigKey],
-    /// Commands beyond the protocol (name, one-line help), dispatched by the plugin's own `main`.
-    pub operator_commands: &'static [(&'static str, &'static str)],
-    /// Where this backend finds a certificate chain when `certificate_chain` is not set, for the
-    /// "no certificate chain" message (e.g. "the certificate object on the token with the key's
-    /// CKA_ID").
-    pub chain_sources_help: &'static str,
-}
 
 /// A backend adapter: only translation between the backend's API and these calls. Everything
 /// else (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the

@@ -5,12 +5,12 @@
 
 use std::sync::mpsc;
 
-use crate::config::Deadline;
+use crate::deadline::Deadline;
 use crate::error::Result;
 
 /// Runs `call` on a worker thread and waits for it until `deadline`; past it, the answer is
 /// TIMEOUT naming `doing` and the call is left behind (the process exits after answering).
-pub fn run_with_deadline<T, F>(deadline: &Deadline, doing: &str, call: F) -> Result<T>
+pub(crate) fn run_with_deadline<T, F>(deadline: &Deadline, doing: &str, call: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,

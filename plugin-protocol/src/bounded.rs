@@ -8,16 +8,16 @@ use std::path::Path;
 use crate::error::{PluginError, Result};
 
 /// Largest certificate file (chain, CA bundle) read: real chains are a few KiB.
-pub const MAX_CERTIFICATE_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_CERTIFICATE_FILE_BYTES: u64 = 1 << 20;
 /// Largest secret file (PIN, token, JWT) read.
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
+pub(crate) const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
 /// Largest backend response body buffered (a Vault or Key Vault answer is a few KiB).
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// An open regular file, checked before any byte is read.
 pub(crate) struct CheckedFile {
-    pub file: std::fs::File,
-    pub meta: std::fs::Metadata,
+    pub(crate) file: std::fs::File,
+    pub(crate) meta: std::fs::Metadata,
 }
 
 /// Opens `path` without blocking (O_NONBLOCK: a FIFO with no writer opens at once) and insists
@@ -119,7 +119,13 @@ pub fn check_trust_store_env() -> Result<()> {
 
 impl CheckedFile {
     /// Reads the whole file, refusing it if it grew past `limit` meanwhile.
-    pub fn read(self, path: &Path, limit: u64, what: &str, into: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn read(
+        self,
+        path: &Path,
+        limit: u64,
+        what: &str,
+        into: &mut Vec<u8>,
+    ) -> Result<()> {
         self.file.take(limit + 1).read_to_end(into).map_err(|e| {
             PluginError::validation(format!("cannot read {what} {}: {e}", path.display()))
         })?;
@@ -139,7 +145,7 @@ fn too_large(what: &str, path: &Path, limit: u64) -> PluginError {
 }
 
 /// The bytes of a regular file of at most `limit` bytes. `what` names it in messages.
-pub fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     let file = open(path, limit, what)?;
     let mut bytes = Vec::new();
     file.read(path, limit, what, &mut bytes)?;
@@ -150,6 +156,7 @@ pub fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
 /// [`MAX_RESPONSE_BYTES`]: used by the HTTP backends, whatever client they use.
 #[derive(Default)]
 pub struct BodyLimit {
+    /// The body so far, never more than [`MAX_RESPONSE_BYTES`].
     pub bytes: Vec<u8>,
 }
 

@@ -1,6 +1,6 @@
 //! Certificate tooling for keys that never leave their backend, the same on every plugin:
 //! `certificate self-signed`, `certificate csr`, `ca init`, `ca issue` and `public-key`.
-//! The backend signs (through [`Backend::sign_digest`], self-checked like every signature);
+//! The backend signs (through [`Backend::sign_message`], self-checked like every signature);
 //! x509-cert's builder assembles the certificates. Leaves always meet the Notary leaf rules
 //! and CA certificates the CA rules; the signature algorithm follows the signing key's spec
 //! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
@@ -24,10 +24,11 @@ use x509_cert::request::CertReq;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::error::{PluginError, Result};
+use crate::plugin_info::PluginInfo;
 use crate::signature::{ecdsa_fixed_to_der, normalise, verify_digest};
 use crate::{HashAlgorithm, KeySpec, PublicKey};
 
@@ -52,11 +53,11 @@ const CODE_SIGNING: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 
 /// Default validity, in days, of what each command makes.
-pub mod default_days {
-    pub const SELF_SIGNED: u32 = 365;
-    pub const ROOT: u32 = 3650;
-    pub const INTERMEDIATE: u32 = 1825;
-    pub const LEAF: u32 = 365;
+pub(crate) mod default_days {
+    pub(crate) const SELF_SIGNED: u32 = 365;
+    pub(crate) const ROOT: u32 = 3650;
+    pub(crate) const INTERMEDIATE: u32 = 1825;
+    pub(crate) const LEAF: u32 = 365;
 }
 
 #[derive(Parser, Debug)]
@@ -193,6 +194,8 @@ struct OutArgs {
 }
 
 /// Runs one of [`COMMANDS`] if `args` names it; returns the exit code (0, 1 error, 2 usage).
+/// [`crate::run_with`] calls it before the plugin's own operator commands, so a plugin gets
+/// these commands without calling it.
 pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Option<i32> {
     let first = args.first()?.as_str();
     if !COMMANDS.iter().any(|(c, _)| *c == first) {
@@ -284,7 +287,7 @@ fn spki_of(key: &PublicKey) -> SubjectPublicKeyInfoOwned {
 
 /// The X.509 signature algorithm for a key spec: ECDSA with the spec's hash, or RSASSA-PSS
 /// (hash, MGF1 on the same hash, salt = hash length).
-pub fn signature_algorithm(spec: KeySpec) -> AlgorithmIdentifierOwned {
+pub(crate) fn signature_algorithm(spec: KeySpec) -> AlgorithmIdentifierOwned {
     use const_oid::ObjectIdentifier as O;
     let (oid, params) = match spec.hash_algorithm() {
         h if spec.is_rsa() => {

@@ -80,9 +80,11 @@ impl Certificate {
             subject,
         })
     }
+    /// The DER exactly as it was read, for the response and for byte comparisons.
     pub fn der(&self) -> &[u8] {
         &self.der
     }
+    /// The parsed certificate, for fields this type has no accessor for.
     pub fn x509(&self) -> &x509_cert::Certificate {
         &self.cert
     }
@@ -90,9 +92,11 @@ impl Certificate {
     pub fn subject(&self) -> &str {
         &self.subject
     }
+    /// The issuer DN as RFC 4514 text.
     pub fn issuer(&self) -> String {
         name_string(&self.cert.tbs_certificate.issuer)
     }
+    /// One PEM `CERTIFICATE` block.
     pub fn to_pem(&self) -> String {
         der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.der)
             .expect("PEM encoding of DER cannot fail")
@@ -210,6 +214,7 @@ pub fn to_pem_bundle(chain: &[Certificate]) -> String {
 pub struct ChainProblem {
     /// The subject of the certificate at fault (or the chain as a whole).
     pub subject: String,
+    /// The rule it breaks and what to do, as a user reads it.
     pub rule: String,
 }
 
@@ -228,7 +233,8 @@ fn problem(cert: &Certificate, rule: impl Into<String>) -> ChainProblem {
 
 /// Orders certificates leaf -> root, from a pool in any order: copies are dropped, and where
 /// several CA certificates carry the issuer's name (a key rollover) the one whose key signed
-/// the certificate below it is taken (see [`pick_issuer`]); the others are left out. The leaf is
+/// the certificate below it is taken (the one whose subject key identifier matches the
+/// authority key identifier first); the others are left out. The leaf is
 /// the certificate holding `leaf_key` when one is given (the backend's key), otherwise the one
 /// that issued no other. Fails naming the missing link, an unrelated certificate, or the
 /// key/certificate mismatch.
@@ -519,7 +525,7 @@ fn check_leaf(cert: &Certificate, out: &mut Vec<ChainProblem>) {
 
 /// The CA rules for one certificate on its own (basicConstraints cA=true and keyUsage
 /// keyCertSign, both critical): what `ca issue` asks of its `--ca-cert`.
-pub fn ca_problems(cert: &Certificate) -> Vec<ChainProblem> {
+pub(crate) fn ca_problems(cert: &Certificate) -> Vec<ChainProblem> {
     let mut out = Vec::new();
     check_ca(cert, 0, &mut out);
     out
@@ -622,14 +628,14 @@ fn check_signature(cert: &Certificate, issuer: &Certificate) -> std::result::Res
 
 /// Why signed data (a certificate, a CSR) does not verify.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SignedDataError {
+pub(crate) enum SignedDataError {
     DoesNotVerify,
     /// The algorithm is refused or unsupported; the text says which and why.
     Refused(String),
 }
 
 /// Verifies an X.509-style signature (`alg` over `data`) with `key`.
-pub fn verify_signed(
+pub(crate) fn verify_signed(
     data: &[u8],
     alg: &spki::AlgorithmIdentifierOwned,
     sig: &[u8],

@@ -17,14 +17,20 @@ use crate::{HashAlgorithm, KeySpec};
 /// What one plugin invocation produced.
 #[derive(Clone, Debug)]
 pub struct Invocation {
+    /// argv\[1\] as given, e.g. `describe-key`.
     pub command: String,
+    /// `None` when a signal ended the plugin.
     pub exit_code: Option<i32>,
+    /// Everything the plugin wrote to stdout.
     pub stdout: Vec<u8>,
+    /// Everything the plugin wrote to stderr.
     pub stderr: Vec<u8>,
+    /// Wall time from spawn to exit, for start-up and deadline checks.
     pub elapsed: Duration,
 }
 
 impl Invocation {
+    /// Exit code 0, as notation counts success.
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0)
     }
@@ -46,6 +52,7 @@ impl Invocation {
             )
         })
     }
+    /// stderr as text (lossy), for assertion messages.
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
@@ -54,13 +61,16 @@ impl Invocation {
 /// A plugin executable as notation sees it.
 #[derive(Clone, Debug)]
 pub struct PluginClient {
+    /// The plugin executable.
     pub path: PathBuf,
+    /// Variables added to the inherited environment, in order (a later one wins).
     pub env: Vec<(String, String)>,
     /// Kill a hung plugin after this long (notation itself never would).
     pub timeout: Duration,
 }
 
 impl PluginClient {
+    /// The plugin at `path`, with the inherited environment and a 120 s kill timeout.
     pub fn new(path: impl AsRef<Path>) -> Self {
         Self {
             path: path.as_ref().to_path_buf(),
@@ -69,6 +79,7 @@ impl PluginClient {
         }
     }
 
+    /// Adds `key=value` to the plugin's environment.
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -135,6 +146,7 @@ impl PluginClient {
         self.invoke_raw(command.as_str(), &body)
     }
 
+    /// get-plugin-metadata with `config` as its pluginConfig.
     pub fn get_metadata(&self, config: Option<PluginConfig>) -> std::io::Result<Invocation> {
         self.invoke(
             Command::GetPluginMetadata,
@@ -144,6 +156,7 @@ impl PluginClient {
         )
     }
 
+    /// describe-key for `key_id` at contract version [`CONTRACT_VERSION`].
     pub fn describe_key(
         &self,
         key_id: &str,

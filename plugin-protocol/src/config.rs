@@ -1,18 +1,19 @@
-//! Configuration (pluginConfig merged with the environment), the per-invocation deadline and the
-//! bounded, jittered retry every backend uses.
+//! Configuration (pluginConfig merged with the environment), the invocation's context, and the
+//! bounded, jittered retry every backend uses under the invocation's [`Deadline`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::backend::{ConfigKey, PluginInfo};
 use crate::contract::PluginConfig;
+use crate::deadline::Deadline;
 use crate::error::{ErrorCode, PluginError, Result, Retry};
+use crate::plugin_info::{ConfigKey, PluginInfo};
 
 /// Keys every plugin of the suite understands, with the same name everywhere.
-pub const SHARED_KEYS: &[ConfigKey] = &[
+pub(crate) const SHARED_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "certificate_chain",
         env: &[],
@@ -41,7 +42,7 @@ pub const SHARED_KEYS: &[ConfigKey] = &[
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that turns on debug logging to the file it names.
-pub const LOG_ENV: &str = "NOTATION_PLUGIN_LOG";
+pub(crate) const LOG_ENV: &str = "NOTATION_PLUGIN_LOG";
 
 /// pluginConfig merged with environment variables. Lookup order for a key `name`:
 /// pluginConfig `name`, then `NOTATION_<PLUGIN>_<NAME>`, then the key's well-known variables.
@@ -90,6 +91,7 @@ impl Config {
         Ok(config)
     }
 
+    /// The plugin these settings are for.
     pub fn info(&self) -> &'static PluginInfo {
         self.info
     }
@@ -128,6 +130,8 @@ impl Config {
             })
     }
 
+    /// The value of `name`, or `None` when neither pluginConfig nor the environment sets it
+    /// (an empty variable counts as unset). `name` must be one of [`Config::keys`].
     pub fn get(&self, name: &str) -> Option<String> {
         self.get_with_source(name).map(|(v, _)| v)
     }
@@ -178,43 +182,6 @@ pub fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// The overall deadline of one invocation.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline {
-    at: Instant,
-    total: Duration,
-}
-
-impl Deadline {
-    pub fn after(total: Duration) -> Self {
-        Self {
-            at: Instant::now() + total,
-            total,
-        }
-    }
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-    pub fn total(&self) -> Duration {
-        self.total
-    }
-    /// TIMEOUT if the deadline has passed, naming what was being done.
-    pub fn check(&self, doing: &str) -> Result<()> {
-        if self.remaining().is_zero() {
-            Err(self.exceeded(doing))
-        } else {
-            Ok(())
-        }
-    }
-    pub fn exceeded(&self, doing: &str) -> PluginError {
-        PluginError::timeout(format!(
-            "gave up {doing} after the {}s deadline; raise pluginConfig timeout_seconds if the \
-             backend is just slow",
-            self.total.as_secs_f64()
-        ))
-    }
-}
-
 /// Everything one protocol invocation knows: the key id, configuration and deadline.
 #[derive(Debug)]
 pub struct Context {
@@ -223,13 +190,18 @@ pub struct Context {
     /// The keyId as messages and logs show it: [`crate::Backend::key_name`] removes anything
     /// secret a key id may carry (a PKCS#11 URI's pin-value).
     pub key_name: String,
+    /// pluginConfig merged with the environment; unknown keys were refused before the backend
+    /// was called.
     pub config: Config,
+    /// Every backend call and retry of this invocation ends by it.
     pub deadline: Deadline,
 }
 
 impl Context {
-    /// Runs a blocking backend call under this invocation's deadline (TIMEOUT when it passes):
-    /// see [`crate::blocking::run_with_deadline`].
+    /// Runs a blocking backend call (a PKCS#11 module, a PC/SC card) on a worker thread and waits
+    /// for it until this invocation's deadline; past it, the answer is TIMEOUT naming `doing`
+    /// and the call is left behind (the process exits after answering), so a hung token cannot
+    /// hang `notation sign`.
     pub fn run_blocking<T, F>(&self, doing: &str, call: F) -> Result<T>
     where
         T: Send + 'static,
@@ -238,6 +210,10 @@ impl Context {
         crate::blocking::run_with_deadline(&self.deadline, doing, call)
     }
 
+    /// The context of an invocation for `key_id`: checks `config` (see [`Config::new`]) and
+    /// starts the deadline. `key_name` starts as the key id; the runner sets it to
+    /// [`crate::Backend::key_name`]'s form, and so must any other caller whose key ids can hold
+    /// a secret.
     pub fn new(
         info: &'static PluginInfo,
         key_id: String,

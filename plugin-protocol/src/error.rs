@@ -9,21 +9,28 @@ use serde::{Deserialize, Serialize};
 /// The error codes of contract 1.0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
+    /// `VALIDATION_ERROR`: bad or missing input, unknown key, unsupported key type.
     #[serde(rename = "VALIDATION_ERROR")]
     Validation,
+    /// `UNSUPPORTED_CONTRACT_VERSION`: a request of another contract major version.
     #[serde(rename = "UNSUPPORTED_CONTRACT_VERSION")]
     UnsupportedContractVersion,
+    /// `ACCESS_DENIED`: authentication or authorisation failed (a wrong PIN, a missing grant).
     #[serde(rename = "ACCESS_DENIED")]
     AccessDenied,
+    /// `TIMEOUT`: the invocation's deadline passed.
     #[serde(rename = "TIMEOUT")]
     Timeout,
+    /// `THROTTLED`: the backend kept rate-limiting after the retries.
     #[serde(rename = "THROTTLED")]
     Throttled,
+    /// `ERROR`: anything else.
     #[serde(rename = "ERROR")]
     Generic,
 }
 
 impl ErrorCode {
+    /// The name on the wire, e.g. `ACCESS_DENIED`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Validation => "VALIDATION_ERROR",
@@ -58,16 +65,21 @@ pub enum Retry {
 /// An error as the contract carries it: code, message, metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginError {
+    /// `errorCode`.
     pub code: ErrorCode,
+    /// `errorMessage`: the only text notation shows, so it says what is wrong and what to do.
     pub message: String,
+    /// `errorMetadata`, omitted when empty: request ids, backend error codes, key states.
     pub metadata: BTreeMap<String, String>,
     /// Not serialised: whether the retry helper may try the failed call again.
     pub retry: Retry,
 }
 
+/// A result whose error is a [`PluginError`], as every fallible call of the suite returns.
 pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 
 impl PluginError {
+    /// An error with `code` and `message`, no metadata, never retried.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -96,6 +108,7 @@ impl PluginError {
     pub fn generic(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Generic, message)
     }
+    /// UNSUPPORTED_CONTRACT_VERSION: the request's contract major version is not 1.
     pub fn unsupported_contract_version(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::UnsupportedContractVersion, message)
     }
@@ -104,6 +117,8 @@ impl PluginError {
         self.metadata.insert(key.into(), value.into());
         self
     }
+    /// Marks the error as worth retrying (or not) for [`crate::retry`] and `remote::retry`
+    /// (feature `remote`); the default is [`Retry::Never`].
     pub fn with_retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
         self
@@ -144,8 +159,11 @@ impl std::error::Error for PluginError {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorResponse {
+    /// What kind of failure; notation does not show it.
     pub error_code: ErrorCode,
+    /// What notation shows the user.
     pub error_message: String,
+    /// Extra facts for logs and tools; absent when there are none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_metadata: Option<BTreeMap<String, String>>,
 }

@@ -28,11 +28,11 @@ const NAMED: [(&str, &str, bool); 9] = [
 ];
 
 /// The attributes notation requires in a pinned subject and in the certificate's.
-pub const MANDATORY: [&str; 3] = ["C", "ST", "O"];
+pub(crate) const MANDATORY: [&str; 3] = ["C", "ST", "O"];
 
 /// Why notation cannot pin a subject.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdentityProblem {
+pub(crate) enum IdentityProblem {
     /// `C`, `ST` or `O` is absent or empty (listed in that order).
     Missing(Vec<&'static str>),
     /// Several values of one attribute type (`O=a` and `O=b`): notation's rendering puts them in
@@ -78,17 +78,17 @@ impl fmt::Display for IdentityProblem {
 
 /// A subject notation can pin: its attributes as notation renders them, in that order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PinnableSubject {
+pub(crate) struct PinnableSubject {
     /// (type, value) of each attribute notation names, in Go's order, values unescaped.
-    pub attributes: Vec<(&'static str, String)>,
+    pub(crate) attributes: Vec<(&'static str, String)>,
     /// Dotted OIDs of attributes Go does not name (left out of the pin: a pin may be a subset).
-    pub unnamed: Vec<String>,
+    pub(crate) unnamed: Vec<String>,
 }
 
 impl PinnableSubject {
     /// The RFC 4514 text notation compares (`CN=release,O=Example,ST=WA,C=US`), escaped as Go
     /// escapes it.
-    pub fn dn(&self) -> String {
+    pub(crate) fn dn(&self) -> String {
         self.attributes
             .iter()
             .map(|(t, v)| format!("{t}={}", escape(v)))
@@ -97,13 +97,13 @@ impl PinnableSubject {
     }
 
     /// The `trustedIdentities` entry that pins this subject.
-    pub fn trusted_identity(&self) -> String {
+    pub(crate) fn trusted_identity(&self) -> String {
         format!("x509.subject: {}", self.dn())
     }
 }
 
 /// Reads `name` the way notation does and says whether a trust policy can pin it.
-pub fn pinnable(name: &Name) -> Result<PinnableSubject, IdentityProblem> {
+pub(crate) fn pinnable(name: &Name) -> Result<PinnableSubject, IdentityProblem> {
     let mut named: Vec<Vec<String>> = vec![Vec::new(); NAMED.len()];
     let mut unnamed: Vec<String> = Vec::new();
     for atv in name.0.iter().flat_map(|rdn| rdn.0.iter()) {

@@ -8,16 +8,22 @@ use serde::{Deserialize, Serialize};
 /// A key spec notation accepts. Every other key is refused (see [`crate::PublicKey`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeySpec {
+    /// `RSA-2048`: RSASSA-PSS with SHA-256.
     #[serde(rename = "RSA-2048")]
     Rsa2048,
+    /// `RSA-3072`: RSASSA-PSS with SHA-384.
     #[serde(rename = "RSA-3072")]
     Rsa3072,
+    /// `RSA-4096`: RSASSA-PSS with SHA-512.
     #[serde(rename = "RSA-4096")]
     Rsa4096,
+    /// `EC-256`: ECDSA on P-256 with SHA-256.
     #[serde(rename = "EC-256")]
     Ec256,
+    /// `EC-384`: ECDSA on P-384 with SHA-384.
     #[serde(rename = "EC-384")]
     Ec384,
+    /// `EC-521`: ECDSA on P-521 with SHA-512.
     #[serde(rename = "EC-521")]
     Ec521,
 }
@@ -25,10 +31,13 @@ pub enum KeySpec {
 /// A hash algorithm of contract 1.0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HashAlgorithm {
+    /// `SHA-256`, 32 bytes.
     #[serde(rename = "SHA-256")]
     Sha256,
+    /// `SHA-384`, 48 bytes.
     #[serde(rename = "SHA-384")]
     Sha384,
+    /// `SHA-512`, 64 bytes.
     #[serde(rename = "SHA-512")]
     Sha512,
 }
@@ -36,21 +45,28 @@ pub enum HashAlgorithm {
 /// A signing algorithm of contract 1.0 (RSASSA-PKCS1-v1_5 is deliberately absent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SigningAlgorithm {
+    /// `RSASSA-PSS-SHA-256`: MGF1 with SHA-256, 32-byte salt.
     #[serde(rename = "RSASSA-PSS-SHA-256")]
     RsassaPssSha256,
+    /// `RSASSA-PSS-SHA-384`: MGF1 with SHA-384, 48-byte salt.
     #[serde(rename = "RSASSA-PSS-SHA-384")]
     RsassaPssSha384,
+    /// `RSASSA-PSS-SHA-512`: MGF1 with SHA-512, 64-byte salt.
     #[serde(rename = "RSASSA-PSS-SHA-512")]
     RsassaPssSha512,
+    /// `ECDSA-SHA-256`: fixed-width r‖s, 64 bytes.
     #[serde(rename = "ECDSA-SHA-256")]
     EcdsaSha256,
+    /// `ECDSA-SHA-384`: fixed-width r‖s, 96 bytes.
     #[serde(rename = "ECDSA-SHA-384")]
     EcdsaSha384,
+    /// `ECDSA-SHA-512` (on P-521): fixed-width r‖s, 132 bytes.
     #[serde(rename = "ECDSA-SHA-512")]
     EcdsaSha512,
 }
 
 impl KeySpec {
+    /// The six specs, RSA first, for tests and messages that go through them all.
     pub const ALL: [KeySpec; 6] = [
         Self::Rsa2048,
         Self::Rsa3072,
@@ -71,6 +87,7 @@ impl KeySpec {
             Self::Ec521 => "EC-521",
         }
     }
+    /// Whether this is an RSA spec (otherwise it is an EC one).
     pub fn is_rsa(self) -> bool {
         matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
     }
@@ -93,6 +110,7 @@ impl KeySpec {
             Self::Rsa4096 | Self::Ec521 => HashAlgorithm::Sha512,
         }
     }
+    /// The signing algorithm notation expects for this key spec in generate-signature.
     pub fn signing_algorithm(self) -> SigningAlgorithm {
         match self {
             Self::Rsa2048 => SigningAlgorithm::RsassaPssSha256,
@@ -115,6 +133,7 @@ impl KeySpec {
 }
 
 impl HashAlgorithm {
+    /// The name on the wire, e.g. `SHA-384`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sha256 => "SHA-256",
@@ -130,6 +149,7 @@ impl HashAlgorithm {
             Self::Sha512 => 64,
         }
     }
+    /// The hash of `data`.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         use sha2::Digest;
         match self {
@@ -149,6 +169,7 @@ impl HashAlgorithm {
 }
 
 impl SigningAlgorithm {
+    /// The name on the wire, e.g. `RSASSA-PSS-SHA-256`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RsassaPssSha256 => "RSASSA-PSS-SHA-256",

@@ -4,9 +4,29 @@
 //! certificate chain) and calls [`run`] from `main`. Everything else — the wire format, request
 //! checks, hashing, ECDSA encoding, certificate-chain rules, self-verification, error codes,
 //! deadlines and retries — lives here.
+//!
+//! # Author surface
+//!
+//! What a backend adapter uses, and all it should need:
+//! - [`Backend`] (with [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
+//!   [`ConfigKey`]s, started by [`run`] or [`run_with`]; [`on_interrupt`] for cleanups.
+//! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
+//!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls.
+//! - [`PluginError`], [`ErrorCode`], [`Retry`] and [`Result`]; [`error::error_chain`].
+//! - [`KeySpec`], [`HashAlgorithm`], [`SigningAlgorithm`], [`PublicKey`], [`BackendSignature`],
+//!   [`pss::encode`] for a raw-RSA backend.
+//! - Helpers: [`secret`] (secret files, redaction), [`bounded`] (size-bounded reads),
+//!   [`chain`] ([`Certificate`], PEM/DER), [`operator`] (operator commands), [`blocking`].
+//!
+//! The wire types ([`contract`], [`error::ErrorResponse`]) and the checks ([`signature`],
+//! [`chain`]) are public for the conformance checker, with the client (feature `client`) and
+//! the test backend and CA (feature `softkey`). [`run`] answers the protocol through
+//! [`pipeline`] and adds the certificate and trust commands ([`certificates`]) to every plugin;
+//! an adapter calls neither.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
-pub mod backend;
+mod backend;
 pub mod blocking;
 pub mod bounded;
 pub mod certificates;
@@ -15,11 +35,13 @@ pub mod chain;
 pub mod client;
 pub mod config;
 pub mod contract;
+mod deadline;
 pub mod error;
 pub mod identity;
-pub mod keyspec;
+mod keyspec;
 pub mod operator;
 pub mod pipeline;
+mod plugin_info;
 pub mod pss;
 pub mod public_key;
 #[cfg(feature = "remote")]
@@ -31,14 +53,15 @@ pub mod signature;
 pub mod softkey;
 #[cfg(feature = "softkey")]
 pub mod testca;
-pub mod trust;
+mod trust;
 
-pub use backend::{Backend, ConfigKey, PluginInfo, Signed, UnresolvedSign};
-pub use blocking::run_with_deadline;
+pub use backend::{Backend, Signed, UnresolvedSign};
 pub use chain::Certificate;
-pub use config::{retry, Config, Context, Deadline};
+pub use config::{retry, Config, Context};
+pub use deadline::Deadline;
 pub use error::{ErrorCode, PluginError, Result, Retry};
 pub use keyspec::{HashAlgorithm, KeySpec, SigningAlgorithm};
+pub use plugin_info::{ConfigKey, PluginInfo};
 pub use public_key::PublicKey;
 pub use runner::{on_interrupt, run, run_with};
 pub use signature::BackendSignature;

@@ -5,16 +5,17 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::contract::*;
 use crate::error::{ErrorCode, PluginError, Result};
+use crate::plugin_info::PluginInfo;
 use crate::signature::{normalise, verify_digest};
 use crate::{KeySpec, PublicKey};
 
 /// Largest request accepted on stdin (notation's payloads are a few KiB).
-pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+pub(crate) const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// How much of a key id messages and logs show.
 const MAX_KEY_NAME_CHARS: usize = 200;
@@ -78,7 +79,7 @@ pub fn handle<B: Backend>(
 }
 
 /// The get-plugin-metadata response: static data, no backend.
-pub fn metadata(info: &PluginInfo) -> GetMetadataResponse {
+pub(crate) fn metadata(info: &PluginInfo) -> GetMetadataResponse {
     GetMetadataResponse {
         name: info.name.to_owned(),
         description: info.description.to_owned(),
@@ -142,7 +143,7 @@ fn context<B: Backend>(
 }
 
 /// describe-key: one resolution of the key, its spec derived from its public key.
-pub fn describe_key<B: Backend>(ctx: &Context) -> Result<DescribeKeyResponse> {
+pub(crate) fn describe_key<B: Backend>(ctx: &Context) -> Result<DescribeKeyResponse> {
     let mut backend = B::connect(ctx)?;
     let (_, public_key) = backend.resolve_key(ctx)?;
     Ok(DescribeKeyResponse {
@@ -306,7 +307,7 @@ fn check_spec(ctx: &Context, requested: KeySpec, key: &PublicKey) -> Result<()> 
 
 /// The chain for `key`: `certificate_chain` if configured, else the backend's own, plus
 /// `ca_certs`; then ordered and checked against every Notary rule at the current time.
-pub fn assemble_chain<B: Backend>(
+pub(crate) fn assemble_chain<B: Backend>(
     backend: &mut B,
     ctx: &Context,
     key: &B::Key,

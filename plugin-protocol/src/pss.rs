@@ -19,7 +19,7 @@ pub fn encode(hash: HashAlgorithm, digest: &[u8], modulus_bits: usize) -> Result
 }
 
 /// [`encode`] with a given salt (tests and known-answer checks).
-pub fn encode_with_salt(
+pub(crate) fn encode_with_salt(
     hash: HashAlgorithm,
     digest: &[u8],
     modulus_bits: usize,

@@ -34,9 +34,13 @@ pub(crate) mod oid {
 /// A public key of one of the six Notary key specs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {
+    /// An RSA key of 2048, 3072 or 4096 bits (the constructors refuse any other size).
     Rsa(rsa::RsaPublicKey),
+    /// An EC key on P-256.
     P256(p256::PublicKey),
+    /// An EC key on P-384.
     P384(p384::PublicKey),
+    /// An EC key on P-521.
     P521(p521::PublicKey),
 }
 
@@ -53,7 +57,7 @@ pub fn named_curve_der(spec: KeySpec) -> Option<Vec<u8>> {
 }
 
 /// Human name of an elliptic curve OID, for messages about keys we cannot use.
-pub fn curve_name(curve: &ObjectIdentifier) -> String {
+pub(crate) fn curve_name(curve: &ObjectIdentifier) -> String {
     let name = match *curve {
         oid::P256 => "P-256",
         oid::P384 => "P-384",
@@ -188,6 +192,7 @@ impl PublicKey {
         Self::from_spki_der(&der)
     }
 
+    /// The key spec describe-key answers for this key.
     pub fn key_spec(&self) -> KeySpec {
         match self {
             Self::Rsa(k) => match k.n().bits() {
@@ -220,7 +225,7 @@ impl PublicKey {
             .expect("PEM encoding of DER cannot fail")
     }
 
-    /// A short fingerprint for messages: `EC-384 key sha256:ab12cd34…`.
+    /// A short fingerprint for messages: `EC-384 key (SPKI sha256 ab12cd34…)`.
     pub fn describe(&self) -> String {
         let digest = crate::HashAlgorithm::Sha256.digest(&self.to_spki_der());
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

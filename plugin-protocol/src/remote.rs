@@ -6,7 +6,8 @@
 
 use std::future::Future;
 
-use crate::config::{after_failure, Deadline};
+use crate::config::after_failure;
+use crate::deadline::Deadline;
 use crate::error::Result;
 
 /// Runs `attempt` (made anew for each try) until it succeeds, fails for good, or the deadline

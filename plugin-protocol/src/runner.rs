@@ -6,11 +6,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::Mutex;
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::config::{Config, LOG_ENV, SHARED_KEYS};
 use crate::contract::Command;
 use crate::error::PluginError;
 use crate::pipeline::{handle, MAX_REQUEST_BYTES};
+use crate::plugin_info::PluginInfo;
 
 /// The original stderr, kept for the JSON error (the panic hook writes there too).
 static ERROR_OUT: Mutex<Option<File>> = Mutex::new(None);
@@ -24,7 +25,8 @@ static ON_INTERRUPT: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
 const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Registers `cleanup` to run if SIGTERM or SIGINT arrives before the invocation ends (never on
-/// a normal exit). Cleanups run on their own thread, at most [`CLEANUP_TIMEOUT`] in all.
+/// a normal exit). Cleanups run on their own thread, at most 2 s in all, so
+/// a cleanup that hangs cannot hold back the answer.
 pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
     ON_INTERRUPT
         .lock()

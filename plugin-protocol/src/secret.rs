@@ -9,7 +9,7 @@ use crate::bounded::{self, MAX_SECRET_FILE_BYTES};
 use crate::error::{PluginError, Result};
 
 /// The contents of a secret file (PIN, token, JWT): a regular file of at most
-/// [`MAX_SECRET_FILE_BYTES`], readable by its owner only (checked on the opened file, so it
+/// 64 KiB, readable by its owner only (checked on the opened file, so it
 /// cannot change in between), with trailing newlines removed. Empty is an error. `what` names
 /// it in messages ("the PIN file").
 pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {

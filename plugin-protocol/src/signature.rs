@@ -46,22 +46,50 @@ impl fmt::Debug for BackendSignature {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignatureProblem {
     /// An ECDSA signature in ASN.1 DER where notation requires r‖s.
-    EcdsaDer { len: usize, expected: usize },
+    EcdsaDer {
+        /// Bytes the backend returned.
+        len: usize,
+        /// Bytes of r‖s for the key's curve.
+        expected: usize,
+    },
     /// An ECDSA signature of the wrong width.
-    EcdsaLength { len: usize, expected: usize },
+    EcdsaLength {
+        /// Bytes the backend returned.
+        len: usize,
+        /// Bytes of r‖s for the key's curve.
+        expected: usize,
+    },
     /// An ECDSA signature the backend declared ASN.1 DER that is not DER.
-    EcdsaNotDer { len: usize, expected: usize },
+    EcdsaNotDer {
+        /// Bytes the backend returned.
+        len: usize,
+        /// Bytes of r‖s for the key's curve (equal to `len`: the adapter names the wrong
+        /// encoding).
+        expected: usize,
+    },
     /// An RSA-PSS signature whose salt is not the hash length.
-    PssSaltLength { salt: usize, expected: usize },
+    PssSaltLength {
+        /// The salt length, in bytes, the signature verifies with.
+        salt: usize,
+        /// The hash length, in bytes, notation requires.
+        expected: usize,
+    },
     /// An RSA signature made with PKCS#1 v1.5 padding instead of PSS.
     RsaPkcs1v15,
     /// A signature whose length does not fit the RSA modulus.
-    RsaLength { len: usize, expected: usize },
+    RsaLength {
+        /// Bytes the backend returned.
+        len: usize,
+        /// The modulus length in bytes.
+        expected: usize,
+    },
     /// A signature that fits its encoding but does not verify with this key over this digest.
     DoesNotVerify,
     /// The signature and the key are of different kinds (an ECDSA signature for an RSA key...).
     KindMismatch {
+        /// `ECDSA` or `RSA`: what the signature is.
         signature: &'static str,
+        /// What the key is.
         key: KeySpec,
     },
 }

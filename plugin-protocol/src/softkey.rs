@@ -6,12 +6,15 @@ use std::path::Path;
 
 use rsa::pkcs8::DecodePrivateKey;
 
-use crate::backend::{Backend, ConfigKey, PluginInfo};
+use crate::backend::Backend;
 use crate::config::Context;
 use crate::error::{PluginError, Result};
+use crate::plugin_info::{ConfigKey, PluginInfo};
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
+/// The softkey plugin's description; its config keys are test hooks that make the backend
+/// misbehave the ways real ones do (DER ECDSA, a wrong PSS salt, the wrong key).
 pub static INFO: PluginInfo = PluginInfo {
     name: "softkey",
     description: "Test-only plugin signing with a PKCS#8 key file",
@@ -57,13 +60,19 @@ pub static INFO: PluginInfo = PluginInfo {
 /// A private key held in memory (test-only, so size differences between variants do not matter).
 #[allow(clippy::large_enum_variant)]
 pub enum SoftKey {
+    /// An RSA key (any size, so tests can make the ones notation refuses).
     Rsa(rsa::RsaPrivateKey),
+    /// A P-256 key.
     P256(p256::SecretKey),
+    /// A P-384 key.
     P384(p384::SecretKey),
+    /// A P-521 key.
     P521(p521::SecretKey),
 }
 
 impl SoftKey {
+    /// Reads a PKCS#8 PEM private key (RSA, P-256, P-384 or P-521); anything else is a
+    /// VALIDATION_ERROR.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
         let bad = |_| PluginError::validation("not a PKCS#8 RSA or P-256/384/521 private key");
         if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
@@ -80,6 +89,8 @@ impl SoftKey {
             .map_err(bad)
     }
 
+    /// The key's public half, through [`PublicKey::from_spki_der`] so that a size notation
+    /// refuses is refused here too.
     pub fn public_key(&self) -> Result<PublicKey> {
         use rsa::pkcs8::EncodePublicKey;
         let der = match self {
@@ -144,6 +155,9 @@ impl SoftKey {
     }
 }
 
+/// The [`Backend`] of the softkey test plugin (`examples/notation-softkey.rs`); key ids
+/// `test:panic`, `test:print` and `test:hang` exercise the runner's panic, stdio and signal
+/// handling.
 pub struct SoftKeyBackend;
 
 impl Backend for SoftKeyBackend {

@@ -23,11 +23,17 @@ const SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.
 /// What to put in (or get wrong in) a leaf certificate. The default is a correct Notary leaf.
 #[derive(Clone, Debug)]
 pub struct LeafProfile {
+    /// Add keyUsage digitalSignature (a leaf without it breaks the leaf rules).
     pub key_usage: bool,
+    /// Mark keyUsage critical, as the leaf rules require.
     pub key_usage_critical: bool,
+    /// Add keyEncipherment to keyUsage, which the leaf rules forbid.
     pub key_encipherment: bool,
+    /// Add serverAuth to extendedKeyUsage, which the leaf rules forbid.
     pub server_auth: bool,
+    /// basicConstraints cA=true on the leaf, which the leaf rules forbid.
     pub ca: bool,
+    /// Validity that ended before now.
     pub expired: bool,
     /// Leave the root out of the returned chain.
     pub omit_root: bool,
@@ -50,8 +56,11 @@ impl Default for LeafProfile {
 /// What to get wrong in a CA certificate. The default is a correct Notary CA.
 #[derive(Clone, Debug)]
 pub struct CaProfile {
+    /// Add keyUsage keyCertSign, as the CA rules require.
     pub key_cert_sign: bool,
+    /// Mark basicConstraints critical, as the CA rules require.
     pub basic_constraints_critical: bool,
+    /// basicConstraints pathLenConstraint; `None` for no limit.
     pub path_len: Option<u8>,
 }
 
@@ -181,6 +190,7 @@ impl TestCa {
         Self::with_root_profile(subject, &CaProfile::default())
     }
 
+    /// A root CA made as `profile` says (correct or broken), on a fresh P-256 key.
     pub fn with_root_profile(subject: &str, profile: &CaProfile) -> Self {
         let key = SigningKey::random(&mut rand::thread_rng());
         let cert = ca_cert(subject, &key, None, profile);
@@ -198,19 +208,23 @@ impl TestCa {
         self
     }
 
+    /// The root certificate, for trust stores and chain files.
     pub fn root(&self) -> &Certificate {
         &self.root.cert
     }
 
+    /// The root certificate as PEM.
     pub fn root_pem(&self) -> String {
         self.root.cert.to_pem()
     }
 
-    /// A correct Notary leaf for `key`: the chain leaf, [intermediate], root.
+    /// A correct Notary leaf for `key`: the chain leaf, \[intermediate\], root.
     pub fn issue_leaf(&self, key: &PublicKey, subject: &str) -> Vec<Certificate> {
         self.issue_leaf_with(key, subject, &LeafProfile::default())
     }
 
+    /// A leaf for `key` made as `p` says (correct or broken): the chain leaf, \[intermediate\],
+    /// root unless `p.omit_root`.
     pub fn issue_leaf_with(
         &self,
         key: &PublicKey,

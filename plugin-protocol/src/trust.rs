@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::backend::{Backend, PluginInfo};
+use crate::backend::Backend;
 use crate::certificates::{write_file_atomic, BackendKey, KeyArgs};
 use crate::chain::Certificate;
 use crate::error::{PluginError, Result};
 use crate::identity;
+use crate::plugin_info::PluginInfo;
 use crate::HashAlgorithm;
 
 /// `trust` subcommands.

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use plugin_protocol::config::{after_failure, retry, Deadline, MAX_ATTEMPTS};
+use plugin_protocol::config::{after_failure, retry, MAX_ATTEMPTS};
 use plugin_protocol::signature::{normalise, verify_digest, SignatureProblem};
 use plugin_protocol::testca::generate_key;
+use plugin_protocol::Deadline;
 use plugin_protocol::{
     BackendSignature, ErrorCode, HashAlgorithm, KeySpec, PluginError, PublicKey, Retry,
 };
