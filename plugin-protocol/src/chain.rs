@@ -602,8 +602,13 @@ impl IssuerKey {
     }
 }
 
-/// Verifies that `issuer` signed `cert`. Refuses SHA-1 and MD5.
-fn check_signature(cert: &Certificate, issuer: &Certificate) -> std::result::Result<(), String> {
+/// Verifies that `issuer`'s key signed `cert` (any certificate: a chain's, or a YubiKey's PIV
+/// attestation and the f9 certificate that issued it). Refuses SHA-1 and MD5. The error says
+/// why, naming the certificates.
+pub fn check_signature(
+    cert: &Certificate,
+    issuer: &Certificate,
+) -> std::result::Result<(), String> {
     let tbs = cert
         .cert
         .tbs_certificate

@@ -149,19 +149,8 @@ fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
 }
 
 fn signature_ok(cert: &Certificate, issuer: &Certificate) -> Result<()> {
-    use der::Encode;
-    let x = cert.x509();
-    let tbs = x.tbs_certificate.to_der().map_err(|e| {
-        PluginError::validation(format!("'{}' cannot be re-encoded: {e}", cert.subject()))
-    })?;
-    let sig = x.signature.as_bytes().unwrap_or_default();
-    chain::verify_signed(&tbs, &x.signature_algorithm, sig, &issuer.public_key()?).map_err(|e| {
-        PluginError::validation(format!(
-            "the signature on '{}' does not verify with the key of '{}' ({e:?})",
-            cert.subject(),
-            issuer.subject()
-        ))
-    })
+    chain::check_signature(cert, issuer)
+        .map_err(|why| PluginError::validation(format!("'{}': {why}", cert.subject())))
 }
 
 fn check_issued(cert: &Certificate, issuer: &Certificate, at: SystemTime) -> Result<()> {
