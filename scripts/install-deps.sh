@@ -26,6 +26,9 @@ command -v pcscd >/dev/null || need+=(pcscd)
 [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
 ls /usr/lib/*/libykcs11.so.2 >/dev/null 2>&1 || need+=(ykcs11)
 command -v yubico-piv-tool >/dev/null || need+=(yubico-piv-tool)
+# notation-yubikey talks PC/SC through libpcsclite (the pcsc crate links it; pkg-config finds it).
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 

@@ -405,6 +405,11 @@ fn azure_keyvault_answers_every_malformed_request() {
 }
 
 #[test]
+fn yubikey_answers_every_malformed_request() {
+    run_corpus("yubikey", "yubikey:serial=18000001;slot=9c");
+}
+
+#[test]
 fn gcp_kms_answers_every_malformed_request() {
     run_corpus(
         "gcp-kms",

@@ -106,6 +106,9 @@ pub fn redact(key_id: &str) -> String {
     })
 }
 
+/// Longest key id looked at (`yubikey:serial=4294967295;slot=card-authentication` is 53).
+const MAX_KEY_ID: usize = 256;
+
 /// A key id: the slot, and the serial of the YubiKey when the key id names one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyRef {
@@ -117,6 +120,14 @@ impl KeyRef {
     /// `9c`, `signature`, `yubikey:slot=9c`, `yubikey:serial=12345678;slot=9c` (attributes in
     /// any order).
     pub fn parse(key_id: &str) -> Result<Self> {
+        if key_id.len() > MAX_KEY_ID {
+            return Err(PluginError::validation(format!(
+                "key id '{}' is {} characters long; a YubiKey key id is a slot (9c) or \
+                 yubikey:serial=12345678;slot=9c",
+                plugin_protocol::bounded::shorten(&redact(key_id), 60),
+                key_id.len()
+            )));
+        }
         let shown = redact(key_id);
         let key_id = shown.as_str();
         let Some(attrs) = key_id.trim().strip_prefix("yubikey:") else {
@@ -249,6 +260,7 @@ mod tests {
             ("yubikey:slot=9c;pin=975310", "unknown attribute"),
             ("yubikey:slot", "not name=value"),
             ("pkcs11:token=x", "not a PIV key slot"),
+            (&"9".repeat(257), "257 characters long"),
         ] {
             let e = KeyRef::parse(bad).unwrap_err();
             assert!(e.message.contains(says), "{bad}: {}", e.message);
