@@ -7,8 +7,8 @@
 //!   `softhsm/` reachable as in a checkout, and the
 //!   local backend BACKEND (`openbao`, `localstack`, `keyvault-emulator`, `gcpkms-emulator`,
 //!   `softhsm`, `piv-card` or `none`) running. `piv-card` is a factory-fresh virtual YubiKey
-//!   (scripts/piv-card.sh), held under the card lock, with ykman on PATH and pcscd's socket in
-//!   PCSCLITE_CSOCK_NAME. The `notation` CLI itself cannot be installed here (no package in the registries
+//!   (scripts/piv-card.sh), held under the card lock, with ykman on PATH, pcscd's socket in
+//!   PCSCLITE_CSOCK_NAME and the cards' state in PIV_CARD_DIR. The `notation` CLI itself cannot be installed here (no package in the registries
 //!   this machine reaches): each `notation ...` line is printed as not run, and everything else
 //!   runs.
 //! - `<!-- readme-test: not-run REASON -->`: the block needs what no test here has (a real cloud
@@ -132,6 +132,8 @@ fn run_block(block: &Block, backend: &str, config: &Path, bins: &Path) {
         "piv-card" => {
             let card = hsm_tests::piv_card::PivCard::acquire();
             cmd.envs(card.env());
+            // The cards' state directory (a block names card 1's attestation root).
+            cmd.env("PIV_CARD_DIR", &card.vars["PIV_CARD_DIR"]);
             let ykman = PathBuf::from(&card.vars["PIV_CARD_YKMAN"]);
             // Only ykman, not the rest of its venv.
             let ykman_dir = dir.path().join(".ykman");
