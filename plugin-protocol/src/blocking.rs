@@ -3,7 +3,7 @@
 //! lets the plugin answer TIMEOUT when the deadline passes, and exit (the stuck thread goes
 //! with the process).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use crate::deadline::Deadline;
 use crate::error::Result;
@@ -37,6 +37,32 @@ where
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(crate::PluginError::generic(format!(
             "the backend call ({doing}) ended without an answer"
         ))),
+    }
+}
+
+/// A backend handle that blocks (a PKCS#11 session, a PC/SC card) used from worker threads, one
+/// call at a time, each under the invocation's deadline: a call that hangs past it is left
+/// behind holding the handle, and the invocation answers TIMEOUT.
+pub struct SharedHandle<T>(Arc<Mutex<T>>);
+
+impl<T: Send + 'static> SharedHandle<T> {
+    /// Wraps `handle` for [`SharedHandle::run`].
+    pub fn new(handle: T) -> Self {
+        Self(Arc::new(Mutex::new(handle)))
+    }
+
+    /// Runs `call` on the handle on a worker thread until `deadline` (see
+    /// [`run_with_deadline`]); `doing` names the call in a TIMEOUT.
+    pub fn run<R, F>(&self, deadline: &Deadline, doing: &str, call: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut T) -> Result<R> + Send + 'static,
+    {
+        let handle = Arc::clone(&self.0);
+        run_with_deadline(deadline, doing, move || {
+            let mut handle = handle.lock().unwrap_or_else(|p| p.into_inner());
+            call(&mut handle)
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::MechanismType;
 use cryptoki::session::{Session, UserType};
+use plugin_protocol::blocking::SharedHandle;
 use std::sync::{Arc, Mutex};
 
 use plugin_protocol::{
@@ -245,7 +246,7 @@ fn open_token(
 /// The protocol's backend: a [`TokenSession`] used only from worker threads, each call under
 /// the invocation's deadline (find, read the chain, sign: any of them may hang on a dead HSM).
 pub struct Pkcs11Backend {
-    inner: Arc<Mutex<TokenSession>>,
+    inner: SharedHandle<TokenSession>,
 }
 
 impl Pkcs11Backend {
@@ -255,11 +256,8 @@ impl Pkcs11Backend {
         T: Send + 'static,
         F: FnOnce(&TokenSession) -> Result<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        ctx.run_blocking(doing, move || {
-            let session = inner.lock().unwrap_or_else(|p| p.into_inner());
-            call(&session)
-        })
+        self.inner
+            .run(&ctx.deadline, doing, move |session| call(session))
     }
 }
 
@@ -273,7 +271,7 @@ impl Backend for Pkcs11Backend {
     fn connect(ctx: &Context) -> Result<Self> {
         let session = TokenSession::open(ctx, false)?;
         Ok(Self {
-            inner: Arc::new(Mutex::new(session)),
+            inner: SharedHandle::new(session),
         })
     }
 

@@ -4,9 +4,8 @@
 //! deadline: a card that stops answering, or waits for a touch that never comes, ends in
 //! TIMEOUT.
 
-use std::sync::{Arc, Mutex};
-
 use der_yubikey::Encode;
+use plugin_protocol::blocking::SharedHandle;
 use plugin_protocol::{
     Backend, BackendSignature, Context, ErrorCode, KeySpec, PluginError, PublicKey, Result,
 };
@@ -130,7 +129,7 @@ pub fn slot_certificate(yk: &mut YubiKey, slot: Slot) -> Result<Option<Vec<u8>>>
 /// The protocol's backend: the YubiKey the key id names, used from worker threads under the
 /// invocation's deadline.
 pub struct YubiKeyBackend {
-    card: Arc<Mutex<YubiKey>>,
+    card: SharedHandle<YubiKey>,
     key: KeyRef,
     attached: Attached,
 }
@@ -141,12 +140,10 @@ impl YubiKeyBackend {
         T: Send + 'static,
         F: FnOnce(&mut YubiKey) -> Result<T> + Send + 'static,
     {
-        let card = Arc::clone(&self.card);
         let reader = self.attached.reader.clone();
         let what = doing.to_owned();
-        ctx.run_blocking(doing, move || {
-            let mut yk = card.lock().unwrap_or_else(|p| p.into_inner());
-            call(&mut yk).map_err(|e| device::explain_removal(e, &reader, &what))
+        self.card.run(&ctx.deadline, doing, move |yk| {
+            call(yk).map_err(|e| device::explain_removal(e, &reader, &what))
         })
     }
 }
@@ -164,7 +161,7 @@ impl Backend for YubiKeyBackend {
             ctx.run_blocking("opening the YubiKey", move || device::open(key.serial))?;
         tracing::debug!(serial = attached.serial, version = %attached.version, "YubiKey opened");
         Ok(Self {
-            card: Arc::new(Mutex::new(yk)),
+            card: SharedHandle::new(yk),
             key,
             attached,
         })
