@@ -11,6 +11,7 @@ pub mod piv_card;
 pub mod sockets;
 pub mod softhsm;
 pub mod tamper;
+pub mod tls_proxy;
 
 /// The built plugin `notation-<name>` (package `notation-<name>`).
 pub fn plugin_binary(name: &str) -> PathBuf {

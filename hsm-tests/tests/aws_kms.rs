@@ -1099,3 +1099,49 @@ fn a_plain_http_endpoint_reads_no_trust_store() {
     let inv = c.describe_key(&key_id, hsm_tests::config(&[])).unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
+
+/// KMS over HTTPS (a TLS front on LocalStack): trusted through the system trust store the plugin
+/// reads itself (SSL_CERT_FILE here), describe-key and generate-signature go through the
+/// checker; without the server's CA in it, the answer says the certificate is not trusted.
+#[test]
+fn https_with_the_system_trust_store() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    let upstream = localstack::ENDPOINT.trim_start_matches("http://");
+    let proxy = hsm_tests::tls_proxy::TlsProxy::start(upstream);
+    let ca = proxy.ca.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_root = plugin_protocol::testca::TestCa::new("CN=HTTPS Root,O=Test,ST=WA,C=US");
+    let chain = ca_root.issue_leaf(&public_key(&key_id), "CN=https,O=Test,ST=WA,C=US");
+    let chain_file = dir.path().join("chain.pem");
+    std::fs::write(&chain_file, plugin_protocol::chain::to_pem_bundle(&chain)).unwrap();
+    let trusted = env_with(&[
+        ("AWS_ENDPOINT_URL", &proxy.url),
+        ("SSL_CERT_FILE", &ca),
+        ("SSL_CERT_DIR", ""),
+    ]);
+    let out = dir.path().join("check");
+    std::fs::create_dir_all(&out).unwrap();
+    hsm_tests::check_and_verify(
+        &plugin(),
+        &key_id,
+        &[("certificate_chain", chain_file.to_str().unwrap())],
+        &hsm_tests::env_refs(&trusted),
+        &ca_root.root_pem(),
+        &out,
+    );
+    let untrusted = env_with(&[
+        ("AWS_ENDPOINT_URL", &proxy.url),
+        ("SSL_CERT_FILE", "/dev/null"),
+        ("SSL_CERT_DIR", ""),
+    ]);
+    let mut c = client(&untrusted);
+    c.timeout = Duration::from_secs(20);
+    let inv = c.describe_key(&key_id, hsm_tests::config(&[])).unwrap();
+    assert_eq!(inv.exit_code, Some(1), "{}", inv.stderr_text());
+    let err = inv.error().unwrap();
+    assert!(
+        err.error_message.to_lowercase().contains("certificate"),
+        "{}",
+        err.error_message
+    );
+}

@@ -1493,3 +1493,40 @@ fn sigterm_during_a_stalled_sign_revokes_the_login_token() {
         "the login token outlived the cancelled invocation"
     );
 }
+
+/// Vault over HTTPS (a TLS front on the test server): trusted through VAULT_CACERT, or through
+/// the system trust store the plugin reads itself (SSL_CERT_FILE here), the signature goes
+/// through the checker; with neither holding the server's CA, the answer says the certificate
+/// is not trusted.
+#[test]
+fn https_with_vault_cacert_or_the_system_trust_store() {
+    let api = Api::root();
+    let proxy = hsm_tests::tls_proxy::TlsProxy::start(api.addr.trim_start_matches("http://"));
+    let name = unique("https");
+    api.create_key(&name, "ecdsa-p256");
+    let dir = tempfile::tempdir().unwrap();
+    let (file, root) = chain_file(dir.path(), &api.public_key(&name, None), &name);
+    let ca = proxy.ca.display().to_string();
+    let https = |extra: &[(&str, &str)]| {
+        let mut env = hsm_tests::env_with(root_env(), &[("VAULT_ADDR", &proxy.url)]);
+        env = hsm_tests::env_with(env, extra);
+        env
+    };
+    let chain = [("certificate_chain", file.to_str().unwrap())];
+    for trusted in [
+        https(&[("VAULT_CACERT", &ca), ("SSL_CERT_DIR", "")]),
+        https(&[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", "")]),
+    ] {
+        sign_and_verify(&name, KeySpec::Ec256, &chain, &trusted, &root);
+    }
+    let untrusted = https(&[("SSL_CERT_FILE", "/dev/null"), ("SSL_CERT_DIR", "")]);
+    let inv = describe(&name, &[], &untrusted);
+    assert_eq!(inv.exit_code, Some(1), "{}", inv.stderr_text());
+    let err = inv.error().unwrap();
+    assert!(
+        err.error_message.contains("invalid peer certificate")
+            && err.error_message.contains("VAULT_CACERT"),
+        "{}",
+        err.error_message
+    );
+}

@@ -56,60 +56,82 @@ pub(crate) fn open(path: &Path, limit: u64, what: &str) -> Result<CheckedFile> {
     Ok(CheckedFile { file, meta })
 }
 
+/// What a path is, for reading it without blocking (links followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// Nothing there (or not readable).
+    Missing,
+    /// `/dev/null`: ends at once; as a trust store, "no roots".
+    Null,
+    Regular,
+    Directory,
+    /// A FIFO, socket or device (named), which a reader without a bound would hang on.
+    Blocking(&'static str),
+}
+
+/// What `path` is (see [`FileKind`]).
+pub(crate) fn file_kind(path: &Path) -> FileKind {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return FileKind::Missing;
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        FileKind::Regular
+    } else if kind.is_dir() {
+        FileKind::Directory
+    } else if kind.is_char_device()
+        && std::fs::metadata("/dev/null").is_ok_and(|n| n.rdev() == meta.rdev())
+    {
+        FileKind::Null
+    } else if kind.is_fifo() {
+        FileKind::Blocking("a FIFO")
+    } else if kind.is_socket() {
+        FileKind::Blocking("a socket")
+    } else {
+        FileKind::Blocking("a device")
+    }
+}
+
+/// The refusal of a trust store that `var` names and that is `is` (a FIFO, a device...).
+pub(crate) fn refuse_trust_store(var: &str, path: &Path, is: &str) -> PluginError {
+    PluginError::validation(format!(
+        "{var} names {}, which is {is}: the TLS trust store must be regular PEM files; point \
+         {var} at a CA bundle file (or unset it)",
+        path.display()
+    ))
+}
+
 /// Checks the trust store the TLS stacks read from the environment (OpenSSL's `SSL_CERT_FILE`
 /// and `SSL_CERT_DIR`, which rustls-native-certs honours) before an HTTPS client reads it: those
 /// libraries read it without a bound, so a FIFO or device there would hang the plugin past its
-/// deadline. Call it before building an HTTPS client; what it refuses is named.
+/// deadline. Call it before building an HTTPS client whose trust store a library reads itself
+/// (the plugins that build their own read it with `tls_roots`, which checks the same); what it
+/// refuses is named.
 pub fn check_trust_store_env() -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let refuse = |var: &str, path: &Path, is: &str| {
-        PluginError::validation(format!(
-            "{var} names {}, which is {is}: the TLS trust store must be regular PEM files; \
-             point {var} at a CA bundle file (or unset it)",
-            path.display()
-        ))
-    };
-    // /dev/null is the usual "no roots": it ends at once, unlike /dev/zero or a terminal.
-    let null = std::fs::metadata("/dev/null").ok();
-    let kind_of = |meta: &std::fs::Metadata| {
-        use std::os::unix::fs::MetadataExt;
-        let kind = meta.file_type();
-        if null
-            .as_ref()
-            .is_some_and(|n| n.rdev() == meta.rdev() && kind.is_char_device())
-        {
-            None
-        } else if kind.is_fifo() {
-            Some("a FIFO")
-        } else if kind.is_socket() {
-            Some("a socket")
-        } else if kind.is_block_device() || kind.is_char_device() {
-            Some("a device")
-        } else {
-            None
-        }
-    };
     if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
         let path = Path::new(&file);
         // A missing file is the TLS stack's to report; only what would block is refused here.
-        if let Ok(meta) = std::fs::metadata(path) {
-            if let Some(is) = kind_of(&meta).or(meta.is_dir().then_some("a directory")) {
-                return Err(refuse("SSL_CERT_FILE", path, is));
+        match file_kind(path) {
+            FileKind::Blocking(is) => return Err(refuse_trust_store("SSL_CERT_FILE", path, is)),
+            FileKind::Directory => {
+                return Err(refuse_trust_store("SSL_CERT_FILE", path, "a directory"))
             }
+            _ => {}
         }
     }
     if let Some(dirs) = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()) {
         for dir in std::env::split_paths(&dirs) {
-            if let Some(is) = std::fs::metadata(&dir).ok().as_ref().and_then(kind_of) {
-                return Err(refuse("SSL_CERT_DIR", &dir, is));
+            if let FileKind::Blocking(is) = file_kind(&dir) {
+                return Err(refuse_trust_store("SSL_CERT_DIR", &dir, is));
             }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten().take(10_000) {
                 let path = entry.path();
-                if let Some(is) = std::fs::metadata(&path).ok().as_ref().and_then(kind_of) {
-                    return Err(refuse("SSL_CERT_DIR", &path, is));
+                if let FileKind::Blocking(is) = file_kind(&path) {
+                    return Err(refuse_trust_store("SSL_CERT_DIR", &path, is));
                 }
             }
         }

@@ -53,6 +53,8 @@ pub mod signature;
 pub mod softkey;
 #[cfg(feature = "softkey")]
 pub mod testca;
+#[cfg(feature = "tls-roots")]
+pub mod tls_roots;
 mod trust;
 
 pub use backend::{Backend, Signed, UnresolvedSign};

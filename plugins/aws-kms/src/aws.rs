@@ -80,9 +80,17 @@ impl Session {
             // would cost milliseconds at every start, and nothing here speaks TLS.
             aws_smithy_http_client::Builder::new().build_http()
         } else {
-            plugin_protocol::bounded::check_trust_store_env()?;
+            // The system's roots read once (the SDK's own reading takes the CA bundle and every
+            // file of the directory beside it).
+            let roots = plugin_protocol::tls_roots::system_roots()?;
+            let trust = tls::TrustStore::empty().with_pem_certificate(roots.to_pem());
+            let context = tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .map_err(|e| PluginError::generic(format!("cannot set up TLS: {e}")))?;
             aws_smithy_http_client::Builder::new()
                 .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .tls_context(context)
                 .build_https()
         };
         let provider_config = ProviderConfig::without_region().with_http_client(http.clone());

@@ -109,6 +109,26 @@ pub struct Session {
     rt: tokio::runtime::Runtime,
 }
 
+/// The HTTP client the SDK's default would be (reqwest, its time-outs, no redirects), trusting
+/// the system's roots as `plugin_protocol::tls_roots` reads them (once), not as the SDK's
+/// platform verifier would (the CA bundle and every file of the directory beside it).
+fn http_client(
+    roots: &plugin_protocol::tls_roots::Roots,
+) -> Result<Arc<dyn azure_core::http::HttpClient>> {
+    let certs = roots
+        .certificates
+        .iter()
+        .filter_map(|der| reqwest_azure::Certificate::from_der(der).ok());
+    let client = reqwest_azure::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest_azure::redirect::Policy::none())
+        .tls_certs_only(certs)
+        .build()
+        .map_err(|e| PluginError::generic(format!("cannot build the HTTPS client: {e}")))?;
+    Ok(Arc::new(client))
+}
+
 /// Client options with the SDK's own retries off (ours are bounded by the deadline) and the
 /// session's shared transport.
 fn client_options(transport: &Transport) -> ClientOptions {
@@ -122,7 +142,7 @@ fn client_options(transport: &Transport) -> ClientOptions {
 impl Session {
     /// Creates the runtime and the credential. No network call is made.
     pub fn open(ctx: &Context, key: &KeyRef) -> Result<Self> {
-        plugin_protocol::bounded::check_trust_store_env()?;
+        let roots = plugin_protocol::tls_roots::system_roots()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -133,9 +153,7 @@ impl Session {
             // The SDK's reqwest has rustls without a crypto provider: use ring, like the other
             // plugins (installing twice is harmless).
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let transport = Transport::new(Arc::new(BoundedBodies(
-                azure_core::http::new_http_client(None),
-            )));
+            let transport = Transport::new(Arc::new(BoundedBodies(http_client(&roots)?)));
             let credential = credential(ctx, &transport)?;
             (transport, credential)
         };

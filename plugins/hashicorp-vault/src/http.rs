@@ -76,9 +76,6 @@ impl Vault {
                 plugin_protocol::bounded::shorten(&plugin_protocol::secret::redact_url(&addr), 200)
             )));
         };
-        if https {
-            plugin_protocol::bounded::check_trust_store_env()?;
-        }
         let namespace = config
             .get("namespace")
             .map(|n| n.trim().trim_matches('/').to_owned())
@@ -94,9 +91,16 @@ impl Vault {
             // With an https address, a redirect (a standby forwarding to the active node) can
             // never downgrade to plain HTTP; at most a few hops are followed.
             .https_only(https)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            // Loading the system roots costs time; a plain-HTTP dev address needs none.
-            .tls_built_in_root_certs(https);
+            .redirect(reqwest::redirect::Policy::limited(3));
+        // The system's roots, read once (a plain-HTTP dev address needs none).
+        if https {
+            for der in plugin_protocol::tls_roots::system_roots()?.certificates {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    PluginError::generic(format!("a system CA certificate is unusable: {e}"))
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
         for (key, what) in [("ca_cert", "file"), ("ca_path", "directory")] {
             let Some((path, source)) = config.get_with_source(key) else {
                 continue;

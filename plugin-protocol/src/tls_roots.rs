@@ -1,0 +1,342 @@
+//! The system's TLS trust store for the plugins' HTTPS clients, read once per invocation, each
+//! CA once.
+//!
+//! The TLS stacks the SDKs bring (rustls-native-certs, behind reqwest and the AWS SDK's client)
+//! read OpenSSL's defaults the eager way: the distribution's CA bundle *and* every file of the
+//! certificate directory beside it, which on Debian holds the same CAs again, twice (a
+//! `<hash>.0` link and a named link per CA). That costs milliseconds at every start, and
+//! notation starts a plugin three times per signature. Here:
+//!
+//! - `SSL_CERT_FILE` and `SSL_CERT_DIR`, when set, are read as OpenSSL users expect;
+//! - otherwise the first CA bundle of the well-known paths is read, and a certificate directory
+//!   only when there is no bundle;
+//! - a directory's entries are read once per file they lead to (links followed), and not at
+//!   all when they lead to the bundle already read;
+//! - every read is bounded and never blocks: a FIFO, socket or device is refused by name
+//!   (`/dev/null` is "no roots"), as [`crate::bounded::check_trust_store_env`] does;
+//! - a certificate that cannot be a trust anchor is skipped (as rustls-native-certs does), not
+//!   fatal.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::CertificateDer;
+
+use crate::bounded::{self, FileKind};
+use crate::error::{PluginError, Result};
+
+/// CA bundles, in the order they are looked for (openssl-probe's list, most common first).
+const BUNDLES: [&str; 7] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/ssl/cert.pem",
+    "/usr/local/share/certs/ca-root-nss.crt",
+];
+/// Certificate directories, used only when no bundle exists.
+const DIRECTORIES: [&str; 3] = ["/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/openssl/certs"];
+/// Largest bundle read (Debian's is about 220 KiB).
+const MAX_BUNDLE_BYTES: u64 = 8 << 20;
+/// Most directory entries looked at.
+const MAX_ENTRIES: usize = 10_000;
+
+/// The trust anchors found, and what was read.
+#[derive(Debug, Default)]
+pub struct Roots {
+    /// Each certificate that can be a trust anchor, once.
+    pub certificates: Vec<CertificateDer<'static>>,
+    /// Certificates skipped: not parsable as a trust anchor.
+    pub skipped: usize,
+    /// The files and directories read, for messages and the debug log.
+    pub read: Vec<PathBuf>,
+}
+
+impl Roots {
+    /// The certificates as one PEM bundle (for TLS clients that take PEM).
+    pub fn to_pem(&self) -> String {
+        use der::pem::LineEnding;
+        self.certificates
+            .iter()
+            .filter_map(|c| der::pem::encode_string("CERTIFICATE", LineEnding::LF, c).ok())
+            .collect()
+    }
+}
+
+/// Where a trust store is read from, and why (the variable that named it, or the default).
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// A CA bundle file, and the variable that named it (`None`: the well-known default).
+    pub bundle: Option<(PathBuf, Option<&'static str>)>,
+    /// Certificate directories, and the variable that named them.
+    pub directories: Vec<(PathBuf, Option<&'static str>)>,
+}
+
+impl Sources {
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the first well-known bundle, else the
+    /// well-known directories.
+    pub fn from_env() -> Self {
+        Self::from(
+            std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()),
+            std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()),
+            |p| p.exists(),
+        )
+    }
+
+    fn from(
+        file: Option<std::ffi::OsString>,
+        dirs: Option<std::ffi::OsString>,
+        exists: impl Fn(&Path) -> bool,
+    ) -> Self {
+        let bundle = match file {
+            Some(f) => Some((PathBuf::from(f), Some("SSL_CERT_FILE"))),
+            None => BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| exists(p))
+                .map(|p| (p, None)),
+        };
+        let directories = match dirs {
+            Some(d) => std::env::split_paths(&d)
+                .map(|p| (p, Some("SSL_CERT_DIR")))
+                .collect(),
+            None if bundle.is_none() => DIRECTORIES
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| exists(p))
+                .map(|p| (p, None))
+                .collect(),
+            None => Vec::new(),
+        };
+        Self {
+            bundle,
+            directories,
+        }
+    }
+
+    /// Reads the trust anchors.
+    pub fn load(&self) -> Result<Roots> {
+        let mut roots = Roots::default();
+        let mut seen_files = HashSet::new();
+        let mut seen_certs = HashSet::new();
+        if let Some((path, var)) = &self.bundle {
+            match bounded::file_kind(path) {
+                FileKind::Null => {}
+                FileKind::Blocking(is) => return Err(refuse(*var, path, is)),
+                FileKind::Directory => return Err(refuse(*var, path, "a directory")),
+                FileKind::Missing if var.is_none() => {}
+                FileKind::Missing => {
+                    return Err(PluginError::validation(format!(
+                        "SSL_CERT_FILE names {}, which does not exist; point it at a CA bundle \
+                         file (or unset it)",
+                        path.display()
+                    )))
+                }
+                FileKind::Regular => {
+                    let bytes = bounded::read_file(path, MAX_BUNDLE_BYTES, "the CA bundle")?;
+                    add_pem(&mut roots, &mut seen_certs, &bytes);
+                    roots.read.push(path.clone());
+                    if let Ok(canonical) = path.canonicalize() {
+                        seen_files.insert(canonical);
+                    }
+                }
+            }
+        }
+        for (dir, var) in &self.directories {
+            match bounded::file_kind(dir) {
+                FileKind::Blocking(is) => return Err(refuse(*var, dir, is)),
+                FileKind::Directory => {}
+                _ => continue,
+            }
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten().take(MAX_ENTRIES) {
+                let path = entry.path();
+                let Ok(canonical) = path.canonicalize() else {
+                    continue;
+                };
+                if !seen_files.insert(canonical) {
+                    continue;
+                }
+                match bounded::file_kind(&path) {
+                    FileKind::Blocking(is) => return Err(refuse(*var, &path, is)),
+                    FileKind::Regular => {}
+                    _ => continue,
+                }
+                if let Ok(bytes) = bounded::read_file(&path, MAX_BUNDLE_BYTES, "a CA file") {
+                    add_pem(&mut roots, &mut seen_certs, &bytes);
+                }
+            }
+            roots.read.push(dir.clone());
+        }
+        Ok(roots)
+    }
+}
+
+/// The system's trust store (see the module documentation).
+pub fn system_roots() -> Result<Roots> {
+    let roots = Sources::from_env().load()?;
+    tracing::debug!(
+        certificates = roots.certificates.len(),
+        skipped = roots.skipped,
+        read = ?roots.read,
+        "TLS trust store"
+    );
+    Ok(roots)
+}
+
+fn refuse(var: Option<&str>, path: &Path, is: &str) -> PluginError {
+    match var {
+        Some(var) => bounded::refuse_trust_store(var, path, is),
+        None => PluginError::validation(format!(
+            "the system's TLS trust store {} is {is}: it must be regular PEM files; set \
+             SSL_CERT_FILE to a CA bundle file",
+            path.display()
+        )),
+    }
+}
+
+/// Adds the `CERTIFICATE` blocks of `pem` that can be trust anchors, each once.
+fn add_pem(roots: &mut Roots, seen: &mut HashSet<Vec<u8>>, pem: &[u8]) {
+    use base64::Engine;
+    let Ok(text) = std::str::from_utf8(pem) else {
+        return;
+    };
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let body = &rest[start + BEGIN.len()..];
+        let Some(end) = body.find(END) else {
+            return;
+        };
+        let b64: String = body[..end].split_whitespace().collect();
+        rest = &body[end + END.len()..];
+        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            roots.skipped += 1;
+            continue;
+        };
+        if seen.contains(&der) {
+            continue;
+        }
+        let cert = CertificateDer::from(der);
+        if webpki::anchor_from_trusted_cert(&cert).is_err() {
+            roots.skipped += 1;
+            continue;
+        }
+        seen.insert(cert.to_vec());
+        roots.certificates.push(cert);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem(cn: &str) -> String {
+        crate::testca::TestCa::new(&format!("CN={cn},O=Test,C=US")).root_pem()
+    }
+
+    #[test]
+    fn a_bundle_is_read_and_the_directory_only_when_there_is_none() {
+        let has = |wanted: &'static str| move |p: &Path| p == Path::new(wanted);
+        let s = Sources::from(None, None, has("/etc/pki/tls/certs/ca-bundle.crt"));
+        assert_eq!(
+            s.bundle,
+            Some((PathBuf::from("/etc/pki/tls/certs/ca-bundle.crt"), None))
+        );
+        assert!(s.directories.is_empty(), "no directory beside a bundle");
+        let s = Sources::from(None, None, has("/etc/ssl/certs"));
+        assert_eq!(s.bundle, None);
+        assert_eq!(s.directories, [(PathBuf::from("/etc/ssl/certs"), None)]);
+        let s = Sources::from(Some("/b.pem".into()), Some("/d1:/d2".into()), |_| true);
+        assert_eq!(
+            s.bundle,
+            Some((PathBuf::from("/b.pem"), Some("SSL_CERT_FILE")))
+        );
+        assert_eq!(
+            s.directories,
+            [
+                (PathBuf::from("/d1"), Some("SSL_CERT_DIR")),
+                (PathBuf::from("/d2"), Some("SSL_CERT_DIR"))
+            ]
+        );
+    }
+
+    #[test]
+    fn each_ca_is_loaded_once_and_links_to_the_bundle_are_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (ca_pem("A"), ca_pem("B"), ca_pem("C"));
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::write(&bundle, format!("# comment\n{a}\n{b}")).unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("c.pem"), &c).unwrap();
+        std::os::unix::fs::symlink(certs.join("c.pem"), certs.join("1234abcd.0")).unwrap();
+        std::os::unix::fs::symlink(&bundle, certs.join("bundle-link.pem")).unwrap();
+        std::fs::write(certs.join("a-again.pem"), &a).unwrap();
+        std::fs::write(certs.join("README"), "not a certificate").unwrap();
+        std::fs::write(
+            certs.join("broken.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            bundle: Some((bundle.clone(), Some("SSL_CERT_FILE"))),
+            directories: vec![(certs.clone(), Some("SSL_CERT_DIR"))],
+        };
+        let roots = sources.load().unwrap();
+        assert_eq!(roots.certificates.len(), 3, "A, B, C once each");
+        assert_eq!(roots.skipped, 1, "the broken one");
+        assert_eq!(roots.read, [bundle, certs]);
+        let pem = roots.to_pem();
+        assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 3);
+        let reread = crate::chain::parse_pem_or_der(pem.as_bytes(), "roots").unwrap();
+        assert_eq!(reread.len(), 3);
+    }
+
+    #[test]
+    fn what_would_block_is_refused_and_dev_null_means_no_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("roots.pem");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let only = |bundle: &Path| Sources {
+            bundle: Some((bundle.to_owned(), Some("SSL_CERT_FILE"))),
+            directories: vec![],
+        };
+        let e = only(&fifo).load().unwrap_err();
+        assert!(
+            e.message.contains("SSL_CERT_FILE") && e.message.contains("a FIFO"),
+            "{}",
+            e.message
+        );
+        let e = only(Path::new("/dev/zero")).load().unwrap_err();
+        assert!(e.message.contains("a device"), "{}", e.message);
+        let e = only(&dir.path().join("missing.pem")).load().unwrap_err();
+        assert!(e.message.contains("does not exist"), "{}", e.message);
+        let none = only(Path::new("/dev/null")).load().unwrap();
+        assert!(none.certificates.is_empty());
+        let in_dir = Sources {
+            bundle: None,
+            directories: vec![(dir.path().to_owned(), Some("SSL_CERT_DIR"))],
+        };
+        let e = in_dir.load().unwrap_err();
+        assert!(
+            e.message.contains("SSL_CERT_DIR") && e.message.contains("roots.pem"),
+            "{}",
+            e.message
+        );
+        let default = Sources {
+            bundle: None,
+            directories: vec![(dir.path().to_owned(), None)],
+        };
+        let e = default.load().unwrap_err();
+        assert!(e.message.contains("set SSL_CERT_FILE"), "{}", e.message);
+    }
+}
