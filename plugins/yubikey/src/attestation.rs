@@ -211,8 +211,76 @@ mod tests {
         assert_eq!(roots[1].subject(), "CN=Yubico Attestation Root 1");
     }
 
+    /// A self-signed certificate with Yubico's attestation extensions of these raw values.
+    fn attestation_with(firmware: &str, serial_der: &str, policy: &str, form: &str) -> Certificate {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("att.pem");
+        let ext = |arc: u8, hex: &str| format!("{YUBICO_ARC}.{arc}=DER:{hex}");
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-subj",
+                "/CN=YubiKey PIV Attestation 9c",
+                "-days",
+                "1",
+            ])
+            .args(["-keyout", "/dev/null", "-out"])
+            .arg(&out)
+            .args(["-addext", &ext(3, firmware), "-addext", &ext(7, serial_der)])
+            .args(["-addext", &ext(8, policy), "-addext", &ext(9, form)])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        chain::load_file(&out).unwrap().remove(0)
+    }
+
+    #[test]
+    fn yubico_extensions_are_read() {
+        let att = attestation_with("05:07:01", "02:04:01:12:A8:81", "03:01", "03");
+        assert_eq!(
+            facts(&att),
+            Facts {
+                serial: Some(18000001),
+                firmware: Some("5.7.1".into()),
+                pin_policy: Some("always"),
+                touch_policy: Some("never"),
+                form_factor: Some("USB-C keychain".into()),
+            }
+        );
+        for (policy, pin, touch) in [
+            ("01:02", "never", "always"),
+            ("02:03", "once", "cached"),
+            ("04:01", "match-once", "never"),
+            ("05:09", "match-always", "unknown"),
+            ("09:01", "unknown", "never"),
+        ] {
+            let f = facts(&attestation_with("04:03:05", "02:01:07", policy, "81"));
+            assert_eq!(
+                (f.pin_policy, f.touch_policy),
+                (Some(pin), Some(touch)),
+                "{policy}"
+            );
+            assert_eq!(f.serial, Some(7));
+            assert_eq!(f.firmware.as_deref(), Some("4.3.5"));
+            assert_eq!(f.form_factor.as_deref(), Some("USB-A keychain, FIPS"));
+        }
+    }
+
     #[test]
     fn form_factors_and_flags() {
+        assert_eq!(form_factor(0x02), "USB-A nano");
+        assert_eq!(form_factor(0x05), "USB-C and Lightning");
+        assert_eq!(form_factor(0x06), "USB-A Bio keychain");
+        assert_eq!(form_factor(0x07), "USB-C Bio keychain");
         assert_eq!(form_factor(0x01), "USB-A keychain");
         assert_eq!(form_factor(0x83), "USB-C keychain, FIPS");
         assert_eq!(form_factor(0x44), "USB-C nano, CSPN");

@@ -173,6 +173,32 @@ pub fn parse(mut data: &[u8]) -> Result<Metadata> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::KeySpec;
+
+    /// GET METADATA's answer for an EC key of `spec` whose point is `point`, with `tag` for it.
+    fn ec_metadata(algorithm: u8, tag: u8, point: &[u8]) -> Vec<u8> {
+        let mut data = vec![0x01, 0x01, algorithm, 0x04, point.len() as u8 + 2, tag];
+        data.push(point.len() as u8);
+        data.extend_from_slice(point);
+        data
+    }
+
+    #[test]
+    fn ec_keys_of_both_curves() {
+        for (spec, algorithm) in [(KeySpec::Ec256, 0x11), (KeySpec::Ec384, 0x14)] {
+            let key = plugin_protocol::testca::generate_key(spec)
+                .public_key()
+                .unwrap();
+            let spki = key.to_spki_der();
+            let point = &spki[spki.len() - (1 + 2 * spec.ecdsa_scalar_len().unwrap())..];
+            let m = parse(&ec_metadata(algorithm, 0x86, point)).unwrap();
+            assert_eq!(m.public.as_ref(), Some(&key), "{spec}");
+            assert!(
+                parse(&ec_metadata(algorithm, 0x85, point)).is_err(),
+                "wrong tag"
+            );
+        }
+    }
 
     #[test]
     fn long_lengths_and_every_field() {
@@ -200,6 +226,14 @@ mod tests {
         for cut in [1, 5, 12, data.len() - 1] {
             assert!(parse(&data[..cut]).is_err(), "cut at {cut}");
         }
+        // A one-byte 0x81 length (an RSA exponent field of 3 bytes written long-form).
+        let mut long_exp = vec![0x81, 0x82, 0x01, 0x00];
+        long_exp.extend_from_slice(&modulus);
+        long_exp.extend_from_slice(&[0x82, 0x81, 0x03, 0x01, 0x00, 0x01]);
+        let mut data = vec![0x01, 0x01, 0x07, 0x04, 0x82];
+        data.extend_from_slice(&(long_exp.len() as u16).to_be_bytes());
+        data.extend_from_slice(&long_exp);
+        assert!(parse(&data).unwrap().public.is_some(), "0x81 lengths");
         let ed = parse(&[0x01, 0x01, 0xe0, 0x04, 0x02, 0x86, 0x00]).unwrap();
         assert_eq!(
             (ed.algorithm, ed.public.is_none()),

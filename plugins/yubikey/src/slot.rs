@@ -230,6 +230,15 @@ mod tests {
     }
 
     #[test]
+    fn key_ids_are_bounded_at_256_characters() {
+        let padded = |len: usize| format!("yubikey:{}slot=9c", ";".repeat(len - 15));
+        assert_eq!(padded(256).len(), 256);
+        assert_eq!(KeyRef::parse(&padded(256)).unwrap().slot.id(), 0x9c);
+        let e = KeyRef::parse(&padded(257)).unwrap_err();
+        assert!(e.message.contains("257 characters long"), "{}", e.message);
+    }
+
+    #[test]
     fn key_ids_with_and_without_serial() {
         assert_eq!(
             KeyRef::parse("9c").unwrap(),
