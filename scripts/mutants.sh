@@ -47,15 +47,18 @@ backends=(
   plugins/hashicorp-vault/src/transit.rs plugins/hashicorp-vault/src/keyref.rs
   plugins/azure-keyvault/src/backend.rs plugins/azure-keyvault/src/keyref.rs
   plugins/gcp-kms/src/backend.rs plugins/gcp-kms/src/keyref.rs
+  plugins/yubikey/src/slot.rs plugins/yubikey/src/metadata.rs plugins/yubikey/src/attestation.rs
+  plugins/yubikey/src/pin.rs
 )
 pure='pss_params|signer|unwrap_ec_point|hex|sign_request|parse_signature|check_mount|TransitKey::key_spec'
 pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
 pure+='|state_problem|refuse_state|refuse_algorithm|crc32c'
+pure+='|parse|tlv|facts|form_factor|refused|malformed'
 # cargo-mutants 27.1.0 applies no name filter (-F, -E, exclude_re) to struct-field deletions
 # (visit.rs pushes them unfiltered), so those in backend-calling functions (key versions,
 # KeyObject::uri) are in this set anyway and show as missed here: only hsm-tests can catch them,
 # which the --live set below does.
-backend_args=(-F "keyref\.rs|uri\.rs|($pure)( ->|\$)|in ($pure)\$")
+backend_args=(-F "keyref\.rs|uri\.rs|slot\.rs|($pure)( ->|\$)|in ($pure)\$")
 # Those struct-field deletions (the key, certificate and secret versions Key Vault is asked for,
 # the label and id of the URI `notation-pkcs11 keys` prints) are caught here instead, by
 # hsm-tests against SoftHSM2 and the Key Vault emulator (which the tests start themselves):
