@@ -570,6 +570,11 @@ fn generate_key_import_certificate_and_attestation() {
     assert!(text.contains("factory-default management key"), "{text}");
     let info = card.ykman(&["piv", "keys", "info", "9c"]);
     assert!(info.contains("ECCP384") && info.contains("ONCE"), "{info}");
+    let mut p521 = generate.to_vec();
+    p521[6] = "EC-521";
+    let refused = command(&card, &p521, &env);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot hold EC-521"));
     let again = command(&card, &generate, &env);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a key"));

@@ -71,10 +71,15 @@ pub(crate) enum FileKind {
 
 /// What `path` is (see [`FileKind`]).
 pub(crate) fn file_kind(path: &Path) -> FileKind {
+    match std::fs::metadata(path) {
+        Ok(meta) => kind_of(&meta),
+        Err(_) => FileKind::Missing,
+    }
+}
+
+/// What a file of `meta` (links followed) is (see [`FileKind`]).
+pub(crate) fn kind_of(meta: &std::fs::Metadata) -> FileKind {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let Ok(meta) = std::fs::metadata(path) else {
-        return FileKind::Missing;
-    };
     let kind = meta.file_type();
     if kind.is_file() {
         FileKind::Regular
@@ -148,6 +153,8 @@ impl CheckedFile {
         what: &str,
         into: &mut Vec<u8>,
     ) -> Result<()> {
+        // One read for a file that does not grow meanwhile (read_to_end starts small otherwise).
+        into.reserve(self.meta.len().min(limit) as usize + 1);
         self.file.take(limit + 1).read_to_end(into).map_err(|e| {
             PluginError::validation(format!("cannot read {what} {}: {e}", path.display()))
         })?;

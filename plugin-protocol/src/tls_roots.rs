@@ -10,14 +10,15 @@
 //! - `SSL_CERT_FILE` and `SSL_CERT_DIR`, when set, are read as OpenSSL users expect;
 //! - otherwise the first CA bundle of the well-known paths is read, and a certificate directory
 //!   only when there is no bundle;
-//! - a directory's entries are read once per file they lead to (links followed), and not at
-//!   all when they lead to the bundle already read;
+//! - a directory's entries are read once per file they lead to (links followed; one `stat`
+//!   each), and not at all when they lead to the bundle already read;
 //! - every read is bounded and never blocks: a FIFO, socket or device is refused by name
 //!   (`/dev/null` is "no roots"), as [`crate::bounded::check_trust_store_env`] does;
 //! - a certificate that cannot be a trust anchor is skipped (as rustls-native-certs does), not
 //!   fatal.
 
 use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
@@ -137,8 +138,8 @@ impl Sources {
                     let bytes = bounded::read_file(path, MAX_BUNDLE_BYTES, "the CA bundle")?;
                     add_pem(&mut roots, &mut seen_certs, &bytes);
                     roots.read.push(path.clone());
-                    if let Ok(canonical) = path.canonicalize() {
-                        seen_files.insert(canonical);
+                    if let Ok(meta) = std::fs::metadata(path) {
+                        seen_files.insert((meta.dev(), meta.ino()));
                     }
                 }
             }
@@ -154,16 +155,18 @@ impl Sources {
             };
             for entry in entries.flatten().take(MAX_ENTRIES) {
                 let path = entry.path();
-                let Ok(canonical) = path.canonicalize() else {
+                // One stat per entry (links followed): what it is, and which file it is, so a
+                // file several links lead to (`<hash>.0` and `<name>.pem`) is read once.
+                let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
                 };
-                if !seen_files.insert(canonical) {
-                    continue;
-                }
-                match bounded::file_kind(&path) {
+                match bounded::kind_of(&meta) {
                     FileKind::Blocking(is) => return Err(refuse(*var, &path, is)),
                     FileKind::Regular => {}
                     _ => continue,
+                }
+                if !seen_files.insert((meta.dev(), meta.ino())) {
+                    continue;
                 }
                 if let Ok(bytes) = bounded::read_file(&path, MAX_BUNDLE_BYTES, "a CA file") {
                     add_pem(&mut roots, &mut seen_certs, &bytes);

@@ -76,18 +76,11 @@ pub fn read_slot(yk: &mut YubiKey, attached: &Attached, slot: Slot) -> Result<Sl
             let der = slot_certificate(yk, slot)?.ok_or_else(empty)?;
             let cert = plugin_protocol::Certificate::from_der(&der, "the slot's certificate")?;
             let public = cert.public_key()?;
-            let algorithm = match public.key_spec() {
-                KeySpec::Rsa2048 => AlgorithmId::Rsa2048,
-                KeySpec::Rsa3072 => AlgorithmId::Rsa3072,
-                KeySpec::Rsa4096 => AlgorithmId::Rsa4096,
-                KeySpec::Ec256 => AlgorithmId::EccP256,
-                KeySpec::Ec384 => AlgorithmId::EccP384,
-                KeySpec::Ec521 => {
-                    return Err(plugin_protocol::public_key::unsupported_key(
-                        "a P-521 key (a PIV card cannot hold one)",
-                    ))
-                }
-            };
+            let algorithm = piv_algorithm(public.key_spec()).ok_or_else(|| {
+                plugin_protocol::public_key::unsupported_key(
+                    "a P-521 key (a PIV card cannot hold one)",
+                )
+            })?;
             Ok(SlotKey {
                 slot,
                 algorithm,
@@ -97,6 +90,18 @@ pub fn read_slot(yk: &mut YubiKey, attached: &Attached, slot: Slot) -> Result<Sl
             })
         }
     }
+}
+
+/// The PIV algorithm of a key spec; `None` for EC-521, which PIV does not have.
+pub fn piv_algorithm(spec: KeySpec) -> Option<AlgorithmId> {
+    Some(match spec {
+        KeySpec::Rsa2048 => AlgorithmId::Rsa2048,
+        KeySpec::Rsa3072 => AlgorithmId::Rsa3072,
+        KeySpec::Rsa4096 => AlgorithmId::Rsa4096,
+        KeySpec::Ec256 => AlgorithmId::EccP256,
+        KeySpec::Ec384 => AlgorithmId::EccP384,
+        KeySpec::Ec521 => return None,
+    })
 }
 
 /// Refuses what notation cannot sign with, naming it.

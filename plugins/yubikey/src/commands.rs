@@ -469,18 +469,11 @@ fn generate_key(
     out: Option<PathBuf>,
     management: ManagementArgs,
 ) -> Result<()> {
-    let algorithm = match spec {
-        KeySpec::Rsa2048 => AlgorithmId::Rsa2048,
-        KeySpec::Rsa3072 => AlgorithmId::Rsa3072,
-        KeySpec::Rsa4096 => AlgorithmId::Rsa4096,
-        KeySpec::Ec256 => AlgorithmId::EccP256,
-        KeySpec::Ec384 => AlgorithmId::EccP384,
-        KeySpec::Ec521 => {
-            return Err(PluginError::validation(
-                "a YubiKey cannot hold EC-521 keys; use EC-256, EC-384 or RSA-2048/3072/4096",
-            ))
-        }
-    };
+    let algorithm = crate::backend::piv_algorithm(spec).ok_or_else(|| {
+        PluginError::validation(
+            "a YubiKey cannot hold EC-521 keys; use EC-256, EC-384 or RSA-2048/3072/4096",
+        )
+    })?;
     let (key_id, public, warning) = with_device(
         &args,
         "generating a key on the YubiKey",
