@@ -25,29 +25,17 @@ pub trait Backend: Sized {
     /// by [`PublicKey`]'s constructors with a message naming what the key is.
     fn resolve_key(&mut self, ctx: &Context) -> Result<(Self::Key, PublicKey)>;
 
-    /// Signs `digest` (already hashed with `spec.hash_algorithm()`): RSASSA-PSS with salt = hash
-    /// length and MGF1 on the same hash, or ECDSA in either encoding (say which).
-    fn sign_digest(
+    /// Signs `payload.message`, whose `payload.spec` hash is `payload.digest`: RSASSA-PSS with
+    /// salt = hash length and MGF1 on the same hash, or ECDSA in either encoding (say which).
+    /// Most backends sign the digest; one that can only hash-and-sign (a token offering
+    /// SHA256-RSA-PKCS-PSS but not raw PSS) signs the message. The shared code normalises and
+    /// self-verifies whatever this returns ([`crate::pipeline`]).
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &Self::Key,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature>;
-
-    /// Signs `message`, whose `spec` hash is `digest`. The default signs the digest; a backend
-    /// that can only hash-and-sign (a token offering SHA256-RSA-PKCS-PSS but not raw PSS)
-    /// overrides this and signs the message itself.
-    fn sign_message(
-        &mut self,
-        ctx: &Context,
-        key: &Self::Key,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        self.sign_digest(ctx, key, spec, digest)
-    }
 
     /// Certificates the backend itself stores for this key (any order; leaf and issuers), used
     /// when `certificate_chain` is not configured. `ca_certs` is appended by the shared code.
@@ -60,7 +48,7 @@ pub trait Backend: Sized {
     const SIGNS_UNRESOLVED: bool = false;
 
     /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: sign
-    /// `sign.digest` (of `sign.message`) with the key the key id names, without reading the key
+    /// `sign.payload` (as [`Backend::sign`] would) with the key the key id names, without reading the key
     /// or its public key first, and, when `sign.fetch_chain` (no `certificate_chain` file is
     /// configured), fetch what [`Backend::certificate_chain`] would return at the same time (see
     /// [`crate::blocking::sign_and_fetch_chain`]).
@@ -77,15 +65,23 @@ pub trait Backend: Sized {
     }
 }
 
+/// What a backend signs ([`Backend::sign`], [`Backend::sign_unresolved`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Payload<'a> {
+    /// The key spec to sign with; its hash made `digest`.
+    pub spec: KeySpec,
+    /// The bytes to sign (notation's payload, or a certificate's to-be-signed part), for
+    /// backends that hash and sign.
+    pub message: &'a [u8],
+    /// `message`'s digest with `spec`'s hash.
+    pub digest: &'a [u8],
+}
+
 /// What [`Backend::sign_unresolved`] is asked to do.
 #[derive(Clone, Copy, Debug)]
 pub struct UnresolvedSign<'a> {
-    /// The request's key spec; its hash made `digest`.
-    pub spec: KeySpec,
-    /// The payload notation sent, for backends that hash and sign.
-    pub message: &'a [u8],
-    /// The payload's digest with `spec`'s hash.
-    pub digest: &'a [u8],
+    /// What to sign: the request's key spec, the payload and its digest.
+    pub payload: Payload<'a>,
     /// Fetch the backend's own chain too: no `certificate_chain` file is configured.
     pub fetch_chain: bool,
 }

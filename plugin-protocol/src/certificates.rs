@@ -1,6 +1,7 @@
 //! Certificate tooling for keys that never leave their backend, the same on every plugin:
 //! `certificate self-signed`, `certificate csr`, `ca init`, `ca issue` and `public-key`.
-//! The backend signs (through [`Backend::sign_message`], self-checked like every signature);
+//! The backend signs (through [`Backend::sign`], normalised and self-checked by the same core as
+//! generate-signature);
 //! x509-cert's builder assembles the certificates. Leaves always meet the Notary leaf rules
 //! and CA certificates the CA rules; the signature algorithm follows the signing key's spec
 //! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
@@ -29,7 +30,7 @@ use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::error::{PluginError, Result};
 use crate::plugin_info::PluginInfo;
-use crate::signature::{ecdsa_fixed_to_der, normalise, verify_digest};
+use crate::signature::ecdsa_fixed_to_der;
 use crate::{HashAlgorithm, KeySpec, PublicKey};
 
 /// The commands this module adds to every plugin, for `--help`.
@@ -244,23 +245,24 @@ impl<B: Backend> BackendKey<B> {
         crate::pipeline::assemble_chain(&mut self.backend, &self.ctx, &self.key, &self.public)
     }
 
-    /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; self-checked first.
+    /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; through the same signing core
+    /// as generate-signature (normalised, self-checked under the key).
     fn sign(&mut self, tbs: &[u8]) -> Result<BitString> {
         let spec = self.public.key_spec();
-        let hash = spec.hash_algorithm();
-        let digest = hash.digest(tbs);
-        let raw = self
-            .backend
-            .sign_message(&self.ctx, &self.key, spec, tbs, &digest)?;
-        let fixed = normalise(spec, raw).map_err(|p| {
-            PluginError::generic(format!("the backend returned an unusable signature: {p}"))
-        })?;
-        verify_digest(&self.public, hash, &digest, &fixed).map_err(|p| {
-            PluginError::generic(format!(
-                "self-check failed for key '{}': {p}",
-                self.ctx.key_name
-            ))
-        })?;
+        let digest = spec.hash_algorithm().digest(tbs);
+        let payload = crate::Payload {
+            spec,
+            message: tbs,
+            digest: &digest,
+        };
+        let fixed = crate::pipeline::sign_checked(
+            &mut self.backend,
+            &self.ctx,
+            &self.key,
+            payload,
+            &self.public,
+            "its public key",
+        )?;
         let bytes = match spec.ecdsa_scalar_len() {
             Some(_) => ecdsa_fixed_to_der(spec, &fixed)
                 .ok_or_else(|| PluginError::generic("cannot DER-encode the ECDSA signature"))?,

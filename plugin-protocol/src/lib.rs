@@ -8,7 +8,7 @@
 //! # Author surface
 //!
 //! What a backend adapter uses, and all it should need:
-//! - [`Backend`] (with [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
+//! - [`Backend`] (with [`Payload`], [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
 //!   [`ConfigKey`]s, started by [`run`] or [`run_with`]; [`on_interrupt`] for cleanups.
 //! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
 //!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls.
@@ -55,7 +55,7 @@ pub mod softkey;
 pub mod testca;
 mod trust;
 
-pub use backend::{Backend, Signed, UnresolvedSign};
+pub use backend::{Backend, Payload, Signed, UnresolvedSign};
 pub use chain::Certificate;
 pub use config::{retry, Config, Context};
 pub use deadline::Deadline;

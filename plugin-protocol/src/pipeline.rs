@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Payload};
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::contract::*;
@@ -173,10 +173,15 @@ pub fn generate_signature<B: Backend>(
 
     let mut backend = B::connect(ctx)?;
     let digest = hash.digest(&payload);
+    let payload = Payload {
+        spec,
+        message: &payload,
+        digest: &digest,
+    };
     let (signature, chain) = if B::SIGNS_UNRESOLVED {
-        sign_unresolved(&mut backend, ctx, spec, &payload, &digest)?
+        sign_unresolved(&mut backend, ctx, payload)?
     } else {
-        sign_resolved(&mut backend, ctx, spec, &payload, &digest)?
+        sign_resolved(&mut backend, ctx, payload)?
     };
 
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -193,15 +198,13 @@ pub fn generate_signature<B: Backend>(
 fn sign_resolved<B: Backend>(
     backend: &mut B,
     ctx: &Context,
-    spec: KeySpec,
-    payload: &[u8],
-    digest: &[u8],
+    payload: Payload,
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let (key, public_key) = backend.resolve_key(ctx)?;
-    check_spec(ctx, spec, &public_key)?;
+    check_spec(ctx, payload.spec, &public_key)?;
     let chain = assemble_chain(backend, ctx, &key, &public_key)?;
-    let raw = backend.sign_message(ctx, &key, spec, payload, digest)?;
-    let signature = checked_signature(ctx, spec, raw, &public_key, &chain[0], digest)?;
+    let leaf = format!("the leaf certificate '{}'", chain[0].subject());
+    let signature = sign_checked(backend, ctx, &key, payload, &public_key, &leaf)?;
     Ok((signature, chain))
 }
 
@@ -219,9 +222,7 @@ fn sign_resolved<B: Backend>(
 fn sign_unresolved<B: Backend>(
     backend: &mut B,
     ctx: &Context,
-    spec: KeySpec,
-    payload: &[u8],
-    digest: &[u8],
+    payload: Payload,
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let has_file = ctx.config.get("certificate_chain").is_some();
     let read_file = || {
@@ -230,9 +231,7 @@ fn sign_unresolved<B: Backend>(
             .transpose()
     };
     let sign = crate::UnresolvedSign {
-        spec,
-        message: payload,
-        digest,
+        payload,
         fetch_chain: !has_file,
     };
     let (file_chain, signed) = if has_file {
@@ -246,7 +245,7 @@ fn sign_unresolved<B: Backend>(
         // path. Throttling, timeouts, access and transport failures are reported as they are.
         Err(e) if e.code == ErrorCode::Validation => {
             tracing::debug!(message = %e.message, "the backend refused; resolving the key");
-            return sign_resolved(backend, ctx, spec, payload, digest);
+            return sign_resolved(backend, ctx, payload);
         }
         Err(e) => return Err(e),
     };
@@ -257,37 +256,59 @@ fn sign_unresolved<B: Backend>(
             None => complete_chain(ctx, backend_certificates(&stored)?, None)?,
         };
         let leaf_key = chain[0].public_key()?;
-        check_spec(ctx, spec, &leaf_key)?;
-        let signature = checked_signature(ctx, spec, raw, &leaf_key, &chain[0], digest)?;
+        check_spec(ctx, payload.spec, &leaf_key)?;
+        let leaf = format!("the leaf certificate '{}'", chain[0].subject());
+        let signature = checked_signature(ctx, payload, raw, &leaf_key, &leaf)?;
         Ok((signature, chain))
     });
     checked.or_else(|e: PluginError| {
         tracing::debug!(code = %e.code, message = %e.message, "the chain or the signature did not check out; resolving the key");
-        sign_resolved(backend, ctx, spec, payload, digest)
+        sign_resolved(backend, ctx, payload)
     })
 }
 
-/// `raw` normalised to what notation accepts and verified under the leaf's key over `digest`.
+/// The one signing core, for generate-signature and the certificate commands alike: the
+/// backend signs `payload` with `key`, and the signature is normalised (ECDSA to its fixed
+/// r||s form, which [`crate::signature::ecdsa_fixed_to_der`] turns back into DER for X.509) and
+/// verified under `public_key`, described by `holder` ("the leaf certificate 'CN=...'").
+pub(crate) fn sign_checked<B: Backend>(
+    backend: &mut B,
+    ctx: &Context,
+    key: &B::Key,
+    payload: Payload,
+    public_key: &PublicKey,
+    holder: &str,
+) -> Result<Vec<u8>> {
+    let raw = backend.sign(ctx, key, &payload)?;
+    checked_signature(ctx, payload, raw, public_key, holder)
+}
+
+/// `raw` normalised to what notation accepts and verified under `public_key` (described by
+/// `holder`) over the payload's digest.
 fn checked_signature(
     ctx: &Context,
-    spec: KeySpec,
+    payload: Payload,
     raw: crate::BackendSignature,
     public_key: &PublicKey,
-    leaf: &Certificate,
-    digest: &[u8],
+    holder: &str,
 ) -> Result<Vec<u8>> {
+    let spec = payload.spec;
     let signature = normalise(spec, raw).map_err(|p| {
         PluginError::generic(format!(
             "the backend returned an unusable signature for key '{}': {p}",
             ctx.key_name
         ))
     })?;
-    verify_digest(public_key, spec.hash_algorithm(), digest, &signature).map_err(|p| {
+    verify_digest(
+        public_key,
+        spec.hash_algorithm(),
+        payload.digest,
+        &signature,
+    )
+    .map_err(|p| {
         PluginError::generic(format!(
-            "self-check failed: the signature made with key '{}' does not verify with the leaf \
-             certificate '{}': {p}",
+            "self-check failed for key '{}': the signature does not verify with {holder}: {p}",
             ctx.key_name,
-            leaf.subject()
         ))
     })?;
     Ok(signature)

@@ -196,13 +196,13 @@ impl Backend for SoftKeyBackend {
         Ok((key, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &SoftKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &crate::Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         let der = ctx.config.get("ecdsa_encoding").as_deref() == Some("der");
         let salt = match ctx.config.get("pss_salt") {
             Some(v) => v

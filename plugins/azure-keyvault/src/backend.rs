@@ -12,8 +12,8 @@ use azure_security_keyvault_keys::models::{
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use plugin_protocol::public_key::{named_curve_der, unsupported_key};
 use plugin_protocol::{
-    Backend, BackendSignature, Certificate, Context, KeySpec, PluginError, PublicKey, Result,
-    Signed, UnresolvedSign,
+    Backend, BackendSignature, Certificate, Context, KeySpec, Payload, PluginError, PublicKey,
+    Result, Signed, UnresolvedSign,
 };
 
 use crate::azure::{Call, Session};
@@ -319,13 +319,13 @@ impl Backend for AzureKeyVault {
         }
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &VaultKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         self.sign_key(ctx, key, spec, digest)
     }
 
@@ -338,7 +338,7 @@ impl Backend for AzureKeyVault {
     /// One sign call on the key (or certificate) the key id names, its version or the current
     /// one, plus the chain Key Vault holds at the same time when there is no chain file.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.spec, sign.digest);
+        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
         let key = VaultKey {
             name: self.key_ref.name.clone(),
             version: self.key_ref.version.clone(),

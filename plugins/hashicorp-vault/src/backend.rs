@@ -2,7 +2,7 @@
 
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Signed,
+    Backend, BackendSignature, Context, Payload, PluginError, PublicKey, Result, Signed,
     UnresolvedSign,
 };
 use serde_json::Value;
@@ -148,13 +148,13 @@ impl Backend for VaultBackend {
         Ok((resolved, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         _ctx: &Context,
         key: &VaultKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         transit::sign(&self.vault, &key.key, key.version, spec, digest)
     }
 
@@ -177,7 +177,7 @@ impl Backend for VaultBackend {
     /// One sign request, plus the chain's own read at the same time when there is no chain
     /// file: the Transit key (whose version that signed holds the chain) or the KV secret.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.spec, sign.digest);
+        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
         let key_ref = KeyRef::parse(&ctx.key_id)?;
         let (vault, mount, name) = (&self.vault, self.mount.as_str(), key_ref.name.as_str());
         let transit_sign =

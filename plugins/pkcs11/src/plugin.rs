@@ -7,8 +7,8 @@ use plugin_protocol::blocking::SharedHandle;
 use std::sync::{Arc, Mutex};
 
 use plugin_protocol::{
-    Backend, BackendSignature, ConfigKey, Context, ErrorCode, KeySpec, PluginError, PluginInfo,
-    PublicKey, Result, Retry,
+    Backend, BackendSignature, ConfigKey, Context, ErrorCode, KeySpec, Payload, PluginError,
+    PluginInfo, PublicKey, Result, Retry,
 };
 
 use crate::key::{self, KeyObject, Signer};
@@ -285,38 +285,14 @@ impl Backend for Pkcs11Backend {
         Ok((key, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &SigningKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
-        let (object, digest, key_name) =
-            (key.object.clone(), digest.to_vec(), ctx.key_name.clone());
-        self.with_session(
-            ctx,
-            "signing on the PKCS#11 token (C_Sign)",
-            move |s| match s.signer(spec, false)? {
-                signer @ Signer::Digest(_) => s.sign(&object, &signer, &[], &digest),
-                Signer::Message(_) => Err(PluginError::generic(format!(
-                    "token '{}' can only hash-and-sign for key '{key_name}', and no message was \
-                     given",
-                    s.token.label(),
-                ))),
-            },
-        )
-    }
-
-    fn sign_message(
-        &mut self,
-        ctx: &Context,
-        key: &SigningKey,
-        spec: KeySpec,
-        message: &[u8],
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        let (object, message, digest) = (key.object.clone(), message.to_vec(), digest.to_vec());
+        let (object, spec) = (key.object.clone(), payload.spec);
+        let (message, digest) = (payload.message.to_vec(), payload.digest.to_vec());
         self.with_session(ctx, "signing on the PKCS#11 token (C_Sign)", move |s| {
             let signer = s.signer(spec, object.always_authenticate)?;
             s.sign(&object, &signer, &message, &digest)

@@ -7,7 +7,7 @@
 use der_yubikey::Encode;
 use plugin_protocol::blocking::SharedHandle;
 use plugin_protocol::{
-    Backend, BackendSignature, Context, ErrorCode, KeySpec, PluginError, PublicKey, Result,
+    Backend, BackendSignature, Context, ErrorCode, KeySpec, Payload, PluginError, PublicKey, Result,
 };
 use yubikey::piv::{self, AlgorithmId, Origin};
 use yubikey::{PinPolicy, TouchPolicy, YubiKey};
@@ -178,13 +178,13 @@ impl Backend for YubiKeyBackend {
         Ok((key, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &SlotKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         let serial = self.attached.serial;
         let slot = key.slot;
         let pin = if key.needs_pin() {
