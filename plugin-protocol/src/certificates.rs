@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use der::asn1::{BitString, OctetString};
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -33,23 +33,6 @@ use crate::plugin_info::PluginInfo;
 use crate::signature::ecdsa_fixed_to_der;
 use crate::{HashAlgorithm, KeySpec, PublicKey};
 
-/// The commands this module adds to every plugin, for `--help`.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "certificate",
-        "self-signed | csr: a certificate or CSR signed by a backend key",
-    ),
-    (
-        "ca",
-        "init | issue: a root CA on a backend key, and certificates it issues",
-    ),
-    ("public-key", "print the PEM public key of a backend key"),
-    (
-        "trust",
-        "export: the chain's root and a trust policy pinning the signer, for verifiers",
-    ),
-];
-
 const CODE_SIGNING: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 
@@ -61,21 +44,22 @@ pub(crate) mod default_days {
     pub(crate) const LEAF: u32 = 365;
 }
 
-#[derive(Parser, Debug)]
-#[command(disable_help_subcommand = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Top,
-}
-
+/// The commands this module adds to every plugin ([`crate::operator::SHARED_COMMANDS`]); the
+/// first paragraph of each is its line in `--help`.
 #[derive(Subcommand, Debug)]
-enum Top {
+pub(crate) enum Top {
+    /// self-signed | csr: a certificate or CSR signed by a backend key
+    ///
     /// A certificate or certificate request signed by a key held in the backend
     #[command(subcommand)]
     Certificate(CertificateCommand),
+    /// init | issue: a root CA on a backend key, and certificates it issues
+    ///
     /// A certificate authority whose key is held in the backend (e.g. an offline HSM token)
     #[command(subcommand)]
     Ca(CaCommand),
+    /// print the PEM public key of a backend key
+    ///
     /// Print the public key of a backend key as PEM (for `ca issue --public-key`)
     PublicKey {
         #[command(flatten)]
@@ -83,13 +67,20 @@ enum Top {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// export: the chain's root and a trust policy pinning the signer, for verifiers
+    ///
     /// What a verifier needs: the chain's root and a notation trust policy
     #[command(subcommand)]
     Trust(crate::trust::TrustCommand),
 }
 
+/// Adds the shared commands to a plugin's operator command line.
+pub(crate) fn augment(cmd: clap::Command) -> clap::Command {
+    Top::augment_subcommands(cmd)
+}
+
 #[derive(Subcommand, Debug)]
-enum CertificateCommand {
+pub(crate) enum CertificateCommand {
     /// A self-signed code-signing certificate for the key (single-certificate chains, tests)
     SelfSigned {
         #[command(flatten)]
@@ -118,7 +109,7 @@ enum CertificateCommand {
 }
 
 #[derive(Subcommand, Debug)]
-enum CaCommand {
+pub(crate) enum CaCommand {
     /// A self-signed root CA certificate for the key
     Init {
         #[command(flatten)]
@@ -185,28 +176,13 @@ pub(crate) struct KeyArgs {
 }
 
 #[derive(Args, Debug)]
-struct OutArgs {
+pub(crate) struct OutArgs {
     /// Write the PEM here (atomically) instead of to stdout
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace --out if it exists
     #[arg(long)]
     force: bool,
-}
-
-/// Runs one of [`COMMANDS`] if `args` names it; returns the exit code (0, 1 error, 2 usage).
-/// [`crate::run_with`] calls it before the plugin's own operator commands, so a plugin gets
-/// these commands without calling it.
-pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Option<i32> {
-    let first = args.first()?.as_str();
-    if !COMMANDS.iter().any(|(c, _)| *c == first) {
-        return None;
-    }
-    let cli: Cli = match crate::operator::parse(&format!("notation-{}", info.name), args.to_vec()) {
-        Ok(cli) => cli,
-        Err(code) => return Some(code),
-    };
-    Some(crate::operator::exit_code(execute::<B>(info, cli.command)))
 }
 
 /// A backend key opened for certificate work.
@@ -341,7 +317,8 @@ impl spki::DynSignatureAlgorithmIdentifier for AlgorithmSigner {
     }
 }
 
-fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
+/// Runs one of the shared commands.
+pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
     match command {
         Top::Trust(command) => crate::trust::execute::<B>(info, command),
         Top::PublicKey { key, out } => {

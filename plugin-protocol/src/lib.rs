@@ -9,7 +9,9 @@
 //!
 //! What a backend adapter uses, and all it should need:
 //! - [`Backend`] (with [`Payload`], [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
-//!   [`ConfigKey`]s, started by [`run`] or [`run_with`]; [`on_interrupt`] for cleanups.
+//!   [`ConfigKey`]s, started by [`run`], or by [`run_with`] with the plugin's own operator
+//!   commands ([`operator::OperatorCommands`], a clap subcommand enum); [`on_interrupt`] for
+//!   cleanups.
 //! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
 //!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls.
 //! - [`PluginError`], [`ErrorCode`], [`Retry`] and [`Result`]; [`error::error_chain`].

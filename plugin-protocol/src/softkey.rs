@@ -53,7 +53,6 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[],
     chain_sources_help: "the file <key path>.chain.pem",
 };
 

@@ -40,7 +40,6 @@ static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[],
     chain_sources_help: "nowhere",
 };
 

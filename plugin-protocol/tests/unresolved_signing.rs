@@ -45,7 +45,6 @@ static INFO: PluginInfo = PluginInfo {
         key("refuse", "validation or throttled: how the sign call fails"),
         key("flip", "true: the signature comes back with a bit flipped"),
     ],
-    operator_commands: &[],
     chain_sources_help: "<key>.chain.pem",
 };
 

@@ -43,12 +43,6 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: true,
         },
     ],
-    operator_commands: &[
-        ("tokens", "list the tokens a PKCS#11 module offers (slot, label, serial, flags)"),
-        ("keys", "list the private keys on a token with the exact URI to use as key id"),
-        ("generate-key", "create a signing key pair of a Notary key spec on a token"),
-        ("import-certificate", "store a certificate chain on the token next to a key"),
-    ],
     chain_sources_help: "the token (a certificate object with the key's CKA_ID, imported with \
         notation-pkcs11 import-certificate)",
 };
