@@ -2,6 +2,7 @@
 
 use crate::config::Context;
 use crate::error::Result;
+use crate::key_reference::KeyReference;
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
@@ -9,19 +10,19 @@ use crate::{KeySpec, PublicKey};
 /// else (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the
 /// wire) is done once by the shared crate.
 pub trait Backend: Sized {
+    /// What a key id means to this backend, parsed once before any I/O; its redacted form is
+    /// the only one messages and logs show ([`Context::key_name`]).
+    type KeyRef: KeyReference;
+
     /// The backend's handle on a resolved key (an object handle, an ARN, a key version...).
     type Key;
 
-    /// The key id as messages and logs may show it. The default shows it as it is; a backend
-    /// whose key ids can carry a secret (a PKCS#11 URI's pin-value) removes it here.
-    fn key_name(key_id: &str) -> String {
-        key_id.to_owned()
-    }
+    /// Connects and authenticates for one invocation, for the key `key` (the parsed keyId,
+    /// kept for [`Backend::resolve_key`] and [`Backend::sign_unresolved`]). Never called for
+    /// get-plugin-metadata.
+    fn connect(ctx: &Context, key: Self::KeyRef) -> Result<Self>;
 
-    /// Connects and authenticates for one invocation. Never called for get-plugin-metadata.
-    fn connect(ctx: &Context) -> Result<Self>;
-
-    /// Resolves `ctx.key_id` to a key and its public key. A key notation cannot use is refused
+    /// Resolves the key reference [`Backend::connect`] was given to a key and its public key. A key notation cannot use is refused
     /// by [`PublicKey`]'s constructors with a message naming what the key is.
     fn resolve_key(&mut self, ctx: &Context) -> Result<(Self::Key, PublicKey)>;
 

@@ -199,13 +199,12 @@ impl<B: Backend> BackendKey<B> {
         key_id: &str,
         config: &[(String, String)],
     ) -> Result<Self> {
-        let mut ctx = Context::new(
+        let (ctx, key_ref) = Context::for_key::<B::KeyRef>(
             info,
             key_id.to_owned(),
             Some(config.iter().cloned().collect()),
         )?;
-        ctx.key_name = B::key_name(key_id);
-        let mut backend = B::connect(&ctx)?;
+        let mut backend = B::connect(&ctx, key_ref)?;
         let (key, public) = backend.resolve_key(&ctx)?;
         Ok(Self {
             ctx,
@@ -337,7 +336,7 @@ pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Re
             let cert = issue(&mut k, None, subject, &public, days, Kind::Leaf)?;
             chain::build(
                 vec![cert.clone()],
-                Some((&k.ctx.key_name, &k.public)),
+                Some((k.ctx.key_name(), &k.public)),
                 SystemTime::now(),
             )?;
             write_output(&out, &cert.to_pem())
@@ -398,7 +397,7 @@ pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Re
                      certificate made for this CA key",
                     ca_cert.display(),
                     ca_leaf.subject(),
-                    ca.ctx.key_name,
+                    ca.ctx.key_name(),
                     ca.public.describe()
                 )));
             }

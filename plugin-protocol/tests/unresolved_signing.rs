@@ -15,7 +15,7 @@ use plugin_protocol::signature::verify_digest;
 use plugin_protocol::softkey::SoftKey;
 use plugin_protocol::{
     Backend, BackendSignature, Certificate, ConfigKey, Context, ErrorCode, KeySpec, Payload,
-    PluginError, PluginInfo, PublicKey, Result, Signed, UnresolvedSign,
+    PlainKeyId, PluginError, PluginInfo, PublicKey, Result, Signed, UnresolvedSign,
 };
 
 /// The calls the backend got, in order, in this test process (the tests take [`LOCK`]).
@@ -83,9 +83,10 @@ impl Remote {
 }
 
 impl Backend for Remote {
+    type KeyRef = PlainKeyId;
     type Key = ();
 
-    fn connect(_ctx: &Context) -> Result<Self> {
+    fn connect(_ctx: &Context, _key: PlainKeyId) -> Result<Self> {
         Ok(Self)
     }
 
@@ -122,7 +123,7 @@ const PAYLOAD: &[u8] = b"fewest round trips";
 /// generate-signature for `key_id` with `pairs`; the calls the backend got.
 fn sign(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)]) -> (Result<Vec<u8>>, Vec<String>) {
     CALLS.lock().unwrap().clear();
-    let ctx = Context::new(&INFO, key_id.to_owned(), config(pairs)).unwrap();
+    let (ctx, key) = Context::for_key(&INFO, key_id.to_owned(), config(pairs)).unwrap();
     let req = GenerateSignatureRequest {
         contract_version: "1.0".into(),
         key_id: key_id.into(),
@@ -131,7 +132,7 @@ fn sign(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)]) -> (Result<Vec<u8>>
         payload: base64::engine::general_purpose::STANDARD.encode(PAYLOAD),
         plugin_config: None,
     };
-    let result = generate_signature::<Remote>(&ctx, &req).map(|r| {
+    let result = generate_signature::<Remote>(&ctx, key, &req).map(|r| {
         let b64 = base64::engine::general_purpose::STANDARD;
         let leaf =
             Certificate::from_der(&b64.decode(&r.certificate_chain[0]).unwrap(), "leaf").unwrap();

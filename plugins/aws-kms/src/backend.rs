@@ -69,10 +69,10 @@ pub fn signing_algorithm(spec: KeySpec) -> SigningAlgorithmSpec {
 }
 
 impl Backend for AwsKms {
+    type KeyRef = KeyRef;
     type Key = KmsKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let session = Session::open(ctx, Some(&key_ref))?;
         Ok(Self { session, key_ref })
     }
@@ -80,7 +80,7 @@ impl Backend for AwsKms {
     fn resolve_key(&mut self, ctx: &Context) -> Result<(KmsKey, PublicKey)> {
         let kms = self.session.kms();
         let id = self.key_ref.kms_key_id.clone();
-        let target = format!("key '{}'", ctx.key_id);
+        let target = format!("key '{}'", ctx.key_name());
         let call = self.call("GetPublicKey", "kms:GetPublicKey", target.clone());
         let out = self.session.call(ctx, &call, || {
             kms.get_public_key().key_id(id.clone()).send()
@@ -186,7 +186,7 @@ impl AwsKms {
     ) -> Result<BackendSignature> {
         let kms = self.session.kms();
         let algorithm = signing_algorithm(spec);
-        let call = self.call("Sign", "kms:Sign", format!("key '{}'", ctx.key_id));
+        let call = self.call("Sign", "kms:Sign", format!("key '{}'", ctx.key_name()));
         let out = self.session.call(ctx, &call, || {
             kms.sign()
                 .key_id(key_id)
@@ -201,7 +201,7 @@ impl AwsKms {
             .ok_or_else(|| {
                 PluginError::generic(format!(
                     "KMS Sign for key '{}' returned no signature",
-                    ctx.key_id
+                    ctx.key_name()
                 ))
             })?;
         Ok(if spec.is_rsa() {

@@ -67,11 +67,7 @@ fn kms_spec(s: &str) -> Result<KmsKeySpec> {
 
 fn run(args: Args) -> Result<String> {
     let spec = kms_spec(&args.spec)?;
-    let ctx = Context::new(
-        &INFO,
-        "create-key".to_owned(),
-        Some(args.plugin_config.iter().cloned().collect()),
-    )?;
+    let ctx = Context::without_key(&INFO, Some(args.plugin_config.iter().cloned().collect()))?;
     let session = Session::open(&ctx, None)?;
     let kms = session.kms();
     let mut tags = Vec::new();

@@ -209,10 +209,10 @@ impl AzureKeyVault {
 }
 
 impl Backend for AzureKeyVault {
+    type KeyRef = KeyRef;
     type Key = VaultKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         if ctx.config.flag("self_signed")? && ctx.config.get("ca_certs").is_some() {
             return Err(PluginError::validation(
                 "pluginConfig self_signed=true and ca_certs are set together: a self-signed \
@@ -398,7 +398,7 @@ impl AzureKeyVault {
         let signature = out.result.ok_or_else(|| {
             PluginError::generic(format!(
                 "Key Vault Sign for key '{}' returned no signature",
-                ctx.key_id
+                ctx.key_name()
             ))
         })?;
         // Key Vault returns ECDSA signatures as fixed-width r‖s (JWS style).

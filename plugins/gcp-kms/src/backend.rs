@@ -291,10 +291,10 @@ impl GcpKms {
 }
 
 impl Backend for GcpKms {
+    type KeyRef = KeyRef;
     type Key = KmsKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let session = Session::open(ctx)?;
         Ok(Self { session, key_ref })
     }

@@ -24,6 +24,8 @@ pub struct VaultBackend {
     pub check_chain_file: bool,
     /// The token came from a login: revoked when the invocation is done.
     logged_in: bool,
+    /// The key id, parsed once before any request.
+    key_ref: KeyRef,
 }
 
 impl Drop for VaultBackend {
@@ -94,17 +96,16 @@ fn chain_source(ctx: &Context, key_name: &str) -> Result<ChainSource> {
 }
 
 impl Backend for VaultBackend {
+    type KeyRef = KeyRef;
     type Key = VaultKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let mount = ctx
             .config
             .get("transit_mount")
             .map(|m| m.trim().trim_matches('/').to_owned())
             .unwrap_or_else(|| DEFAULT_TRANSIT_MOUNT.to_owned());
         transit::check_mount(&mount, "transit_mount")?;
-        // The key id is checked before any network traffic.
-        KeyRef::parse(&ctx.key_id)?;
         let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
         let logged_in = crate::auth::authenticate(&mut vault, &ctx.config)?;
         if logged_in {
@@ -119,11 +120,12 @@ impl Backend for VaultBackend {
             mount,
             check_chain_file: true,
             logged_in,
+            key_ref,
         })
     }
 
     fn resolve_key(&mut self, ctx: &Context) -> Result<(VaultKey, PublicKey)> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let key_ref = &self.key_ref;
         let key = transit::read_key(&self.vault, &self.mount, &key_ref.name)?;
         key.key_spec()?;
         let version = key_ref.version.unwrap_or(key.latest_version);
@@ -178,7 +180,7 @@ impl Backend for VaultBackend {
     /// file: the Transit key (whose version that signed holds the chain) or the KV secret.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
         let (spec, digest) = (sign.payload.spec, sign.payload.digest);
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let key_ref = &self.key_ref;
         let (vault, mount, name) = (&self.vault, self.mount.as_str(), key_ref.name.as_str());
         let transit_sign =
             || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest);

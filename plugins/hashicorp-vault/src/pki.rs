@@ -81,8 +81,8 @@ fn run(args: Args) -> Result<()> {
     }
     let config: plugin_protocol::contract::PluginConfig =
         args.plugin_config.iter().cloned().collect();
-    let ctx = Context::new(&crate::INFO, args.key_id.clone(), Some(config))?;
-    let mut backend = VaultBackend::connect(&ctx)?;
+    let (ctx, key_ref) = Context::for_key(&crate::INFO, args.key_id.clone(), Some(config))?;
+    let mut backend = VaultBackend::connect(&ctx, key_ref)?;
     backend.check_chain_file = false;
     let (key, public) = backend.resolve_key(&ctx)?;
     let vault = &backend.vault;
@@ -149,7 +149,7 @@ fn run(args: Args) -> Result<()> {
     // 3. Only a chain notation accepts is stored.
     let chain = chain::build(
         certs,
-        Some((&ctx.key_id, &public)),
+        Some((ctx.key_name(), &public)),
         std::time::SystemTime::now(),
     )
     .map_err(|e| {

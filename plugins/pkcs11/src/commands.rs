@@ -94,15 +94,14 @@ impl plugin_protocol::operator::OperatorCommands for Cmd {
     }
 }
 
-fn context(key_id: String, module: Option<PathBuf>) -> Result<Context> {
+/// The context of a command for the URI `key_id`, parsed once, as the protocol's is.
+fn context(key_id: String, module: Option<PathBuf>) -> Result<(Context, Pkcs11Uri)> {
     let config: Option<PluginConfig> = module.map(|m| {
         [("module_path".to_owned(), m.display().to_string())]
             .into_iter()
             .collect()
     });
-    let mut ctx = Context::new(&INFO, key_id, config)?;
-    ctx.key_name = crate::uri::redact(&ctx.key_id);
-    Ok(ctx)
+    Context::for_key(&INFO, key_id, config)
 }
 
 /// The URI's query, completed with the module actually used so printed URIs work as they are.
@@ -115,8 +114,7 @@ fn printable_query(uri: &Pkcs11Uri, module: &token::ModuleChoice) -> Pkcs11Uri {
 }
 
 fn tokens(module: Option<PathBuf>) -> Result<()> {
-    let ctx = context("pkcs11:".into(), module)?;
-    let uri = Pkcs11Uri::parse(&ctx.key_id)?;
+    let (ctx, uri) = context("pkcs11:".into(), module)?;
     let choice = module_for_command(&uri, &ctx, "tokens")?;
     let pkcs11 = token::load(&choice)?;
     let list = token::tokens(&pkcs11)?;
@@ -152,8 +150,7 @@ fn tokens(module: Option<PathBuf>) -> Result<()> {
 }
 
 fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
-    let ctx = context(uri.unwrap_or_else(|| "pkcs11:".into()), module)?;
-    let uri = Pkcs11Uri::parse(&ctx.key_id)?;
+    let (ctx, uri) = context(uri.unwrap_or_else(|| "pkcs11:".into()), module)?;
     let choice = module_for_command(&uri, &ctx, "keys")?;
     let pkcs11 = token::load(&choice)?;
     let selected: Vec<token::TokenSlot> = if uri.selects_token() {
@@ -221,8 +218,8 @@ fn generate_key(
     id: Option<String>,
     module: Option<PathBuf>,
 ) -> Result<()> {
-    let ctx = context(key_id, module)?;
-    let backend = TokenSession::open(&ctx, true)?;
+    let (ctx, uri) = context(key_id, module)?;
+    let backend = TokenSession::open(&ctx, uri, true)?;
     let uri = backend.uri();
     let label = uri.object.clone().ok_or_else(|| {
         PluginError::validation("give the new key a label: object=<label> in the --key-id URI")
@@ -330,8 +327,8 @@ fn parse_hex(h: &str) -> Result<Vec<u8>> {
 }
 
 fn import_certificate(key_id: String, chain_file: PathBuf, module: Option<PathBuf>) -> Result<()> {
-    let ctx = context(key_id, module)?;
-    let backend = TokenSession::open(&ctx, true)?;
+    let (ctx, uri) = context(key_id, module)?;
+    let backend = TokenSession::open(&ctx, uri, true)?;
     let key = backend.find()?;
     let certs = chain::load_file(&chain_file)?;
     let leaf_index = certs

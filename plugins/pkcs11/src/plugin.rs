@@ -71,8 +71,7 @@ impl TokenSession {
     /// Loads the module, selects the token and logs in (read-write for the operator commands),
     /// all under the invocation's deadline: a module that hangs in C_Initialize, C_OpenSession
     /// or C_Login (a network HSM whose link died) ends in TIMEOUT.
-    pub fn open(ctx: &Context, read_write: bool) -> Result<Self> {
-        let uri = Pkcs11Uri::parse(&ctx.key_id)?;
+    pub fn open(ctx: &Context, uri: Pkcs11Uri, read_write: bool) -> Result<Self> {
         let choice = token::module_for(&uri, &ctx.config)?;
         let (config, deadline) = (ctx.config.clone(), ctx.deadline);
         let step = Step::default();
@@ -256,14 +255,11 @@ impl Pkcs11Backend {
 }
 
 impl Backend for Pkcs11Backend {
+    type KeyRef = Pkcs11Uri;
     type Key = SigningKey;
 
-    fn key_name(key_id: &str) -> String {
-        crate::uri::redact(key_id)
-    }
-
-    fn connect(ctx: &Context) -> Result<Self> {
-        let session = TokenSession::open(ctx, false)?;
+    fn connect(ctx: &Context, uri: Pkcs11Uri) -> Result<Self> {
+        let session = TokenSession::open(ctx, uri, false)?;
         Ok(Self {
             inner: SharedHandle::new(session),
         })

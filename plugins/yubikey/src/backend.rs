@@ -149,14 +149,10 @@ impl YubiKeyBackend {
 }
 
 impl Backend for YubiKeyBackend {
+    type KeyRef = KeyRef;
     type Key = SlotKey;
 
-    fn key_name(key_id: &str) -> String {
-        crate::slot::redact(key_id)
-    }
-
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key: KeyRef) -> Result<Self> {
         let (attached, yk) =
             ctx.run_blocking("opening the YubiKey", move || device::open(key.serial))?;
         tracing::debug!(serial = attached.serial, version = %attached.version, "YubiKey opened");

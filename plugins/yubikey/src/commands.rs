@@ -205,11 +205,10 @@ fn policies(pin: PinPolicyArg, touch: TouchPolicyArg) -> (PinPolicy, TouchPolicy
     (pin, touch)
 }
 
-/// The invocation context of a command: configuration from the environment, the deadline.
+/// The invocation context of a command: configuration from the environment, the deadline,
+/// and the key id checked and named as the protocol's is.
 fn context(key_id: String) -> Result<Context> {
-    let mut ctx = Context::new(&INFO, key_id, None)?;
-    ctx.key_name = crate::slot::redact(&ctx.key_id);
-    Ok(ctx)
+    Context::for_key::<KeyRef>(&INFO, key_id, None).map(|(ctx, _)| ctx)
 }
 
 /// Opens the YubiKey of `args` and runs `call` on it under the deadline.
