@@ -259,7 +259,7 @@ fn touch_policy_name(t: TouchPolicy) -> &'static str {
 }
 
 fn list(serial: Option<u32>) -> Result<()> {
-    let ctx = context("list".into())?;
+    let ctx = Context::without_key(&INFO, None)?;
     let text = ctx.run_blocking("listing the YubiKeys", move || {
         let (attached, busy) = device::list()?;
         let mut out = String::new();
