@@ -22,8 +22,9 @@ pub trait Backend: Sized {
     /// get-plugin-metadata.
     fn connect(ctx: &Context, key: Self::KeyRef) -> Result<Self>;
 
-    /// Resolves the key reference [`Backend::connect`] was given to a key and its public key. A key notation cannot use is refused
-    /// by [`PublicKey`]'s constructors with a message naming what the key is.
+    /// Resolves the key reference [`Backend::connect`] was given to a key and its public key.
+    /// A key notation cannot use is refused by [`PublicKey`]'s constructors with a message
+    /// naming what the key is.
     fn resolve_key(&mut self, ctx: &Context) -> Result<(Self::Key, PublicKey)>;
 
     /// Signs `payload.message`, whose `payload.spec` hash is `payload.digest`: RSASSA-PSS with
@@ -49,10 +50,10 @@ pub trait Backend: Sized {
     const SIGNS_UNRESOLVED: bool = false;
 
     /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: sign
-    /// `sign.payload` (as [`Backend::sign`] would) with the key the key id names, without reading the key
-    /// or its public key first, and, when `sign.fetch_chain` (no `certificate_chain` file is
-    /// configured), fetch what [`Backend::certificate_chain`] would return at the same time (see
-    /// [`crate::blocking::sign_and_fetch_chain`]).
+    /// `sign.payload` (as [`Backend::sign`] would) with the key the key reference names,
+    /// without reading the key or its public key first, and, when `sign.fetch_chain` (no
+    /// `certificate_chain` file is configured), fetch what [`Backend::certificate_chain`] would
+    /// return at the same time (see [`crate::blocking::sign_and_fetch_chain`]).
     ///
     /// The shared code builds the chain, checks it, and verifies the signature under the
     /// leaf's key, which proves that key and certificate match. Only when that fails, or the
