@@ -34,7 +34,6 @@ static INFO: PluginInfo = PluginInfo {
     key_id_help: "the path of a PKCS#8 PEM private key file",
     // The softkey backend reads its own keys (a pretend token, encodings).
     config_keys: plugin_protocol::softkey::INFO.config_keys,
-    operator_commands: &[],
     chain_sources_help: "the file <key path>.chain.pem",
 };
 

@@ -2,6 +2,7 @@
 
 use crate::config::Context;
 use crate::error::Result;
+use crate::key_reference::KeyReference;
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
@@ -9,45 +10,34 @@ use crate::{KeySpec, PublicKey};
 /// else (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the
 /// wire) is done once by the shared crate.
 pub trait Backend: Sized {
+    /// What a key id means to this backend, parsed once before any I/O; its redacted form is
+    /// the only one messages and logs show ([`Context::key_name`]).
+    type KeyRef: KeyReference;
+
     /// The backend's handle on a resolved key (an object handle, an ARN, a key version...).
     type Key;
 
-    /// The key id as messages and logs may show it. The default shows it as it is; a backend
-    /// whose key ids can carry a secret (a PKCS#11 URI's pin-value) removes it here.
-    fn key_name(key_id: &str) -> String {
-        key_id.to_owned()
-    }
+    /// Connects and authenticates for one invocation, for the key `key` (the parsed keyId,
+    /// kept for [`Backend::resolve_key`] and [`Backend::sign_unresolved`]). Never called for
+    /// get-plugin-metadata.
+    fn connect(ctx: &Context, key: Self::KeyRef) -> Result<Self>;
 
-    /// Connects and authenticates for one invocation. Never called for get-plugin-metadata.
-    fn connect(ctx: &Context) -> Result<Self>;
-
-    /// Resolves `ctx.key_id` to a key and its public key. A key notation cannot use is refused
-    /// by [`PublicKey`]'s constructors with a message naming what the key is.
+    /// Resolves the key reference [`Backend::connect`] was given to a key and its public key.
+    /// A key notation cannot use is refused by [`PublicKey`]'s constructors with a message
+    /// naming what the key is.
     fn resolve_key(&mut self, ctx: &Context) -> Result<(Self::Key, PublicKey)>;
 
-    /// Signs `digest` (already hashed with `spec.hash_algorithm()`): RSASSA-PSS with salt = hash
-    /// length and MGF1 on the same hash, or ECDSA in either encoding (say which).
-    fn sign_digest(
+    /// Signs `payload.message`, whose `payload.spec` hash is `payload.digest`: RSASSA-PSS with
+    /// salt = hash length and MGF1 on the same hash, or ECDSA in either encoding (say which).
+    /// Most backends sign the digest; one that can only hash-and-sign (a token offering
+    /// SHA256-RSA-PKCS-PSS but not raw PSS) signs the message. The shared code normalises and
+    /// self-verifies whatever this returns ([`crate::pipeline`]).
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &Self::Key,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature>;
-
-    /// Signs `message`, whose `spec` hash is `digest`. The default signs the digest; a backend
-    /// that can only hash-and-sign (a token offering SHA256-RSA-PKCS-PSS but not raw PSS)
-    /// overrides this and signs the message itself.
-    fn sign_message(
-        &mut self,
-        ctx: &Context,
-        key: &Self::Key,
-        spec: KeySpec,
-        _message: &[u8],
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        self.sign_digest(ctx, key, spec, digest)
-    }
 
     /// Certificates the backend itself stores for this key (any order; leaf and issuers), used
     /// when `certificate_chain` is not configured. `ca_certs` is appended by the shared code.
@@ -60,10 +50,10 @@ pub trait Backend: Sized {
     const SIGNS_UNRESOLVED: bool = false;
 
     /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: sign
-    /// `sign.digest` (of `sign.message`) with the key the key id names, without reading the key
-    /// or its public key first, and, when `sign.fetch_chain` (no `certificate_chain` file is
-    /// configured), fetch what [`Backend::certificate_chain`] would return at the same time (see
-    /// [`crate::blocking::sign_and_fetch_chain`]).
+    /// `sign.payload` (as [`Backend::sign`] would) with the key the key reference names,
+    /// without reading the key or its public key first, and, when `sign.fetch_chain` (no
+    /// `certificate_chain` file is configured), fetch what [`Backend::certificate_chain`] would
+    /// return at the same time (see [`crate::blocking::sign_and_fetch_chain`]).
     ///
     /// The shared code builds the chain, checks it, and verifies the signature under the
     /// leaf's key, which proves that key and certificate match. Only when that fails, or the
@@ -77,15 +67,23 @@ pub trait Backend: Sized {
     }
 }
 
+/// What a backend signs ([`Backend::sign`], [`Backend::sign_unresolved`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Payload<'a> {
+    /// The key spec to sign with; its hash made `digest`.
+    pub spec: KeySpec,
+    /// The bytes to sign (notation's payload, or a certificate's to-be-signed part), for
+    /// backends that hash and sign.
+    pub message: &'a [u8],
+    /// `message`'s digest with `spec`'s hash.
+    pub digest: &'a [u8],
+}
+
 /// What [`Backend::sign_unresolved`] is asked to do.
 #[derive(Clone, Copy, Debug)]
 pub struct UnresolvedSign<'a> {
-    /// The request's key spec; its hash made `digest`.
-    pub spec: KeySpec,
-    /// The payload notation sent, for backends that hash and sign.
-    pub message: &'a [u8],
-    /// The payload's digest with `spec`'s hash.
-    pub digest: &'a [u8],
+    /// What to sign: the request's key spec, the payload and its digest.
+    pub payload: Payload<'a>,
     /// Fetch the backend's own chain too: no `certificate_chain` file is configured.
     pub fetch_chain: bool,
 }

@@ -1,6 +1,7 @@
 //! Certificate tooling for keys that never leave their backend, the same on every plugin:
 //! `certificate self-signed`, `certificate csr`, `ca init`, `ca issue` and `public-key`.
-//! The backend signs (through [`Backend::sign_message`], self-checked like every signature);
+//! The backend signs (through [`Backend::sign`], normalised and self-checked by the same core as
+//! generate-signature);
 //! x509-cert's builder assembles the certificates. Leaves always meet the Notary leaf rules
 //! and CA certificates the CA rules; the signature algorithm follows the signing key's spec
 //! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use der::asn1::{BitString, OctetString};
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -29,25 +30,8 @@ use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::error::{PluginError, Result};
 use crate::plugin_info::PluginInfo;
-use crate::signature::{ecdsa_fixed_to_der, normalise, verify_digest};
+use crate::signature::ecdsa_fixed_to_der;
 use crate::{HashAlgorithm, KeySpec, PublicKey};
-
-/// The commands this module adds to every plugin, for `--help`.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "certificate",
-        "self-signed | csr: a certificate or CSR signed by a backend key",
-    ),
-    (
-        "ca",
-        "init | issue: a root CA on a backend key, and certificates it issues",
-    ),
-    ("public-key", "print the PEM public key of a backend key"),
-    (
-        "trust",
-        "export: the chain's root and a trust policy pinning the signer, for verifiers",
-    ),
-];
 
 const CODE_SIGNING: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
@@ -60,21 +44,22 @@ pub(crate) mod default_days {
     pub(crate) const LEAF: u32 = 365;
 }
 
-#[derive(Parser, Debug)]
-#[command(disable_help_subcommand = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Top,
-}
-
+/// The commands this module adds to every plugin ([`crate::operator::SHARED_COMMANDS`]); the
+/// first paragraph of each is its line in `--help`.
 #[derive(Subcommand, Debug)]
-enum Top {
+pub(crate) enum Top {
+    /// self-signed | csr: a certificate or CSR signed by a backend key
+    ///
     /// A certificate or certificate request signed by a key held in the backend
     #[command(subcommand)]
     Certificate(CertificateCommand),
+    /// init | issue: a root CA on a backend key, and certificates it issues
+    ///
     /// A certificate authority whose key is held in the backend (e.g. an offline HSM token)
     #[command(subcommand)]
     Ca(CaCommand),
+    /// print the PEM public key of a backend key
+    ///
     /// Print the public key of a backend key as PEM (for `ca issue --public-key`)
     PublicKey {
         #[command(flatten)]
@@ -82,13 +67,20 @@ enum Top {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// export: the chain's root and a trust policy pinning the signer, for verifiers
+    ///
     /// What a verifier needs: the chain's root and a notation trust policy
     #[command(subcommand)]
     Trust(crate::trust::TrustCommand),
 }
 
+/// Adds the shared commands to a plugin's operator command line.
+pub(crate) fn augment(cmd: clap::Command) -> clap::Command {
+    Top::augment_subcommands(cmd)
+}
+
 #[derive(Subcommand, Debug)]
-enum CertificateCommand {
+pub(crate) enum CertificateCommand {
     /// A self-signed code-signing certificate for the key (single-certificate chains, tests)
     SelfSigned {
         #[command(flatten)]
@@ -117,7 +109,7 @@ enum CertificateCommand {
 }
 
 #[derive(Subcommand, Debug)]
-enum CaCommand {
+pub(crate) enum CaCommand {
     /// A self-signed root CA certificate for the key
     Init {
         #[command(flatten)]
@@ -184,28 +176,13 @@ pub(crate) struct KeyArgs {
 }
 
 #[derive(Args, Debug)]
-struct OutArgs {
+pub(crate) struct OutArgs {
     /// Write the PEM here (atomically) instead of to stdout
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace --out if it exists
     #[arg(long)]
     force: bool,
-}
-
-/// Runs one of [`COMMANDS`] if `args` names it; returns the exit code (0, 1 error, 2 usage).
-/// [`crate::run_with`] calls it before the plugin's own operator commands, so a plugin gets
-/// these commands without calling it.
-pub fn dispatch<B: Backend>(info: &'static PluginInfo, args: &[String]) -> Option<i32> {
-    let first = args.first()?.as_str();
-    if !COMMANDS.iter().any(|(c, _)| *c == first) {
-        return None;
-    }
-    let cli: Cli = match crate::operator::parse(&format!("notation-{}", info.name), args.to_vec()) {
-        Ok(cli) => cli,
-        Err(code) => return Some(code),
-    };
-    Some(crate::operator::exit_code(execute::<B>(info, cli.command)))
 }
 
 /// A backend key opened for certificate work.
@@ -222,13 +199,12 @@ impl<B: Backend> BackendKey<B> {
         key_id: &str,
         config: &[(String, String)],
     ) -> Result<Self> {
-        let mut ctx = Context::new(
+        let (ctx, key_ref) = Context::for_key::<B::KeyRef>(
             info,
             key_id.to_owned(),
             Some(config.iter().cloned().collect()),
         )?;
-        ctx.key_name = B::key_name(key_id);
-        let mut backend = B::connect(&ctx)?;
+        let mut backend = B::connect(&ctx, key_ref)?;
         let (key, public) = backend.resolve_key(&ctx)?;
         Ok(Self {
             ctx,
@@ -244,23 +220,24 @@ impl<B: Backend> BackendKey<B> {
         crate::pipeline::assemble_chain(&mut self.backend, &self.ctx, &self.key, &self.public)
     }
 
-    /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; self-checked first.
+    /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; through the same signing core
+    /// as generate-signature (normalised, self-checked under the key).
     fn sign(&mut self, tbs: &[u8]) -> Result<BitString> {
         let spec = self.public.key_spec();
-        let hash = spec.hash_algorithm();
-        let digest = hash.digest(tbs);
-        let raw = self
-            .backend
-            .sign_message(&self.ctx, &self.key, spec, tbs, &digest)?;
-        let fixed = normalise(spec, raw).map_err(|p| {
-            PluginError::generic(format!("the backend returned an unusable signature: {p}"))
-        })?;
-        verify_digest(&self.public, hash, &digest, &fixed).map_err(|p| {
-            PluginError::generic(format!(
-                "self-check failed for key '{}': {p}",
-                self.ctx.key_name
-            ))
-        })?;
+        let digest = spec.hash_algorithm().digest(tbs);
+        let payload = crate::Payload {
+            spec,
+            message: tbs,
+            digest: &digest,
+        };
+        let fixed = crate::pipeline::sign_checked(
+            &mut self.backend,
+            &self.ctx,
+            &self.key,
+            payload,
+            &self.public,
+            "its public key",
+        )?;
         let bytes = match spec.ecdsa_scalar_len() {
             Some(_) => ecdsa_fixed_to_der(spec, &fixed)
                 .ok_or_else(|| PluginError::generic("cannot DER-encode the ECDSA signature"))?,
@@ -339,7 +316,8 @@ impl spki::DynSignatureAlgorithmIdentifier for AlgorithmSigner {
     }
 }
 
-fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
+/// Runs one of the shared commands.
+pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
     match command {
         Top::Trust(command) => crate::trust::execute::<B>(info, command),
         Top::PublicKey { key, out } => {
@@ -358,7 +336,7 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
             let cert = issue(&mut k, None, subject, &public, days, Kind::Leaf)?;
             chain::build(
                 vec![cert.clone()],
-                Some((&k.ctx.key_name, &k.public)),
+                Some((k.ctx.key_name(), &k.public)),
                 SystemTime::now(),
             )?;
             write_output(&out, &cert.to_pem())
@@ -419,7 +397,7 @@ fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Result<()> {
                      certificate made for this CA key",
                     ca_cert.display(),
                     ca_leaf.subject(),
-                    ca.ctx.key_name,
+                    ca.ctx.key_name(),
                     ca.public.describe()
                 )));
             }

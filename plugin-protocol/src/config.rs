@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::contract::PluginConfig;
 use crate::deadline::Deadline;
 use crate::error::{ErrorCode, PluginError, Result, Retry};
+use crate::key_reference::KeyReference;
 use crate::plugin_info::{ConfigKey, PluginInfo};
 
 /// Keys every plugin of the suite understands, with the same name everywhere.
@@ -182,14 +183,17 @@ pub fn expand_home(path: &str) -> PathBuf {
     }
 }
 
+/// How much of a key id messages and logs show.
+const MAX_KEY_NAME_CHARS: usize = 200;
+
 /// Everything one protocol invocation knows: the key id, configuration and deadline.
 #[derive(Debug)]
 pub struct Context {
-    /// The keyId exactly as notation sent it (echoed byte for byte).
+    /// The keyId exactly as notation sent it, echoed byte for byte in the response; never put
+    /// it in a message or a log (it may hold a secret): [`Context::key_name`] is for those.
     pub key_id: String,
-    /// The keyId as messages and logs show it: [`crate::Backend::key_name`] removes anything
-    /// secret a key id may carry (a PKCS#11 URI's pin-value).
-    pub key_name: String,
+    /// The keyId as messages and logs show it (see [`Context::key_name`]).
+    key_name: String,
     /// pluginConfig merged with the environment; unknown keys were refused before the backend
     /// was called.
     pub config: Config,
@@ -210,23 +214,40 @@ impl Context {
         crate::blocking::run_with_deadline(&self.deadline, doing, call)
     }
 
-    /// The context of an invocation for `key_id`: checks `config` (see [`Config::new`]) and
-    /// starts the deadline. `key_name` starts as the key id; the runner sets it to
-    /// [`crate::Backend::key_name`]'s form, and so must any other caller whose key ids can hold
-    /// a secret.
-    pub fn new(
+    /// The context of an invocation for the key `key_id`: checks `config` (see
+    /// [`Config::new`]), starts the deadline and parses `key_id` as an `R`, before any I/O. The
+    /// key is named in messages and logs by [`KeyReference::redacted`] alone (shortened when
+    /// huge): the runner, the certificate commands and a plugin's own commands all get their
+    /// context here, so none can show a secret a key id holds.
+    pub fn for_key<R: KeyReference>(
         info: &'static PluginInfo,
         key_id: String,
         config: Option<PluginConfig>,
-    ) -> Result<Self> {
+    ) -> Result<(Self, R)> {
+        let mut ctx = Self::without_key(info, config)?;
+        let key = R::parse(&key_id)?;
+        ctx.key_name = crate::bounded::shorten(&R::redacted(&key_id), MAX_KEY_NAME_CHARS);
+        ctx.key_id = key_id;
+        Ok((ctx, key))
+    }
+
+    /// The context of a command that names no key (`create-key`, `tokens`): `config` checked
+    /// (see [`Config::new`]) and the deadline started; the key id is empty.
+    pub fn without_key(info: &'static PluginInfo, config: Option<PluginConfig>) -> Result<Self> {
         let config = Config::new(info, config)?;
         let deadline = Deadline::after(config.timeout()?);
         Ok(Self {
-            key_name: key_id.clone(),
-            key_id,
+            key_id: String::new(),
+            key_name: String::new(),
             config,
             deadline,
         })
+    }
+
+    /// The key id as messages and logs show it: [`KeyReference::redacted`]'s form, with
+    /// anything secret a key id may carry removed (a PKCS#11 URI's pin-value).
+    pub fn key_name(&self) -> &str {
+        &self.key_name
     }
 }
 

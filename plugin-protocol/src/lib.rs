@@ -8,8 +8,12 @@
 //! # Author surface
 //!
 //! What a backend adapter uses, and all it should need:
-//! - [`Backend`] (with [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
-//!   [`ConfigKey`]s, started by [`run`] or [`run_with`]; [`on_interrupt`] for cleanups.
+//! - [`Backend`] (with [`Payload`], [`UnresolvedSign`] and [`Signed`]), described by a [`PluginInfo`] and its
+//!   [`ConfigKey`]s, started by [`run`], or by [`run_with`] with the plugin's own operator
+//!   commands ([`operator::OperatorCommands`], a clap subcommand enum); [`on_interrupt`] for
+//!   cleanups.
+//! - [`KeyReference`] (or [`PlainKeyId`]): the backend's key id, parsed once; its redacted form
+//!   names the key in every message.
 //! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
 //!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls.
 //! - [`PluginError`], [`ErrorCode`], [`Retry`] and [`Result`]; [`error::error_chain`].
@@ -38,6 +42,7 @@ pub mod contract;
 mod deadline;
 pub mod error;
 pub mod identity;
+mod key_reference;
 mod keyspec;
 pub mod operator;
 pub mod pipeline;
@@ -57,11 +62,12 @@ pub mod testca;
 pub mod tls_roots;
 mod trust;
 
-pub use backend::{Backend, Signed, UnresolvedSign};
+pub use backend::{Backend, Payload, Signed, UnresolvedSign};
 pub use chain::Certificate;
 pub use config::{retry, Config, Context};
 pub use deadline::Deadline;
 pub use error::{ErrorCode, PluginError, Result, Retry};
+pub use key_reference::{KeyReference, PlainKeyId};
 pub use keyspec::{HashAlgorithm, KeySpec, SigningAlgorithm};
 pub use plugin_info::{ConfigKey, PluginInfo};
 pub use public_key::PublicKey;

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Payload};
 use crate::chain::{self, Certificate};
 use crate::config::Context;
 use crate::contract::*;
@@ -16,9 +16,6 @@ use crate::{KeySpec, PublicKey};
 
 /// Largest request accepted on stdin (notation's payloads are a few KiB).
 pub(crate) const MAX_REQUEST_BYTES: usize = 16 << 20;
-
-/// How much of a key id messages and logs show.
-const MAX_KEY_NAME_CHARS: usize = 200;
 
 /// Handles one protocol command: `input` is the raw stdin, the result the stdout JSON.
 /// This is everything the runner does except the stdio and process plumbing.
@@ -57,15 +54,15 @@ pub fn handle<B: Backend>(
         }
         Command::DescribeKey => {
             let req: DescribeKeyRequest = decode(command, value)?;
-            let ctx = context::<B>(info, req.key_id, req.plugin_config)?;
-            tracing::debug!(command = command.as_str(), key_id = %ctx.key_name, config = ?ctx.config);
-            to_json(&describe_key::<B>(&ctx)?)
+            let (ctx, key) = context::<B>(info, req.key_id, req.plugin_config)?;
+            tracing::debug!(command = command.as_str(), key_id = %ctx.key_name(), config = ?ctx.config);
+            to_json(&describe_key::<B>(&ctx, key)?)
         }
         Command::GenerateSignature => {
             let req: GenerateSignatureRequest = decode(command, value)?;
-            let ctx = context::<B>(info, req.key_id.clone(), req.plugin_config.clone())?;
-            tracing::debug!(command = command.as_str(), key_id = %ctx.key_name, key_spec = %req.key_spec, config = ?ctx.config);
-            to_json(&generate_signature::<B>(&ctx, &req)?)
+            let (ctx, key) = context::<B>(info, req.key_id.clone(), req.plugin_config.clone())?;
+            tracing::debug!(command = command.as_str(), key_id = %ctx.key_name(), key_spec = %req.key_spec, config = ?ctx.config);
+            to_json(&generate_signature::<B>(&ctx, key, &req)?)
         }
         Command::GenerateEnvelope | Command::VerifySignature => {
             Err(PluginError::validation(format!(
@@ -125,26 +122,55 @@ fn to_json<T: Serialize>(value: &T) -> Result<String> {
         .map_err(|e| PluginError::generic(format!("cannot encode the response: {e}")))
 }
 
+/// The invocation's context and the parsed key reference (see [`Context::for_key`]).
 fn context<B: Backend>(
     info: &'static PluginInfo,
     key_id: String,
     config: Option<PluginConfig>,
-) -> Result<Context> {
+) -> Result<(Context, B::KeyRef)> {
     if key_id.trim().is_empty() {
         return Err(PluginError::validation(format!(
             "field `keyId` is empty; expected {}",
             info.key_id_help
         )));
     }
-    let mut ctx = Context::new(info, key_id, config)?;
-    // A huge key id (a mistake, or an attack) is named by its start, not repeated whole.
-    ctx.key_name = crate::bounded::shorten(&B::key_name(&ctx.key_id), MAX_KEY_NAME_CHARS);
-    Ok(ctx)
+    Context::for_key::<B::KeyRef>(info, key_id, config)
+}
+
+/// A test every backend with secret-bearing key ids runs on its [`crate::KeyReference`]: for
+/// each of `key_ids`, what the runner and every command would show of it (the key name when it
+/// parses, else the refusal's message, also for the key id made huge) must not contain
+/// `secret`, in any case.
+///
+/// # Panics
+/// When `secret` shows, naming the key id and what was shown.
+pub fn assert_secret_never_shown<R: crate::KeyReference>(
+    info: &'static PluginInfo,
+    key_ids: &[&str],
+    secret: &str,
+) {
+    let secret = secret.to_lowercase();
+    for key_id in key_ids {
+        let huge = format!("{key_id}{}", ";x=y".repeat(100));
+        for id in [key_id.to_string(), huge] {
+            let shown = match Context::for_key::<R>(info, id.clone(), None) {
+                Ok((ctx, _)) => ctx.key_name().to_owned(),
+                Err(e) => e.message,
+            };
+            assert!(
+                !shown.to_lowercase().contains(&secret),
+                "the key id {key_id:?} is shown with its secret: {shown:?}"
+            );
+        }
+    }
 }
 
 /// describe-key: one resolution of the key, its spec derived from its public key.
-pub(crate) fn describe_key<B: Backend>(ctx: &Context) -> Result<DescribeKeyResponse> {
-    let mut backend = B::connect(ctx)?;
+pub(crate) fn describe_key<B: Backend>(
+    ctx: &Context,
+    key: B::KeyRef,
+) -> Result<DescribeKeyResponse> {
+    let mut backend = B::connect(ctx, key)?;
     let (_, public_key) = backend.resolve_key(ctx)?;
     Ok(DescribeKeyResponse {
         key_id: ctx.key_id.clone(),
@@ -152,9 +178,11 @@ pub(crate) fn describe_key<B: Backend>(ctx: &Context) -> Result<DescribeKeyRespo
     })
 }
 
-/// generate-signature: validate, assemble and check the chain, hash, sign, normalise, verify.
+/// generate-signature for the key `key` (parsed from `req.key_id` by [`Context::for_key`]):
+/// validate, assemble and check the chain, hash, sign, normalise, verify.
 pub fn generate_signature<B: Backend>(
     ctx: &Context,
+    key: B::KeyRef,
     req: &GenerateSignatureRequest,
 ) -> Result<GenerateSignatureResponse> {
     let spec = req.key_spec;
@@ -171,12 +199,17 @@ pub fn generate_signature<B: Backend>(
             PluginError::validation(format!("field `payload` is not valid base64: {e}"))
         })?;
 
-    let mut backend = B::connect(ctx)?;
+    let mut backend = B::connect(ctx, key)?;
     let digest = hash.digest(&payload);
+    let payload = Payload {
+        spec,
+        message: &payload,
+        digest: &digest,
+    };
     let (signature, chain) = if B::SIGNS_UNRESOLVED {
-        sign_unresolved(&mut backend, ctx, spec, &payload, &digest)?
+        sign_unresolved(&mut backend, ctx, payload)?
     } else {
-        sign_resolved(&mut backend, ctx, spec, &payload, &digest)?
+        sign_resolved(&mut backend, ctx, payload)?
     };
 
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -193,15 +226,13 @@ pub fn generate_signature<B: Backend>(
 fn sign_resolved<B: Backend>(
     backend: &mut B,
     ctx: &Context,
-    spec: KeySpec,
-    payload: &[u8],
-    digest: &[u8],
+    payload: Payload,
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let (key, public_key) = backend.resolve_key(ctx)?;
-    check_spec(ctx, spec, &public_key)?;
+    check_spec(ctx, payload.spec, &public_key)?;
     let chain = assemble_chain(backend, ctx, &key, &public_key)?;
-    let raw = backend.sign_message(ctx, &key, spec, payload, digest)?;
-    let signature = checked_signature(ctx, spec, raw, &public_key, &chain[0], digest)?;
+    let leaf = format!("the leaf certificate '{}'", chain[0].subject());
+    let signature = sign_checked(backend, ctx, &key, payload, &public_key, &leaf)?;
     Ok((signature, chain))
 }
 
@@ -219,9 +250,7 @@ fn sign_resolved<B: Backend>(
 fn sign_unresolved<B: Backend>(
     backend: &mut B,
     ctx: &Context,
-    spec: KeySpec,
-    payload: &[u8],
-    digest: &[u8],
+    payload: Payload,
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let has_file = ctx.config.get("certificate_chain").is_some();
     let read_file = || {
@@ -230,9 +259,7 @@ fn sign_unresolved<B: Backend>(
             .transpose()
     };
     let sign = crate::UnresolvedSign {
-        spec,
-        message: payload,
-        digest,
+        payload,
         fetch_chain: !has_file,
     };
     let (file_chain, signed) = if has_file {
@@ -246,7 +273,7 @@ fn sign_unresolved<B: Backend>(
         // path. Throttling, timeouts, access and transport failures are reported as they are.
         Err(e) if e.code == ErrorCode::Validation => {
             tracing::debug!(message = %e.message, "the backend refused; resolving the key");
-            return sign_resolved(backend, ctx, spec, payload, digest);
+            return sign_resolved(backend, ctx, payload);
         }
         Err(e) => return Err(e),
     };
@@ -257,37 +284,59 @@ fn sign_unresolved<B: Backend>(
             None => complete_chain(ctx, backend_certificates(&stored)?, None)?,
         };
         let leaf_key = chain[0].public_key()?;
-        check_spec(ctx, spec, &leaf_key)?;
-        let signature = checked_signature(ctx, spec, raw, &leaf_key, &chain[0], digest)?;
+        check_spec(ctx, payload.spec, &leaf_key)?;
+        let leaf = format!("the leaf certificate '{}'", chain[0].subject());
+        let signature = checked_signature(ctx, payload, raw, &leaf_key, &leaf)?;
         Ok((signature, chain))
     });
     checked.or_else(|e: PluginError| {
         tracing::debug!(code = %e.code, message = %e.message, "the chain or the signature did not check out; resolving the key");
-        sign_resolved(backend, ctx, spec, payload, digest)
+        sign_resolved(backend, ctx, payload)
     })
 }
 
-/// `raw` normalised to what notation accepts and verified under the leaf's key over `digest`.
+/// The one signing core, for generate-signature and the certificate commands alike: the
+/// backend signs `payload` with `key`, and the signature is normalised (ECDSA to its fixed
+/// r||s form, which [`crate::signature::ecdsa_fixed_to_der`] turns back into DER for X.509) and
+/// verified under `public_key`, described by `holder` ("the leaf certificate 'CN=...'").
+pub(crate) fn sign_checked<B: Backend>(
+    backend: &mut B,
+    ctx: &Context,
+    key: &B::Key,
+    payload: Payload,
+    public_key: &PublicKey,
+    holder: &str,
+) -> Result<Vec<u8>> {
+    let raw = backend.sign(ctx, key, &payload)?;
+    checked_signature(ctx, payload, raw, public_key, holder)
+}
+
+/// `raw` normalised to what notation accepts and verified under `public_key` (described by
+/// `holder`) over the payload's digest.
 fn checked_signature(
     ctx: &Context,
-    spec: KeySpec,
+    payload: Payload,
     raw: crate::BackendSignature,
     public_key: &PublicKey,
-    leaf: &Certificate,
-    digest: &[u8],
+    holder: &str,
 ) -> Result<Vec<u8>> {
+    let spec = payload.spec;
     let signature = normalise(spec, raw).map_err(|p| {
         PluginError::generic(format!(
             "the backend returned an unusable signature for key '{}': {p}",
-            ctx.key_name
+            ctx.key_name()
         ))
     })?;
-    verify_digest(public_key, spec.hash_algorithm(), digest, &signature).map_err(|p| {
+    verify_digest(
+        public_key,
+        spec.hash_algorithm(),
+        payload.digest,
+        &signature,
+    )
+    .map_err(|p| {
         PluginError::generic(format!(
-            "self-check failed: the signature made with key '{}' does not verify with the leaf \
-             certificate '{}': {p}",
-            ctx.key_name,
-            leaf.subject()
+            "self-check failed for key '{}': the signature does not verify with {holder}: {p}",
+            ctx.key_name(),
         ))
     })?;
     Ok(signature)
@@ -300,7 +349,7 @@ fn check_spec(ctx: &Context, requested: KeySpec, key: &PublicKey) -> Result<()> 
     Err(PluginError::validation(format!(
         "key '{}' is an {} key but the request asks for {requested}; describe the key again \
          (notation key add) so that notation uses its real key spec",
-        ctx.key_name,
+        ctx.key_name(),
         key.key_spec()
     )))
 }
@@ -356,14 +405,14 @@ fn complete_chain(
         return Err(PluginError::validation(format!(
             "no certificate chain for key '{}': {} holds none; set pluginConfig certificate_chain \
              to a PEM file with the chain (leaf first, root last), or {}",
-            ctx.key_name,
+            ctx.key_name(),
             info.chain_sources_help,
             crate::config::Config::env_name(info, "certificate_chain")
         )));
     }
     chain::build(
         certs,
-        key.map(|k| (ctx.key_name.as_str(), k)),
+        key.map(|k| (ctx.key_name(), k)),
         std::time::SystemTime::now(),
     )
 }

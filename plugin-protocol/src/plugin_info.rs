@@ -32,8 +32,6 @@ pub struct PluginInfo {
     /// Backend-specific configuration keys; the shared ones (`certificate_chain`, `ca_certs`,
     /// `timeout_seconds`) are added by the shared crate and must not be repeated here.
     pub config_keys: &'static [ConfigKey],
-    /// Commands beyond the protocol (name, one-line help), dispatched by the plugin's own `main`.
-    pub operator_commands: &'static [(&'static str, &'static str)],
     /// Where this backend finds a certificate chain when `certificate_chain` is not set, for the
     /// "no certificate chain" message (e.g. "the certificate object on the token with the key's
     /// CKA_ID").

@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::config::{Config, LOG_ENV, SHARED_KEYS};
 use crate::contract::Command;
 use crate::error::PluginError;
+use crate::operator::{self, NoCommands, OperatorCommands};
 use crate::pipeline::{handle, MAX_REQUEST_BYTES};
 use crate::plugin_info::PluginInfo;
 
@@ -76,21 +77,30 @@ fn watch_signals() {
         });
 }
 
-/// Runs the plugin: `notation-<name> <command>`. Never returns.
+/// Runs the plugin: `notation-<name> <command>`, with the shared operator commands only.
+/// Never returns.
 pub fn run<B: Backend>(info: &'static PluginInfo) -> ! {
-    run_with::<B>(info, |_| None)
+    run_with::<B, NoCommands>(info)
 }
 
-/// Like [`run`], with the plugin's operator commands (`tokens`, `keys`, ...). `operator` gets
-/// the arguments after the program name and returns the exit code if it handled them.
-pub fn run_with<B: Backend>(
-    info: &'static PluginInfo,
-    operator: impl FnOnce(&[String]) -> Option<i32>,
-) -> ! {
+/// Like [`run`], with the plugin's own operator commands `C` (`tokens`, `keys`, ...), parsed,
+/// listed in `--help` and run by the runner beside the shared ones. A command of `C` whose name
+/// is taken ([`operator::check_names`]) stops the plugin at start-up with an error.
+pub fn run_with<B: Backend, C: OperatorCommands>(info: &'static PluginInfo) -> ! {
+    if let Err(e) = operator::check_names::<C>(info) {
+        let _ = writeln!(std::io::stderr(), "{}", e.to_json());
+        std::process::exit(1)
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("--help" | "-h" | "help") => {
-            print!("{}", help(info));
+            match operator::command::<C>(info) {
+                Ok(cmd) => print!("{}", help(info, &cmd)),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "{}", e.to_json());
+                    std::process::exit(1)
+                }
+            }
             std::process::exit(0)
         }
         Some("--version" | "-V") => {
@@ -100,11 +110,12 @@ pub fn run_with<B: Backend>(
         Some(cmd) => match Command::parse(cmd) {
             Some(command) => run_protocol::<B>(info, command),
             None => {
-                if let Some(code) = crate::certificates::dispatch::<B>(info, &args) {
-                    std::process::exit(code)
-                }
-                if let Some(code) = operator(&args) {
-                    std::process::exit(code)
+                match operator::command::<C>(info) {
+                    Ok(commands) if commands.find_subcommand(cmd).is_some() => {
+                        std::process::exit(operator::dispatch::<B, C>(info, commands, &args))
+                    }
+                    Ok(_) => {}
+                    Err(e) => std::process::exit(operator::exit_code(Err(e))),
                 }
                 let err = PluginError::validation(format!(
                     "unknown command '{cmd}'; notation-{} answers get-plugin-metadata, \
@@ -268,8 +279,9 @@ impl Write for LogWriter {
     }
 }
 
-/// The human help printed for no arguments or `--help`.
-pub fn help(info: &PluginInfo) -> String {
+/// The human help printed for no arguments or `--help`; `commands` is the plugin's operator
+/// command line ([`operator::command`]), whose subcommands are listed with their `about`.
+pub fn help(info: &PluginInfo, commands: &clap::Command) -> String {
     use std::fmt::Write as _;
     let name = info.name;
     let mut h = String::new();
@@ -299,13 +311,16 @@ pub fn help(info: &PluginInfo) -> String {
         "Protocol commands (JSON request on stdin, JSON response on stdout, JSON error on stderr):"
     );
     let _ = writeln!(h, "  get-plugin-metadata, describe-key, generate-signature");
-    if !info.operator_commands.is_empty() {
+    let (shared, own): (Vec<_>, Vec<_>) = operator::summaries(commands)
+        .into_iter()
+        .partition(|(cmd, _)| operator::SHARED_COMMANDS.contains(&cmd.as_str()));
+    if !own.is_empty() {
         let _ = writeln!(h);
         let _ = writeln!(
             h,
             "Operator commands (run `notation-{name} <command> --help`):"
         );
-        for (cmd, what) in info.operator_commands {
+        for (cmd, what) in own {
             let _ = writeln!(h, "  {cmd:<20} {what}");
         }
     }
@@ -314,7 +329,7 @@ pub fn help(info: &PluginInfo) -> String {
         h,
         "Certificate and trust commands (run `notation-{name} <command> --help`):"
     );
-    for (cmd, what) in crate::certificates::COMMANDS {
+    for (cmd, what) in shared {
         let _ = writeln!(h, "  {cmd:<20} {what}");
     }
     let _ = writeln!(h);

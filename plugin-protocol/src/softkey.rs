@@ -53,7 +53,6 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[],
     chain_sources_help: "the file <key path>.chain.pem",
 };
 
@@ -161,9 +160,10 @@ impl SoftKey {
 pub struct SoftKeyBackend;
 
 impl Backend for SoftKeyBackend {
+    type KeyRef = crate::PlainKeyId;
     type Key = SoftKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
+    fn connect(ctx: &Context, _key: crate::PlainKeyId) -> Result<Self> {
         // A pretend credential: read and dropped (zeroized), like a backend's token.
         let _token = ctx.config.get_secret("token");
         match ctx.key_id.as_str() {
@@ -189,20 +189,21 @@ impl Backend for SoftKeyBackend {
     }
 
     fn resolve_key(&mut self, ctx: &Context) -> Result<(SoftKey, PublicKey)> {
-        let pem = std::fs::read_to_string(&ctx.key_id)
-            .map_err(|e| PluginError::validation(format!("key '{}' not found: {e}", ctx.key_id)))?;
+        let pem = std::fs::read_to_string(&ctx.key_id).map_err(|e| {
+            PluginError::validation(format!("key '{}' not found: {e}", ctx.key_name()))
+        })?;
         let key = SoftKey::from_pkcs8_pem(&pem)?;
         let public = key.public_key()?;
         Ok((key, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &SoftKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &crate::Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         let der = ctx.config.get("ecdsa_encoding").as_deref() == Some("der");
         let salt = match ctx.config.get("pss_salt") {
             Some(v) => v

@@ -429,16 +429,30 @@ fn a_request_of_exactly_the_limit_is_read_and_answered() {
 
 #[test]
 fn help_lists_operator_commands_only_for_plugins_that_have_them() {
-    static WITH_OPS: plugin_protocol::PluginInfo = plugin_protocol::PluginInfo {
-        operator_commands: &[("tokens", "list the tokens")],
-        ..plugin_protocol::softkey::INFO
-    };
-    let with = plugin_protocol::runner::help(&WITH_OPS);
+    use plugin_protocol::operator::{command, NoCommands, OperatorCommands};
+    #[derive(clap::Subcommand)]
+    enum Ops {
+        /// list the tokens
+        ///
+        /// List the tokens, at length.
+        Tokens,
+    }
+    impl OperatorCommands for Ops {
+        fn run(self) -> plugin_protocol::Result<()> {
+            Ok(())
+        }
+    }
+    let info = &plugin_protocol::softkey::INFO;
+    let with = plugin_protocol::runner::help(info, &command::<Ops>(info).unwrap());
     assert!(
         with.contains("Operator commands (run `notation-softkey <command> --help`):\n  tokens               list the tokens\n"),
         "{with}"
     );
-    let without = plugin_protocol::runner::help(&plugin_protocol::softkey::INFO);
+    assert!(
+        with.contains("  trust                export: the chain's root"),
+        "{with}"
+    );
+    let without = plugin_protocol::runner::help(info, &command::<NoCommands>(info).unwrap());
     assert!(!without.contains("Operator commands"), "{without}");
     assert!(
         without.contains("  token              NOTATION_SOFTKEY_TOKEN, SOFTKEY_TOKEN\n"),

@@ -40,7 +40,6 @@ static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[],
     chain_sources_help: "nowhere",
 };
 
@@ -79,8 +78,15 @@ fn an_unknown_key_anywhere_in_the_config_is_refused_with_the_known_keys() {
             )
         );
     }
-    // Context::new (every command's entry) applies the same check.
-    let err = Context::new(&INFO, "k".into(), cfg(&[("ca_cert", "x")])).unwrap_err();
+    // Context::for_key and Context::without_key (every command's entry) apply the same check.
+    let err = Context::for_key::<plugin_protocol::PlainKeyId>(
+        &INFO,
+        "k".into(),
+        cfg(&[("ca_cert", "x")]),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("'ca_cert'"), "{}", err.message);
+    let err = Context::without_key(&INFO, cfg(&[("ca_cert", "x")])).unwrap_err();
     assert!(err.message.contains("'ca_cert'"), "{}", err.message);
 }
 
@@ -178,7 +184,7 @@ fn flags_and_timeouts_are_parsed_strictly() {
             err.message
         );
     }
-    let ctx = Context::new(&INFO, "k".into(), cfg(&[("timeout_seconds", "7")])).unwrap();
+    let ctx = Context::without_key(&INFO, cfg(&[("timeout_seconds", "7")])).unwrap();
     assert_eq!(ctx.deadline.total(), Duration::from_secs(7));
     assert!(ctx.deadline.remaining() > Duration::from_secs(6));
 }
@@ -254,5 +260,46 @@ fn backoff_grows_with_the_attempt_up_to_its_cap() {
     assert_eq!(
         after_failure(&deadline, "x", 1, e).unwrap(),
         Duration::from_millis(1234)
+    );
+}
+
+/// A key reference whose ids may carry `secret=...`, redacted as a backend would.
+#[derive(Debug)]
+struct Secretive;
+
+impl plugin_protocol::KeyReference for Secretive {
+    fn parse(key_id: &str) -> plugin_protocol::Result<Self> {
+        if key_id.starts_with("bad") {
+            return Err(plugin_protocol::PluginError::validation(format!(
+                "key id '{}' is bad",
+                Self::redacted(key_id)
+            )));
+        }
+        Ok(Self)
+    }
+
+    fn redacted(key_id: &str) -> String {
+        plugin_protocol::secret::redact_attributes(key_id, |name| name == "secret")
+    }
+}
+
+#[test]
+fn the_key_is_parsed_once_and_named_only_by_its_redacted_form() {
+    let (ctx, _) =
+        Context::for_key::<Secretive>(&INFO, "k;SECRET=hunter2;x=1".into(), None).unwrap();
+    assert_eq!(ctx.key_id, "k;SECRET=hunter2;x=1", "echoed as sent");
+    assert_eq!(ctx.key_name(), "k;SECRET=[redacted];x=1");
+    // A huge key id is named by its start.
+    let huge = format!("k;secret=hunter2;{}", "x".repeat(5000));
+    let (ctx, _) = Context::for_key::<Secretive>(&INFO, huge, None).unwrap();
+    assert!(ctx.key_name().len() < 300, "{}", ctx.key_name());
+    assert!(!ctx.key_name().contains("hunter2"));
+    // A key id the backend refuses is refused before any backend call, with its own message.
+    let e = Context::for_key::<Secretive>(&INFO, "bad;secret=hunter2".into(), None).unwrap_err();
+    assert_eq!(e.message, "key id 'bad;secret=[redacted]' is bad");
+    plugin_protocol::pipeline::assert_secret_never_shown::<Secretive>(
+        &INFO,
+        &["k;secret=hunter2", "bad;Secret=hunter2"],
+        "HUNTER2",
     );
 }

@@ -14,8 +14,8 @@ use plugin_protocol::pipeline::generate_signature;
 use plugin_protocol::signature::verify_digest;
 use plugin_protocol::softkey::SoftKey;
 use plugin_protocol::{
-    Backend, BackendSignature, Certificate, ConfigKey, Context, ErrorCode, KeySpec, PluginError,
-    PluginInfo, PublicKey, Result, Signed, UnresolvedSign,
+    Backend, BackendSignature, Certificate, ConfigKey, Context, ErrorCode, KeySpec, Payload,
+    PlainKeyId, PluginError, PluginInfo, PublicKey, Result, Signed, UnresolvedSign,
 };
 
 /// The calls the backend got, in order, in this test process (the tests take [`LOCK`]).
@@ -45,7 +45,6 @@ static INFO: PluginInfo = PluginInfo {
         key("refuse", "validation or throttled: how the sign call fails"),
         key("flip", "true: the signature comes back with a bit flipped"),
     ],
-    operator_commands: &[],
     chain_sources_help: "<key>.chain.pem",
 };
 
@@ -53,7 +52,7 @@ static INFO: PluginInfo = PluginInfo {
 struct Remote;
 
 impl Remote {
-    fn sign(ctx: &Context, spec: KeySpec, digest: &[u8]) -> Result<BackendSignature> {
+    fn sign_digest(ctx: &Context, spec: KeySpec, digest: &[u8]) -> Result<BackendSignature> {
         match ctx.config.get("refuse").as_deref() {
             Some("validation") => return Err(PluginError::validation("no such key")),
             Some("throttled") => return Err(PluginError::throttled("slow down")),
@@ -84,9 +83,10 @@ impl Remote {
 }
 
 impl Backend for Remote {
+    type KeyRef = PlainKeyId;
     type Key = ();
 
-    fn connect(_ctx: &Context) -> Result<Self> {
+    fn connect(_ctx: &Context, _key: PlainKeyId) -> Result<Self> {
         Ok(Self)
     }
 
@@ -96,15 +96,9 @@ impl Backend for Remote {
         Ok(((), SoftKey::from_pkcs8_pem(&pem)?.public_key()?))
     }
 
-    fn sign_digest(
-        &mut self,
-        ctx: &Context,
-        _key: &(),
-        spec: KeySpec,
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        record("sign_digest");
-        Self::sign(ctx, spec, digest)
+    fn sign(&mut self, ctx: &Context, _key: &(), payload: &Payload) -> Result<BackendSignature> {
+        record("sign");
+        Self::sign_digest(ctx, payload.spec, payload.digest)
     }
 
     fn certificate_chain(&mut self, ctx: &Context, _key: &()) -> Result<Vec<Vec<u8>>> {
@@ -119,7 +113,7 @@ impl Backend for Remote {
         plugin_protocol::blocking::sign_and_fetch_chain(
             sign.fetch_chain,
             || Ok(Self::stored(ctx)),
-            || Self::sign(ctx, sign.spec, sign.digest),
+            || Self::sign_digest(ctx, sign.payload.spec, sign.payload.digest),
         )
     }
 }
@@ -129,7 +123,7 @@ const PAYLOAD: &[u8] = b"fewest round trips";
 /// generate-signature for `key_id` with `pairs`; the calls the backend got.
 fn sign(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)]) -> (Result<Vec<u8>>, Vec<String>) {
     CALLS.lock().unwrap().clear();
-    let ctx = Context::new(&INFO, key_id.to_owned(), config(pairs)).unwrap();
+    let (ctx, key) = Context::for_key(&INFO, key_id.to_owned(), config(pairs)).unwrap();
     let req = GenerateSignatureRequest {
         contract_version: "1.0".into(),
         key_id: key_id.into(),
@@ -138,7 +132,7 @@ fn sign(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)]) -> (Result<Vec<u8>>
         payload: base64::engine::general_purpose::STANDARD.encode(PAYLOAD),
         plugin_config: None,
     };
-    let result = generate_signature::<Remote>(&ctx, &req).map(|r| {
+    let result = generate_signature::<Remote>(&ctx, key, &req).map(|r| {
         let b64 = base64::engine::general_purpose::STANDARD;
         let leaf =
             Certificate::from_der(&b64.decode(&r.certificate_chain[0]).unwrap(), "leaf").unwrap();
@@ -235,7 +229,7 @@ fn a_backend_refusal_is_explained_and_other_failures_are_reported_as_they_are() 
             "sign_unresolved fetch_chain=true",
             "resolve_key",
             "certificate_chain",
-            "sign_digest"
+            "sign"
         ]
     );
 
@@ -262,7 +256,7 @@ fn a_signature_that_does_not_verify_is_never_returned() {
             "sign_unresolved fetch_chain=true",
             "resolve_key",
             "certificate_chain",
-            "sign_digest"
+            "sign"
         ]
     );
 }
@@ -290,7 +284,7 @@ fn a_chain_file_whose_leaf_is_known_only_by_its_key_still_signs() {
         result.unwrap_or_else(|e| panic!("{what}: {}", e.message));
         assert_eq!(
             calls.last().map(String::as_str),
-            Some("sign_digest"),
+            Some("sign"),
             "{what}: {calls:?}"
         );
     }

@@ -4,7 +4,7 @@
 use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use plugin_protocol::public_key::unsupported_key;
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Signed,
+    Backend, BackendSignature, Context, KeySpec, Payload, PluginError, PublicKey, Result, Signed,
     UnresolvedSign,
 };
 
@@ -69,10 +69,10 @@ pub fn signing_algorithm(spec: KeySpec) -> SigningAlgorithmSpec {
 }
 
 impl Backend for AwsKms {
+    type KeyRef = KeyRef;
     type Key = KmsKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let session = Session::open(ctx, Some(&key_ref))?;
         Ok(Self { session, key_ref })
     }
@@ -80,7 +80,7 @@ impl Backend for AwsKms {
     fn resolve_key(&mut self, ctx: &Context) -> Result<(KmsKey, PublicKey)> {
         let kms = self.session.kms();
         let id = self.key_ref.kms_key_id.clone();
-        let target = format!("key '{}'", ctx.key_id);
+        let target = format!("key '{}'", ctx.key_name());
         let call = self.call("GetPublicKey", "kms:GetPublicKey", target.clone());
         let out = self.session.call(ctx, &call, || {
             kms.get_public_key().key_id(id.clone()).send()
@@ -151,14 +151,9 @@ impl Backend for AwsKms {
         Ok((KmsKey { arn }, public))
     }
 
-    fn sign_digest(
-        &mut self,
-        ctx: &Context,
-        key: &KmsKey,
-        spec: KeySpec,
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        self.sign(ctx, &key.arn, spec, digest)
+    fn sign(&mut self, ctx: &Context, key: &KmsKey, payload: &Payload) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
+        self.kms_sign(ctx, &key.arn, spec, digest)
     }
 
     fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
@@ -170,19 +165,19 @@ impl Backend for AwsKms {
     /// One Sign call with the key id as given (KMS resolves aliases), plus the Secrets Manager
     /// chain at the same time when there is no chain file and a secret is configured.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.spec, sign.digest);
+        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
         let this = &*self;
         plugin_protocol::blocking::sign_and_fetch_chain(
             sign.fetch_chain,
             || this.stored_chain(ctx),
-            || this.sign(ctx, &this.key_ref.kms_key_id, spec, digest),
+            || this.kms_sign(ctx, &this.key_ref.kms_key_id, spec, digest),
         )
     }
 }
 
 impl AwsKms {
     /// KMS Sign on the digest with `key_id` (a key id, ARN or alias).
-    fn sign(
+    fn kms_sign(
         &self,
         ctx: &Context,
         key_id: &str,
@@ -191,7 +186,7 @@ impl AwsKms {
     ) -> Result<BackendSignature> {
         let kms = self.session.kms();
         let algorithm = signing_algorithm(spec);
-        let call = self.call("Sign", "kms:Sign", format!("key '{}'", ctx.key_id));
+        let call = self.call("Sign", "kms:Sign", format!("key '{}'", ctx.key_name()));
         let out = self.session.call(ctx, &call, || {
             kms.sign()
                 .key_id(key_id)
@@ -206,7 +201,7 @@ impl AwsKms {
             .ok_or_else(|| {
                 PluginError::generic(format!(
                     "KMS Sign for key '{}' returned no signature",
-                    ctx.key_id
+                    ctx.key_name()
                 ))
             })?;
         Ok(if spec.is_rsa() {

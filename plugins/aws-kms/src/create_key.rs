@@ -3,18 +3,31 @@
 //! `notation key add`.
 
 use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, Tag};
-use clap::Parser;
+use clap::Subcommand;
 use plugin_protocol::{Context, PluginError, Result};
 
 use crate::aws::{Call, Session};
 use crate::INFO;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "notation-aws-kms create-key",
-    about = "Create an AWS KMS signing key for notation and print its keyId"
-)]
-struct Args {
+/// The operator commands, run by the shared runner.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// create a KMS signing key (--spec, --alias, --tag) and print its keyId
+    ///
+    /// Create an AWS KMS signing key for notation and print its keyId
+    CreateKey(Args),
+}
+
+impl plugin_protocol::operator::OperatorCommands for Cmd {
+    fn run(self) -> Result<()> {
+        match self {
+            Cmd::CreateKey(args) => run(args).map(|key_id| println!("{key_id}")),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
     /// Key spec: RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521
     /// (or the Notary names RSA-2048 ... EC-521)
     #[arg(long)]
@@ -52,28 +65,9 @@ fn kms_spec(s: &str) -> Result<KmsKeySpec> {
     Ok(spec)
 }
 
-/// Handles `create-key`; `None` for any other command.
-pub fn dispatch(args: &[String]) -> Option<i32> {
-    if args.first().map(String::as_str) != Some("create-key") {
-        return None;
-    }
-    let parsed: Args =
-        match plugin_protocol::operator::parse("notation-aws-kms create-key", args[1..].to_vec()) {
-            Ok(a) => a,
-            Err(code) => return Some(code),
-        };
-    Some(plugin_protocol::operator::exit_code(
-        run(parsed).map(|key_id| println!("{key_id}")),
-    ))
-}
-
 fn run(args: Args) -> Result<String> {
     let spec = kms_spec(&args.spec)?;
-    let ctx = Context::new(
-        &INFO,
-        "create-key".to_owned(),
-        Some(args.plugin_config.iter().cloned().collect()),
-    )?;
+    let ctx = Context::without_key(&INFO, Some(args.plugin_config.iter().cloned().collect()))?;
     let session = Session::open(&ctx, None)?;
     let kms = session.kms();
     let mut tags = Vec::new();

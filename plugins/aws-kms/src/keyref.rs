@@ -145,6 +145,12 @@ fn endpoint_for_host(host: &str) -> std::result::Result<String, String> {
     Ok(format!("{scheme}://{host}"))
 }
 
+impl plugin_protocol::KeyReference for KeyRef {
+    fn parse(key_id: &str) -> Result<Self> {
+        KeyRef::parse(key_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

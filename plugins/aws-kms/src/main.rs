@@ -54,14 +54,10 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[(
-        "create-key",
-        "create a KMS signing key (--spec, --alias, --tag) and print its keyId",
-    )],
     chain_sources_help: "AWS KMS (which stores no certificates) or the Secrets Manager secret \
                          named by pluginConfig certificate_chain_secret",
 };
 
 fn main() {
-    plugin_protocol::run_with::<backend::AwsKms>(&INFO, create_key::dispatch)
+    plugin_protocol::run_with::<backend::AwsKms, create_key::Cmd>(&INFO)
 }

@@ -12,8 +12,8 @@ use azure_security_keyvault_keys::models::{
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use plugin_protocol::public_key::{named_curve_der, unsupported_key};
 use plugin_protocol::{
-    Backend, BackendSignature, Certificate, Context, KeySpec, PluginError, PublicKey, Result,
-    Signed, UnresolvedSign,
+    Backend, BackendSignature, Certificate, Context, KeySpec, Payload, PluginError, PublicKey,
+    Result, Signed, UnresolvedSign,
 };
 
 use crate::azure::{Call, Session};
@@ -209,10 +209,10 @@ impl AzureKeyVault {
 }
 
 impl Backend for AzureKeyVault {
+    type KeyRef = KeyRef;
     type Key = VaultKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         if ctx.config.flag("self_signed")? && ctx.config.get("ca_certs").is_some() {
             return Err(PluginError::validation(
                 "pluginConfig self_signed=true and ca_certs are set together: a self-signed \
@@ -319,13 +319,13 @@ impl Backend for AzureKeyVault {
         }
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &VaultKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         self.sign_key(ctx, key, spec, digest)
     }
 
@@ -338,7 +338,7 @@ impl Backend for AzureKeyVault {
     /// One sign call on the key (or certificate) the key id names, its version or the current
     /// one, plus the chain Key Vault holds at the same time when there is no chain file.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.spec, sign.digest);
+        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
         let key = VaultKey {
             name: self.key_ref.name.clone(),
             version: self.key_ref.version.clone(),
@@ -398,7 +398,7 @@ impl AzureKeyVault {
         let signature = out.result.ok_or_else(|| {
             PluginError::generic(format!(
                 "Key Vault Sign for key '{}' returned no signature",
-                ctx.key_id
+                ctx.key_name()
             ))
         })?;
         // Key Vault returns ECDSA signatures as fixed-width r‖s (JWS style).

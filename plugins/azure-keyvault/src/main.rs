@@ -49,7 +49,6 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[],
     chain_sources_help: "the Key Vault certificate's backing secret (PKCS#12 or PEM), or the \
                          certificate with pluginConfig ca_certs or self_signed=true,",
 };

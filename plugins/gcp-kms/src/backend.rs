@@ -8,8 +8,8 @@ use google_cloud_kms_v1::model::crypto_key_version::{
 };
 use google_cloud_kms_v1::model::{CryptoKeyVersion, Digest};
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Retry, Signed,
-    UnresolvedSign,
+    Backend, BackendSignature, Context, KeySpec, Payload, PluginError, PublicKey, Result, Retry,
+    Signed, UnresolvedSign,
 };
 
 use crate::gcp::{Call, Session};
@@ -291,10 +291,10 @@ impl GcpKms {
 }
 
 impl Backend for GcpKms {
+    type KeyRef = KeyRef;
     type Key = KmsKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let session = Session::open(ctx)?;
         Ok(Self { session, key_ref })
     }
@@ -355,14 +355,9 @@ impl Backend for GcpKms {
         Ok((KmsKey { version }, key))
     }
 
-    fn sign_digest(
-        &mut self,
-        ctx: &Context,
-        key: &KmsKey,
-        spec: KeySpec,
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        self.sign(ctx, key, spec, digest)
+    fn sign(&mut self, ctx: &Context, key: &KmsKey, payload: &Payload) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
+        self.asymmetric_sign(ctx, key, spec, digest)
     }
 
     fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
@@ -375,7 +370,7 @@ impl Backend for GcpKms {
     /// a version lists its versions first, asymmetric keys having no primary), plus the Secret
     /// Manager chain at the same time when there is no chain file.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.spec, sign.digest);
+        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
         let this = &*self;
         plugin_protocol::blocking::sign_and_fetch_chain(
             sign.fetch_chain,
@@ -385,7 +380,7 @@ impl Backend for GcpKms {
                     Some(v) => v.clone(),
                     None => this.only_enabled_version()?,
                 };
-                this.sign(ctx, &KmsKey { version }, spec, digest)
+                this.asymmetric_sign(ctx, &KmsKey { version }, spec, digest)
             },
         )
     }
@@ -393,7 +388,7 @@ impl Backend for GcpKms {
 
 impl GcpKms {
     /// AsymmetricSign on the digest with `key`'s version, with CRC32C both ways.
-    fn sign(
+    fn asymmetric_sign(
         &self,
         ctx: &Context,
         key: &KmsKey,

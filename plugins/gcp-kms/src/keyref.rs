@@ -86,6 +86,12 @@ impl KeyRef {
     }
 }
 
+impl plugin_protocol::KeyReference for KeyRef {
+    fn parse(key_id: &str) -> Result<Self> {
+        KeyRef::parse(key_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,6 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: false,
         },
     ],
-    operator_commands: &[],
     chain_sources_help: "Cloud KMS (which stores no certificates) or the Secret Manager secret \
                          version named by pluginConfig certificate_chain_secret",
 };

@@ -2,7 +2,7 @@
 
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, PluginError, PublicKey, Result, Signed,
+    Backend, BackendSignature, Context, Payload, PluginError, PublicKey, Result, Signed,
     UnresolvedSign,
 };
 use serde_json::Value;
@@ -24,6 +24,8 @@ pub struct VaultBackend {
     pub check_chain_file: bool,
     /// The token came from a login: revoked when the invocation is done.
     logged_in: bool,
+    /// The key id, parsed once before any request.
+    key_ref: KeyRef,
 }
 
 impl Drop for VaultBackend {
@@ -94,17 +96,16 @@ fn chain_source(ctx: &Context, key_name: &str) -> Result<ChainSource> {
 }
 
 impl Backend for VaultBackend {
+    type KeyRef = KeyRef;
     type Key = VaultKey;
 
-    fn connect(ctx: &Context) -> Result<Self> {
+    fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let mount = ctx
             .config
             .get("transit_mount")
             .map(|m| m.trim().trim_matches('/').to_owned())
             .unwrap_or_else(|| DEFAULT_TRANSIT_MOUNT.to_owned());
         transit::check_mount(&mount, "transit_mount")?;
-        // The key id is checked before any network traffic.
-        KeyRef::parse(&ctx.key_id)?;
         let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
         let logged_in = crate::auth::authenticate(&mut vault, &ctx.config)?;
         if logged_in {
@@ -119,11 +120,12 @@ impl Backend for VaultBackend {
             mount,
             check_chain_file: true,
             logged_in,
+            key_ref,
         })
     }
 
     fn resolve_key(&mut self, ctx: &Context) -> Result<(VaultKey, PublicKey)> {
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let key_ref = &self.key_ref;
         let key = transit::read_key(&self.vault, &self.mount, &key_ref.name)?;
         key.key_spec()?;
         let version = key_ref.version.unwrap_or(key.latest_version);
@@ -148,13 +150,13 @@ impl Backend for VaultBackend {
         Ok((resolved, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         _ctx: &Context,
         key: &VaultKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         transit::sign(&self.vault, &key.key, key.version, spec, digest)
     }
 
@@ -177,8 +179,8 @@ impl Backend for VaultBackend {
     /// One sign request, plus the chain's own read at the same time when there is no chain
     /// file: the Transit key (whose version that signed holds the chain) or the KV secret.
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.spec, sign.digest);
-        let key_ref = KeyRef::parse(&ctx.key_id)?;
+        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
+        let key_ref = &self.key_ref;
         let (vault, mount, name) = (&self.vault, self.mount.as_str(), key_ref.name.as_str());
         let transit_sign =
             || transit::sign_by_name(vault, mount, name, key_ref.version, spec, digest);

@@ -11,6 +11,7 @@
 //! name, so `name:N` is unambiguous). The Transit mount comes from configuration
 //! (`transit_mount`, default `transit`), not from the key reference.
 
+use plugin_protocol::secret::redact_url;
 use plugin_protocol::{PluginError, Result};
 
 /// The syntax, for help text and error messages.
@@ -35,7 +36,7 @@ impl KeyRef {
         let bad = |why: &str| {
             PluginError::validation(format!(
                 "key id '{}' is not a Vault Transit key reference: {why}; expected {KEY_ID_HELP}",
-                plugin_protocol::bounded::shorten(key_id, 80)
+                plugin_protocol::bounded::shorten(&redact_url(key_id), 80)
             ))
         };
         let trimmed = key_id.trim();
@@ -58,6 +59,10 @@ impl KeyRef {
             Some((name, v)) => {
                 let version = match v.parse::<u64>() {
                     Ok(n) if n >= 1 && v.bytes().all(|b| b.is_ascii_digit()) => n,
+                    // The part after ':' of a pasted `user:password@` is not repeated.
+                    _ if redact_url(key_id) != key_id => {
+                        return Err(bad("the version after ':' must be a number from 1 up"))
+                    }
                     _ => {
                         return Err(bad(&format!(
                             "the version after ':' must be a number from 1 up, not '{v}'"
@@ -92,9 +97,35 @@ impl KeyRef {
     }
 }
 
+impl plugin_protocol::KeyReference for KeyRef {
+    fn parse(key_id: &str) -> Result<Self> {
+        KeyRef::parse(key_id)
+    }
+
+    /// A key id is never a URL with credentials, but a user may paste one
+    /// (`https://user:password@vault/...`): its password is not repeated.
+    fn redacted(key_id: &str) -> String {
+        redact_url(key_id)
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_id_never_shows_a_password() {
+        plugin_protocol::pipeline::assert_secret_never_shown::<KeyRef>(
+            &crate::INFO,
+            &[
+                "https://user:S3cretPw@vault.example:8200/transit/keys/k",
+                "HTTPS://user:S3cretPw@vault.example/k",
+                "hashivault://user:S3cretPw@k",
+                "openbao://S3cretPw@k:2",
+                "http://:S3cretPw@127.0.0.1:8200/v1/transit/sign/k",
+            ],
+            "S3cretPw",
+        );
+    }
 
     fn ok(s: &str) -> (String, Option<u64>) {
         let k = KeyRef::parse(s).unwrap();

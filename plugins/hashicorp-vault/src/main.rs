@@ -167,11 +167,10 @@ pub static INFO: PluginInfo = PluginInfo {
             false,
         ),
     ],
-    operator_commands: &[pki::COMMAND],
     chain_sources_help: "the Transit key version (set-certificate, or `notation-hashicorp-vault \
                          issue-certificate`) or, with chain_source=kv, the KV v2 secret",
 };
 
 fn main() {
-    plugin_protocol::run_with::<backend::VaultBackend>(&INFO, pki::dispatch)
+    plugin_protocol::run_with::<backend::VaultBackend, pki::Cmd>(&INFO)
 }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::Parser;
+use clap::Subcommand;
 use der::EncodePem;
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::{Backend, Context, PluginError, Result};
@@ -21,19 +21,26 @@ use crate::backend::VaultBackend;
 use crate::http::Method;
 use crate::transit;
 
-pub const COMMAND: (&str, &str) = (
-    "issue-certificate",
-    "have Vault's PKI engine certify a Transit key version and store the chain on it",
-);
+/// The operator commands, run by the shared runner.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// have Vault's PKI engine certify a Transit key version and store the chain on it
+    ///
+    /// Have Vault's PKI engine issue a code-signing certificate for a Transit key version
+    /// (transit CSR -> pki sign-verbatim) and store the chain on that key version
+    IssueCertificate(Args),
+}
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "notation-hashicorp-vault issue-certificate",
-    about = "Have Vault's PKI engine issue a code-signing certificate for a Transit key version \
-             (transit CSR -> pki sign-verbatim) and store the chain on that key version",
-    disable_help_subcommand = true
-)]
-struct Args {
+impl plugin_protocol::operator::OperatorCommands for Cmd {
+    fn run(self) -> Result<()> {
+        match self {
+            Cmd::IssueCertificate(args) => run(args),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
     /// The key id, as given to `notation key add --id` (`name` or `name:version`)
     #[arg(long)]
     key_id: String,
@@ -57,21 +64,6 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-/// Runs `issue-certificate` if `args` names it; returns the exit code.
-pub fn dispatch(args: &[String]) -> Option<i32> {
-    if args.first().map(String::as_str) != Some(COMMAND.0) {
-        return None;
-    }
-    let parsed: Args = match plugin_protocol::operator::parse(
-        "notation-hashicorp-vault issue-certificate",
-        args[1..].to_vec(),
-    ) {
-        Ok(a) => a,
-        Err(code) => return Some(code),
-    };
-    Some(plugin_protocol::operator::exit_code(run(parsed)))
-}
-
 fn run(args: Args) -> Result<()> {
     let pki = args.pki_mount.trim().trim_matches('/').to_owned();
     transit::check_mount(&pki, "--pki-mount")?;
@@ -89,8 +81,8 @@ fn run(args: Args) -> Result<()> {
     }
     let config: plugin_protocol::contract::PluginConfig =
         args.plugin_config.iter().cloned().collect();
-    let ctx = Context::new(&crate::INFO, args.key_id.clone(), Some(config))?;
-    let mut backend = VaultBackend::connect(&ctx)?;
+    let (ctx, key_ref) = Context::for_key(&crate::INFO, args.key_id.clone(), Some(config))?;
+    let mut backend = VaultBackend::connect(&ctx, key_ref)?;
     backend.check_chain_file = false;
     let (key, public) = backend.resolve_key(&ctx)?;
     let vault = &backend.vault;
@@ -157,7 +149,7 @@ fn run(args: Args) -> Result<()> {
     // 3. Only a chain notation accepts is stored.
     let chain = chain::build(
         certs,
-        Some((&ctx.key_id, &public)),
+        Some((ctx.key_name(), &public)),
         std::time::SystemTime::now(),
     )
     .map_err(|e| {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, CertificateType, ObjectClass};
 use plugin_protocol::chain::{self, Certificate};
@@ -16,21 +16,19 @@ use crate::plugin::{TokenSession, INFO};
 use crate::token::{self, describe};
 use crate::uri::Pkcs11Uri;
 
-#[derive(Parser)]
-#[command(name = "notation-pkcs11", about = "PKCS#11 token commands")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
+/// The operator commands, run by the shared runner.
 #[derive(Subcommand)]
-enum Cmd {
+pub enum Cmd {
+    /// list the tokens a PKCS#11 module offers (slot, label, serial, flags)
+    ///
     /// List the tokens of a PKCS#11 module: slot, label, manufacturer, model, serial, flags.
     Tokens {
         /// PKCS#11 module path (default: pluginConfig module_path / PKCS11_MODULE_PATH).
         #[arg(long)]
         module: Option<PathBuf>,
     },
+    /// list the private keys on a token with the exact URI to use as key id
+    ///
     /// List private keys with their key spec and the exact URI to use as notation key id.
     Keys {
         /// A PKCS#11 URI selecting tokens (and carrying module-path / pin-source), e.g.
@@ -41,6 +39,8 @@ enum Cmd {
         #[arg(long)]
         module: Option<PathBuf>,
     },
+    /// create a signing key pair of a Notary key spec on a token
+    ///
     /// Create a signing key pair (private key non-extractable) on a token and print its URI.
     GenerateKey {
         /// URI of the token and the new key's label: pkcs11:token=<label>;object=<new label>[?...].
@@ -56,6 +56,8 @@ enum Cmd {
         #[arg(long)]
         module: Option<PathBuf>,
     },
+    /// store a certificate chain on the token next to a key
+    ///
     /// Store a certificate chain on the token: the certificate carrying the key's public key gets
     /// the key's CKA_ID and label; the CA certificates are stored by subject. Certificates
     /// already on the token are skipped.
@@ -72,43 +74,34 @@ enum Cmd {
     },
 }
 
-/// Runs an operator command if `args` names one; returns the exit code.
-pub fn dispatch(args: &[String]) -> Option<i32> {
-    let first = args.first()?.as_str();
-    if !INFO.operator_commands.iter().any(|(c, _)| *c == first) {
-        return None;
+impl plugin_protocol::operator::OperatorCommands for Cmd {
+    fn run(self) -> Result<()> {
+        match self {
+            Cmd::Tokens { module } => tokens(module),
+            Cmd::Keys { uri, module } => keys(uri, module),
+            Cmd::GenerateKey {
+                key_id,
+                spec,
+                id,
+                module,
+            } => generate_key(key_id, spec, id, module),
+            Cmd::ImportCertificate {
+                key_id,
+                chain,
+                module,
+            } => import_certificate(key_id, chain, module),
+        }
     }
-    let cli: Cli = match plugin_protocol::operator::parse("notation-pkcs11", args.to_vec()) {
-        Ok(cli) => cli,
-        Err(code) => return Some(code),
-    };
-    let result = match cli.command {
-        Cmd::Tokens { module } => tokens(module),
-        Cmd::Keys { uri, module } => keys(uri, module),
-        Cmd::GenerateKey {
-            key_id,
-            spec,
-            id,
-            module,
-        } => generate_key(key_id, spec, id, module),
-        Cmd::ImportCertificate {
-            key_id,
-            chain,
-            module,
-        } => import_certificate(key_id, chain, module),
-    };
-    Some(plugin_protocol::operator::exit_code(result))
 }
 
-fn context(key_id: String, module: Option<PathBuf>) -> Result<Context> {
+/// The context of a command for the URI `key_id`, parsed once, as the protocol's is.
+fn context(key_id: String, module: Option<PathBuf>) -> Result<(Context, Pkcs11Uri)> {
     let config: Option<PluginConfig> = module.map(|m| {
         [("module_path".to_owned(), m.display().to_string())]
             .into_iter()
             .collect()
     });
-    let mut ctx = Context::new(&INFO, key_id, config)?;
-    ctx.key_name = crate::uri::redact(&ctx.key_id);
-    Ok(ctx)
+    Context::for_key(&INFO, key_id, config)
 }
 
 /// The URI's query, completed with the module actually used so printed URIs work as they are.
@@ -121,8 +114,7 @@ fn printable_query(uri: &Pkcs11Uri, module: &token::ModuleChoice) -> Pkcs11Uri {
 }
 
 fn tokens(module: Option<PathBuf>) -> Result<()> {
-    let ctx = context("pkcs11:".into(), module)?;
-    let uri = Pkcs11Uri::parse(&ctx.key_id)?;
+    let (ctx, uri) = context("pkcs11:".into(), module)?;
     let choice = module_for_command(&uri, &ctx, "tokens")?;
     let pkcs11 = token::load(&choice)?;
     let list = token::tokens(&pkcs11)?;
@@ -158,8 +150,7 @@ fn tokens(module: Option<PathBuf>) -> Result<()> {
 }
 
 fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
-    let ctx = context(uri.unwrap_or_else(|| "pkcs11:".into()), module)?;
-    let uri = Pkcs11Uri::parse(&ctx.key_id)?;
+    let (ctx, uri) = context(uri.unwrap_or_else(|| "pkcs11:".into()), module)?;
     let choice = module_for_command(&uri, &ctx, "keys")?;
     let pkcs11 = token::load(&choice)?;
     let selected: Vec<token::TokenSlot> = if uri.selects_token() {
@@ -227,8 +218,8 @@ fn generate_key(
     id: Option<String>,
     module: Option<PathBuf>,
 ) -> Result<()> {
-    let ctx = context(key_id, module)?;
-    let backend = TokenSession::open(&ctx, true)?;
+    let (ctx, uri) = context(key_id, module)?;
+    let backend = TokenSession::open(&ctx, uri, true)?;
     let uri = backend.uri();
     let label = uri.object.clone().ok_or_else(|| {
         PluginError::validation("give the new key a label: object=<label> in the --key-id URI")
@@ -336,8 +327,8 @@ fn parse_hex(h: &str) -> Result<Vec<u8>> {
 }
 
 fn import_certificate(key_id: String, chain_file: PathBuf, module: Option<PathBuf>) -> Result<()> {
-    let ctx = context(key_id, module)?;
-    let backend = TokenSession::open(&ctx, true)?;
+    let (ctx, uri) = context(key_id, module)?;
+    let backend = TokenSession::open(&ctx, uri, true)?;
     let key = backend.find()?;
     let certs = chain::load_file(&chain_file)?;
     let leaf_index = certs

@@ -9,5 +9,5 @@ mod token;
 mod uri;
 
 fn main() {
-    plugin_protocol::run_with::<plugin::Pkcs11Backend>(&plugin::INFO, commands::dispatch)
+    plugin_protocol::run_with::<plugin::Pkcs11Backend, commands::Cmd>(&plugin::INFO)
 }

@@ -7,8 +7,8 @@ use plugin_protocol::blocking::SharedHandle;
 use std::sync::{Arc, Mutex};
 
 use plugin_protocol::{
-    Backend, BackendSignature, ConfigKey, Context, ErrorCode, KeySpec, PluginError, PluginInfo,
-    PublicKey, Result, Retry,
+    Backend, BackendSignature, ConfigKey, Context, ErrorCode, KeySpec, Payload, PluginError,
+    PluginInfo, PublicKey, Result, Retry,
 };
 
 use crate::key::{self, KeyObject, Signer};
@@ -43,12 +43,6 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: true,
         },
     ],
-    operator_commands: &[
-        ("tokens", "list the tokens a PKCS#11 module offers (slot, label, serial, flags)"),
-        ("keys", "list the private keys on a token with the exact URI to use as key id"),
-        ("generate-key", "create a signing key pair of a Notary key spec on a token"),
-        ("import-certificate", "store a certificate chain on the token next to a key"),
-    ],
     chain_sources_help: "the token (a certificate object with the key's CKA_ID, imported with \
         notation-pkcs11 import-certificate)",
 };
@@ -77,8 +71,7 @@ impl TokenSession {
     /// Loads the module, selects the token and logs in (read-write for the operator commands),
     /// all under the invocation's deadline: a module that hangs in C_Initialize, C_OpenSession
     /// or C_Login (a network HSM whose link died) ends in TIMEOUT.
-    pub fn open(ctx: &Context, read_write: bool) -> Result<Self> {
-        let uri = Pkcs11Uri::parse(&ctx.key_id)?;
+    pub fn open(ctx: &Context, uri: Pkcs11Uri, read_write: bool) -> Result<Self> {
         let choice = token::module_for(&uri, &ctx.config)?;
         let (config, deadline) = (ctx.config.clone(), ctx.deadline);
         let step = Step::default();
@@ -262,14 +255,11 @@ impl Pkcs11Backend {
 }
 
 impl Backend for Pkcs11Backend {
+    type KeyRef = Pkcs11Uri;
     type Key = SigningKey;
 
-    fn key_name(key_id: &str) -> String {
-        crate::uri::redact(key_id)
-    }
-
-    fn connect(ctx: &Context) -> Result<Self> {
-        let session = TokenSession::open(ctx, false)?;
+    fn connect(ctx: &Context, uri: Pkcs11Uri) -> Result<Self> {
+        let session = TokenSession::open(ctx, uri, false)?;
         Ok(Self {
             inner: SharedHandle::new(session),
         })
@@ -285,38 +275,14 @@ impl Backend for Pkcs11Backend {
         Ok((key, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &SigningKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
-        let (object, digest, key_name) =
-            (key.object.clone(), digest.to_vec(), ctx.key_name.clone());
-        self.with_session(
-            ctx,
-            "signing on the PKCS#11 token (C_Sign)",
-            move |s| match s.signer(spec, false)? {
-                signer @ Signer::Digest(_) => s.sign(&object, &signer, &[], &digest),
-                Signer::Message(_) => Err(PluginError::generic(format!(
-                    "token '{}' can only hash-and-sign for key '{key_name}', and no message was \
-                     given",
-                    s.token.label(),
-                ))),
-            },
-        )
-    }
-
-    fn sign_message(
-        &mut self,
-        ctx: &Context,
-        key: &SigningKey,
-        spec: KeySpec,
-        message: &[u8],
-        digest: &[u8],
-    ) -> Result<BackendSignature> {
-        let (object, message, digest) = (key.object.clone(), message.to_vec(), digest.to_vec());
+        let (object, spec) = (key.object.clone(), payload.spec);
+        let (message, digest) = (payload.message.to_vec(), payload.digest.to_vec());
         self.with_session(ctx, "signing on the PKCS#11 token (C_Sign)", move |s| {
             let signer = s.signer(spec, object.always_authenticate)?;
             s.sign(&object, &signer, &message, &digest)

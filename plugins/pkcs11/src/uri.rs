@@ -301,6 +301,17 @@ fn encode(out: &mut String, bytes: &[u8], ok: fn(u8) -> bool) {
     }
 }
 
+/// The key id of the protocol and the commands: parsed once, named by [`redact`].
+impl plugin_protocol::KeyReference for Pkcs11Uri {
+    fn parse(key_id: &str) -> Result<Self> {
+        Pkcs11Uri::parse(key_id)
+    }
+
+    fn redacted(key_id: &str) -> String {
+        redact(key_id)
+    }
+}
+
 impl fmt::Display for Pkcs11Uri {
     /// The canonical form: path attributes in a fixed order, `id` fully percent-encoded, and
     /// the query without pin-value.
@@ -359,6 +370,26 @@ impl fmt::Display for Pkcs11Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_id_never_shows_its_pin() {
+        plugin_protocol::pipeline::assert_secret_never_shown::<Pkcs11Uri>(
+            &crate::plugin::INFO,
+            &[
+                "pkcs11:token=t;object=k;pin-value=S3cretPin?module-path=/m.so",
+                "pkcs11:token=t;object=k?module-path=/m.so&pin-value=S3cretPin",
+                "pkcs11:token=t;PIN-VALUE=S3cretPin;object=k",
+                "pkcs11:token=t;object=k?Pin-Value=S3cretPin&module-path=/m.so",
+                "pkcs11:token=t;object=k?pin%2Dvalue=S3cretPin",
+                "PKCS11:Pin-Value=S3cretPin",
+                "pkcs11:token=t;pin=S3cretPin",
+                "pkcs11:token=t?pinvalue=S3cretPin",
+                "pkcs11:token=t;object=k?pin-value=S3cretPin&pin-value=S3cretPin",
+                "pkcs11:token=t;object=%ZZ?pin-value=S3cretPin",
+            ],
+            "S3cretPin",
+        );
+    }
 
     #[test]
     fn parses_the_issue_example() {

@@ -7,7 +7,7 @@
 use der_yubikey::Encode;
 use plugin_protocol::blocking::SharedHandle;
 use plugin_protocol::{
-    Backend, BackendSignature, Context, ErrorCode, KeySpec, PluginError, PublicKey, Result,
+    Backend, BackendSignature, Context, ErrorCode, KeySpec, Payload, PluginError, PublicKey, Result,
 };
 use yubikey::piv::{self, AlgorithmId, Origin};
 use yubikey::{PinPolicy, TouchPolicy, YubiKey};
@@ -154,14 +154,10 @@ impl YubiKeyBackend {
 }
 
 impl Backend for YubiKeyBackend {
+    type KeyRef = KeyRef;
     type Key = SlotKey;
 
-    fn key_name(key_id: &str) -> String {
-        crate::slot::redact(key_id)
-    }
-
-    fn connect(ctx: &Context) -> Result<Self> {
-        let key = KeyRef::parse(&ctx.key_id)?;
+    fn connect(ctx: &Context, key: KeyRef) -> Result<Self> {
         let (attached, yk) =
             ctx.run_blocking("opening the YubiKey", move || device::open(key.serial))?;
         tracing::debug!(serial = attached.serial, version = %attached.version, "YubiKey opened");
@@ -183,13 +179,13 @@ impl Backend for YubiKeyBackend {
         Ok((key, public))
     }
 
-    fn sign_digest(
+    fn sign(
         &mut self,
         ctx: &Context,
         key: &SlotKey,
-        spec: KeySpec,
-        digest: &[u8],
+        payload: &Payload,
     ) -> Result<BackendSignature> {
+        let (spec, digest) = (payload.spec, payload.digest);
         let serial = self.attached.serial;
         let slot = key.slot;
         let pin = if key.needs_pin() {

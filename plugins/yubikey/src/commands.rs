@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use der_yubikey::Encode;
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::{Context, KeySpec, PluginError, PublicKey, Result};
@@ -21,39 +21,11 @@ use crate::metadata::Answer;
 use crate::slot::{KeyRef, Slot};
 use crate::INFO;
 
-/// The commands, for `--help` and the runner.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "list",
-        "list attached YubiKeys and their PIV keys, with the key id for notation key add",
-    ),
-    (
-        "generate-key",
-        "generate a key pair of a Notary key spec in a slot",
-    ),
-    (
-        "import-certificate",
-        "store the certificate of a slot's key in the slot",
-    ),
-    (
-        "attest",
-        "fetch a slot's attestation (and the device's f9 certificate) and check it",
-    ),
-    (
-        "verify-attestation",
-        "check an attestation against Yubico's roots or a root you name",
-    ),
-];
-
-#[derive(Parser)]
-#[command(name = "notation-yubikey", about = "YubiKey PIV commands")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
+/// The operator commands, run by the shared runner.
 #[derive(Subcommand)]
-enum Cmd {
+pub enum Cmd {
+    /// list attached YubiKeys and their PIV keys, with the key id for notation key add
+    ///
     /// List every attached YubiKey (serial, firmware) and each slot holding a key: key spec, PIN
     /// and touch policy, origin, certificate subject and expiry, and the key id to use.
     List {
@@ -61,6 +33,8 @@ enum Cmd {
         #[arg(long)]
         serial: Option<u32>,
     },
+    /// generate a key pair of a Notary key spec in a slot
+    ///
     /// Generate a key pair in a slot, with the PIN-protected management key when the YubiKey
     /// has one, else the management key from --management-key-file or YUBIKEY_MANAGEMENT_KEY.
     GenerateKey {
@@ -83,6 +57,8 @@ enum Cmd {
         #[command(flatten)]
         management: ManagementArgs,
     },
+    /// store the certificate of a slot's key in the slot
+    ///
     /// Store a certificate for the slot's key in the slot (the leaf of the chain notation gets;
     /// complete it with pluginConfig ca_certs). Refused when the certificate is for another key.
     ImportCertificate {
@@ -93,6 +69,8 @@ enum Cmd {
         #[command(flatten)]
         management: ManagementArgs,
     },
+    /// fetch a slot's attestation (and the device's f9 certificate) and check it
+    ///
     /// Fetch the attestation of a key generated in a slot and the device's f9 certificate,
     /// write them as PEM, and check them against Yubico's roots (or --root).
     Attest {
@@ -104,6 +82,8 @@ enum Cmd {
         #[command(flatten)]
         trust: TrustArgs,
     },
+    /// check an attestation against Yubico's roots or a root you name
+    ///
     /// Check an attestation certificate and the f9 certificate that issued it, offline.
     VerifyAttestation {
         /// The attestation certificate (PEM or DER).
@@ -122,7 +102,7 @@ enum Cmd {
 }
 
 #[derive(clap::Args)]
-struct DeviceArgs {
+pub struct DeviceArgs {
     /// The slot: 9a, 9c, 9d, 9e, 82-95 or a name (signature, retired1...).
     #[arg(long)]
     slot: String,
@@ -132,7 +112,7 @@ struct DeviceArgs {
 }
 
 #[derive(clap::Args)]
-struct ManagementArgs {
+pub struct ManagementArgs {
     /// File holding the management key as hex (mode 0600), when the YubiKey has no
     /// PIN-protected one; default: the environment variable YUBIKEY_MANAGEMENT_KEY.
     #[arg(long)]
@@ -140,7 +120,7 @@ struct ManagementArgs {
 }
 
 #[derive(clap::Args)]
-struct TrustArgs {
+pub struct TrustArgs {
     /// Trust this root (PEM bundle) instead of Yubico's published PIV attestation roots.
     #[arg(long)]
     root: Option<PathBuf>,
@@ -150,7 +130,7 @@ struct TrustArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum PinPolicyArg {
+pub enum PinPolicyArg {
     Default,
     Never,
     Once,
@@ -158,24 +138,21 @@ enum PinPolicyArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TouchPolicyArg {
+pub enum TouchPolicyArg {
     Default,
     Never,
     Always,
     Cached,
 }
 
-/// Runs an operator command if `args` names one; returns the exit code.
-pub fn dispatch(args: &[String]) -> Option<i32> {
-    let first = args.first()?.as_str();
-    if !COMMANDS.iter().any(|(c, _)| *c == first) {
-        return None;
+impl plugin_protocol::operator::OperatorCommands for Cmd {
+    fn run(self) -> Result<()> {
+        run(self)
     }
-    let cli: Cli = match plugin_protocol::operator::parse("notation-yubikey", args.to_vec()) {
-        Ok(cli) => cli,
-        Err(code) => return Some(code),
-    };
-    let result = match cli.command {
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::List { serial } => list(serial),
         Cmd::GenerateKey {
             device,
@@ -209,8 +186,7 @@ pub fn dispatch(args: &[String]) -> Option<i32> {
             certificate,
             trust,
         } => verify_attestation(&attestation, &f9, certificate.as_deref(), &trust),
-    };
-    Some(plugin_protocol::operator::exit_code(result))
+    }
 }
 
 fn policies(pin: PinPolicyArg, touch: TouchPolicyArg) -> (PinPolicy, TouchPolicy) {
@@ -229,11 +205,10 @@ fn policies(pin: PinPolicyArg, touch: TouchPolicyArg) -> (PinPolicy, TouchPolicy
     (pin, touch)
 }
 
-/// The invocation context of a command: configuration from the environment, the deadline.
+/// The invocation context of a command: configuration from the environment, the deadline,
+/// and the key id checked and named as the protocol's is.
 fn context(key_id: String) -> Result<Context> {
-    let mut ctx = Context::new(&INFO, key_id, None)?;
-    ctx.key_name = crate::slot::redact(&ctx.key_id);
-    Ok(ctx)
+    Context::for_key::<KeyRef>(&INFO, key_id, None).map(|(ctx, _)| ctx)
 }
 
 /// Opens the YubiKey of `args` and runs `call` on it under the deadline.
@@ -284,7 +259,7 @@ fn touch_policy_name(t: TouchPolicy) -> &'static str {
 }
 
 fn list(serial: Option<u32>) -> Result<()> {
-    let ctx = context("list".into())?;
+    let ctx = Context::without_key(&INFO, None)?;
     let text = ctx.run_blocking("listing the YubiKeys", move || {
         let (attached, busy) = device::list()?;
         let mut out = String::new();

@@ -41,11 +41,10 @@ pub static INFO: PluginInfo = PluginInfo {
             secret: true,
         },
     ],
-    operator_commands: commands::COMMANDS,
     chain_sources_help: "the YubiKey (the certificate in the key's slot, stored with \
                          notation-yubikey import-certificate)",
 };
 
 fn main() {
-    plugin_protocol::run_with::<backend::YubiKeyBackend>(&INFO, commands::dispatch)
+    plugin_protocol::run_with::<backend::YubiKeyBackend, commands::Cmd>(&INFO)
 }

@@ -176,6 +176,17 @@ impl KeyRef {
     }
 }
 
+/// The key id of the protocol and the commands: parsed once, named by [`redact`].
+impl plugin_protocol::KeyReference for KeyRef {
+    fn parse(key_id: &str) -> Result<Self> {
+        KeyRef::parse(key_id)
+    }
+
+    fn redacted(key_id: &str) -> String {
+        redact(key_id)
+    }
+}
+
 impl fmt::Display for KeyRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.serial {
@@ -188,6 +199,20 @@ impl fmt::Display for KeyRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_id_never_shows_a_pin() {
+        plugin_protocol::pipeline::assert_secret_never_shown::<KeyRef>(
+            &crate::INFO,
+            &[
+                "yubikey:slot=9c;pin=S3cret9",
+                "yubikey:PIN=S3cret9;slot=9c",
+                "yubikey:serial=5;slot=9c;management-key=S3cret9",
+                "yubikey:slot=9c&Puk=S3cret9",
+            ],
+            "S3cret9",
+        );
+    }
 
     #[test]
     fn slots_by_hex_or_name() {
