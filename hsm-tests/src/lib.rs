@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 
 pub use plugin_protocol::client::cargo_binary;
 
+pub mod contract;
 pub mod fake;
+pub mod gcpkms;
+pub mod keyvault;
 pub mod piv_card;
 pub mod sockets;
 pub mod softhsm;

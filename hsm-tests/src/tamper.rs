@@ -60,6 +60,8 @@ pub struct Arranged {
     pub key_id: String,
     pub pairs: Vec<(String, String)>,
     pub env: Vec<(String, String)>,
+    /// What must live until the run is over (a chain file's directory).
+    pub hold: Option<Box<dyn std::any::Any>>,
 }
 
 /// Arranges one tampering of the sign call of an EC-256 key.
@@ -130,6 +132,7 @@ fn check(plugin: &str, t: Tampering, arranged: Arranged) -> Result<(), String> {
         key_id,
         mut pairs,
         env,
+        hold: _hold,
     } = arranged;
     pairs.push(("timeout_seconds".into(), t.timeout_seconds().into()));
     let pairs: Vec<(&str, &str)> = pairs

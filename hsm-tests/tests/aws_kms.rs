@@ -18,7 +18,10 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
-use hsm_tests::localstack::{self, ENDPOINT, REGION};
+use hsm_tests::localstack::{
+    self, aws, aws_in, create_alias, create_key, create_secret, public_key, signing_key, ENDPOINT,
+    REGION,
+};
 use hsm_tests::{assert_error, unique};
 
 const SPECS: [(KeySpec, &str); 6] = [
@@ -29,83 +32,6 @@ const SPECS: [(KeySpec, &str); 6] = [
     (KeySpec::Ec384, "ECC_NIST_P384"),
     (KeySpec::Ec521, "ECC_NIST_P521"),
 ];
-
-// ---------------------------------------------------------------------------------------------
-// LocalStack and a tiny client of the AWS JSON protocol for setting it up
-
-/// One AWS JSON-protocol call (`TrentService.CreateKey`, `secretsmanager.CreateSecret`) in
-/// `region`; LocalStack takes the Region and account from the Authorization header and does not
-/// check the signature.
-fn aws_in(region: &str, target: &str, body: Value) -> (u16, Value) {
-    localstack::start();
-    let service = if target.starts_with("secretsmanager") {
-        "secretsmanager"
-    } else {
-        "kms"
-    };
-    let host = ENDPOINT.trim_start_matches("http://");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Amz-Target: {target}\r\n\
-         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20260101T000000Z\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, \
-         SignedHeaders=host, Signature=00\r\n"
-    );
-    let (status, body) = hsm_tests::http(host, &head, &body.to_string());
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    (status, value)
-}
-
-#[track_caller]
-fn aws(target: &str, body: Value) -> Value {
-    let (status, value) = aws_in(REGION, target, body);
-    assert!(
-        (200..300).contains(&status),
-        "{target} answered {status}: {value}"
-    );
-    value
-}
-
-/// A new KMS key; returns its KeyMetadata.
-fn create_key(spec: &str, usage: &str, multi_region: bool) -> Value {
-    let v = aws(
-        "TrentService.CreateKey",
-        json!({"KeySpec": spec, "KeyUsage": usage, "MultiRegion": multi_region,
-               "Description": "notation-aws-kms test"}),
-    );
-    v["KeyMetadata"].clone()
-}
-
-/// A new SIGN_VERIFY key: (key id, key ARN).
-fn signing_key(spec: &str) -> (String, String) {
-    let m = create_key(spec, "SIGN_VERIFY", false);
-    (
-        m["KeyId"].as_str().unwrap().to_owned(),
-        m["Arn"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn public_key(key_id: &str) -> PublicKey {
-    let v = aws("TrentService.GetPublicKey", json!({"KeyId": key_id}));
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(v["PublicKey"].as_str().unwrap())
-        .unwrap();
-    PublicKey::from_spki_der(&der).unwrap()
-}
-
-fn create_alias(name: &str, key_id: &str) {
-    aws(
-        "TrentService.CreateAlias",
-        json!({"AliasName": name, "TargetKeyId": key_id}),
-    );
-}
-
-fn create_secret(name: &str, value: &str) -> String {
-    let v = aws(
-        "secretsmanager.CreateSecret",
-        json!({"Name": name, "SecretString": value, "ClientRequestToken": format!("{:0>40}", unique("t").replace('-', ""))}),
-    );
-    v["ARN"].as_str().unwrap().to_owned()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Driving the plugin
