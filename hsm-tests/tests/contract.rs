@@ -377,3 +377,275 @@ mod vault {
 }
 
 hsm_tests::contract_suite!(hashicorp_vault, vault::Vault);
+
+// =============================================================================================
+// AWS KMS on LocalStack
+
+mod aws {
+    use super::*;
+    use hsm_tests::localstack::{self, create_secret, public_key, signing_key, ENDPOINT, REGION};
+
+    pub struct Aws;
+
+    fn kms_spec(spec: KeySpec) -> &'static str {
+        match spec {
+            KeySpec::Rsa2048 => "RSA_2048",
+            KeySpec::Rsa3072 => "RSA_3072",
+            KeySpec::Rsa4096 => "RSA_4096",
+            KeySpec::Ec256 => "ECC_NIST_P256",
+            KeySpec::Ec384 => "ECC_NIST_P384",
+            KeySpec::Ec521 => "ECC_NIST_P521",
+        }
+    }
+
+    /// A KMS key of `spec` and its chain (key id, PEM bundle, root).
+    fn kms_key(spec: KeySpec, name: &str) -> (String, String, String) {
+        let (key_id, _) = signing_key(kms_spec(spec));
+        let (bundle, root) = chain_for(&public_key(&key_id), name, false);
+        (key_id, bundle, root)
+    }
+
+    fn env_with(changes: &[(&str, &str)]) -> Pairs {
+        hsm_tests::env_with(localstack::env(), changes)
+    }
+
+    fn edit(v: &mut Value, f: fn(Vec<u8>) -> Vec<u8>) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if let Some(sig) = v["Signature"].as_str() {
+            v["Signature"] = json!(tamper::edit_base64(sig, &b64, f));
+        }
+    }
+
+    /// A proxy in front of LocalStack answering every KMS call with `status` and `body`.
+    fn failing(status: &'static str, body: &'static str) -> Fake {
+        tampering_proxy(
+            ENDPOINT,
+            "TrentService.",
+            Tamper::Fail {
+                count: usize::MAX,
+                status,
+                body,
+            },
+        )
+    }
+
+    impl Fixture for Aws {
+        fn name(&self) -> &'static str {
+            "aws-kms"
+        }
+
+        fn supports(&self, _: KeySpec) -> Result<(), NotApplicable> {
+            Ok(())
+        }
+
+        fn chain_sources(&self) -> &'static [&'static str] {
+            &["file", "secrets manager"]
+        }
+
+        fn key(&self, spec: KeySpec, source: &str) -> Key {
+            let (key_id, bundle, root) = kms_key(spec, kms_spec(spec));
+            let (dir, config) = match source {
+                "file" => {
+                    let (dir, path) = file("chain.pem", &bundle);
+                    (Some(dir), pairs(&[("certificate_chain", &path)]))
+                }
+                _ => {
+                    let name = unique("notation/chain");
+                    let arn = create_secret(&name, &bundle);
+                    // By name for half of the specs, by ARN for the other half.
+                    let secret = match spec {
+                        KeySpec::Rsa2048 | KeySpec::Rsa4096 | KeySpec::Ec384 => name,
+                        _ => arn,
+                    };
+                    (
+                        None,
+                        pairs(&[
+                            ("certificate_chain_secret", &secret),
+                            ("secrets_endpoint_url", ENDPOINT),
+                        ]),
+                    )
+                }
+            };
+            Key {
+                key_id,
+                pairs: config,
+                env: localstack::env(),
+                root_pem: root,
+                after: None,
+                hold: hold(dir),
+            }
+        }
+
+        fn unknown_key(&self) -> Unknown {
+            let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
+            Unknown {
+                key_id: missing.into(),
+                pairs: vec![],
+                env: localstack::env(),
+                fragments: vec![missing.into(), "not found".into(), REGION.into()],
+                metadata: vec![("awsErrorCode".into(), "NotFoundException".into())],
+                hold: None,
+            }
+        }
+
+        fn faulty(&self, fault: Fault) -> Result<Faulty, NotApplicable> {
+            let (proxy, fragments) = match fault {
+                Fault::Down => {
+                    let url = format!("http://127.0.0.1:{}", free_port());
+                    return Ok(Faulty {
+                        run: Run::describe(
+                            "alias/release",
+                            pairs(&[("endpoint_url", &url)]),
+                            localstack::env(),
+                        ),
+                        fragments: vec![url.trim_start_matches("http://").into()],
+                        attempts: None,
+                        after: None,
+                        hold: None,
+                    });
+                }
+                Fault::Hung => (
+                    tampering_proxy(ENDPOINT, "TrentService.", Tamper::Hang),
+                    vec![],
+                ),
+                Fault::Throttled => (
+                    failing(
+                        "400 Bad Request",
+                        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                    ),
+                    vec!["Rate exceeded".into(), "attempts".into()],
+                ),
+                Fault::ServerError => (
+                    failing(
+                        "500 Internal Server Error",
+                        r#"{"__type":"KMSInternalException","message":"internal failure"}"#,
+                    ),
+                    vec!["KMSInternalException".into(), "internal failure".into()],
+                ),
+            };
+            Ok(Faulty {
+                run: Run::describe(
+                    "alias/release",
+                    pairs(&[("endpoint_url", &proxy.addr)]),
+                    localstack::env(),
+                ),
+                fragments,
+                attempts: Some(counter(&proxy)),
+                after: None,
+                hold: hold(proxy),
+            })
+        }
+
+        fn secrets(&self) -> Secrets {
+            let (key_id, bundle, _) = kms_key(KeySpec::Ec256, "log");
+            let (dir, chain) = file("chain.pem", &bundle);
+            let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET";
+            let token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN";
+            let env = env_with(&[
+                ("AWS_SECRET_ACCESS_KEY", secret),
+                ("AWS_SESSION_TOKEN", token),
+            ]);
+            let chain = pairs(&[("certificate_chain", &chain)]);
+            Secrets {
+                runs: vec![
+                    (
+                        Run::sign(&key_id, KeySpec::Ec256, chain.clone(), env.clone()),
+                        true,
+                    ),
+                    (Run::describe("alias/does-not-exist", chain, env), false),
+                ],
+                values: vec![secret.into(), token.into()],
+                hold: hold(dir),
+            }
+        }
+
+        fn unreachable(&self) -> Unreachable {
+            // No credentials, no Region, an endpoint that never answers.
+            let fake = fake::serve(Answer::Hang);
+            Unreachable {
+                env: env_with(&[
+                    ("AWS_ACCESS_KEY_ID", ""),
+                    ("AWS_SECRET_ACCESS_KEY", ""),
+                    ("AWS_REGION", ""),
+                    ("AWS_ENDPOINT_URL", &fake.addr),
+                ]),
+                requests: Some(counter(&fake)),
+                hold: hold(fake),
+            }
+        }
+
+        /// describe-key is one GetPublicKey; generate-signature is one Sign (no key read
+        /// first), plus the Secrets Manager chain at the same time.
+        fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
+            let (key_id, bundle, _) = kms_key(KeySpec::Ec256, "trips");
+            let (dir, file) = file("chain.pem", &bundle);
+            let secret = unique("notation/trips");
+            create_secret(&secret, &bundle);
+            let cases = [
+                (
+                    "describe-key",
+                    TripKind::DescribeKey,
+                    vec![],
+                    vec!["TrentService.GetPublicKey"],
+                ),
+                (
+                    "generate-signature, chain from a file",
+                    TripKind::SignLocalChain,
+                    vec![("certificate_chain", file.as_str())],
+                    vec!["TrentService.Sign"],
+                ),
+                (
+                    "generate-signature, chain in Secrets Manager",
+                    TripKind::Other,
+                    vec![("certificate_chain_secret", secret.as_str())],
+                    vec!["TrentService.Sign", "secretsmanager.GetSecretValue"],
+                ),
+            ];
+            let dir = Arc::new(dir);
+            Ok(cases
+                .into_iter()
+                .map(|(what, kind, mut config, expected)| {
+                    let proxy = slow_proxy(ENDPOINT, "POST");
+                    config.push(("endpoint_url", &proxy.addr));
+                    config.push(("secrets_endpoint_url", &proxy.addr));
+                    let run = match kind {
+                        TripKind::DescribeKey => {
+                            Run::describe(&key_id, pairs(&config), localstack::env())
+                        }
+                        _ => Run::sign(&key_id, KeySpec::Ec256, pairs(&config), localstack::env()),
+                    };
+                    Trip {
+                        what: what.into(),
+                        kind,
+                        run,
+                        in_flight: Some((expected.len(), peak(&proxy))),
+                        expected: expected.into_iter().map(String::from).collect(),
+                        calls: heads(&proxy, Some("x-amz-target")),
+                        hold: hold((proxy, Arc::clone(&dir))),
+                    }
+                })
+                .collect())
+        }
+
+        fn tampered(&self, t: Tampering) -> Result<Arranged, NotApplicable> {
+            let (key_id, bundle, _) = kms_key(KeySpec::Ec256, "tamper");
+            let (dir, chain) = file("chain.pem", &bundle);
+            let proxy = tamper::proxy(
+                ENDPOINT,
+                "TrentService.Sign",
+                t,
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                |v| edit(v, tamper::flip_bit),
+                |v| edit(v, tamper::other_ecdsa_encoding),
+            );
+            Ok(Arranged {
+                key_id,
+                pairs: pairs(&[("certificate_chain", &chain)]),
+                env: env_with(&[("AWS_ENDPOINT_URL", &proxy.addr)]),
+                hold: hold((dir, proxy)),
+            })
+        }
+    }
+}
+
+hsm_tests::contract_suite!(aws_kms, aws::Aws);
