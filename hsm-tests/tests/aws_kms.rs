@@ -230,8 +230,8 @@ fn region_comes_from_a_key_arn() {
 // ---------------------------------------------------------------------------------------------
 // Keys notation cannot use
 
-#[test]
 /// (An unknown key id: the contract suite.)
+#[test]
 fn an_unknown_alias_is_a_validation_error_naming_it() {
     let inv = describe("alias/does-not-exist", &[], &localstack::env());
     assert_error(

@@ -649,3 +649,345 @@ mod aws {
 }
 
 hsm_tests::contract_suite!(aws_kms, aws::Aws);
+
+// =============================================================================================
+// Azure Key Vault on the Key Vault emulator
+
+mod azure {
+    use super::*;
+    use hsm_tests::keyvault::{
+        admin_ok, base_env, ca_bundle, ca_issued_certificate, create_key, env_with, fault,
+        requests, self_signed_certificate, st, vault_url, EC_256, SPECS,
+    };
+    use std::sync::Mutex;
+
+    pub struct Azure;
+
+    fn props(spec: KeySpec) -> &'static str {
+        SPECS.iter().find(|(s, _)| *s == spec).unwrap().1
+    }
+
+    /// A principal that may not read secrets (the chain then comes from the certificate).
+    fn no_secrets() -> Pairs {
+        env_with(&[("AZURE_CLIENT_ID", "deny-secrets.get")])
+    }
+
+    /// The Key Vault calls the emulator logged for `name` since the last look: the official SDK
+    /// sends each client's first request without a token (Key Vault's challenge tells it the
+    /// tenant and scope) and then again with one, so each call is logged twice; one of each
+    /// pair is returned.
+    fn calls_since(name: String) -> Box<dyn Fn() -> Vec<String>> {
+        let seen = Mutex::new(requests(&format!("/{name}")).len());
+        Box::new(move || {
+            let all = requests(&format!("/{name}"));
+            let mut seen = seen.lock().unwrap();
+            let mut made = all[*seen..].to_vec();
+            *seen = all.len();
+            made.sort();
+            assert!(
+                made.len() % 2 == 0 && made.chunks(2).all(|p| p[0] == p[1]),
+                "each call after its challenge: {made:?}"
+            );
+            made.into_iter().step_by(2).collect()
+        })
+    }
+
+    impl Fixture for Azure {
+        fn name(&self) -> &'static str {
+            "azure-keyvault"
+        }
+
+        fn supports(&self, _: KeySpec) -> Result<(), NotApplicable> {
+            Ok(())
+        }
+
+        fn chain_sources(&self) -> &'static [&'static str] {
+            &["PKCS#12 secret", "PEM secret", "ca_certs", "self_signed"]
+        }
+
+        /// The PKCS#12 backing secret (CA chain merged into Key Vault) with a versionless keys/
+        /// id; the PEM backing secret with a versioned certificates/ id; the certificate plus
+        /// ca_certs, with a principal that may not read secrets, with an azurekms:// id; a
+        /// self-signed certificate made by Key Vault from a Notary-compatible policy, with a
+        /// versioned keys/ id.
+        fn key(&self, spec: KeySpec, source: &str) -> Key {
+            let vault = vault_url();
+            let name = unique("contract");
+            let key = |key_id: String, pairs: Pairs, env: Pairs, root_pem: String| Key {
+                key_id,
+                pairs,
+                env,
+                root_pem,
+                after: None,
+                hold: None,
+            };
+            match source {
+                "PKCS#12 secret" => {
+                    let (_, ca) =
+                        ca_issued_certificate(&name, props(spec), "application/x-pkcs12", true);
+                    key(
+                        format!("{vault}/keys/{name}"),
+                        vec![],
+                        base_env(),
+                        ca.root_pem(),
+                    )
+                }
+                "PEM secret" => {
+                    let (version, ca) =
+                        ca_issued_certificate(&name, props(spec), "application/x-pem-file", false);
+                    key(
+                        format!("{vault}/certificates/{name}/{version}"),
+                        vec![],
+                        base_env(),
+                        ca.root_pem(),
+                    )
+                }
+                "ca_certs" => {
+                    let (_, ca) =
+                        ca_issued_certificate(&name, props(spec), "application/x-pem-file", false);
+                    let dir = tempfile::tempdir().unwrap();
+                    let bundle = ca_bundle(&ca, dir.path(), &name);
+                    let host = vault.trim_start_matches("https://");
+                    Key {
+                        hold: hold(dir),
+                        ..key(
+                            format!("azurekms://{host}/{name}"),
+                            pairs(&[("ca_certs", bundle.to_str().unwrap())]),
+                            no_secrets(),
+                            ca.root_pem(),
+                        )
+                    }
+                }
+                _ => {
+                    let (version, pem) =
+                        self_signed_certificate(&name, props(spec), &["digitalSignature"]);
+                    key(
+                        format!("{vault}/keys/{name}/{version}"),
+                        pairs(&[("self_signed", "true")]),
+                        no_secrets(),
+                        pem,
+                    )
+                }
+            }
+        }
+
+        fn unknown_key(&self) -> Unknown {
+            let name = unique("missing");
+            Unknown {
+                key_id: format!("{}/keys/{name}", vault_url()),
+                pairs: vec![],
+                env: base_env(),
+                fragments: vec![
+                    format!("key '{name}' in vault local.vault.azure.net"),
+                    "KeyNotFound".into(),
+                    "request id".into(),
+                ],
+                metadata: pairs(&[("azureErrorCode", "KeyNotFound"), ("httpStatus", "404")]),
+                hold: None,
+            }
+        }
+
+        fn faulty(&self, f: Fault) -> Result<Faulty, NotApplicable> {
+            let name = unique("fault");
+            create_key(&name, EC_256);
+            let key_id = format!("{}/keys/{name}", vault_url());
+            let fragments: &[&str] = match f {
+                Fault::Down => {
+                    // Nothing listens on port 1 of the vault's host.
+                    return Ok(Faulty {
+                        run: Run::describe(
+                            format!("https://local.vault.azure.net:1/keys/{name}"),
+                            vec![],
+                            base_env(),
+                        ),
+                        fragments: vec!["cannot reach Key Vault".into()],
+                        attempts: None,
+                        after: None,
+                        hold: None,
+                    });
+                }
+                Fault::Hung => {
+                    admin_ok(
+                        "POST",
+                        "/_admin/fault",
+                        Some(json!({"match": format!("/keys/{name}"), "kind": "hang",
+                                    "count": -1})),
+                    );
+                    &[]
+                }
+                Fault::Throttled => {
+                    fault(&format!("/keys/{name}"), 429, -1, Some("0"));
+                    &["is throttling requests", "Throttled", "after 5 attempts"]
+                }
+                Fault::ServerError => {
+                    fault(&format!("/keys/{name}"), 503, -1, Some("0"));
+                    &["ServiceUnavailable", "after 5 attempts"]
+                }
+            };
+            let path = format!("/keys/{name}");
+            Ok(Faulty {
+                run: Run::describe(key_id, vec![], base_env()),
+                fragments: fragments.iter().map(|s| s.to_string()).collect(),
+                // The SDK's first request of a client is its challenge (without a token), which
+                // gets the fault too; the attempts are the requests after it.
+                attempts: Some(Box::new(move || requests(&path).len().saturating_sub(1))),
+                after: None,
+                hold: None,
+            })
+        }
+
+        fn secrets(&self) -> Secrets {
+            let name = unique("log");
+            let (version, _) = self_signed_certificate(&name, EC_256, &["digitalSignature"]);
+            let vault = vault_url();
+            Secrets {
+                runs: vec![
+                    (
+                        Run::sign(
+                            format!("{vault}/keys/{name}/{version}"),
+                            KeySpec::Ec256,
+                            pairs(&[("self_signed", "true")]),
+                            base_env(),
+                        ),
+                        true,
+                    ),
+                    (
+                        Run::describe(
+                            format!("{vault}/keys/{}", unique("missing")),
+                            vec![],
+                            base_env(),
+                        ),
+                        false,
+                    ),
+                ],
+                values: vec![st("KV_EMULATOR_CLIENT_SECRET")],
+                hold: None,
+            }
+        }
+
+        fn unreachable(&self) -> Unreachable {
+            // No credential, no trust, an authority that never answers.
+            let fake = fake::serve(Answer::Hang);
+            let authority = fake.addr.replace("http://", "https://");
+            Unreachable {
+                env: env_with(&[
+                    ("AZURE_AUTHORITY_HOST", &authority),
+                    ("AZURE_CLIENT_SECRET", ""),
+                    ("SSL_CERT_FILE", ""),
+                ]),
+                requests: Some(counter(&fake)),
+                hold: hold(fake),
+            }
+        }
+
+        /// The emulator's request log, per key id kind and chain source: describe-key one read;
+        /// generate-signature one sign (no key read first), plus the certificate or its backing
+        /// secret when the chain is kept in Key Vault (and one token request per invocation, not
+        /// counted here).
+        fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
+            let name = unique("trips");
+            let (_, pem) = self_signed_certificate(&name, EC_256, &["digitalSignature"]);
+            let (dir, file) = file("chain.pem", &pem);
+            let vault = vault_url();
+            let keys = format!("{vault}/keys/{name}");
+            let certificates = format!("{vault}/certificates/{name}");
+            let cases: [(&str, TripKind, &str, Vec<(&str, &str)>, &[&str]); 6] = [
+                (
+                    "describe-key, key id",
+                    TripKind::DescribeKey,
+                    &keys,
+                    vec![],
+                    &["GET /keys/"],
+                ),
+                (
+                    "describe-key, certificate id",
+                    TripKind::Other,
+                    &certificates,
+                    vec![],
+                    &["GET /certificates/"],
+                ),
+                (
+                    "generate-signature, chain from a file",
+                    TripKind::SignLocalChain,
+                    &keys,
+                    vec![("certificate_chain", &file)],
+                    &["POST /keys/"],
+                ),
+                (
+                    "generate-signature, chain from the backing secret",
+                    TripKind::Other,
+                    &certificates,
+                    vec![],
+                    &["GET /secrets/", "POST /keys/"],
+                ),
+                (
+                    "generate-signature, self_signed",
+                    TripKind::Other,
+                    &keys,
+                    vec![("self_signed", "true")],
+                    &["GET /certificates/", "POST /keys/"],
+                ),
+                (
+                    "generate-signature, certificate and ca_certs",
+                    TripKind::Other,
+                    &certificates,
+                    vec![("ca_certs", &file)],
+                    &["GET /certificates/", "POST /keys/"],
+                ),
+            ];
+            let calls: Arc<dyn Fn() -> Vec<String>> = Arc::from(calls_since(name));
+            let dir = Arc::new(dir);
+            Ok(cases
+                .into_iter()
+                .map(|(what, kind, key_id, config, expected)| {
+                    let run = if what.starts_with("describe-key") {
+                        Run::describe(key_id, pairs(&config), base_env())
+                    } else {
+                        Run::sign(key_id, KeySpec::Ec256, pairs(&config), base_env())
+                    };
+                    let calls = Arc::clone(&calls);
+                    Trip {
+                        what: what.into(),
+                        kind,
+                        run,
+                        expected: expected.iter().map(|s| s.to_string()).collect(),
+                        calls: Box::new(move || calls()),
+                        in_flight: None,
+                        hold: hold(Arc::clone(&dir)),
+                    }
+                })
+                .collect())
+        }
+
+        /// Through the emulator's fault injection (Key Vault returns r‖s, so the wrong
+        /// encoding is DER).
+        fn tampered(&self, t: Tampering) -> Result<Arranged, NotApplicable> {
+            let name = unique("tamper");
+            self_signed_certificate(&name, EC_256, &["digitalSignature"]);
+            let (kind, count) = match t {
+                Tampering::ThrottledTwice => ("status", 2),
+                Tampering::Slow | Tampering::SlowPastDeadline => ("delay", -1),
+                Tampering::Hung => ("hang", -1),
+                Tampering::FlippedSignature => ("flip_signature", -1),
+                Tampering::OtherEcdsaEncoding => ("der_signature", -1),
+            };
+            admin_ok(
+                "POST",
+                "/_admin/fault",
+                Some(
+                    json!({"match": format!("/keys/{name}/"), "suffix": "/sign", "kind": kind,
+                            "count": count, "status": 429, "retry_after": "0",
+                            "seconds": tamper::SLOW.as_secs_f64()}),
+                ),
+            );
+            Ok(Arranged {
+                key_id: format!("{}/keys/{name}", vault_url()),
+                pairs: pairs(&[("self_signed", "true")]),
+                env: base_env(),
+                hold: None,
+            })
+        }
+    }
+}
+
+hsm_tests::contract_suite!(azure_keyvault, azure::Azure);

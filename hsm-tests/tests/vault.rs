@@ -560,8 +560,8 @@ fn keys_in_a_namespace() {
 // ---------------------------------------------------------------------------------------------
 // Failures: code and message
 
-#[test]
 /// (An unknown key in the default mount: the contract suite.)
+#[test]
 fn an_unknown_mount_and_a_malformed_key_reference() {
     let name = unique("no-such-key");
     let inv = describe(&name, &[("transit_mount", "no-such-mount")], &root_env());
