@@ -991,3 +991,276 @@ mod azure {
 }
 
 hsm_tests::contract_suite!(azure_keyvault, azure::Azure);
+
+// =============================================================================================
+// Google Cloud KMS on the Cloud KMS emulator
+
+mod gcp {
+    use super::*;
+    use hsm_tests::gcpkms::{
+        base_env, create_key, create_secret, env_with, fault, key_ring, public_key, st, url, SPECS,
+    };
+
+    pub struct Gcp;
+
+    /// A key version of `spec` (its only version) and its chain: (version, PEM bundle, root).
+    fn version(spec: KeySpec, name: &str) -> (String, String, String) {
+        let algorithm = SPECS.iter().find(|(s, _)| *s == spec).unwrap().1;
+        let version = format!("{}/cryptoKeyVersions/1", create_key(algorithm));
+        let (bundle, root) = chain_for(&public_key(&version), name, false);
+        (version, bundle, root)
+    }
+
+    /// An EC P-256 key version with a chain file.
+    fn ready(name: &str) -> (String, tempfile::TempDir, Pairs) {
+        let (version, bundle, _) = version(KeySpec::Ec256, name);
+        let (dir, path) = file("chain.pem", &bundle);
+        (version, dir, pairs(&[("certificate_chain", &path)]))
+    }
+
+    fn through(proxy: &Fake) -> Pairs {
+        env_with(&[
+            ("NOTATION_GCP_KMS_ENDPOINT", &proxy.addr),
+            ("NOTATION_GCP_KMS_SECRET_MANAGER_ENDPOINT", &proxy.addr),
+        ])
+    }
+
+    impl Fixture for Gcp {
+        fn name(&self) -> &'static str {
+            "gcp-kms"
+        }
+
+        fn supports(&self, spec: KeySpec) -> Result<(), NotApplicable> {
+            match spec {
+                KeySpec::Rsa3072 => Err(
+                    "Cloud KMS's RSA-3072 PSS key hashes with SHA-256 and notation pairs RSA-3072 \
+                     with SHA-384: the plugin refuses it (gcp_kms.rs)",
+                ),
+                KeySpec::Ec521 => Err("Cloud KMS has no P-521 keys"),
+                _ => Ok(()),
+            }
+        }
+
+        fn chain_sources(&self) -> &'static [&'static str] {
+            &["file", "secret manager"]
+        }
+
+        /// The full version name with the chain from a file; the sigstore form of the key name
+        /// (its only enabled version) with the chain from Secret Manager.
+        fn key(&self, spec: KeySpec, source: &str) -> Key {
+            let (version, bundle, root) = version(spec, source);
+            let (key_id, config, dir) = match source {
+                "file" => {
+                    let (dir, path) = file("chain.pem", &bundle);
+                    (version, pairs(&[("certificate_chain", &path)]), Some(dir))
+                }
+                _ => {
+                    let key = version.split("/cryptoKeyVersions/").next().unwrap();
+                    let secret = create_secret(&bundle);
+                    (
+                        format!("gcpkms://{key}"),
+                        pairs(&[("certificate_chain_secret", &secret)]),
+                        None,
+                    )
+                }
+            };
+            Key {
+                key_id,
+                pairs: config,
+                env: base_env(),
+                root_pem: root,
+                after: None,
+                hold: hold(dir),
+            }
+        }
+
+        fn unknown_key(&self) -> Unknown {
+            let missing = format!("{}/cryptoKeys/absent/cryptoKeyVersions/1", key_ring());
+            Unknown {
+                key_id: missing.clone(),
+                pairs: vec![],
+                env: base_env(),
+                fragments: vec!["not found".into(), missing],
+                metadata: pairs(&[("googleStatus", "NOT_FOUND")]),
+                hold: None,
+            }
+        }
+
+        fn faulty(&self, f: Fault) -> Result<Faulty, NotApplicable> {
+            if f == Fault::Down {
+                let endpoint = format!("http://127.0.0.1:{}", free_port());
+                let version =
+                    "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1";
+                return Ok(Faulty {
+                    run: Run::describe(version, pairs(&[("endpoint", &endpoint)]), base_env()),
+                    fragments: vec![endpoint],
+                    attempts: None,
+                    after: None,
+                    hold: None,
+                });
+            }
+            let (version, dir, chain) = ready("fault");
+            let sign = format!("{version}:asymmetricSign");
+            let fragments: &[&str] = match f {
+                Fault::Hung => {
+                    fault(json!({"match": sign, "hang": true, "count": -1}));
+                    &["timeout_seconds"]
+                }
+                Fault::Throttled => {
+                    fault(json!({"match": sign, "status": 429, "count": -1}));
+                    &["RESOURCE_EXHAUSTED", "Quota exceeded"]
+                }
+                _ => {
+                    fault(json!({"match": sign, "status": 503, "count": -1}));
+                    &["UNAVAILABLE", "unavailable"]
+                }
+            };
+            // A proxy in front of the emulator counts the attempts.
+            let proxy = tampering_proxy(&url(), "/v1/", Tamper::Delay(Duration::ZERO));
+            Ok(Faulty {
+                run: Run::sign(&version, KeySpec::Ec256, chain, through(&proxy)),
+                fragments: fragments.iter().map(|s| s.to_string()).collect(),
+                attempts: Some(counter(&proxy)),
+                after: None,
+                hold: hold((dir, proxy)),
+            })
+        }
+
+        /// A service account key and a gcloud user's refresh token, each on a signature and on
+        /// a refused one (a key whose every sign call is denied).
+        fn secrets(&self) -> Secrets {
+            let (version, dir, chain) = ready("log");
+            let (denied, _dir2, denied_chain) = ready("denied");
+            fault(json!({"match": format!("{denied}:asymmetricSign"), "status": 403, "count": -1}));
+            let read = |k: &str| -> Value {
+                serde_json::from_str(&std::fs::read_to_string(st(k)).unwrap()).unwrap()
+            };
+            let sa = read("GCPKMS_EMULATOR_SERVICE_ACCOUNT");
+            let user = read("GCPKMS_EMULATOR_AUTHORIZED_USER");
+            // A line of the service account's private key, the refresh token, and what any
+            // token looks like (a JWT's header, the emulator's access tokens, an Authorization
+            // header).
+            let key_line = sa["private_key"].as_str().unwrap().lines().nth(5).unwrap();
+            let refresh = user["refresh_token"].as_str().unwrap();
+            let gcloud = dir.path().join("gcloud");
+            std::fs::create_dir_all(&gcloud).unwrap();
+            std::fs::copy(
+                st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
+                gcloud.join("application_default_credentials.json"),
+            )
+            .unwrap();
+            let user_env = env_with(&[
+                ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+                ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
+            ]);
+            let mut runs = vec![];
+            for env in [base_env(), user_env] {
+                runs.push((
+                    Run::sign(&version, KeySpec::Ec256, chain.clone(), env.clone()),
+                    true,
+                ));
+                runs.push((
+                    Run::sign(&denied, KeySpec::Ec256, denied_chain.clone(), env),
+                    false,
+                ));
+            }
+            Secrets {
+                runs,
+                values: [key_line, refresh, "eyJ", "emu.", "Bearer", "PRIVATE KEY"]
+                    .map(String::from)
+                    .to_vec(),
+                hold: hold((dir, _dir2)),
+            }
+        }
+
+        fn unreachable(&self) -> Unreachable {
+            let fake = fake::serve(Answer::Hang);
+            Unreachable {
+                env: env_with(&[("NOTATION_GCP_KMS_ENDPOINT", &fake.addr)]),
+                requests: Some(counter(&fake)),
+                hold: hold(fake),
+            }
+        }
+
+        /// Through a proxy in front of the emulator that holds every request 300 ms:
+        /// describe-key reads the public key; generate-signature is one asymmetricSign (no
+        /// getPublicKey first; a key name without a version lists the versions first), plus
+        /// the Secret Manager chain at the same time.
+        fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
+            let (version, dir, chain) = ready("trips");
+            let key = version
+                .split("/cryptoKeyVersions/")
+                .next()
+                .unwrap()
+                .to_owned();
+            let file = chain[0].1.clone();
+            let secret = create_secret(&std::fs::read_to_string(&file).unwrap());
+            let sign = format!("POST /v1/{version}:asymmetricSign");
+            let cases = [
+                (
+                    "describe-key",
+                    TripKind::DescribeKey,
+                    &version,
+                    vec![],
+                    vec![format!("GET /v1/{version}/publicKey")],
+                    1,
+                ),
+                (
+                    "generate-signature, chain from a file",
+                    TripKind::SignLocalChain,
+                    &version,
+                    vec![("certificate_chain", file.as_str())],
+                    vec![sign.clone()],
+                    1,
+                ),
+                (
+                    "generate-signature, chain in Secret Manager",
+                    TripKind::Other,
+                    &version,
+                    vec![("certificate_chain_secret", secret.as_str())],
+                    vec![format!("GET /v1/{secret}:access"), sign.clone()],
+                    2,
+                ),
+                (
+                    "generate-signature, a key name without a version",
+                    TripKind::Other,
+                    &key,
+                    vec![("certificate_chain", file.as_str())],
+                    vec![format!("GET /v1/{key}/cryptoKeyVersions"), sign],
+                    1,
+                ),
+            ];
+            let dir = Arc::new(dir);
+            Ok(cases
+                .into_iter()
+                .map(|(what, kind, key_id, config, expected, overlap)| {
+                    let proxy = slow_proxy(&url(), "/v1/");
+                    let env = through(&proxy);
+                    let run = match kind {
+                        TripKind::DescribeKey => Run::describe(key_id, pairs(&config), env),
+                        _ => Run::sign(key_id, KeySpec::Ec256, pairs(&config), env),
+                    };
+                    Trip {
+                        what: what.into(),
+                        kind,
+                        run,
+                        expected,
+                        calls: heads(&proxy, None),
+                        in_flight: Some((overlap, peak(&proxy))),
+                        hold: hold((proxy, Arc::clone(&dir))),
+                    }
+                })
+                .collect())
+        }
+
+        fn tampered(&self, _: Tampering) -> Result<Arranged, NotApplicable> {
+            Err(
+                "Cloud KMS answers carry the signature's CRC32C, so a changed signature is a \
+                 checksum mismatch (gcp_kms.rs crc32c_mismatches_are_caught_both_ways); slow, \
+                 throttled and hung sign calls: gcp_kms.rs and this suite's faults",
+            )
+        }
+    }
+}
+
+hsm_tests::contract_suite!(gcp_kms, gcp::Gcp);
