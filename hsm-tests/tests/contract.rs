@@ -1264,3 +1264,357 @@ mod gcp {
 }
 
 hsm_tests::contract_suite!(gcp_kms, gcp::Gcp);
+
+// =============================================================================================
+// PKCS#11 on SoftHSM2
+
+mod softhsm {
+    use super::*;
+    use hsm_tests::softhsm::{fault_module, SoftToken, SOFTHSM_MODULE};
+
+    pub struct Pkcs11;
+
+    /// A fresh token with a key `k` of `spec` and its chain (leaf, intermediate, root) on the
+    /// token; returns the token, the key URI, the chain and the root.
+    fn token_key(spec: KeySpec) -> (SoftToken, String, Vec<chain::Certificate>, String) {
+        let token = SoftToken::new("contract");
+        let uri = token.generate("k", spec);
+        let ca = TestCa::new("CN=Contract Test Root,O=notation-plugins").with_intermediate(
+            "CN=Contract Test CA,O=notation-plugins",
+            &Default::default(),
+        );
+        let chain = ca.issue_leaf(&token.public_key(&uri), "CN=contract,O=notation-plugins");
+        token.import_chain(&uri, &chain);
+        (token, uri, chain, ca.root_pem())
+    }
+
+    /// The URI of `k` without a PIN source (the PIN then comes from PKCS11_PIN).
+    fn bare_uri(token: &SoftToken) -> String {
+        format!(
+            "pkcs11:token={};object=k?module-path={SOFTHSM_MODULE}",
+            token.label
+        )
+    }
+
+    impl Fixture for Pkcs11 {
+        fn name(&self) -> &'static str {
+            "pkcs11"
+        }
+
+        fn supports(&self, _: KeySpec) -> Result<(), NotApplicable> {
+            Ok(())
+        }
+
+        fn chain_sources(&self) -> &'static [&'static str] {
+            &["token", "file"]
+        }
+
+        fn key(&self, spec: KeySpec, source: &str) -> Key {
+            let (token, uri, chain, root) = token_key(spec);
+            let config = match source {
+                "token" => vec![],
+                _ => {
+                    let path = token.write_chain("chain.pem", &chain);
+                    pairs(&[("certificate_chain", path.to_str().unwrap())])
+                }
+            };
+            Key {
+                key_id: uri,
+                pairs: config,
+                env: token.env(),
+                root_pem: root,
+                after: None,
+                hold: hold(token),
+            }
+        }
+
+        fn unknown_key(&self) -> Unknown {
+            let (token, _, _, _) = token_key(KeySpec::Ec256);
+            Unknown {
+                key_id: token.uri("absent"),
+                pairs: vec![],
+                env: token.env(),
+                fragments: vec![
+                    "no private key with object=absent".into(),
+                    "object=k".into(),
+                ],
+                metadata: vec![],
+                hold: hold(token),
+            }
+        }
+
+        fn faulty(&self, f: Fault) -> Result<Faulty, NotApplicable> {
+            match f {
+                Fault::Down => Err("no server: the PKCS#11 module runs inside the plugin's \
+                     process (a missing module, token or SoftHSM configuration: pkcs11.rs and \
+                     pkcs11_faults.rs)"),
+                Fault::Throttled | Fault::ServerError => Err("no HTTP: a PKCS#11 module \
+                     answers CKR_* codes, never 429 or 5xx (a login whose outcome is unknown is \
+                     never repeated: pkcs11_faults.rs)"),
+                Fault::Hung => {
+                    // The fault-injecting pass-through to SoftHSM2, hanging in C_Sign.
+                    let (token, _, _, _) = token_key(KeySpec::Ec256);
+                    let uri = format!(
+                        "pkcs11:token={};object=k?module-path={}&pin-source=file:{}",
+                        token.label,
+                        fault_module().display(),
+                        token.pin_file().display()
+                    );
+                    let env = hsm_tests::env_with(
+                        token.env(),
+                        &[
+                            ("FAULT_PKCS11_MODULE", SOFTHSM_MODULE),
+                            ("FAULT_PKCS11_HANG", "C_Sign"),
+                        ],
+                    );
+                    Ok(Faulty {
+                        run: Run::sign(uri, KeySpec::Ec256, vec![], env),
+                        fragments: vec!["C_Sign".into()],
+                        attempts: None,
+                        after: None,
+                        hold: hold(token),
+                    })
+                }
+            }
+        }
+
+        /// The PIN from a file and from PKCS11_PIN, and a wrong PIN.
+        fn secrets(&self) -> Secrets {
+            let (token, uri, _, _) = token_key(KeySpec::Ec256);
+            let pin = token.pin();
+            let wrong = "0badc0ffee0badc0";
+            let with_pin = |p: &str| hsm_tests::env_with(token.env(), &[("PKCS11_PIN", p)]);
+            Secrets {
+                runs: vec![
+                    (Run::sign(&uri, KeySpec::Ec256, vec![], token.env()), true),
+                    (
+                        Run::sign(bare_uri(&token), KeySpec::Ec256, vec![], with_pin(&pin)),
+                        true,
+                    ),
+                    (
+                        Run::sign(bare_uri(&token), KeySpec::Ec256, vec![], with_pin(wrong)),
+                        false,
+                    ),
+                ],
+                values: vec![pin, wrong.into()],
+                hold: hold(token),
+            }
+        }
+
+        fn unreachable(&self) -> Unreachable {
+            Unreachable {
+                env: pairs(&[("SOFTHSM2_CONF", "/nonexistent/softhsm2.conf")]),
+                requests: None,
+                hold: None,
+            }
+        }
+
+        fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
+            Err(
+                "no remote backend: the PKCS#11 module is in-process (C_Login exactly once per \
+                 invocation: pkcs11.rs wrong_pin_is_access_denied_and_tried_exactly_once)",
+            )
+        }
+
+        fn tampered(&self, _: Tampering) -> Result<Arranged, NotApplicable> {
+            Err(
+                "no answer on a wire to tamper with: the module is in-process (a hanging module: \
+                 this suite and pkcs11_faults.rs)",
+            )
+        }
+    }
+}
+
+hsm_tests::contract_suite!(pkcs11, softhsm::Pkcs11);
+
+// =============================================================================================
+// YubiKey PIV on the virtual card
+
+mod piv {
+    use super::*;
+    use hsm_tests::piv_card::{PivCard, DEFAULT_PIN};
+
+    pub struct YubiKey;
+
+    /// The slot each key spec is put in (several slot kinds: 9c PIN-always, 9e PIN-never by
+    /// default, a retired slot).
+    fn slot(spec: KeySpec) -> u8 {
+        match spec {
+            KeySpec::Ec256 => 0x9a,
+            KeySpec::Ec384 => 0x9c,
+            KeySpec::Rsa2048 => 0x9d,
+            KeySpec::Rsa3072 => 0x9e,
+            _ => 0x82,
+        }
+    }
+
+    fn key_id(card: &PivCard, slot: u8) -> String {
+        format!("yubikey:serial={};slot={slot:02x}", card.serial)
+    }
+
+    /// Card 1 (held under the card lock), with a key of `spec` in its slot and its certificate
+    /// from a test CA: the card, the key id, and the pluginConfig (the CA's root as ca_certs, the
+    /// PIN from a file), the root.
+    fn card_key(spec: KeySpec) -> (Arc<PivCard>, String, Pairs, String) {
+        let card = PivCard::acquire();
+        let slot = slot(spec);
+        let public = card.generate(slot, spec, "DEFAULT");
+        let ca = TestCa::new("CN=YubiKey Contract Root,O=Notation Plugins,ST=Washington,C=US");
+        let chain = ca.issue_leaf(
+            &public,
+            &format!("CN=yubikey {slot:02x},O=Notation Plugins,ST=Washington,C=US"),
+        );
+        card.import_certificate(slot, &chain[0]);
+        let bundle = card.write("ca.pem", &ca.root_pem()).display().to_string();
+        let pin = card.write("pin", DEFAULT_PIN).display().to_string();
+        let id = key_id(&card, slot);
+        let config = pairs(&[("ca_certs", &bundle), ("pin_file", &pin)]);
+        (Arc::new(card), id, config, ca.root_pem())
+    }
+
+    impl Fixture for YubiKey {
+        fn name(&self) -> &'static str {
+            "yubikey"
+        }
+
+        fn supports(&self, spec: KeySpec) -> Result<(), NotApplicable> {
+            match spec {
+                KeySpec::Ec521 => Err("PIV has no P-521 keys"),
+                _ => Ok(()),
+            }
+        }
+
+        fn chain_sources(&self) -> &'static [&'static str] {
+            &["the slot's certificate and ca_certs"]
+        }
+
+        fn key(&self, spec: KeySpec, _: &str) -> Key {
+            let (card, key_id, config, root) = card_key(spec);
+            let env = card.env();
+            let held = Arc::clone(&card);
+            Key {
+                key_id,
+                pairs: config,
+                env,
+                root_pem: root,
+                after: Some(Box::new(move || {
+                    assert_eq!(held.pin_retries(), 3, "no wrong PIN on the way")
+                })),
+                hold: hold(card),
+            }
+        }
+
+        fn unknown_key(&self) -> Unknown {
+            let card = PivCard::acquire();
+            Unknown {
+                key_id: key_id(&card, 0x9e),
+                pairs: vec![],
+                env: card.env(),
+                fragments: vec!["holds no key".into(), "generate-key".into()],
+                metadata: vec![],
+                hold: hold(card),
+            }
+        }
+
+        fn faulty(&self, f: Fault) -> Result<Faulty, NotApplicable> {
+            match f {
+                Fault::Down => Ok(Faulty {
+                    // No pcscd where PC/SC looks.
+                    run: Run::describe(
+                        "yubikey:slot=9a",
+                        vec![],
+                        pairs(&[("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")]),
+                    ),
+                    fragments: vec!["PC/SC".into()],
+                    attempts: None,
+                    after: None,
+                    hold: None,
+                }),
+                Fault::Hung => {
+                    // A card slower than the deadline.
+                    let (card, key_id, config, _) = card_key(KeySpec::Ec256);
+                    card.inject_fault("slow 0.5");
+                    let env = card.env();
+                    let held = Arc::clone(&card);
+                    Ok(Faulty {
+                        run: Run::sign(key_id, KeySpec::Ec256, config, env),
+                        fragments: vec![],
+                        attempts: None,
+                        after: Some(Box::new(move || {
+                            held.clear_fault();
+                            std::thread::sleep(Duration::from_secs(1));
+                            held.wait_until_present();
+                        })),
+                        hold: hold(card),
+                    })
+                }
+                Fault::Throttled | Fault::ServerError => Err("no HTTP: a card answers status \
+                     words, never 429 or 5xx (a card pulled out: yubikey.rs)"),
+            }
+        }
+
+        /// The PIN from a file and from YUBIKEY_PIN, and a wrong PIN (one try of three).
+        fn secrets(&self) -> Secrets {
+            let (card, key_id, config, _) = card_key(KeySpec::Ec256);
+            let pin = "47110815";
+            card.ykman(&["piv", "access", "change-pin", "-P", DEFAULT_PIN, "-n", pin]);
+            let pin_file = card.write("pin", pin).display().to_string();
+            let ca = config
+                .iter()
+                .find(|(k, _)| k == "ca_certs")
+                .unwrap()
+                .1
+                .clone();
+            let wrong = "90817263";
+            let env = |p: &str| hsm_tests::env_with(card.env(), &[("YUBIKEY_PIN", p)]);
+            let only_ca = pairs(&[("ca_certs", &ca)]);
+            Secrets {
+                runs: vec![
+                    (
+                        Run::sign(
+                            &key_id,
+                            KeySpec::Ec256,
+                            pairs(&[("ca_certs", &ca), ("pin_file", &pin_file)]),
+                            card.env(),
+                        ),
+                        true,
+                    ),
+                    (
+                        Run::sign(&key_id, KeySpec::Ec256, only_ca.clone(), env(pin)),
+                        true,
+                    ),
+                    (
+                        Run::sign(&key_id, KeySpec::Ec256, only_ca, env(wrong)),
+                        false,
+                    ),
+                ],
+                values: vec![pin.into(), wrong.into()],
+                hold: hold(card),
+            }
+        }
+
+        fn unreachable(&self) -> Unreachable {
+            Unreachable {
+                env: pairs(&[("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")]),
+                requests: None,
+                hold: None,
+            }
+        }
+
+        fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
+            Err(
+                "no remote backend, and the virtual card keeps no command log: the README lists \
+                 the card commands per command from the plugin's code",
+            )
+        }
+
+        fn tampered(&self, _: Tampering) -> Result<Arranged, NotApplicable> {
+            Err(
+                "no answer on a wire to tamper with (a slow card: this suite; a card pulled out \
+                 mid-signature: yubikey.rs)",
+            )
+        }
+    }
+}
+
+hsm_tests::contract_suite!(yubikey, piv::YubiKey);

@@ -19,8 +19,8 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
-use hsm_tests::gcpkms::*;
 use hsm_tests::assert_error;
+use hsm_tests::gcpkms::*;
 
 // ---------------------------------------------------------------------------------------------
 // Driving the plugin
