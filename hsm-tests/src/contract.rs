@@ -515,6 +515,21 @@ pub fn tampered(f: &dyn Fixture) {
     });
 }
 
+/// Prints how long a test took when it ends (the project's rule: no test over 20 s).
+pub struct Timer(&'static str, std::time::Instant);
+
+impl Timer {
+    pub fn start(test: &'static str) -> Self {
+        Timer(test, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        eprintln!("contract: {} took {:.1?}", self.0, self.1.elapsed());
+    }
+}
+
 /// The contract suite for one backend: `contract_suite!(module, fixture expression)` makes a
 /// module of `#[test]`s, one per key spec and behaviour.
 #[macro_export]
@@ -527,62 +542,129 @@ macro_rules! contract_suite {
 
             #[test]
             fn rsa_2048_through_the_checker() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "rsa_2048_through_the_checker"
+                ));
                 contract::key_spec(&$fixture, KeySpec::Rsa2048);
             }
             #[test]
             fn rsa_3072_through_the_checker() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "rsa_3072_through_the_checker"
+                ));
                 contract::key_spec(&$fixture, KeySpec::Rsa3072);
             }
             #[test]
             fn rsa_4096_through_the_checker() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "rsa_4096_through_the_checker"
+                ));
                 contract::key_spec(&$fixture, KeySpec::Rsa4096);
             }
             #[test]
             fn ec_256_through_the_checker() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "ec_256_through_the_checker"
+                ));
                 contract::key_spec(&$fixture, KeySpec::Ec256);
             }
             #[test]
             fn ec_384_through_the_checker() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "ec_384_through_the_checker"
+                ));
                 contract::key_spec(&$fixture, KeySpec::Ec384);
             }
             #[test]
             fn ec_521_through_the_checker() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "ec_521_through_the_checker"
+                ));
                 contract::key_spec(&$fixture, KeySpec::Ec521);
             }
             #[test]
             fn unknown_key() {
+                let _t = contract::Timer::start(concat!(stringify!($module), "::", "unknown_key"));
                 contract::unknown_key(&$fixture);
             }
             #[test]
             fn backend_down() {
+                let _t = contract::Timer::start(concat!(stringify!($module), "::", "backend_down"));
                 contract::fault(&$fixture, Fault::Down);
             }
             #[test]
             fn hung_backend_ends_in_timeout_at_the_deadline() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "hung_backend_ends_in_timeout_at_the_deadline"
+                ));
                 contract::fault(&$fixture, Fault::Hung);
             }
             #[test]
             fn throttled_is_retried_then_reported() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "throttled_is_retried_then_reported"
+                ));
                 contract::fault(&$fixture, Fault::Throttled);
             }
             #[test]
             fn server_errors_are_retried_then_reported() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "server_errors_are_retried_then_reported"
+                ));
                 contract::fault(&$fixture, Fault::ServerError);
             }
             #[test]
             fn secrets_never_in_output_or_the_debug_log() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "secrets_never_in_output_or_the_debug_log"
+                ));
                 contract::secrets(&$fixture);
             }
             #[test]
             fn metadata_without_the_backend() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "metadata_without_the_backend"
+                ));
                 contract::metadata(&$fixture);
             }
             #[test]
             fn round_trips_per_command() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "round_trips_per_command"
+                ));
                 contract::round_trips(&$fixture);
             }
             #[test]
             fn sign_answers_tampered_on_the_way_back() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "sign_answers_tampered_on_the_way_back"
+                ));
                 contract::tampered(&$fixture);
             }
         }

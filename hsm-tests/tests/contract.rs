@@ -685,7 +685,7 @@ mod azure {
             *seen = all.len();
             made.sort();
             assert!(
-                made.len() % 2 == 0 && made.chunks(2).all(|p| p[0] == p[1]),
+                made.len().is_multiple_of(2) && made.chunks(2).all(|p| p[0] == p[1]),
                 "each call after its challenge: {made:?}"
             );
             made.into_iter().step_by(2).collect()
@@ -891,7 +891,15 @@ mod azure {
             let vault = vault_url();
             let keys = format!("{vault}/keys/{name}");
             let certificates = format!("{vault}/certificates/{name}");
-            let cases: [(&str, TripKind, &str, Vec<(&str, &str)>, &[&str]); 6] = [
+            /// What is run, its kind, key id, pluginConfig, and the calls it must make.
+            type Case<'a> = (
+                &'a str,
+                TripKind,
+                &'a str,
+                Vec<(&'a str, &'a str)>,
+                &'a [&'a str],
+            );
+            let cases: [Case; 6] = [
                 (
                     "describe-key, key id",
                     TripKind::DescribeKey,
