@@ -4,7 +4,6 @@
 //! the contract suite.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -23,19 +22,7 @@ pub const SPECS: [(KeySpec, &str); 4] = [
 
 pub fn state() -> &'static BTreeMap<String, String> {
     static STATE: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    STATE.get_or_init(|| {
-        crate::start_backend("gcpkms-emulator.sh");
-        let cache = std::env::var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-        let text =
-            std::fs::read_to_string(cache.join("notation-plugins/gcpkms-emulator/state.env"))
-                .expect("read the emulator's state.env");
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+    STATE.get_or_init(|| crate::backend_state("gcpkms-emulator"))
 }
 
 pub fn st(key: &str) -> String {

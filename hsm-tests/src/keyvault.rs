@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -30,26 +29,7 @@ const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 /// The emulator's state file (started if needed): VAULT_URL, ADMIN_URL, SSL_CERT_FILE, ...
 pub fn state() -> &'static BTreeMap<String, String> {
     static STATE: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    STATE.get_or_init(|| {
-        let status = Command::new(crate::repo().join("scripts/keyvault-emulator.sh"))
-            .arg("start")
-            .status()
-            .expect("run scripts/keyvault-emulator.sh start");
-        assert!(
-            status.success(),
-            "scripts/keyvault-emulator.sh start failed"
-        );
-        let cache = std::env::var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-        let text =
-            std::fs::read_to_string(cache.join("notation-plugins/keyvault-emulator/state.env"))
-                .expect("read the emulator's state.env");
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+    STATE.get_or_init(|| crate::backend_state("keyvault-emulator"))
 }
 
 pub fn st(key: &str) -> String {
