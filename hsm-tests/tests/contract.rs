@@ -129,6 +129,10 @@ mod vault {
             "hashicorp-vault"
         }
 
+        fn signing_call(&self) -> &'static str {
+            "/transit/sign/"
+        }
+
         fn supports(&self, _: KeySpec) -> Result<(), NotApplicable> {
             Ok(())
         }
@@ -434,6 +438,10 @@ mod aws {
             "aws-kms"
         }
 
+        fn signing_call(&self) -> &'static str {
+            "TrentService.Sign"
+        }
+
         fn supports(&self, _: KeySpec) -> Result<(), NotApplicable> {
             Ok(())
         }
@@ -697,6 +705,10 @@ mod azure {
             "azure-keyvault"
         }
 
+        fn signing_call(&self) -> &'static str {
+            "/sign"
+        }
+
         fn supports(&self, _: KeySpec) -> Result<(), NotApplicable> {
             Ok(())
         }
@@ -891,6 +903,8 @@ mod azure {
             let vault = vault_url();
             let keys = format!("{vault}/keys/{name}");
             let certificates = format!("{vault}/certificates/{name}");
+            let sign = format!("POST /keys/{name}/sign");
+            let sign = sign.as_str();
             /// What is run, its kind, key id, pluginConfig, and the calls it must make.
             type Case<'a> = (
                 &'a str,
@@ -919,28 +933,28 @@ mod azure {
                     TripKind::SignLocalChain,
                     &keys,
                     vec![("certificate_chain", &file)],
-                    &["POST /keys/"],
+                    &[sign],
                 ),
                 (
                     "generate-signature, chain from the backing secret",
                     TripKind::Other,
                     &certificates,
                     vec![],
-                    &["GET /secrets/", "POST /keys/"],
+                    &["GET /secrets/", sign],
                 ),
                 (
                     "generate-signature, self_signed",
                     TripKind::Other,
                     &keys,
                     vec![("self_signed", "true")],
-                    &["GET /certificates/", "POST /keys/"],
+                    &["GET /certificates/", sign],
                 ),
                 (
                     "generate-signature, certificate and ca_certs",
                     TripKind::Other,
                     &certificates,
                     vec![("ca_certs", &file)],
-                    &["GET /certificates/", "POST /keys/"],
+                    &["GET /certificates/", sign],
                 ),
             ];
             let calls: Arc<dyn Fn() -> Vec<String>> = Arc::from(calls_since(name));
@@ -1036,6 +1050,10 @@ mod gcp {
     impl Fixture for Gcp {
         fn name(&self) -> &'static str {
             "gcp-kms"
+        }
+
+        fn signing_call(&self) -> &'static str {
+            ":asymmetricSign"
         }
 
         fn supports(&self, spec: KeySpec) -> Result<(), NotApplicable> {
@@ -1278,7 +1296,7 @@ hsm_tests::contract_suite!(gcp_kms, gcp::Gcp);
 
 mod softhsm {
     use super::*;
-    use hsm_tests::softhsm::{fault_module, SoftToken, SOFTHSM_MODULE};
+    use hsm_tests::softhsm::{fault_module, pkcs11_spy, SoftToken, SOFTHSM_MODULE};
 
     pub struct Pkcs11;
 
@@ -1417,11 +1435,81 @@ mod softhsm {
             }
         }
 
+        fn signing_call(&self) -> &'static str {
+            "C_SignInit"
+        }
+
+        fn remote(&self) -> bool {
+            false
+        }
+
+        /// The logins and signing operations each command makes on the token, logged by
+        /// OpenSC's pkcs11-spy in front of SoftHSM2: a signing operation is C_SignInit, then
+        /// C_Sign twice (the signature's length, then the signature).
         fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
-            Err(
-                "no remote backend: the PKCS#11 module is in-process (C_Login exactly once per \
-                 invocation: pkcs11.rs wrong_pin_is_access_denied_and_tried_exactly_once)",
-            )
+            let (token, _, chain, _) = token_key(KeySpec::Ec256);
+            let file = token.write_chain("chain.pem", &chain);
+            let uri = format!(
+                "pkcs11:token={};object=k?module-path={}&pin-source=file:{}",
+                token.label,
+                pkcs11_spy(),
+                token.pin_file().display()
+            );
+            let cases = [
+                (
+                    "describe-key",
+                    TripKind::DescribeKey,
+                    vec![],
+                    &["C_Login"][..],
+                ),
+                (
+                    "generate-signature, chain from a file",
+                    TripKind::SignLocalChain,
+                    pairs(&[("certificate_chain", file.to_str().unwrap())]),
+                    &["C_Login", "C_SignInit"],
+                ),
+                (
+                    "generate-signature, chain on the token",
+                    TripKind::Other,
+                    vec![],
+                    &["C_Login", "C_SignInit"],
+                ),
+            ];
+            let token = Arc::new(token);
+            Ok(cases
+                .into_iter()
+                .enumerate()
+                .map(|(i, (what, kind, config, expected))| {
+                    let log = token.dir.path().join(format!("spy-{i}.log"));
+                    let env = hsm_tests::env_with(
+                        token.env(),
+                        &[
+                            ("PKCS11SPY", SOFTHSM_MODULE),
+                            ("PKCS11SPY_OUTPUT", log.to_str().unwrap()),
+                        ],
+                    );
+                    let run = match kind {
+                        TripKind::DescribeKey => Run::describe(&uri, config, env),
+                        _ => Run::sign(&uri, KeySpec::Ec256, config, env),
+                    };
+                    Trip {
+                        what: what.into(),
+                        kind,
+                        run,
+                        expected: expected.iter().map(|s| s.to_string()).collect(),
+                        calls: Box::new(move || {
+                            let text = std::fs::read_to_string(&log).unwrap_or_default();
+                            text.lines()
+                                .filter_map(|l| l.split_once(": ").map(|(_, c)| c.trim()))
+                                .filter(|c| ["C_Login", "C_SignInit"].contains(c))
+                                .map(str::to_owned)
+                                .collect()
+                        }),
+                        in_flight: None,
+                        hold: hold(Arc::clone(&token)),
+                    }
+                })
+                .collect())
         }
 
         fn tampered(&self, _: Tampering) -> Result<Arranged, NotApplicable> {
@@ -1483,6 +1571,14 @@ mod piv {
     impl Fixture for YubiKey {
         fn name(&self) -> &'static str {
             "yubikey"
+        }
+
+        fn signing_call(&self) -> &'static str {
+            "GENERAL AUTHENTICATE"
+        }
+
+        fn remote(&self) -> bool {
+            false
         }
 
         fn supports(&self, spec: KeySpec) -> Result<(), NotApplicable> {
