@@ -274,6 +274,17 @@ pub trait Fixture: Sync {
 
     /// Arranges one tampering of the sign call's answer of an EC-256 key.
     fn tampered(&self, t: Tampering) -> Result<Arranged, NotApplicable>;
+
+    /// A describe-key run whose backend is the plain-HTTP endpoint `url` (a fake answering
+    /// what no real backend can be made to answer), with a secret in its environment.
+    fn at_endpoint(&self, url: &str) -> Result<Run, NotApplicable>;
+
+    /// The cases of [`malformed_answers`] the plugin is known to fail today, with why: the
+    /// suite prints them and checks that they still fail (a fixed plugin must come off the
+    /// list).
+    fn known_failures(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// Prints that `behaviour` does not apply to the fixture's backend, and why.
@@ -543,6 +554,127 @@ pub fn tampered(f: &dyn Fixture) {
     });
 }
 
+/// Answers no real backend can be made to give, from a fake endpoint: 401, 403, garbage, a
+/// truncated body, wrong-shape JSON, HTML, a huge body (refused at the 4 MiB bound, not read
+/// whole). Each: exit 1, empty stdout, one JSON error with the code, by the deadline, no secret.
+pub fn malformed_answers(f: &dyn Fixture) {
+    use crate::fake::{self, Answer};
+    let json = |status: &'static str, body: &str| fake::json(status, body);
+    let cases: Vec<(&str, Answer, &str, &[&str])> = vec![
+        (
+            "401",
+            json(
+                "401 Unauthorized",
+                r#"{"errors":["unauthorized"],"__type":"UnrecognizedClientException","message":"bad","error":{"code":401,"message":"bad","status":"UNAUTHENTICATED"}}"#,
+            ),
+            "ACCESS_DENIED",
+            &[],
+        ),
+        (
+            "403",
+            json(
+                "403 Forbidden",
+                r#"{"errors":["permission denied"],"__type":"AccessDeniedException","message":"denied","error":{"code":403,"message":"denied","status":"PERMISSION_DENIED"}}"#,
+            ),
+            "ACCESS_DENIED",
+            &[],
+        ),
+        ("garbage", Answer::Garbage, "ERROR", &[]),
+        ("truncated", Answer::Truncated, "ERROR", &[]),
+        (
+            "wrong-shape JSON",
+            json("200 OK", r#"{"data":{"foo":1},"KeyMetadata":7,"pem":7}"#),
+            "ERROR",
+            &[],
+        ),
+        (
+            "not JSON",
+            Answer::Http(
+                "200 OK",
+                vec!["Content-Type: application/json".into()],
+                b"<html>proxy login</html>".to_vec(),
+            ),
+            "ERROR",
+            &[],
+        ),
+        (
+            "huge body",
+            Answer::Huge(100 << 20),
+            "ERROR",
+            &["larger than 4 MiB"],
+        ),
+    ];
+    if let Err(why) = f.at_endpoint("http://127.0.0.1:9") {
+        return not_applicable(f, "malformed answers", why);
+    }
+    let exe = plugin(f);
+    let wrong = crate::check_all(cases, |(name, answer, code, says)| {
+        let fake = fake::serve(answer);
+        let run = f
+            .at_endpoint(&fake.addr)
+            .unwrap()
+            .with_pair("timeout_seconds", "2");
+        let inv = run.invoke(&exe);
+        let mut bad = Vec::new();
+        if inv.exit_code != Some(1) || !inv.stdout.is_empty() {
+            bad.push(format!(
+                "exit {:?}, stdout {:.200}",
+                inv.exit_code,
+                String::from_utf8_lossy(&inv.stdout)
+            ));
+        }
+        match inv.error() {
+            None => bad.push(format!("not one JSON error: {:.200}", inv.stderr_text())),
+            Some(e) if e.error_code.as_str() != code => bad.push(format!(
+                "{} ({:.300}), expected {code}",
+                e.error_code, e.error_message
+            )),
+            Some(e) => bad.extend(
+                says.iter()
+                    .filter(|w| !e.error_message.contains(**w))
+                    .map(|w| format!("no '{w}' in: {:.300}", e.error_message)),
+            ),
+        }
+        // A huge body is refused at the bound (a few MiB may sit in socket buffers).
+        let sent = fake
+            .body_bytes_sent
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if sent > 32 << 20 {
+            bad.push(format!("{} MiB of the body were read", sent >> 20));
+        }
+        if inv.elapsed > Duration::from_secs(8) {
+            bad.push(format!("took {:?} with a 2 s deadline", inv.elapsed));
+        }
+        let text = inv.stderr_text();
+        let secrets = run.env.iter().filter(|(k, v)| {
+            ["TOKEN", "SECRET", "PASSWORD"]
+                .iter()
+                .any(|s| k.contains(s))
+                && v.len() >= 8
+        });
+        for (k, _) in secrets.filter(|(_, v)| text.contains(v.as_str())) {
+            bad.push(format!("the value of {k} leaked"));
+        }
+        let known = f.known_failures().iter().find(|(case, _)| *case == name);
+        match (known, bad.is_empty()) {
+            (None, true) => None,
+            (None, false) => Some(format!("{name}: {}", bad.join("; "))),
+            (Some((_, why)), false) => {
+                eprintln!(
+                    "contract: {}: {name}: KNOWN FAILURE ({why}): {}",
+                    f.name(),
+                    bad.join("; ")
+                );
+                None
+            }
+            (Some(_), true) => Some(format!(
+                "{name}: passes now: take it off the fixture's known_failures"
+            )),
+        }
+    });
+    assert!(wrong.is_empty(), "{}:\n{}", f.name(), wrong.join("\n"));
+}
+
 /// Prints how long a test took when it ends (the project's rule: no test over 20 s).
 pub struct Timer(&'static str, std::time::Instant);
 
@@ -685,6 +817,10 @@ macro_rules! contract_suite {
                     "round_trips_per_command"
                 ));
                 contract::round_trips(&$fixture);
+            }
+            #[test]
+            fn malformed_backend_answers() {
+                contract::malformed_answers(&$fixture);
             }
             #[test]
             fn sign_answers_tampered_on_the_way_back() {

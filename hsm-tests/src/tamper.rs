@@ -1,9 +1,10 @@
 //! Answers tampered with on their way back from a real backend, one table for every remote
 //! backend: the sign call throttled twice and then answered, answered slowly (within and past the
 //! deadline), never answered, answered with a signature one bit off, or with an ECDSA signature
-//! in the other encoding (DER where r‖s is declared, r‖s where DER is). Each backend's test file
-//! says how to arrange a tampering ([`Arrange`]: a [`crate::fake::tampering_proxy`] in front of
-//! LocalStack or OpenBao, the emulator's fault injection for Key Vault) and calls [`run`].
+//! in the other encoding (DER where r‖s is declared, r‖s where DER is). Each backend's fixture of
+//! the contract suite ([`crate::contract::Fixture::tampered`]) says how to arrange a tampering
+//! ([`Arrange`]: a [`crate::fake::tampering_proxy`] in front of LocalStack or OpenBao, the
+//! emulator's fault injection for Key Vault), and the suite calls [`run`].
 
 use std::time::Duration;
 
