@@ -820,6 +820,11 @@ macro_rules! contract_suite {
             }
             #[test]
             fn malformed_backend_answers() {
+                let _t = contract::Timer::start(concat!(
+                    stringify!($module),
+                    "::",
+                    "malformed_backend_answers"
+                ));
                 contract::malformed_answers(&$fixture);
             }
             #[test]
