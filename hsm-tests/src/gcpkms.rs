@@ -192,3 +192,20 @@ pub fn base_env() -> Vec<(String, String)> {
 pub fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
     crate::env_with(base_env(), changes)
 }
+
+/// The environment of a gcloud user: the emulator's authorized-user file as gcloud's
+/// application-default credentials in `dir/gcloud` (a refresh-token grant at the token endpoint
+/// the file names), no service account.
+pub fn gcloud_user_env(dir: &std::path::Path) -> Vec<(String, String)> {
+    let gcloud = dir.join("gcloud");
+    std::fs::create_dir_all(&gcloud).unwrap();
+    std::fs::copy(
+        st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
+        gcloud.join("application_default_credentials.json"),
+    )
+    .unwrap();
+    env_with(&[
+        ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+        ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
+    ])
+}

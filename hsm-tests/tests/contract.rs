@@ -1055,7 +1055,8 @@ hsm_tests::contract_suite!(azure_keyvault, azure::Azure);
 mod gcp {
     use super::*;
     use hsm_tests::gcpkms::{
-        base_env, create_key, create_secret, env_with, fault, key_ring, public_key, st, url, SPECS,
+        base_env, create_key, create_secret, env_with, fault, gcloud_user_env, key_ring,
+        public_key, st, url, SPECS,
     };
 
     pub struct Gcp;
@@ -1203,17 +1204,7 @@ mod gcp {
             // header).
             let key_line = sa["private_key"].as_str().unwrap().lines().nth(5).unwrap();
             let refresh = user["refresh_token"].as_str().unwrap();
-            let gcloud = dir.path().join("gcloud");
-            std::fs::create_dir_all(&gcloud).unwrap();
-            std::fs::copy(
-                st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
-                gcloud.join("application_default_credentials.json"),
-            )
-            .unwrap();
-            let user_env = env_with(&[
-                ("GOOGLE_APPLICATION_CREDENTIALS", ""),
-                ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
-            ]);
+            let user_env = gcloud_user_env(dir.path());
             let mut runs = vec![];
             for env in [base_env(), user_env] {
                 runs.push((

@@ -357,17 +357,7 @@ fn application_default_credentials_from_each_source() {
 
     // gcloud's application-default credentials (authorized_user: refresh-token grant at the
     // token endpoint named in the file).
-    let gcloud = dir.path().join("gcloud");
-    std::fs::create_dir_all(&gcloud).unwrap();
-    std::fs::copy(
-        st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
-        gcloud.join("application_default_credentials.json"),
-    )
-    .unwrap();
-    let env = env_with(&[
-        ("GOOGLE_APPLICATION_CREDENTIALS", ""),
-        ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
-    ]);
+    let env = gcloud_user_env(dir.path());
     let inv = sign(&version, KeySpec::Ec256, &[chain], &env);
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 
