@@ -174,6 +174,8 @@ impl Fault {
 pub struct Faulty {
     pub run: Run,
     pub fragments: Vec<String>,
+    /// errorMetadata entries the error must carry (see [`assert_metadata`]).
+    pub metadata: Vec<(String, String)>,
     /// How many requests the backend got; `None` where nothing can count them.
     pub attempts: Option<Box<dyn Fn() -> usize>>,
     /// Undoes the fault (e.g. a slow card made fast again).
@@ -339,6 +341,37 @@ pub fn key_spec(f: &dyn Fixture, spec: KeySpec) {
     }
 }
 
+/// The error's errorMetadata holds each `(key, value)`; a value `*` asks only for a non-empty
+/// entry (a request id).
+#[track_caller]
+pub fn assert_metadata(err: &plugin_protocol::error::ErrorResponse, expected: &[(String, String)]) {
+    let meta = err.error_metadata.clone().unwrap_or_default();
+    for (k, v) in expected {
+        match meta.get(k) {
+            Some(got) if v == "*" && !got.is_empty() => {}
+            got => assert_eq!(got, Some(v), "errorMetadata {k}: {meta:?}"),
+        }
+    }
+}
+
+/// The names of the variables of `env` that look like secrets (named *TOKEN*, *SECRET* or
+/// *PASSWORD*, but not an endpoint such as the Secret Manager's, with a value of 8 characters
+/// or more) whose value is in `text`.
+pub fn leaked(env: &[(String, String)], text: &str) -> Vec<String> {
+    env.iter()
+        .filter(|(k, v)| {
+            ["TOKEN", "SECRET", "PASSWORD"]
+                .iter()
+                .any(|s| k.contains(s))
+                && !k.ends_with("ENDPOINT")
+                && !k.ends_with("_URL")
+                && v.len() >= 8
+                && text.contains(v.as_str())
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 /// An unknown key: `VALIDATION_ERROR` from describe-key and generate-signature.
 pub fn unknown_key(f: &dyn Fixture) {
     let exe = plugin(f);
@@ -346,10 +379,7 @@ pub fn unknown_key(f: &dyn Fixture) {
     let fragments: Vec<&str> = u.fragments.iter().map(String::as_str).collect();
     let inv = Run::describe(&u.key_id, u.pairs.clone(), u.env.clone()).invoke(&exe);
     let err = crate::assert_error(&inv, "VALIDATION_ERROR", &fragments);
-    let meta = err.error_metadata.unwrap_or_default();
-    for (k, v) in &u.metadata {
-        assert_eq!(meta.get(k), Some(v), "errorMetadata {k}: {meta:?}");
-    }
+    assert_metadata(&err, &u.metadata);
     let inv = Run::sign(&u.key_id, KeySpec::Ec256, u.pairs, u.env).invoke(&exe);
     crate::assert_error(&inv, "VALIDATION_ERROR", &[]);
 }
@@ -373,7 +403,10 @@ pub fn fault(f: &dyn Fixture, fault: Fault) {
     if fault == Fault::Hung {
         fragments.push(&at_deadline);
     }
-    crate::assert_error(&inv, fault.code(), &fragments);
+    let err = crate::assert_error(&inv, fault.code(), &fragments);
+    assert_metadata(&err, &faulty.metadata);
+    let leaks = leaked(&run.env, &inv.stderr_text());
+    assert!(leaks.is_empty(), "{} {fault:?}: {leaks:?} leaked", f.name());
     let limit = Duration::from_secs(deadline) + Duration::from_millis(2500);
     assert!(
         inv.elapsed < limit,
@@ -472,6 +505,7 @@ pub fn metadata(f: &dyn Fixture) {
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     let meta: GetMetadataResponse = inv.response().unwrap();
     assert_eq!(meta.name, f.name());
+    assert_eq!(meta.capabilities, ["SIGNATURE_GENERATOR.RAW"]);
     assert!(inv.elapsed < Duration::from_secs(2), "{:?}", inv.elapsed);
     match &u.requests {
         Some(requests) => assert_eq!(requests(), 0, "get-plugin-metadata asked the backend"),
@@ -647,14 +681,7 @@ pub fn malformed_answers(f: &dyn Fixture) {
         if inv.elapsed > Duration::from_secs(12) {
             bad.push(format!("took {:?} with a 10 s deadline", inv.elapsed));
         }
-        let text = inv.stderr_text();
-        let secrets = run.env.iter().filter(|(k, v)| {
-            ["TOKEN", "SECRET", "PASSWORD"]
-                .iter()
-                .any(|s| k.contains(s))
-                && v.len() >= 8
-        });
-        for (k, _) in secrets.filter(|(_, v)| text.contains(v.as_str())) {
+        for k in leaked(&run.env, &inv.stderr_text()) {
             bad.push(format!("the value of {k} leaked"));
         }
         let known = f.known_failures().iter().find(|(case, _)| *case == name);

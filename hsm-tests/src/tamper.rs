@@ -167,15 +167,8 @@ fn check(plugin: &str, t: Tampering, arranged: Arranged) -> Result<(), String> {
         Tampering::FlippedSignature => failed(&inv, "ERROR", &["does not verify"]),
         Tampering::OtherEcdsaEncoding => failed(&inv, "ERROR", &["DER"]),
     };
-    let mut secrets = env.iter().filter(|(k, v)| {
-        ["TOKEN", "SECRET", "PASSWORD"]
-            .iter()
-            .any(|s| k.contains(s))
-            && v.len() >= 8
-    });
-    let text = inv.stderr_text();
-    let outcome = match secrets.find(|(_, v)| text.contains(v.as_str())) {
-        Some((k, _)) => Err(format!("the value of {k} leaked into stderr")),
+    let outcome = match crate::contract::leaked(&env, &inv.stderr_text()).first() {
+        Some(k) => Err(format!("the value of {k} leaked into stderr")),
         None => outcome,
     };
     outcome.map_err(|why| format!("{t:?}: {why}"))

@@ -202,6 +202,7 @@ mod vault {
                     return Ok(Faulty {
                         run,
                         fragments: vec![addr, "connection refused".into()],
+                        metadata: vec![],
                         attempts: None,
                         after: None,
                         hold: None,
@@ -240,6 +241,7 @@ mod vault {
             Ok(Faulty {
                 run: Run::describe("some-key", vec![], proxied(&proxy.addr)),
                 fragments,
+                metadata: vec![],
                 attempts: Some(counter(&proxy)),
                 after: None,
                 hold: hold(proxy),
@@ -524,6 +526,7 @@ mod aws {
                             localstack::env(),
                         ),
                         fragments: vec![url.trim_start_matches("http://").into()],
+                        metadata: vec![],
                         attempts: None,
                         after: None,
                         hold: None,
@@ -555,6 +558,7 @@ mod aws {
                     localstack::env(),
                 ),
                 fragments,
+                metadata: vec![],
                 attempts: Some(counter(&proxy)),
                 after: None,
                 hold: hold(proxy),
@@ -822,7 +826,11 @@ mod azure {
                     "KeyNotFound".into(),
                     "request id".into(),
                 ],
-                metadata: pairs(&[("azureErrorCode", "KeyNotFound"), ("httpStatus", "404")]),
+                metadata: pairs(&[
+                    ("azureErrorCode", "KeyNotFound"),
+                    ("httpStatus", "404"),
+                    ("requestId", "*"),
+                ]),
                 hold: None,
             }
         }
@@ -841,6 +849,7 @@ mod azure {
                             base_env(),
                         ),
                         fragments: vec!["cannot reach Key Vault".into()],
+                        metadata: vec![],
                         attempts: None,
                         after: None,
                         hold: None,
@@ -865,9 +874,14 @@ mod azure {
                 }
             };
             let path = format!("/keys/{name}");
+            let metadata = match f {
+                Fault::Throttled => pairs(&[("azureErrorCode", "Throttled"), ("requestId", "*")]),
+                _ => vec![],
+            };
             Ok(Faulty {
                 run: Run::describe(key_id, vec![], base_env()),
                 fragments: fragments.iter().map(|s| s.to_string()).collect(),
+                metadata,
                 // The SDK's first request of a client is its challenge (without a token), which
                 // gets the fault too; the attempts are the requests after it.
                 attempts: Some(Box::new(move || requests(&path).len().saturating_sub(1))),
@@ -1156,6 +1170,7 @@ mod gcp {
                 return Ok(Faulty {
                     run: Run::describe(version, pairs(&[("endpoint", &endpoint)]), base_env()),
                     fragments: vec![endpoint],
+                    metadata: vec![],
                     attempts: None,
                     after: None,
                     hold: None,
@@ -1182,6 +1197,11 @@ mod gcp {
             Ok(Faulty {
                 run: Run::sign(&version, KeySpec::Ec256, chain, through(&proxy)),
                 fragments: fragments.iter().map(|s| s.to_string()).collect(),
+                // Five attempts, then the error.
+                metadata: match f {
+                    Fault::Hung => vec![],
+                    _ => pairs(&[("attempts", "5")]),
+                },
                 attempts: Some(counter(&proxy)),
                 after: None,
                 hold: hold((dir, proxy)),
@@ -1438,6 +1458,7 @@ mod softhsm {
                     Ok(Faulty {
                         run: Run::sign(uri, KeySpec::Ec256, vec![], env),
                         fragments: vec!["C_Sign".into()],
+                        metadata: vec![],
                         attempts: None,
                         after: None,
                         hold: hold(token),
@@ -1676,6 +1697,7 @@ mod piv {
                         pairs(&[("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")]),
                     ),
                     fragments: vec!["PC/SC".into()],
+                    metadata: vec![],
                     attempts: None,
                     after: None,
                     hold: None,
@@ -1689,6 +1711,7 @@ mod piv {
                     Ok(Faulty {
                         run: Run::sign(key_id, KeySpec::Ec256, config, env),
                         fragments: vec![],
+                        metadata: vec![],
                         attempts: None,
                         after: Some(Box::new(move || {
                             held.clear_fault();
