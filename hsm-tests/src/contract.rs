@@ -265,7 +265,7 @@ pub trait Fixture: Sync {
     /// The round-trip cases, each with its own counter.
     fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable>;
 
-    /// What the signing call's name holds ("TrentService.Sign", "C_Sign").
+    /// What the signing call's name holds ("TrentService.Sign", "C_SignInit").
     fn signing_call(&self) -> &'static str;
 
     /// Whether the backend is a remote service (every call a round trip), not a module or card
