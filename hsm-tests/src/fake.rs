@@ -52,6 +52,14 @@ impl Fake {
     }
 }
 
+/// A port on 127.0.0.1 nothing listens on (bound, then let go).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
 /// A JSON answer with `status`.
 pub fn json(status: &'static str, body: &str) -> Answer {
     Answer::Http(

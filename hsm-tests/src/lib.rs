@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 
 pub use plugin_protocol::client::cargo_binary;
 
+pub mod contract;
 pub mod fake;
+pub mod gcpkms;
+pub mod keyvault;
 pub mod piv_card;
 pub mod sockets;
 pub mod softhsm;
@@ -137,6 +140,22 @@ pub fn start_backend(script: &str) {
         .status()
         .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
     assert!(status.success(), "scripts/{script} start failed");
+}
+
+/// Starts a local backend with `scripts/<name>.sh start` (idempotent) and reads the
+/// `KEY=VALUE` lines of the state file it writes, `~/.cache/notation-plugins/<name>/state.env`.
+pub fn backend_state(name: &str) -> std::collections::BTreeMap<String, String> {
+    start_backend(&format!("{name}.sh"));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    let path = cache.join("notation-plugins").join(name).join("state.env");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// A name no other test (or earlier run against the same server) uses.

@@ -2,6 +2,12 @@
 
 use std::sync::OnceLock;
 
+use base64::Engine as _;
+use plugin_protocol::PublicKey;
+use serde_json::{json, Value};
+
+use crate::unique;
+
 pub const ENDPOINT: &str = "http://127.0.0.1:4566";
 pub const REGION: &str = "us-east-1";
 
@@ -61,4 +67,81 @@ fn empty_aws_files() -> (String, String) {
             )
         })
         .clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// LocalStack and a tiny client of the AWS JSON protocol for setting it up
+
+/// One AWS JSON-protocol call (`TrentService.CreateKey`, `secretsmanager.CreateSecret`) in
+/// `region`; LocalStack takes the Region and account from the Authorization header and does not
+/// check the signature.
+pub fn aws_in(region: &str, target: &str, body: Value) -> (u16, Value) {
+    start();
+    let service = if target.starts_with("secretsmanager") {
+        "secretsmanager"
+    } else {
+        "kms"
+    };
+    let host = ENDPOINT.trim_start_matches("http://");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Amz-Target: {target}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20260101T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=00\r\n"
+    );
+    let (status, body) = crate::http(host, &head, &body.to_string());
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+#[track_caller]
+pub fn aws(target: &str, body: Value) -> Value {
+    let (status, value) = aws_in(REGION, target, body);
+    assert!(
+        (200..300).contains(&status),
+        "{target} answered {status}: {value}"
+    );
+    value
+}
+
+/// A new KMS key; returns its KeyMetadata.
+pub fn create_key(spec: &str, usage: &str, multi_region: bool) -> Value {
+    let v = aws(
+        "TrentService.CreateKey",
+        json!({"KeySpec": spec, "KeyUsage": usage, "MultiRegion": multi_region,
+               "Description": "notation-aws-kms test"}),
+    );
+    v["KeyMetadata"].clone()
+}
+
+/// A new SIGN_VERIFY key: (key id, key ARN).
+pub fn signing_key(spec: &str) -> (String, String) {
+    let m = create_key(spec, "SIGN_VERIFY", false);
+    (
+        m["KeyId"].as_str().unwrap().to_owned(),
+        m["Arn"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn public_key(key_id: &str) -> PublicKey {
+    let v = aws("TrentService.GetPublicKey", json!({"KeyId": key_id}));
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(v["PublicKey"].as_str().unwrap())
+        .unwrap();
+    PublicKey::from_spki_der(&der).unwrap()
+}
+
+pub fn create_alias(name: &str, key_id: &str) {
+    aws(
+        "TrentService.CreateAlias",
+        json!({"AliasName": name, "TargetKeyId": key_id}),
+    );
+}
+
+pub fn create_secret(name: &str, value: &str) -> String {
+    let v = aws(
+        "secretsmanager.CreateSecret",
+        json!({"Name": name, "SecretString": value, "ClientRequestToken": format!("{:0>40}", unique("t").replace('-', ""))}),
+    );
+    v["ARN"].as_str().unwrap().to_owned()
 }

@@ -1,9 +1,10 @@
 //! Answers tampered with on their way back from a real backend, one table for every remote
 //! backend: the sign call throttled twice and then answered, answered slowly (within and past the
 //! deadline), never answered, answered with a signature one bit off, or with an ECDSA signature
-//! in the other encoding (DER where r‖s is declared, r‖s where DER is). Each backend's test file
-//! says how to arrange a tampering ([`Arrange`]: a [`crate::fake::tampering_proxy`] in front of
-//! LocalStack or OpenBao, the emulator's fault injection for Key Vault) and calls [`run`].
+//! in the other encoding (DER where r‖s is declared, r‖s where DER is). Each backend's fixture of
+//! the contract suite ([`crate::contract::Fixture::tampered`]) says how to arrange a tampering
+//! ([`Arrange`]: a [`crate::fake::tampering_proxy`] in front of LocalStack or OpenBao, the
+//! emulator's fault injection for Key Vault), and the suite calls [`run`].
 
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ pub struct Arranged {
     pub key_id: String,
     pub pairs: Vec<(String, String)>,
     pub env: Vec<(String, String)>,
+    /// What must live until the run is over (a chain file's directory).
+    pub hold: Option<Box<dyn std::any::Any>>,
 }
 
 /// Arranges one tampering of the sign call of an EC-256 key.
@@ -130,6 +133,7 @@ fn check(plugin: &str, t: Tampering, arranged: Arranged) -> Result<(), String> {
         key_id,
         mut pairs,
         env,
+        hold: _hold,
     } = arranged;
     pairs.push(("timeout_seconds".into(), t.timeout_seconds().into()));
     let pairs: Vec<(&str, &str)> = pairs
@@ -163,15 +167,8 @@ fn check(plugin: &str, t: Tampering, arranged: Arranged) -> Result<(), String> {
         Tampering::FlippedSignature => failed(&inv, "ERROR", &["does not verify"]),
         Tampering::OtherEcdsaEncoding => failed(&inv, "ERROR", &["DER"]),
     };
-    let mut secrets = env.iter().filter(|(k, v)| {
-        ["TOKEN", "SECRET", "PASSWORD"]
-            .iter()
-            .any(|s| k.contains(s))
-            && v.len() >= 8
-    });
-    let text = inv.stderr_text();
-    let outcome = match secrets.find(|(_, v)| text.contains(v.as_str())) {
-        Some((k, _)) => Err(format!("the value of {k} leaked into stderr")),
+    let outcome = match crate::contract::leaked(&env, &inv.stderr_text()).first() {
+        Some(k) => Err(format!("the value of {k} leaked into stderr")),
         None => outcome,
     };
     outcome.map_err(|why| format!("{t:?}: {why}"))

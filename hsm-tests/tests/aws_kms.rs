@@ -18,94 +18,10 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
-use hsm_tests::localstack::{self, ENDPOINT, REGION};
+use hsm_tests::localstack::{
+    self, aws, aws_in, create_alias, create_key, public_key, signing_key, ENDPOINT, REGION,
+};
 use hsm_tests::{assert_error, unique};
-
-const SPECS: [(KeySpec, &str); 6] = [
-    (KeySpec::Rsa2048, "RSA_2048"),
-    (KeySpec::Rsa3072, "RSA_3072"),
-    (KeySpec::Rsa4096, "RSA_4096"),
-    (KeySpec::Ec256, "ECC_NIST_P256"),
-    (KeySpec::Ec384, "ECC_NIST_P384"),
-    (KeySpec::Ec521, "ECC_NIST_P521"),
-];
-
-// ---------------------------------------------------------------------------------------------
-// LocalStack and a tiny client of the AWS JSON protocol for setting it up
-
-/// One AWS JSON-protocol call (`TrentService.CreateKey`, `secretsmanager.CreateSecret`) in
-/// `region`; LocalStack takes the Region and account from the Authorization header and does not
-/// check the signature.
-fn aws_in(region: &str, target: &str, body: Value) -> (u16, Value) {
-    localstack::start();
-    let service = if target.starts_with("secretsmanager") {
-        "secretsmanager"
-    } else {
-        "kms"
-    };
-    let host = ENDPOINT.trim_start_matches("http://");
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Amz-Target: {target}\r\n\
-         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20260101T000000Z\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, \
-         SignedHeaders=host, Signature=00\r\n"
-    );
-    let (status, body) = hsm_tests::http(host, &head, &body.to_string());
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    (status, value)
-}
-
-#[track_caller]
-fn aws(target: &str, body: Value) -> Value {
-    let (status, value) = aws_in(REGION, target, body);
-    assert!(
-        (200..300).contains(&status),
-        "{target} answered {status}: {value}"
-    );
-    value
-}
-
-/// A new KMS key; returns its KeyMetadata.
-fn create_key(spec: &str, usage: &str, multi_region: bool) -> Value {
-    let v = aws(
-        "TrentService.CreateKey",
-        json!({"KeySpec": spec, "KeyUsage": usage, "MultiRegion": multi_region,
-               "Description": "notation-aws-kms test"}),
-    );
-    v["KeyMetadata"].clone()
-}
-
-/// A new SIGN_VERIFY key: (key id, key ARN).
-fn signing_key(spec: &str) -> (String, String) {
-    let m = create_key(spec, "SIGN_VERIFY", false);
-    (
-        m["KeyId"].as_str().unwrap().to_owned(),
-        m["Arn"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn public_key(key_id: &str) -> PublicKey {
-    let v = aws("TrentService.GetPublicKey", json!({"KeyId": key_id}));
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(v["PublicKey"].as_str().unwrap())
-        .unwrap();
-    PublicKey::from_spki_der(&der).unwrap()
-}
-
-fn create_alias(name: &str, key_id: &str) {
-    aws(
-        "TrentService.CreateAlias",
-        json!({"AliasName": name, "TargetKeyId": key_id}),
-    );
-}
-
-fn create_secret(name: &str, value: &str) -> String {
-    let v = aws(
-        "secretsmanager.CreateSecret",
-        json!({"Name": name, "SecretString": value, "ClientRequestToken": format!("{:0>40}", unique("t").replace('-', ""))}),
-    );
-    v["ARN"].as_str().unwrap().to_owned()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Driving the plugin
@@ -188,31 +104,6 @@ fn sign_and_verify(key_id: &str, spec: KeySpec, pairs: &[(&str, &str)], root_pem
     .unwrap_or_else(|p| panic!("signature of {key_id} does not verify: {p}"));
 }
 
-/// The conformance checker (`notation-plugin-check`: describe-key, generate-signature, JWS and
-/// COSE envelopes, all of notation's checks), then each envelope verified against the root.
-#[track_caller]
-fn conformance(key_id: &str, pairs: &[(&str, &str)], root_pem: &str, dir: &Path) {
-    let env = localstack::env();
-    let env = hsm_tests::env_refs(&env);
-    hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir);
-}
-
-/// describe-key answers `spec` for the key, echoing the keyId.
-#[track_caller]
-fn assert_spec(key_id: &str, spec: KeySpec) {
-    let inv = describe(key_id, &[], &localstack::env());
-    assert!(
-        inv.succeeded(),
-        "describe-key {key_id}: {}",
-        inv.stderr_text()
-    );
-    let described: DescribeKeyResponse = inv.response().unwrap();
-    assert_eq!(
-        (described.key_id.as_str(), described.key_spec),
-        (key_id, spec)
-    );
-}
-
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
     hsm_tests::describe(&plugin(), key_id, pairs, env)
 }
@@ -242,49 +133,6 @@ fn chain_file(dir: &Path, key: &PublicKey, name: &str) -> (PathBuf, String) {
 
 // ---------------------------------------------------------------------------------------------
 // The six key specs, with a chain from each source
-
-#[test]
-fn six_key_specs_with_chain_from_file() {
-    let dir = tempfile::tempdir().unwrap();
-    for (spec, kms_spec) in SPECS {
-        let (key_id, _) = signing_key(kms_spec);
-        let (path, root) = chain_file(dir.path(), &public_key(&key_id), kms_spec);
-        let sub = dir.path().join(kms_spec);
-        std::fs::create_dir_all(&sub).unwrap();
-        assert_spec(&key_id, spec);
-        conformance(
-            &key_id,
-            &[("certificate_chain", path.to_str().unwrap())],
-            &root,
-            &sub,
-        );
-    }
-}
-
-#[test]
-fn six_key_specs_with_chain_from_secrets_manager() {
-    let dir = tempfile::tempdir().unwrap();
-    for (i, (spec, kms_spec)) in SPECS.into_iter().enumerate() {
-        let (key_id, _) = signing_key(kms_spec);
-        let (bundle, root) = chain_for(&public_key(&key_id), kms_spec);
-        let name = unique("notation/chain");
-        let arn = create_secret(&name, &bundle);
-        // By name for half of the specs, by ARN for the other half.
-        let secret = if i % 2 == 0 { name } else { arn };
-        let sub = dir.path().join(kms_spec);
-        std::fs::create_dir_all(&sub).unwrap();
-        assert_spec(&key_id, spec);
-        conformance(
-            &key_id,
-            &[
-                ("certificate_chain_secret", secret.as_str()),
-                ("secrets_endpoint_url", ENDPOINT),
-            ],
-            &root,
-            &sub,
-        );
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Key references
@@ -382,16 +230,9 @@ fn region_comes_from_a_key_arn() {
 // ---------------------------------------------------------------------------------------------
 // Keys notation cannot use
 
+/// (An unknown key id: the contract suite.)
 #[test]
-fn unknown_key_is_a_validation_error_naming_key_and_region() {
-    let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
-    let inv = describe(missing, &[], &localstack::env());
-    let err = assert_error(&inv, "VALIDATION_ERROR", &[missing, "not found", REGION]);
-    let meta = err.error_metadata.unwrap_or_default();
-    assert_eq!(
-        meta.get("awsErrorCode").map(String::as_str),
-        Some("NotFoundException")
-    );
+fn an_unknown_alias_is_a_validation_error_naming_it() {
     let inv = describe("alias/does-not-exist", &[], &localstack::env());
     assert_error(
         &inv,
@@ -538,31 +379,6 @@ fn missing_secret_is_a_validation_error_naming_it() {
 
 // ---------------------------------------------------------------------------------------------
 // Connection, credentials, access and throttling
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[test]
-fn endpoint_down_is_an_error_naming_the_endpoint() {
-    let url = format!("http://127.0.0.1:{}", free_port());
-    let inv = describe(
-        "alias/release",
-        &[("endpoint_url", &url), ("timeout_seconds", "10")],
-        &localstack::env(),
-    );
-    let err = assert_error(&inv, "ERROR", &[url.trim_start_matches("http://")]);
-    assert!(
-        inv.elapsed < Duration::from_secs(12),
-        "took {:?}: {}",
-        inv.elapsed,
-        err.error_message
-    );
-}
 
 /// A TCP server on 127.0.0.1 that accepts connections and never answers (an unreachable
 /// instance-metadata endpoint, as off-cloud), for `secs` seconds.
@@ -819,51 +635,6 @@ fn access_denied_carries_the_full_reason_and_request_id() {
     assert_eq!(seen.lock().unwrap().len(), 1, "never retried");
 }
 
-#[test]
-fn throttling_is_retried_then_reported_as_throttled() {
-    let (url, seen) = fake_aws(
-        400,
-        r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-    );
-    let inv = describe(
-        "alias/release",
-        &[("endpoint_url", &url)],
-        &localstack::env(),
-    );
-    assert_error(&inv, "THROTTLED", &["Rate exceeded", "attempts"]);
-    let n = seen.lock().unwrap().len();
-    assert!((2..=5).contains(&n), "{n} attempts");
-}
-
-#[test]
-fn server_errors_are_retried_then_reported() {
-    let (url, seen) = fake_aws(
-        500,
-        r#"{"__type":"KMSInternalException","message":"internal failure"}"#,
-    );
-    let inv = describe(
-        "alias/release",
-        &[("endpoint_url", &url)],
-        &localstack::env(),
-    );
-    assert_error(&inv, "ERROR", &["KMSInternalException", "internal failure"]);
-    let n = seen.lock().unwrap().len();
-    assert!((2..=5).contains(&n), "{n} attempts");
-}
-
-#[test]
-fn a_server_that_never_answers_is_a_timeout() {
-    plugin(); // built before the clock starts
-    let url = black_hole(120);
-    let inv = describe(
-        "alias/release",
-        &[("endpoint_url", &url), ("timeout_seconds", "3")],
-        &localstack::env(),
-    );
-    assert_error(&inv, "TIMEOUT", &["3s"]);
-    assert!(inv.elapsed < Duration::from_secs(6), "{:?}", inv.elapsed);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Operator command and metadata
 
@@ -942,145 +713,6 @@ fn certificate_commands_work_on_kms_keys() {
         &[("certificate_chain", cert.to_str().unwrap())],
         &pem,
     );
-}
-
-#[test]
-fn credentials_never_reach_output_or_the_debug_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key_id, _) = signing_key("ECC_NIST_P256");
-    let (path, _) = chain_file(dir.path(), &public_key(&key_id), "log");
-    let log = dir.path().join("plugin.log");
-    let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET";
-    let token = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN";
-    let env = env_with(&[
-        ("AWS_SECRET_ACCESS_KEY", secret),
-        ("AWS_SESSION_TOKEN", token),
-        ("NOTATION_PLUGIN_LOG", log.to_str().unwrap()),
-    ]);
-    let inv = sign(
-        &key_id,
-        KeySpec::Ec256,
-        &[("certificate_chain", path.to_str().unwrap())],
-        &env,
-    );
-    assert!(inv.succeeded(), "{}", inv.stderr_text());
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        logged.contains("GetPublicKey") || logged.len() > 100,
-        "the log is written"
-    );
-    for s in [secret, token] {
-        assert!(!logged.contains(s), "the log holds a credential");
-        assert!(!String::from_utf8_lossy(&inv.stdout).contains(s));
-        assert!(!inv.stderr_text().contains(s));
-    }
-}
-
-#[test]
-fn metadata_needs_no_aws_at_all() {
-    // No credentials, no Region, an endpoint that does not exist: metadata still answers.
-    let env = env_with(&[
-        ("AWS_ACCESS_KEY_ID", ""),
-        ("AWS_SECRET_ACCESS_KEY", ""),
-        ("AWS_REGION", ""),
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
-    ]);
-    let inv = client(&env).get_metadata(None).unwrap();
-    assert!(inv.succeeded(), "{}", inv.stderr_text());
-    let meta: plugin_protocol::contract::GetMetadataResponse = inv.response().unwrap();
-    assert_eq!(meta.name, "aws-kms");
-    assert!(inv.elapsed < Duration::from_secs(2), "{:?}", inv.elapsed);
-}
-
-/// The Sign call's answer throttled, slow, hung, or with a wrong signature, through a proxy in
-/// front of LocalStack (the shared table of `hsm_tests::tamper`).
-#[test]
-fn sign_answers_tampered_on_the_way_back() {
-    use hsm_tests::tamper::{self, Arranged};
-    fn edit(v: &mut Value, f: fn(Vec<u8>) -> Vec<u8>) {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        if let Some(sig) = v["Signature"].as_str() {
-            v["Signature"] = json!(tamper::edit_base64(sig, &b64, f));
-        }
-    }
-    let (key_id, _) = signing_key("ECC_NIST_P256");
-    let dir = tempfile::tempdir().unwrap();
-    let (chain, _) = chain_file(dir.path(), &public_key(&key_id), "tamper");
-    let chain = chain.display().to_string();
-    tamper::run("aws-kms", &|t| {
-        let proxy = tamper::proxy(
-            localstack::ENDPOINT,
-            "TrentService.Sign",
-            t,
-            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-            |v| edit(v, tamper::flip_bit),
-            |v| edit(v, tamper::other_ecdsa_encoding),
-        );
-        Arranged {
-            key_id: key_id.clone(),
-            pairs: vec![("certificate_chain".into(), chain.clone())],
-            env: env_with(&[("AWS_ENDPOINT_URL", &proxy.addr)]),
-        }
-    });
-}
-
-/// The requests each command makes, per chain source, seen by a proxy in front of LocalStack
-/// that holds every request 300 ms: describe-key is one GetPublicKey; generate-signature is one
-/// Sign (no key read first), plus the Secrets Manager chain at the same time.
-#[test]
-fn round_trips_per_command_and_chain_source() {
-    use hsm_tests::fake::{tampering_proxy, Tamper};
-    let (key_id, _) = signing_key("ECC_NIST_P256");
-    let (bundle, _) = chain_for(&public_key(&key_id), "trips");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("chain.pem");
-    std::fs::write(&file, &bundle).unwrap();
-    let file = file.to_str().unwrap();
-    let secret = unique("notation/trips");
-    create_secret(&secret, &bundle);
-    /// What is run, its pluginConfig, and the operations it must call.
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
-    let cases: [Case; 3] = [
-        ("describe-key", vec![], vec!["TrentService.GetPublicKey"]),
-        (
-            "generate-signature, chain from a file",
-            vec![("certificate_chain", file)],
-            vec!["TrentService.Sign"],
-        ),
-        (
-            "generate-signature, chain in Secrets Manager",
-            vec![("certificate_chain_secret", secret.as_str())],
-            vec!["TrentService.Sign", "secretsmanager.GetSecretValue"],
-        ),
-    ];
-    for (what, mut pairs, expected) in cases {
-        let proxy = tampering_proxy(ENDPOINT, "POST", Tamper::Delay(Duration::from_millis(300)));
-        pairs.push(("endpoint_url", &proxy.addr));
-        pairs.push(("secrets_endpoint_url", &proxy.addr));
-        let inv = if what == "describe-key" {
-            describe(&key_id, &pairs, &localstack::env())
-        } else {
-            sign(&key_id, KeySpec::Ec256, &pairs, &localstack::env())
-        };
-        assert!(inv.succeeded(), "{what}: {}", inv.stderr_text());
-        let mut made: Vec<String> = proxy
-            .sorted_heads()
-            .iter()
-            .filter_map(|h| {
-                h.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("x-amz-target")
-                        .then(|| v.trim().to_owned())
-                })
-            })
-            .collect();
-        made.sort();
-        assert_eq!(made, expected, "{what}");
-        let peak = proxy
-            .peak_in_flight
-            .load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(peak, expected.len(), "{what}: the requests overlap");
-    }
 }
 
 /// A plain-HTTP KMS (LocalStack) with static keys needs no TLS, so the system's trust store is

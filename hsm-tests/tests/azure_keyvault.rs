@@ -8,7 +8,6 @@
 //! plugin itself is driven exactly as notation drives it, with a client secret or a workload
 //! identity against the local token endpoint.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -17,253 +16,17 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use plugin_protocol::client::{Invocation, PluginClient};
 use plugin_protocol::contract::DescribeKeyResponse;
-use plugin_protocol::public_key::named_curve_der;
 use plugin_protocol::testca::{CaProfile, TestCa};
-use plugin_protocol::{chain, KeySpec, PublicKey};
-use serde_json::{json, Value};
+use plugin_protocol::{chain, KeySpec};
+use serde_json::json;
 
+use hsm_tests::keyvault::*;
 use hsm_tests::{assert_error, unique};
-
-const SPECS: [(KeySpec, &str); 6] = [
-    (KeySpec::Rsa2048, r#"{"kty":"RSA","key_size":2048}"#),
-    (KeySpec::Rsa3072, r#"{"kty":"RSA","key_size":3072}"#),
-    (KeySpec::Rsa4096, r#"{"kty":"RSA","key_size":4096}"#),
-    (KeySpec::Ec256, r#"{"kty":"EC","crv":"P-256"}"#),
-    (KeySpec::Ec384, r#"{"kty":"EC","crv":"P-384"}"#),
-    (KeySpec::Ec521, r#"{"kty":"EC","crv":"P-521"}"#),
-];
-const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
-
-// ---------------------------------------------------------------------------------------------
-// The emulator and a tiny client of its admin port
-
-/// The emulator's state file (started if needed): VAULT_URL, ADMIN_URL, SSL_CERT_FILE, ...
-fn state() -> &'static BTreeMap<String, String> {
-    static STATE: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    STATE.get_or_init(|| {
-        let status = Command::new(hsm_tests::repo().join("scripts/keyvault-emulator.sh"))
-            .arg("start")
-            .status()
-            .expect("run scripts/keyvault-emulator.sh start");
-        assert!(
-            status.success(),
-            "scripts/keyvault-emulator.sh start failed"
-        );
-        let cache = std::env::var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-        let text =
-            std::fs::read_to_string(cache.join("notation-plugins/keyvault-emulator/state.env"))
-                .expect("read the emulator's state.env");
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
-}
-
-fn st(key: &str) -> String {
-    state()
-        .get(key)
-        .unwrap_or_else(|| panic!("{key} missing from state.env"))
-        .clone()
-}
-
-fn vault_url() -> String {
-    st("KV_EMULATOR_VAULT_URL")
-}
-
-/// One call to the admin port: the vault API without authentication, and fault injection.
-fn admin(method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let admin = st("KV_EMULATOR_ADMIN_URL");
-    let host = admin.trim_start_matches("http://");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let joiner = if path.contains('?') { '&' } else { '?' };
-    let head = format!(
-        "{method} {path}{joiner}api-version=2025-07-01 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\n"
-    );
-    let (status, body) = hsm_tests::http(host, &head, &body);
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
-}
-
-#[track_caller]
-fn admin_ok(method: &str, path: &str, body: Option<Value>) -> Value {
-    let (status, value) = admin(method, path, body);
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path} answered {status}: {value}"
-    );
-    value
-}
-
-/// The version at the end of a Key Vault id.
-fn version_of(id: &str) -> String {
-    id.rsplit('/').next().unwrap().to_owned()
-}
-
-fn b64url(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .unwrap()
-}
-
-/// The public key of a key bundle's JWK.
-fn jwk_public_key(jwk: &Value) -> PublicKey {
-    let s = |k: &str| b64url(jwk[k].as_str().unwrap());
-    if jwk["kty"].as_str().unwrap().starts_with("RSA") {
-        PublicKey::from_rsa_components(&s("n"), &s("e")).unwrap()
-    } else {
-        let spec = match jwk["crv"].as_str().unwrap() {
-            "P-256" => KeySpec::Ec256,
-            "P-384" => KeySpec::Ec384,
-            _ => KeySpec::Ec521,
-        };
-        let mut point = vec![4];
-        point.extend(s("x"));
-        point.extend(s("y"));
-        PublicKey::from_ec_point(&named_curve_der(spec).unwrap(), &point).unwrap()
-    }
-}
-
-/// A plain key (no certificate): its version.
-fn create_key(name: &str, props: &str) -> String {
-    let v = admin_ok(
-        "POST",
-        &format!("/keys/{name}/create"),
-        Some(serde_json::from_str(props).unwrap()),
-    );
-    version_of(v["key"]["kid"].as_str().unwrap())
-}
-
-fn policy(props: &str, issuer: &str, content_type: &str, key_usage: &[&str]) -> Value {
-    let kp: Value = serde_json::from_str(props).unwrap();
-    json!({
-        "key_props": {"kty": kp["kty"], "key_size": kp["key_size"], "crv": kp["crv"],
-                      "exportable": true, "reuse_key": false},
-        "secret_props": {"contentType": content_type},
-        "x509_props": {"subject": "CN=notation signer,O=notation-plugins",
-                       "key_usage": key_usage, "ekus": [CODE_SIGNING], "validity_months": 12},
-        "issuer": {"name": issuer},
-    })
-}
-
-/// A certificate issued by a test CA the way Key Vault users do it: create with issuer Unknown
-/// (Key Vault makes the key and a CSR), the CA signs, merge the chain. Returns (version, CA).
-fn ca_issued_certificate(
-    name: &str,
-    props: &str,
-    content_type: &str,
-    intermediate: bool,
-) -> (String, TestCa) {
-    admin_ok(
-        "POST",
-        &format!("/certificates/{name}/create"),
-        Some(json!({"policy": policy(props, "Unknown", content_type, &["digitalSignature"])})),
-    );
-    let key = admin_ok("GET", &format!("/keys/{name}"), None);
-    let public = jwk_public_key(&key["key"]);
-    let mut ca = TestCa::new("CN=Key Vault Test Root,O=notation-plugins");
-    if intermediate {
-        ca = ca.with_intermediate(
-            "CN=Key Vault Test Signing CA,O=notation-plugins",
-            &CaProfile::default(),
-        );
-    }
-    let chain = ca.issue_leaf(&public, &format!("CN={name},O=notation-plugins"));
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let x5c: Vec<String> = chain.iter().map(|c| b64.encode(c.der())).collect();
-    let v = admin_ok(
-        "POST",
-        &format!("/certificates/{name}/pending/merge"),
-        Some(json!({ "x5c": x5c })),
-    );
-    (version_of(v["id"].as_str().unwrap()), ca)
-}
-
-/// A self-signed certificate made by Key Vault from a policy. Returns (version, cert PEM).
-fn self_signed_certificate(name: &str, props: &str, key_usage: &[&str]) -> (String, String) {
-    admin_ok(
-        "POST",
-        &format!("/certificates/{name}/create"),
-        Some(json!({"policy": policy(props, "Self", "application/x-pkcs12", key_usage)})),
-    );
-    let cert = admin_ok("GET", &format!("/certificates/{name}"), None);
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(cert["cer"].as_str().unwrap())
-        .unwrap();
-    let pem = chain::Certificate::from_der(&der, "kv").unwrap().to_pem();
-    (version_of(cert["id"].as_str().unwrap()), pem)
-}
-
-/// The PEM bundle of a test CA's certificates (intermediate, root) for ca_certs.
-fn ca_bundle(ca: &TestCa, dir: &Path, name: &str) -> PathBuf {
-    // issue_leaf returns leaf, intermediate (if any), root: drop the leaf.
-    let probe = plugin_protocol::testca::generate_key(KeySpec::Ec256)
-        .public_key()
-        .unwrap();
-    let chain = ca.issue_leaf(&probe, "CN=probe");
-    let path = dir.join(format!("{name}.ca.pem"));
-    std::fs::write(&path, chain::to_pem_bundle(&chain[1..])).unwrap();
-    path
-}
-
-fn fault(matching: &str, status: u16, count: i64, retry_after: Option<&str>) {
-    admin_ok(
-        "POST",
-        "/_admin/fault",
-        Some(json!({"match": matching, "status": status, "count": count,
-                    "retry_after": retry_after})),
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Driving the plugin
 
 fn plugin() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| hsm_tests::plugin_binary("azure-keyvault"))
         .clone()
-}
-
-/// A service principal with a client secret, against the local Entra endpoint; every other
-/// Azure variable is explicitly blank so the tests do not depend on the caller's shell.
-fn base_env() -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("SSL_CERT_FILE".into(), st("SSL_CERT_FILE")),
-        ("AZURE_AUTHORITY_HOST".into(), st("AZURE_AUTHORITY_HOST")),
-        ("AZURE_TENANT_ID".into(), st("AZURE_TENANT_ID")),
-        ("AZURE_CLIENT_ID".into(), "notation-tests".into()),
-        (
-            "AZURE_CLIENT_SECRET".into(),
-            st("KV_EMULATOR_CLIENT_SECRET"),
-        ),
-    ];
-    for k in [
-        "AZURE_FEDERATED_TOKEN_FILE",
-        "AZURE_CLIENT_CERTIFICATE_PATH",
-        "AZURE_CREDENTIAL_TYPE",
-        "IDENTITY_ENDPOINT",
-        "MSI_ENDPOINT",
-        "NOTATION_AZURE_KEYVAULT_CERTIFICATE_CHAIN",
-        "NOTATION_AZURE_KEYVAULT_CA_CERTS",
-        "NOTATION_AZURE_KEYVAULT_SELF_SIGNED",
-        "NOTATION_AZURE_KEYVAULT_CREDENTIAL_TYPE",
-        "NOTATION_AZURE_KEYVAULT_CLIENT_ID",
-        "NOTATION_AZURE_KEYVAULT_TENANT_ID",
-        "NOTATION_AZURE_KEYVAULT_TIMEOUT_SECONDS",
-    ] {
-        env.push((k.to_owned(), String::new()));
-    }
-    env
-}
-
-/// `base_env` with some variables replaced.
-fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
-    hsm_tests::env_with(base_env(), changes)
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
@@ -294,21 +57,6 @@ fn conformance(
     hsm_tests::check_and_verify(&plugin(), key_id, pairs, &env, root_pem, dir);
 }
 
-#[track_caller]
-fn assert_spec(key_id: &str, spec: KeySpec) {
-    let inv = describe(key_id, &[], &base_env());
-    assert!(
-        inv.succeeded(),
-        "describe-key {key_id}: {}",
-        inv.stderr_text()
-    );
-    let described: DescribeKeyResponse = inv.response().unwrap();
-    assert_eq!(
-        (described.key_id.as_str(), described.key_spec),
-        (key_id, spec)
-    );
-}
-
 fn meta(err: &plugin_protocol::error::ErrorResponse, key: &str) -> String {
     err.error_metadata
         .as_ref()
@@ -318,94 +66,6 @@ fn meta(err: &plugin_protocol::error::ErrorResponse, key: &str) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // The six key specs, with a chain from each source
-
-/// One key spec through the checker with every chain source and key id form:
-/// * PKCS#12 backing secret (CA chain merged into Key Vault), versionless keys/ id;
-/// * PEM backing secret, versioned certificates/ id;
-/// * the certificate plus ca_certs, with a principal that may not read secrets, azurekms:// id;
-/// * a self-signed certificate made by Key Vault from a Notary-compatible policy, self_signed=true,
-///   versioned keys/ id.
-fn six_specs_case(spec: KeySpec, props: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let vault = vault_url();
-    let host = vault.trim_start_matches("https://");
-
-    let name = unique("p12");
-    let (_, ca) = ca_issued_certificate(&name, props, "application/x-pkcs12", true);
-    let key_id = format!("{vault}/keys/{name}");
-    assert_spec(&key_id, spec);
-    conformance(
-        &key_id,
-        &[],
-        &base_env(),
-        &ca.root_pem(),
-        &dir.path().join("p12"),
-    );
-
-    let name = unique("pem");
-    let (version, ca) = ca_issued_certificate(&name, props, "application/x-pem-file", false);
-    let key_id = format!("{vault}/certificates/{name}/{version}");
-    assert_spec(&key_id, spec);
-    conformance(
-        &key_id,
-        &[],
-        &base_env(),
-        &ca.root_pem(),
-        &dir.path().join("pem"),
-    );
-
-    let bundle = ca_bundle(&ca, dir.path(), &name);
-    let key_id = format!("azurekms://{host}/{name}");
-    let no_secrets = env_with(&[("AZURE_CLIENT_ID", "deny-secrets.get")]);
-    conformance(
-        &key_id,
-        &[("ca_certs", bundle.to_str().unwrap())],
-        &no_secrets,
-        &ca.root_pem(),
-        &dir.path().join("ca_certs"),
-    );
-
-    let name = unique("self");
-    let (version, pem) = self_signed_certificate(&name, props, &["digitalSignature"]);
-    let key_id = format!("{vault}/keys/{name}/{version}");
-    conformance(
-        &key_id,
-        &[("self_signed", "true")],
-        &no_secrets,
-        &pem,
-        &dir.path().join("self"),
-    );
-}
-
-#[test]
-fn rsa_2048_every_chain_source() {
-    six_specs_case(SPECS[0].0, SPECS[0].1);
-}
-
-#[test]
-fn rsa_3072_every_chain_source() {
-    six_specs_case(SPECS[1].0, SPECS[1].1);
-}
-
-#[test]
-fn rsa_4096_every_chain_source() {
-    six_specs_case(SPECS[2].0, SPECS[2].1);
-}
-
-#[test]
-fn ec_256_every_chain_source() {
-    six_specs_case(SPECS[3].0, SPECS[3].1);
-}
-
-#[test]
-fn ec_384_every_chain_source() {
-    six_specs_case(SPECS[4].0, SPECS[4].1);
-}
-
-#[test]
-fn ec_521_every_chain_source() {
-    six_specs_case(SPECS[5].0, SPECS[5].1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Credentials
@@ -554,40 +214,14 @@ fn client_secret_credentials_and_their_failures() {
     assert_error(&inv, "VALIDATION_ERROR", &["no tenant", "AZURE_TENANT_ID"]);
 }
 
-#[test]
-fn metadata_never_touches_azure() {
-    // No credential, no trust, no vault: get-plugin-metadata is static.
-    let c = PluginClient::new(plugin())
-        .with_env("AZURE_AUTHORITY_HOST", "https://127.0.0.1:9")
-        .with_env("AZURE_CLIENT_SECRET", "");
-    let inv = c.get_metadata(None).unwrap();
-    assert!(inv.succeeded(), "{}", inv.stderr_text());
-    let v: Value = inv.response().unwrap();
-    assert_eq!(v["name"], "azure-keyvault");
-    assert_eq!(v["capabilities"], json!(["SIGNATURE_GENERATOR.RAW"]));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Failures: code and message
 
+/// (An unknown key: the contract suite.)
 #[test]
-fn key_not_found_and_bad_key_ids() {
+fn certificate_not_found_and_bad_key_ids() {
     let vault = vault_url();
     let name = unique("missing");
-    let inv = describe(&format!("{vault}/keys/{name}"), &[], &base_env());
-    let err = assert_error(
-        &inv,
-        "VALIDATION_ERROR",
-        &[
-            &format!("key '{name}' in vault local.vault.azure.net"),
-            "KeyNotFound",
-            "request id",
-        ],
-    );
-    assert_eq!(meta(&err, "azureErrorCode"), "KeyNotFound");
-    assert_eq!(meta(&err, "httpStatus"), "404");
-    assert!(!meta(&err, "requestId").is_empty());
-
     let inv = describe(
         &format!("{vault}/certificates/{name}/0a1b"),
         &[],
@@ -777,33 +411,10 @@ fn throttled_then_succeeded() {
     assert_eq!(requests(&format!("/keys/{name}/{version}/sign")).len(), 3);
 }
 
-/// The vault API requests the emulator got whose "METHOD /path" contains `matching`.
-fn requests(matching: &str) -> Vec<String> {
-    let v = admin_ok("GET", &format!("/_admin/requests?match={matching}"), None);
-    v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_owned())
-        .collect()
-}
-
+/// (Throttled beyond the attempts: the contract suite.)
 #[test]
-fn throttled_beyond_attempts_and_deadline() {
+fn throttled_beyond_the_deadline() {
     let vault = vault_url();
-    // Retry-After 0: five attempts, then THROTTLED with Azure's code and request id.
-    let name = unique("throttle-attempts");
-    create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
-    fault(&format!("/keys/{name}"), 429, -1, Some("0"));
-    let inv = describe(&format!("{vault}/keys/{name}"), &[], &base_env());
-    let err = assert_error(
-        &inv,
-        "THROTTLED",
-        &["is throttling requests", "Throttled", "after 5 attempts"],
-    );
-    assert_eq!(meta(&err, "azureErrorCode"), "Throttled");
-    assert!(!meta(&err, "requestId").is_empty());
-
     // Retry-After 2 with a 3 s deadline: once the wait no longer fits, THROTTLED, saying that
     // the asked wait is longer than what is left of the deadline (which has not passed).
     let name = unique("throttle-deadline");
@@ -1076,8 +687,9 @@ fn incomplete_chain_in_the_backing_secret() {
     );
 }
 
+/// (An unreachable vault: the contract suite.)
 #[test]
-fn untrusted_tls_fails_fast_and_unreachable_vault_is_bounded() {
+fn untrusted_tls_fails_fast() {
     let name = unique("tls");
     create_key(&name, r#"{"kty":"EC","crv":"P-256"}"#);
     // Without the test CA in SSL_CERT_FILE: no retries (the SDK's own would take ~80 s).
@@ -1097,31 +709,6 @@ fn untrusted_tls_fails_fast_and_unreachable_vault_is_bounded() {
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
-
-    // Nothing listens: retried within the deadline, then reported.
-    let started = Instant::now();
-    let inv = describe(
-        &format!("https://local.vault.azure.net:1/keys/{name}"),
-        &[("timeout_seconds", "4")],
-        &base_env(),
-    );
-    let err = inv.error().expect("a JSON error");
-    assert!(
-        ["ERROR", "TIMEOUT"].contains(&err.error_code.as_str()),
-        "{:?}",
-        err
-    );
-    assert!(
-        err.error_message.contains("cannot reach Key Vault")
-            || err.error_message.contains("cannot get a Key Vault token"),
-        "{}",
-        err.error_message
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
@@ -1181,44 +768,6 @@ fn certificate_commands_sign_with_the_vault_key() {
     );
 }
 
-/// The sign call's answer throttled, slow, hung, or with a wrong signature, by the emulator's
-/// fault injection (the shared table of `hsm_tests::tamper`; Key Vault returns r‖s, so the
-/// wrong encoding is DER).
-#[test]
-fn sign_answers_tampered_on_the_way_back() {
-    use hsm_tests::tamper::{self, Arranged, Tampering};
-    let vault = vault_url();
-    tamper::run("azure-keyvault", &|t| {
-        let name = unique("tamper");
-        self_signed_certificate(
-            &name,
-            r#"{"kty":"EC","crv":"P-256"}"#,
-            &["digitalSignature"],
-        );
-        let (kind, count) = match t {
-            Tampering::ThrottledTwice => ("status", 2),
-            Tampering::Slow | Tampering::SlowPastDeadline => ("delay", -1),
-            Tampering::Hung => ("hang", -1),
-            Tampering::FlippedSignature => ("flip_signature", -1),
-            Tampering::OtherEcdsaEncoding => ("der_signature", -1),
-        };
-        admin_ok(
-            "POST",
-            "/_admin/fault",
-            Some(
-                json!({"match": format!("/keys/{name}/"), "suffix": "/sign", "kind": kind,
-                        "count": count, "status": 429, "retry_after": "0",
-                        "seconds": tamper::SLOW.as_secs_f64()}),
-            ),
-        );
-        Arranged {
-            key_id: format!("{vault}/keys/{name}"),
-            pairs: vec![("self_signed".into(), "true".into())],
-            env: base_env(),
-        }
-    });
-}
-
 /// After a certificate is renewed (a new version of certificate, key and secret), a key id pinned
 /// to the old version signs with the old key and returns the old certificate; the versionless
 /// id uses the new ones.
@@ -1254,83 +803,6 @@ fn a_pinned_certificate_version_signs_with_its_own_key_after_renewal() {
         assert_eq!(
             &leaf, pem,
             "{key_id} returned another version's certificate"
-        );
-    }
-}
-
-/// The vault requests each command makes, per key id kind and chain source (the emulator's
-/// request log): describe-key one read; generate-signature one sign (no key read first), plus
-/// the certificate or its backing secret when the chain is kept in Key Vault; each after the
-/// SDK's challenge request (and one token request per invocation, not counted here).
-#[test]
-fn round_trips_per_command_and_chain_source() {
-    let name = unique("trips");
-    let (_, pem) = self_signed_certificate(
-        &name,
-        r#"{"kty":"EC","crv":"P-256"}"#,
-        &["digitalSignature"],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("chain.pem");
-    std::fs::write(&file, &pem).unwrap();
-    let file = file.to_str().unwrap();
-    let vault = vault_url();
-    let (keys, certificates) = (
-        format!("{vault}/keys/{name}"),
-        format!("{vault}/certificates/{name}"),
-    );
-    /// The command, key id, pluginConfig, and the vault requests it must make.
-    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 6] = [
-        ("describe-key", &keys, &[], &["GET /keys/"]),
-        ("describe-key", &certificates, &[], &["GET /certificates/"]),
-        (
-            "generate-signature",
-            &keys,
-            &[("certificate_chain", file)],
-            &["POST /keys/"],
-        ),
-        (
-            "generate-signature",
-            &certificates,
-            &[],
-            &["GET /secrets/", "POST /keys/"],
-        ),
-        (
-            "generate-signature",
-            &keys,
-            &[("self_signed", "true")],
-            &["GET /certificates/", "POST /keys/"],
-        ),
-        (
-            "generate-signature",
-            &certificates,
-            &[("ca_certs", file)],
-            &["GET /certificates/", "POST /keys/"],
-        ),
-    ];
-    for (command, key_id, pairs, expected) in cases {
-        let before = requests(&format!("/{name}")).len();
-        let inv = if command == "describe-key" {
-            describe(key_id, pairs, &base_env())
-        } else {
-            sign(key_id, KeySpec::Ec256, pairs, &base_env())
-        };
-        assert!(
-            inv.succeeded(),
-            "{command} {key_id} {pairs:?}: {}",
-            inv.stderr_text()
-        );
-        let mut made = requests(&format!("/{name}"))[before..].to_vec();
-        made.sort();
-        // The official SDK sends each client's first request without a token, to learn the
-        // tenant and scope from Key Vault's challenge, then again with one: each call twice.
-        let expected: Vec<&str> = expected.iter().flat_map(|e| [*e, *e]).collect();
-        let matched = made.len() == expected.len()
-            && made.iter().zip(&expected).all(|(m, e)| m.starts_with(e));
-        assert!(
-            matched,
-            "{command} {key_id} {pairs:?}: made {made:?}, expected {expected:?}"
         );
     }
 }

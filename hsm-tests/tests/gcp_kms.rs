@@ -6,7 +6,6 @@
 //! as notation drives it, with the emulator's service-account key file as Application Default
 //! Credentials (a self-signed JWT, as Google's Rust library sends for service accounts).
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,168 +19,8 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
-use hsm_tests::{assert_error, unique};
-
-const SPECS: [(KeySpec, &str); 4] = [
-    (KeySpec::Ec256, "EC_SIGN_P256_SHA256"),
-    (KeySpec::Ec384, "EC_SIGN_P384_SHA384"),
-    (KeySpec::Rsa2048, "RSA_SIGN_PSS_2048_SHA256"),
-    (KeySpec::Rsa4096, "RSA_SIGN_PSS_4096_SHA512"),
-];
-
-// ---------------------------------------------------------------------------------------------
-// The emulator and a tiny client of its REST API
-
-fn state() -> &'static BTreeMap<String, String> {
-    static STATE: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    STATE.get_or_init(|| {
-        hsm_tests::start_backend("gcpkms-emulator.sh");
-        let cache = std::env::var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-        let text =
-            std::fs::read_to_string(cache.join("notation-plugins/gcpkms-emulator/state.env"))
-                .expect("read the emulator's state.env");
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
-}
-
-fn st(key: &str) -> String {
-    state()
-        .get(key)
-        .unwrap_or_else(|| panic!("{key} missing from state.env"))
-        .clone()
-}
-
-fn url() -> String {
-    st("GCPKMS_EMULATOR_URL")
-}
-
-fn host() -> String {
-    url().trim_start_matches("http://").to_owned()
-}
-
-fn request(method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
-    let host = host();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\n{auth}"
-    );
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let (status, text) = hsm_tests::http(&host, &head, &body);
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn token() -> String {
-    static TOKEN: OnceLock<String> = OnceLock::new();
-    TOKEN
-        .get_or_init(|| {
-            let (status, v) = request("GET", "/_admin/token", None, None);
-            assert_eq!(status, 200, "{v}");
-            v["access_token"].as_str().unwrap().to_owned()
-        })
-        .clone()
-}
-
-/// One authenticated API call that must succeed.
-#[track_caller]
-fn api(method: &str, path: &str, body: Value) -> Value {
-    let (status, v) = request(method, path, Some(body), Some(&token()));
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path} answered {status}: {v}"
-    );
-    v
-}
-
-#[track_caller]
-fn admin(path: &str, body: Value) {
-    let (status, v) = request("POST", path, Some(body), None);
-    assert_eq!(status, 200, "{path}: {v}");
-}
-
-/// A fresh key ring: `projects/<p>/locations/<l>/keyRings/<r>`.
-fn key_ring() -> String {
-    let parent = format!(
-        "projects/{}/locations/europe-west1",
-        st("GCPKMS_EMULATOR_PROJECT")
-    );
-    let id = unique("ring");
-    api(
-        "POST",
-        &format!("/v1/{parent}/keyRings?keyRingId={id}"),
-        json!({}),
-    );
-    format!("{parent}/keyRings/{id}")
-}
-
-/// A new key of `algorithm` (purpose from the algorithm): its name.
-fn create_key(algorithm: &str) -> String {
-    let purpose = match algorithm {
-        "GOOGLE_SYMMETRIC_ENCRYPTION" => "ENCRYPT_DECRYPT",
-        a if a.starts_with("HMAC") => "MAC",
-        _ => "ASYMMETRIC_SIGN",
-    };
-    let ring = key_ring();
-    let id = unique("key");
-    let v = api(
-        "POST",
-        &format!("/v1/{ring}/cryptoKeys?cryptoKeyId={id}"),
-        json!({"purpose": purpose, "versionTemplate": {"algorithm": algorithm}}),
-    );
-    v["name"].as_str().unwrap().to_owned()
-}
-
-fn add_version(key: &str) -> String {
-    let v = api("POST", &format!("/v1/{key}/cryptoKeyVersions"), json!({}));
-    v["name"].as_str().unwrap().to_owned()
-}
-
-fn public_key(version: &str) -> PublicKey {
-    let (status, v) = request(
-        "GET",
-        &format!("/v1/{version}/publicKey"),
-        None,
-        Some(&token()),
-    );
-    assert_eq!(status, 200, "{v}");
-    PublicKey::from_spki_pem(v["pem"].as_str().unwrap()).unwrap()
-}
-
-fn set_state(version: &str, state: &str) {
-    admin("/_admin/state", json!({"name": version, "state": state}));
-}
-
-fn fault(body: Value) {
-    admin("/_admin/fault", body);
-}
-
-/// A secret holding `data` with one version: the version's name.
-fn create_secret(data: &str) -> String {
-    let parent = format!("projects/{}", st("GCPKMS_EMULATOR_PROJECT"));
-    let id = unique("chain");
-    api(
-        "POST",
-        &format!("/v1/{parent}/secrets?secretId={id}"),
-        json!({"replication": {"automatic": {}}}),
-    );
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let v = api(
-        "POST",
-        &format!("/v1/{parent}/secrets/{id}:addVersion"),
-        json!({"payload": {"data": b64.encode(data)}}),
-    );
-    v["name"].as_str().unwrap().to_owned()
-}
+use hsm_tests::assert_error;
+use hsm_tests::gcpkms::*;
 
 // ---------------------------------------------------------------------------------------------
 // Driving the plugin
@@ -190,40 +29,6 @@ fn plugin() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| hsm_tests::plugin_binary("gcp-kms"))
         .clone()
-}
-
-/// The emulator's service-account key as Application Default Credentials and the emulator as
-/// both endpoints; every other Google variable explicitly blank, and HOME empty (no gcloud
-/// files), so the tests do not depend on the caller's shell.
-fn base_env() -> Vec<(String, String)> {
-    let home = std::env::temp_dir().join("gcp-kms-tests-empty-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut env: Vec<(String, String)> = vec![
-        (
-            "GOOGLE_APPLICATION_CREDENTIALS".into(),
-            st("GCPKMS_EMULATOR_SERVICE_ACCOUNT"),
-        ),
-        ("NOTATION_GCP_KMS_ENDPOINT".into(), url()),
-        ("NOTATION_GCP_KMS_SECRET_MANAGER_ENDPOINT".into(), url()),
-        ("HOME".into(), home.display().to_string()),
-    ];
-    for k in [
-        "CLOUDSDK_CONFIG",
-        "GCE_METADATA_HOST",
-        "GOOGLE_CLOUD_QUOTA_PROJECT",
-        "NOTATION_GCP_KMS_CERTIFICATE_CHAIN",
-        "NOTATION_GCP_KMS_CA_CERTS",
-        "NOTATION_GCP_KMS_CREDENTIALS_FILE",
-        "NOTATION_GCP_KMS_CERTIFICATE_CHAIN_SECRET",
-        "NOTATION_GCP_KMS_TIMEOUT_SECONDS",
-    ] {
-        env.push((k.to_owned(), String::new()));
-    }
-    env
-}
-
-fn env_with(changes: &[(&str, &str)]) -> Vec<(String, String)> {
-    hsm_tests::env_with(base_env(), changes)
 }
 
 fn describe(key_id: &str, pairs: &[(&str, &str)], env: &[(String, String)]) -> Invocation {
@@ -296,51 +101,6 @@ fn ready_key(dir: &Path) -> (String, PathBuf) {
 // ---------------------------------------------------------------------------------------------
 // The four key specs through the checker, both key reference forms, chain from file and Secret
 // Manager
-
-fn four_specs_case(spec: KeySpec, algorithm: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let key = create_key(algorithm);
-    let version = format!("{key}/cryptoKeyVersions/1");
-    let pk = public_key(&version);
-    let (path, root) = chain_file(dir.path(), &pk, algorithm);
-    let chain_file = [("certificate_chain", path.to_str().unwrap())];
-
-    // The full version name, chain from a file.
-    assert_spec(&version, spec);
-    conformance(&version, &chain_file, &root, &dir.path().join("version"));
-
-    // The sigstore form of the key name (its only enabled version), chain from Secret Manager.
-    let key_id = format!("gcpkms://{key}");
-    assert_spec(&key_id, spec);
-    let (bundle, root) = chain_for(&pk, &format!("{algorithm}-sm"));
-    let secret = create_secret(&bundle);
-    conformance(
-        &key_id,
-        &[("certificate_chain_secret", &secret)],
-        &root,
-        &dir.path().join("sigstore"),
-    );
-}
-
-#[test]
-fn ec_256_through_the_checker() {
-    four_specs_case(SPECS[0].0, SPECS[0].1);
-}
-
-#[test]
-fn ec_384_through_the_checker() {
-    four_specs_case(SPECS[1].0, SPECS[1].1);
-}
-
-#[test]
-fn rsa_2048_through_the_checker() {
-    four_specs_case(SPECS[2].0, SPECS[2].1);
-}
-
-#[test]
-fn rsa_4096_through_the_checker() {
-    four_specs_case(SPECS[3].0, SPECS[3].1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Refusals: algorithms, key states, versionless keys, key names
@@ -431,13 +191,9 @@ fn a_key_name_needs_exactly_one_enabled_version() {
     );
 }
 
+/// (An unknown key version: the contract suite.)
 #[test]
-fn unknown_keys_and_malformed_names() {
-    let ring = key_ring();
-    let missing = format!("{ring}/cryptoKeys/absent/cryptoKeyVersions/1");
-    let inv = describe(&missing, &[], &base_env());
-    let err = assert_error(&inv, "VALIDATION_ERROR", &["not found", &missing]);
-    assert_eq!(meta(&err, "googleStatus"), "NOT_FOUND");
+fn malformed_key_names_are_refused_before_any_call() {
     for bad in [
         "release",
         "projects/p/locations/l/keyRings/r",
@@ -484,8 +240,9 @@ fn permission_denied_names_the_missing_permission() {
     );
 }
 
+/// (Throttled and unavailable for good: the contract suite.)
 #[test]
-fn throttling_and_unavailability_are_retried_then_reported() {
+fn throttling_and_unavailability_are_retried_then_signed() {
     let dir = tempfile::tempdir().unwrap();
     let (version, chain) = ready_key(dir.path());
     let chain = [("certificate_chain", chain.to_str().unwrap())];
@@ -496,28 +253,11 @@ fn throttling_and_unavailability_are_retried_then_reported() {
     fault(json!({"match": format!("{version}:asymmetricSign"), "status": 503, "count": 2}));
     let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
     assert!(inv.succeeded(), "{}", inv.stderr_text());
-
-    // Throttled for good: THROTTLED after the bounded retries, within the deadline.
-    let start = Instant::now();
-    fault(json!({"match": format!("{version}:asymmetricSign"), "status": 429, "count": 5}));
-    let inv = sign(&version, KeySpec::Ec256, &chain, &base_env());
-    let err = assert_error(&inv, "THROTTLED", &["RESOURCE_EXHAUSTED", "Quota exceeded"]);
-    assert_eq!(meta(&err, "attempts"), "5");
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        start.elapsed()
-    );
-
-    // Unavailable for good: ERROR after the retries.
-    fault(json!({"match": format!("{version}/publicKey"), "status": 503, "count": 5}));
-    let inv = describe(&version, &[], &base_env());
-    let err = assert_error(&inv, "ERROR", &["UNAVAILABLE", "unavailable"]);
-    assert_eq!(meta(&err, "attempts"), "5");
 }
 
+/// (A hung Cloud KMS: the contract suite.)
 #[test]
-fn slow_answers_within_the_deadline_and_hangs_end_at_it() {
+fn slow_answers_within_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let (version, chain) = ready_key(dir.path());
     let chain = ("certificate_chain", chain.to_str().unwrap());
@@ -528,24 +268,6 @@ fn slow_answers_within_the_deadline_and_hangs_end_at_it() {
     assert!(
         inv.elapsed >= Duration::from_millis(1500),
         "{:?}",
-        inv.elapsed
-    );
-
-    fault(json!({"match": format!("{version}:asymmetricSign"), "hang": true, "count": -1}));
-    let inv = sign(
-        &version,
-        KeySpec::Ec256,
-        &[chain, ("timeout_seconds", "4")],
-        &base_env(),
-    );
-    assert_error(&inv, "TIMEOUT", &["4s deadline", "timeout_seconds"]);
-    assert!(
-        inv.elapsed < Duration::from_secs(7),
-        "a hung Cloud KMS held the plugin for {:?}",
-        inv.elapsed
-    );
-    eprintln!(
-        "hung asymmetricSign, timeout_seconds=4: TIMEOUT after {:?}",
         inv.elapsed
     );
 }
@@ -635,17 +357,7 @@ fn application_default_credentials_from_each_source() {
 
     // gcloud's application-default credentials (authorized_user: refresh-token grant at the
     // token endpoint named in the file).
-    let gcloud = dir.path().join("gcloud");
-    std::fs::create_dir_all(&gcloud).unwrap();
-    std::fs::copy(
-        st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
-        gcloud.join("application_default_credentials.json"),
-    )
-    .unwrap();
-    let env = env_with(&[
-        ("GOOGLE_APPLICATION_CREDENTIALS", ""),
-        ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
-    ]);
+    let env = gcloud_user_env(dir.path());
     let inv = sign(&version, KeySpec::Ec256, &[chain], &env);
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 
@@ -801,18 +513,10 @@ fn metadata_server_absent_fails_fast() {
     }
 }
 
+/// (An endpoint that is down: the contract suite.)
 #[test]
-fn endpoint_down_is_an_error_naming_it() {
-    plugin();
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
+fn a_plain_http_endpoint_must_be_loopback() {
     let version = "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1";
-    let inv = describe(
-        version,
-        &[("endpoint", &endpoint), ("timeout_seconds", "5")],
-        &base_env(),
-    );
-    assert_error(&inv, "ERROR", &[&endpoint]);
-    assert!(inv.elapsed < Duration::from_secs(7), "{:?}", inv.elapsed);
     // Plain HTTP is for a loopback emulator only.
     let inv = describe(
         version,
@@ -820,19 +524,6 @@ fn endpoint_down_is_an_error_naming_it() {
         &base_env(),
     );
     assert_error(&inv, "VALIDATION_ERROR", &["loopback", "https://"]);
-}
-
-#[test]
-fn metadata_needs_no_google_at_all() {
-    let inv = plugin_protocol::client::PluginClient::new(plugin())
-        .with_envs(&env_with(&[(
-            "NOTATION_GCP_KMS_ENDPOINT",
-            "http://127.0.0.1:1",
-        )]))
-        .get_metadata(None)
-        .unwrap();
-    assert!(inv.succeeded(), "{}", inv.stderr_text());
-    assert!(inv.elapsed < Duration::from_secs(2));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1004,158 +695,4 @@ fn an_offline_root_on_a_token_certifies_a_cloud_kms_key() {
         policy["trustPolicies"][0]["trustedIdentities"],
         json!([format!("x509.subject: {leaf_subject}")])
     );
-}
-
-#[test]
-fn credentials_never_reach_output_or_the_debug_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let (version, chain) = ready_key(dir.path());
-    let chain = ("certificate_chain", chain.to_str().unwrap());
-    let sa: Value = serde_json::from_str(
-        &std::fs::read_to_string(st("GCPKMS_EMULATOR_SERVICE_ACCOUNT")).unwrap(),
-    )
-    .unwrap();
-    let user: Value = serde_json::from_str(
-        &std::fs::read_to_string(st("GCPKMS_EMULATOR_AUTHORIZED_USER")).unwrap(),
-    )
-    .unwrap();
-    // A line of the service account's private key, the refresh token, and what any token looks
-    // like (a JWT's header, the emulator's access tokens, an Authorization header).
-    let key_line = sa["private_key"].as_str().unwrap().lines().nth(5).unwrap();
-    let refresh = user["refresh_token"].as_str().unwrap();
-    let gcloud = dir.path().join("gcloud");
-    std::fs::create_dir_all(&gcloud).unwrap();
-    std::fs::copy(
-        st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
-        gcloud.join("application_default_credentials.json"),
-    )
-    .unwrap();
-    for (name, changes) in [
-        ("service account", vec![]),
-        (
-            "gcloud user",
-            vec![
-                ("GOOGLE_APPLICATION_CREDENTIALS", ""),
-                ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
-            ],
-        ),
-    ] {
-        let log = dir.path().join(format!("{}.log", name.replace(' ', "-")));
-        let log_path = log.display().to_string();
-        let mut changes = changes.clone();
-        changes.push(("NOTATION_PLUGIN_LOG", &log_path));
-        let env = env_with(&changes);
-        let inv = sign(&version, KeySpec::Ec256, &[chain], &env);
-        assert!(inv.succeeded(), "{name}: {}", inv.stderr_text());
-        // And a failure, whose message carries the most detail.
-        fault(json!({"match": format!("{version}:asymmetricSign"), "status": 403, "count": 1}));
-        let failed = sign(&version, KeySpec::Ec256, &[chain], &env);
-        assert_error(&failed, "ACCESS_DENIED", &["useToSign"]);
-        let text = std::fs::read_to_string(&log).unwrap();
-        assert!(
-            text.contains("generate-signature"),
-            "{name}: the log is empty"
-        );
-        for inv in [&inv, &failed] {
-            let out = format!(
-                "{}{}{text}",
-                String::from_utf8_lossy(&inv.stdout),
-                inv.stderr_text()
-            );
-            for secret in [key_line, refresh, "eyJ", "emu.", "Bearer", "PRIVATE KEY"] {
-                assert!(!out.contains(secret), "{name}: {secret:?} in output or log");
-            }
-        }
-    }
-}
-
-/// The requests each command makes, per key name form and chain source, seen by a proxy in front
-/// of the emulator that holds every request 300 ms: describe-key reads the public key;
-/// generate-signature is one asymmetricSign (no getPublicKey first; a key name without a version
-/// lists the versions first), plus the Secret Manager chain at the same time.
-#[test]
-fn round_trips_per_command_and_chain_source() {
-    use hsm_tests::fake::{tampering_proxy, Tamper};
-    let dir = tempfile::tempdir().unwrap();
-    let (version, file) = ready_key(dir.path());
-    let key = version
-        .split("/cryptoKeyVersions/")
-        .next()
-        .unwrap()
-        .to_owned();
-    let bundle = std::fs::read_to_string(&file).unwrap();
-    let secret = create_secret(&bundle);
-    let file = file.to_str().unwrap();
-    /// The command, key name, pluginConfig, and the request lines it must make.
-    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<String>);
-    let cases: [Case; 4] = [
-        (
-            "describe-key",
-            &version,
-            vec![],
-            vec![format!("GET /v1/{version}/publicKey")],
-        ),
-        (
-            "generate-signature",
-            &version,
-            vec![("certificate_chain", file)],
-            vec![format!("POST /v1/{version}:asymmetricSign")],
-        ),
-        (
-            "generate-signature",
-            &version,
-            vec![("certificate_chain_secret", secret.as_str())],
-            vec![
-                format!("GET /v1/{secret}:access"),
-                format!("POST /v1/{version}:asymmetricSign"),
-            ],
-        ),
-        (
-            "generate-signature",
-            &key,
-            vec![("certificate_chain", file)],
-            vec![
-                format!("GET /v1/{key}/cryptoKeyVersions"),
-                format!("POST /v1/{version}:asymmetricSign"),
-            ],
-        ),
-    ];
-    for (command, key_id, pairs, expected) in cases {
-        let proxy = tampering_proxy(&url(), "/v1/", Tamper::Delay(Duration::from_millis(300)));
-        let env = env_with(&[
-            ("NOTATION_GCP_KMS_ENDPOINT", &proxy.addr),
-            ("NOTATION_GCP_KMS_SECRET_MANAGER_ENDPOINT", &proxy.addr),
-        ]);
-        let inv = if command == "describe-key" {
-            describe(key_id, &pairs, &env)
-        } else {
-            sign(key_id, KeySpec::Ec256, &pairs, &env)
-        };
-        assert!(inv.succeeded(), "{command} {key_id}: {}", inv.stderr_text());
-        let made: Vec<String> = proxy
-            .sorted_heads()
-            .iter()
-            .map(|h| h.lines().next().unwrap_or("").to_owned())
-            .collect();
-        let matched = made.len() == expected.len()
-            && made
-                .iter()
-                .zip(&expected)
-                .all(|(m, e)| m.starts_with(e.as_str()));
-        assert!(
-            matched,
-            "{command} {key_id} {pairs:?}: made {made:?}, expected {expected:?}"
-        );
-        // The chain is read while the key signs; listing versions must come first.
-        let overlap = if pairs.iter().any(|(k, _)| *k == "certificate_chain_secret") {
-            2
-        } else {
-            1
-        };
-        assert_eq!(
-            proxy.peak_in_flight(),
-            overlap,
-            "{command} {key_id} {pairs:?}"
-        );
-    }
 }

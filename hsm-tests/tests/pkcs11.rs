@@ -7,66 +7,12 @@ use std::os::unix::fs::PermissionsExt;
 use hsm_tests::softhsm::{SoftToken, SOFTHSM_MODULE};
 use hsm_tests::{assert_error, check_and_verify, env_refs, verify};
 use plugin_protocol::client::Invocation;
-use plugin_protocol::contract::DescribeKeyResponse;
 use plugin_protocol::testca::{LeafProfile, TestCa};
 use plugin_protocol::{ErrorCode, KeySpec};
 
 /// describe-key, as notation runs it, for a key id that must fail.
 fn describe_error(token: &SoftToken, key_id: &str) -> Invocation {
     token.client().describe_key(key_id, None).unwrap()
-}
-
-/// A key of `spec` on a fresh token, its chain (leaf, intermediate, root) stored on the token,
-/// passes every check of notation-plugin-check, and both envelopes verify.
-fn passes_with_chain_on_token(spec: KeySpec) {
-    let token = SoftToken::new("signing");
-    let uri = token.generate("release-key", spec);
-    let ca = TestCa::new("CN=Test Root,O=Notation Plugins").with_intermediate(
-        "CN=Test Intermediate,O=Notation Plugins",
-        &Default::default(),
-    );
-    let chain = ca.issue_leaf(&token.public_key(&uri), "CN=release,O=Notation Plugins");
-    token.import_chain(&uri, &chain);
-
-    let described = token.client().describe_key(&uri, None).unwrap();
-    let described: DescribeKeyResponse = described.response().unwrap();
-    assert_eq!(described.key_spec, spec);
-    assert_eq!(described.key_id, uri);
-
-    let env = token.env();
-    check_and_verify(
-        &token.plugin,
-        &uri,
-        &[],
-        &env_refs(&env),
-        &ca.root_pem(),
-        token.dir.path(),
-    );
-}
-
-#[test]
-fn rsa_2048_passes_the_checker() {
-    passes_with_chain_on_token(KeySpec::Rsa2048);
-}
-#[test]
-fn rsa_3072_passes_the_checker() {
-    passes_with_chain_on_token(KeySpec::Rsa3072);
-}
-#[test]
-fn rsa_4096_passes_the_checker() {
-    passes_with_chain_on_token(KeySpec::Rsa4096);
-}
-#[test]
-fn ec_256_passes_the_checker() {
-    passes_with_chain_on_token(KeySpec::Ec256);
-}
-#[test]
-fn ec_384_passes_the_checker() {
-    passes_with_chain_on_token(KeySpec::Ec384);
-}
-#[test]
-fn ec_521_passes_the_checker() {
-    passes_with_chain_on_token(KeySpec::Ec521);
 }
 
 /// A key with CKA_ALWAYS_AUTHENTICATE (a PIN entry before every signature, which SoftHSM2

@@ -88,14 +88,6 @@ fn a_wrong_shape_answer_is_the_servers_fault() {
 }
 
 #[test]
-fn a_huge_body_is_refused_not_buffered() {
-    let server = fake::serve(Answer::Huge(100 << 20));
-    let inv = describe(&client(&server.addr), "k", &[]);
-    assert_error(&inv, "ERROR", &["larger than 4 MiB"]);
-    assert!(inv.elapsed < Duration::from_secs(10), "{:?}", inv.elapsed);
-}
-
-#[test]
 fn a_retry_after_past_the_deadline_is_throttled_and_says_so() {
     let server = fake::serve(Answer::Http(
         "429 Too Many Requests",
