@@ -128,7 +128,17 @@ start() {
     log "already running (pid $(cat "$PIDFILE")); for a shell: eval \"\$($0 env)\""
     return
   fi
-  running && stop_stack
+  if running; then
+    # A test holding the cards (the card lock) may have one pulled out, slowed down or waiting
+    # for a touch: the stack is judged, and restarted, only once no test holds them.
+    exec 8>"$DIR/lock"
+    flock -w 300 8 || true
+    if healthy; then
+      log "already running (pid $(cat "$PIDFILE")); for a shell: eval \"\$($0 env)\""
+      return
+    fi
+    stop_stack
+  fi
   rm -f "$RUN/pcscd.comm" "$RUN/pcscd.pid"
   log "starting pcscd and the cards (serials ${SERIALS[*]}) in a private network namespace, log $LOG"
   mkdir -p /run/pcscd
@@ -141,7 +151,7 @@ start() {
     "$3" "$4" run --dir "$5/card1" --port "$6" &
     "$3" "$4" run --dir "$5/card2" --port "$7" &
     wait' stack "$RUN" "$DIR/conf" "$VENV/bin/python" "$CARD" "$DIR" "${PORTS[0]}" "${PORTS[1]}" \
-    >"$LOG" 2>&1 </dev/null 9>&- &
+    >"$LOG" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do
     if healthy; then
