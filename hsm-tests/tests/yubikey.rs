@@ -765,3 +765,53 @@ fn an_offline_root_on_the_yubikey_certifies_a_kms_key() {
     assert_eq!(card.pin_retries(), 3);
     let _ = Path::new(&root);
 }
+
+/// A YubiKey held exclusively by another program (as gpg's scdaemon holds one) is refused with
+/// that cause named, and the key signs again once the program lets go.
+#[test]
+fn a_card_held_by_another_program_is_named() {
+    let card = card();
+    let ca = key_with_certificate(&card, 0x9a, KeySpec::Ec256, "NEVER");
+    let bundle = card.write("ca.pem", &ca.root_pem()).display().to_string();
+    let id = key_id(&card, 0x9a);
+    // pyscard (ykman's PC/SC layer) takes the card in exclusive mode until stdin closes.
+    let python = std::path::Path::new(&card.vars["PIV_CARD_YKMAN"]).with_file_name("python");
+    let hold = r#"
+import sys
+from smartcard.System import readers
+from smartcard.scard import SCARD_SHARE_EXCLUSIVE
+reader = [r for r in readers() if str(r) == sys.argv[1]][0]
+conn = reader.createConnection()
+conn.connect(mode=SCARD_SHARE_EXCLUSIVE)
+print("held", flush=True)
+sys.stdin.read()
+"#;
+    let mut holder = Command::new(python)
+        .args(["-c", hold, card.reader])
+        .envs(card.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the card holder");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let err = assert_error(
+        &sign(&card, &id, KeySpec::Ec256, &[("ca_certs", &bundle)]),
+        "ERROR",
+        &["held by another program", "scdaemon"],
+    );
+    assert!(
+        !err.error_message.contains("PC/SC error"),
+        "{}",
+        err.error_message
+    );
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let inv = sign(&card, &id, KeySpec::Ec256, &[("ca_certs", &bundle)]);
+    assert!(inv.succeeded(), "let go: {}", inv.stderr_text());
+}
