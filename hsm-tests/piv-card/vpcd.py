@@ -7,7 +7,11 @@ Faults a test injects through the file `fault` of the card's directory, read bef
 command: `slow <seconds>` answers every command that much later; `remove <seconds> [<INS>]`
 drops the connection in the middle of the next command (with INS, hex: of the next command with
 that instruction, e.g. 87 for GENERAL AUTHENTICATE), so the card is pulled out, and reconnects
-after <seconds> (put back in); the file is then consumed."""
+after <seconds> (put back in); the file is then consumed.
+
+A test counts the commands the card gets through the file `apdu.log` of the card's directory:
+while it exists, the instruction byte of every command APDU is appended to it (hex, a line
+each)."""
 
 import os
 import socket
@@ -55,6 +59,14 @@ def _fault(directory: str, apdu: bytes):
     return kind, seconds
 
 
+def _log_command(directory: str, apdu: bytes) -> None:
+    """Appends the command's INS to apdu.log, when a test made that file."""
+    path = os.path.join(directory, "apdu.log")
+    if len(apdu) >= 2 and os.path.exists(path):
+        with open(path, "a") as log:
+            log.write(f"{apdu[1]:02x}\n")
+
+
 def serve(card, channel, host: str, port: int, directory: str) -> None:
     """Inserts the card into the reader at host:port and answers it until killed."""
     while True:
@@ -83,6 +95,7 @@ def serve(card, channel, host: str, port: int, directory: str) -> None:
                 elif kind == "remove":
                     removed_for = arg
                     break
+                _log_command(directory, msg)
                 _send(sock, channel.transmit(msg))
         except ConnectionError as e:
             print(f"piv-card: {e}; reconnecting", file=sys.stderr)

@@ -90,7 +90,7 @@ impl PivCard {
             plugin: crate::plugin_binary("pkcs11"),
             _lock: lock,
         };
-        for f in ["touch", "touch-timeout", "fault"] {
+        for f in ["touch", "touch-timeout", "fault", "apdu.log"] {
             let _ = std::fs::remove_file(card.state_dir.join(f));
         }
         card.wait_until_present();
@@ -275,6 +275,36 @@ impl PivCard {
     /// Ends a `slow` fault.
     pub fn clear_fault(&self) {
         let _ = std::fs::remove_file(self.state_dir.join("fault"));
+    }
+
+    /// Starts counting the commands card 1 gets (see [`PivCard::commands`]), from none.
+    pub fn log_commands(&self) {
+        std::fs::write(self.state_dir.join("apdu.log"), "").expect("write the command log");
+    }
+
+    /// The instructions of the commands card 1 got since [`PivCard::log_commands`], by name
+    /// (VERIFY, GENERAL AUTHENTICATE, GET METADATA, GET DATA, ...), in order.
+    pub fn commands(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.state_dir.join("apdu.log")).unwrap_or_default();
+        text.lines()
+            .map(|ins| {
+                match ins.trim() {
+                    "a4" => "SELECT",
+                    "20" => "VERIFY",
+                    "87" => "GENERAL AUTHENTICATE",
+                    "f7" => "GET METADATA",
+                    "cb" => "GET DATA",
+                    "c0" => "GET RESPONSE",
+                    "fd" => "GET VERSION",
+                    "f8" => "GET SERIAL",
+                    "f9" => "ATTEST",
+                    "47" => "GENERATE",
+                    "db" => "PUT DATA",
+                    other => return format!("INS {other}"),
+                }
+                .to_owned()
+            })
+            .collect()
     }
 
     /// Touches the card (a key with a touch policy is waiting for it, or will be).

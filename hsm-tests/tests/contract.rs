@@ -1774,11 +1774,78 @@ mod piv {
             }
         }
 
+        /// The card commands each command sends that do work (the virtual card's command log;
+        /// SELECT, version and serial, which every open of a reader sends, and GET RESPONSE are
+        /// left out): describe-key reads the slot's metadata; generate-signature also verifies
+        /// the PIN (9a's policy: once) and signs once, and reads the slot's certificate only
+        /// when the chain is not in a file.
         fn round_trips(&self) -> Result<Vec<Trip>, NotApplicable> {
-            Err(
-                "no remote backend, and the virtual card keeps no command log: the README lists \
-                 the card commands per command from the plugin's code",
-            )
+            let (card, key_id, config, _) = card_key(KeySpec::Ec256);
+            let root = card.dir.path().join("ca.pem").display().to_string();
+            let leaf = card.dir.path().join("9a.cert.pem").display().to_string();
+            let pin = card.dir.path().join("pin").display().to_string();
+            let chain_file = card.write(
+                "chain-file.pem",
+                &format!(
+                    "{}{}",
+                    std::fs::read_to_string(&leaf).unwrap(),
+                    std::fs::read_to_string(&root).unwrap()
+                ),
+            );
+            let from_file = pairs(&[
+                ("certificate_chain", chain_file.to_str().unwrap()),
+                ("pin_file", &pin),
+            ]);
+            let cases = [
+                (
+                    "describe-key",
+                    TripKind::DescribeKey,
+                    Run::describe(&key_id, config.clone(), card.env()),
+                    &["GET METADATA"][..],
+                ),
+                (
+                    "generate-signature, chain from a file",
+                    TripKind::SignLocalChain,
+                    Run::sign(&key_id, KeySpec::Ec256, from_file, card.env()),
+                    &["GET METADATA", "VERIFY", "GENERAL AUTHENTICATE"],
+                ),
+                (
+                    "generate-signature, the slot's certificate and ca_certs",
+                    TripKind::Other,
+                    Run::sign(&key_id, KeySpec::Ec256, config, card.env()),
+                    &["GET METADATA", "VERIFY", "GENERAL AUTHENTICATE", "GET DATA"],
+                ),
+            ];
+            card.log_commands();
+            // The log grows across the cases, run in order: each case's calls are the lines
+            // after the previous case's.
+            let seen = Arc::new(std::sync::Mutex::new(0usize));
+            Ok(cases
+                .into_iter()
+                .map(|(what, kind, run, expected)| {
+                    let (log, seen) = (Arc::clone(&card), Arc::clone(&seen));
+                    Trip {
+                        what: what.into(),
+                        kind,
+                        run,
+                        expected: expected.iter().map(|s| s.to_string()).collect(),
+                        calls: Box::new(move || {
+                            let all = log.commands();
+                            let mut seen = seen.lock().unwrap();
+                            let new = all[(*seen).min(all.len())..].to_vec();
+                            *seen = all.len();
+                            new.into_iter()
+                                .filter(|c| {
+                                    !["SELECT", "GET VERSION", "GET SERIAL", "GET RESPONSE"]
+                                        .contains(&c.as_str())
+                                })
+                                .collect()
+                        }),
+                        in_flight: None,
+                        hold: hold(Arc::clone(&card)),
+                    }
+                })
+                .collect())
         }
 
         fn tampered(&self, _: Tampering) -> Result<Arranged, NotApplicable> {
