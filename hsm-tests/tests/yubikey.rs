@@ -78,9 +78,13 @@ fn describe(card: &PivCard, key_id: &str) -> Invocation {
         .expect("run the plugin")
 }
 
-/// The plugin's operator command `args` with the card's environment (and `env`).
+/// The plugin's operator command `args` with the card's environment (and `env`), in a session
+/// of its own (`setsid`): with no controlling terminal, as in CI, it never prompts for a PIN,
+/// also when the tests run from a terminal.
 fn command(card: &PivCard, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(&card.plugin)
+    Command::new("setsid")
+        .arg("--wait")
+        .arg(&card.plugin)
         .args(args)
         .envs(card.env())
         .envs(env.iter().copied())
@@ -814,4 +818,67 @@ sys.stdin.read()
     holder.wait().unwrap();
     let inv = sign(&card, &id, KeySpec::Ec256, &[("ca_certs", &bundle)]);
     assert!(inv.succeeded(), "let go: {}", inv.stderr_text());
+}
+
+/// A YubiKey whose management key is PIN-protected (ykman `--protect`): generate-key and
+/// import-certificate use it after the PIN, with no management key given, and do not warn about
+/// a factory-default key.
+#[test]
+fn generate_key_with_the_pin_protected_management_key() {
+    let card = card();
+    card.ykman(&[
+        "piv",
+        "access",
+        "change-management-key",
+        "--management-key",
+        DEFAULT_MGMT_KEY,
+        "--pin",
+        DEFAULT_PIN,
+        "--generate",
+        "--protect",
+        "--force",
+    ]);
+    let pin = card.write("pin", DEFAULT_PIN).display().to_string();
+    let env = [("YUBIKEY_PIN_FILE", pin.as_str())];
+    let serial = card.serial.to_string();
+    let text = command_ok(
+        &card,
+        &[
+            "generate-key",
+            "--serial",
+            &serial,
+            "--slot",
+            "9d",
+            "--algorithm",
+            "RSA-2048",
+            "--out",
+            "9d.pub.pem",
+        ],
+        &env,
+    );
+    assert!(text.contains(&key_id(&card, 0x9d)), "{text}");
+    assert!(!text.contains("factory-default"), "{text}");
+    let info = card.ykman(&["piv", "keys", "info", "9d"]);
+    assert!(info.contains("RSA2048"), "{info}");
+    // Without the PIN the protected key cannot be read, and the message says what to give.
+    let out = command(
+        &card,
+        &[
+            "generate-key",
+            "--serial",
+            &serial,
+            "--slot",
+            "9a",
+            "--algorithm",
+            "EC-256",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("YUBIKEY_PIN") && stderr.contains("--management-key-file"),
+        "{stderr}"
+    );
+    assert_eq!(card.pin_retries(), 3);
 }
