@@ -20,7 +20,7 @@ source scripts/plugins.sh
 
 runs=20
 backends=false
-bin=""
+bin="" tmp_bin=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -30,14 +30,26 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+stop=()
+cleanup() {
+  for b in "${stop[@]}"; do "scripts/$b.sh" stop >/dev/null 2>&1 || true; done
+  [ -z "$tmp_bin" ] || rm -rf "$tmp_bin"
+}
+trap cleanup EXIT
+
 scripts/install-deps.sh
-mapfile -t plugins < <(list_plugins | awk '{print $2}')
+mapfile -t rows < <(list_plugins)
+mapfile -t plugins < <(printf '%s\n' "${rows[@]}" | awk '{print $2}')
 if [ -z "$bin" ]; then
-  packages=()
-  for p in "${plugins[@]}"; do packages+=(-p "notation-$p"); done
   echo "building release binaries: ${plugins[*]}" >&2
-  cargo build --quiet --release "${packages[@]}"
-  bin="$CARGO_TARGET_DIR/release"
+  build_plugins release "" "${rows[@]}" >&2
+  # One folder with every plugin, the static builds' included.
+  bin=$(mktemp -d)
+  tmp_bin=$bin
+  for row in "${rows[@]}"; do
+    read -r _ name _ link <<<"$row"
+    ln -s "$(plugin_dir release "" "$link")/notation-$name" "$bin/notation-$name"
+  done
 fi
 
 # Median milliseconds of `runs` paired runs of a plugin's get-plugin-metadata and /bin/true.
@@ -63,15 +75,12 @@ echo "== release binaries ($(uname -m), $(rustc --version | cut -d' ' -f2)), med
 for p in "${plugins[@]}"; do
   exe="$bin/notation-$p"
   [ -x "$exe" ] || continue
-  size=$(stat -c %s "$exe")
-  printf '%-26s %5.2f MB   %s\n' "notation-$p" "$(echo "scale=2; $size/1000000" | bc)" "$(metadata_vs_true "$exe")"
+  size=$(stat -L -c %s "$exe")
+  linked=dynamic
+  readelf -d "$(readlink -f "$exe")" 2>/dev/null | grep -q '(NEEDED)' || linked=static
+  printf '%-26s %5.2f MB %-8s %s\n' "notation-$p" "$(echo "scale=2; $size/1000000" | bc)" "$linked" "$(metadata_vs_true "$exe")"
 done
 
-stop=()
-cleanup() {
-  for b in "${stop[@]}"; do "scripts/$b.sh" stop >/dev/null 2>&1 || true; done
-}
-trap cleanup EXIT
 selected=pkcs11
 if $backends; then
   for b in openbao localstack keyvault-emulator gcpkms-emulator; do

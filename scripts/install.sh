@@ -28,27 +28,23 @@ done
 mapfile -t rows < <(list_plugins)
 selected=()
 for row in "${rows[@]}"; do
-  read -r pkg name version <<<"$row"
+  read -r pkg name version link <<<"$row"
   if [ ${#wanted[@]} -eq 0 ] || printf '%s\n' "${wanted[@]}" | grep -qx "$name"; then
     selected+=("$row")
   fi
 done
 [ ${#selected[@]} -gt 0 ] || { echo "no plugin matches: ${wanted[*]}" >&2; exit 2; }
 
-args=(build --profile "$profile" -p notation-plugin-check)
-for row in "${selected[@]}"; do read -r pkg _ _ <<<"$row"; args+=(-p "$pkg"); done
-[ "$build" = yes ] && cargo "${args[@]}"
+[ "$build" = yes ] && build_plugins "$profile" "" "${selected[@]}" -- notation-plugin-check
 
-profile_dir=$profile
-[ "$profile" = dev ] && profile_dir=debug
 plugins_dir="${XDG_CONFIG_HOME:-$HOME/.config}/notation/plugins"
 for row in "${selected[@]}"; do
-  read -r pkg name version <<<"$row"
+  read -r pkg name version link <<<"$row"
   dest="$plugins_dir/$name/notation-$name"
   mkdir -p "$plugins_dir/$name"
   # install(1) replaces a symlink or an old binary with a fresh regular file.
   rm -f "$dest"
-  install -m 0755 "$CARGO_TARGET_DIR/$profile_dir/notation-$name" "$dest"
+  install -m 0755 "$(plugin_dir "$profile" "" "$link")/notation-$name" "$dest"
   echo "installed $name $version -> $dest"
 done
 
@@ -60,7 +56,7 @@ for row in "${selected[@]}"; do
   ln -sfn "$plugins_dir/$name/notation-$name" "$bin_dir/notation-$name"
 done
 rm -f "$bin_dir/notation-plugin-check"
-install -m 0755 "$CARGO_TARGET_DIR/$profile_dir/notation-plugin-check" "$bin_dir/notation-plugin-check"
+install -m 0755 "$(plugin_dir "$profile" "" dynamic)/notation-plugin-check" "$bin_dir/notation-plugin-check"
 echo "linked the operator commands and installed notation-plugin-check in $bin_dir"
 case ":$PATH:" in
   *":$bin_dir:"*) ;;

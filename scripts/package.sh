@@ -45,7 +45,7 @@ esac
 mapfile -t rows < <(list_plugins)
 selected=()
 for row in "${rows[@]}"; do
-  read -r pkg name version <<<"$row"
+  read -r pkg name version link <<<"$row"
   if [ ${#wanted[@]} -eq 0 ] || printf '%s\n' "${wanted[@]}" | grep -qx "$name"; then
     selected+=("$row")
   fi
@@ -55,23 +55,15 @@ if [ ${#selected[@]} -eq 0 ]; then
   exit 2
 fi
 
-build_args=(build --profile "$profile")
-[ -n "$target" ] && build_args+=(--target "$target")
-for row in "${selected[@]}"; do
-  read -r pkg name version <<<"$row"
-  build_args+=(-p "$pkg")
-done
-[ "$build" = yes ] && cargo "${build_args[@]}"
+[ "$build" = yes ] && build_plugins "$profile" "$target" "${selected[@]}"
 
-profile_dir=$profile
-[ "$profile" = dev ] && profile_dir=debug
-bindir="$CARGO_TARGET_DIR/${target:+$target/}$profile_dir"
 mkdir -p "$out"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 archives=()
 for row in "${selected[@]}"; do
-  read -r pkg name version <<<"$row"
+  read -r pkg name version link <<<"$row"
+  bindir=$(plugin_dir "$profile" "$target" "$link")
   if ! [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$ ]]; then
     echo "$pkg version '$version' is not strict SemVer" >&2
     exit 1

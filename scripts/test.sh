@@ -27,6 +27,16 @@ for b in localstack openbao keyvault-emulator gcpkms-emulator piv-card; do
   fi
 done
 
+# The static (musl) linking that release builds of the remote plugins get, built here once for
+# one of them in the dev profile (same linking, quicker) for hsm-tests/tests/packaging.rs,
+# which runs it against OpenBao.
+source scripts/plugins.sh
+musl=$(host_triple)
+musl=${musl%-gnu}-musl
+if [[ "$musl" == *-linux-musl ]] && musl_ready "$musl"; then
+  cargo build --quiet --target "$musl" -p notation-hashicorp-vault
+fi
+
 # `scripts/test.sh -p hsm-tests --test vault` runs part of the suite the same way.
 scope=(--workspace)
 for arg in "$@"; do
