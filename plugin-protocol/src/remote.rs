@@ -248,6 +248,17 @@ impl RemoteFailure {
     }
 }
 
+/// A Retry-After header's value in seconds ("3", "0.5"), if it is one; the HTTP-date form is not
+/// used by the services of the suite.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+}
+
 /// What is being called, for messages and errorMetadata.
 #[derive(Clone, Debug, Default)]
 pub struct Call {
@@ -536,6 +547,14 @@ mod mapping_tests {
             has(&e, words);
             assert_eq!(e.metadata["endpoint"], "https://kms.example");
         }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        assert_eq!(retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(retry_after("-1"), None);
     }
 
     #[test]
