@@ -18,9 +18,9 @@ use std::time::Duration;
 use crate::config::after_failure;
 #[cfg(feature = "remote")]
 use crate::deadline::Deadline;
-use crate::error::{PluginError, Retry};
 #[cfg(feature = "remote")]
 use crate::error::Result;
+use crate::error::{PluginError, Retry};
 
 /// Runs `attempt` (made anew for each try) until it succeeds, fails for good, or the deadline
 /// passes (TIMEOUT naming `doing`).
@@ -382,9 +382,7 @@ pub fn map_failure(call: &Call, failure: &RemoteFailure, hint: &str) -> PluginEr
             "{at} is throttling requests ({what}): {said}{rid}{tail}"
         )),
         (None, Some(Class::Unavailable)) if matches!(failure.status, None | Some(503)) => {
-            PluginError::generic(format!(
-                "{at} is unavailable for {what}: {said}{rid}{tail}"
-            ))
+            PluginError::generic(format!("{at} is unavailable for {what}: {said}{rid}{tail}"))
         }
         (None, Some(Class::Unavailable)) => {
             PluginError::generic(format!("{at} failed {what}: {said}{rid}{tail}"))
@@ -392,9 +390,7 @@ pub fn map_failure(call: &Call, failure: &RemoteFailure, hint: &str) -> PluginEr
         (None, Some(Class::Timeout)) => PluginError::timeout(format!(
             "{at} ran out of time for {what}: {said}{rid}{tail}"
         )),
-        (None, _) => {
-            PluginError::generic(format!("{at} answered {what} with {said}{rid}{tail}"))
-        }
+        (None, _) => PluginError::generic(format!("{at} answered {what} with {said}{rid}{tail}")),
     };
     let mut e = e.with_retry(failure.retry());
     if let Some(status) = failure.status {
@@ -457,7 +453,10 @@ mod mapping_tests {
 
         let e = answered(404);
         assert_eq!((e.code, e.retry), (ErrorCode::Validation, Retry::Never));
-        has(&e, &["key 'alias/release' not found", "https://kms.example"]);
+        has(
+            &e,
+            &["key 'alias/release' not found", "https://kms.example"],
+        );
 
         for status in [400, 405, 422] {
             let e = answered(status);
@@ -494,7 +493,8 @@ mod mapping_tests {
         let f = RemoteFailure::answered(403, None, "no");
         let e = map_failure(&call(), &f, "kms:Sign is missing from the key policy");
         assert!(
-            e.message.ends_with("; kms:Sign is missing from the key policy"),
+            e.message
+                .ends_with("; kms:Sign is missing from the key policy"),
             "{}",
             e.message
         );
@@ -505,7 +505,10 @@ mod mapping_tests {
         let f = RemoteFailure::answered(400, Some("ThrottlingException".into()), "Rate exceeded")
             .with_class(Class::Throttled);
         let e = map_failure(&call(), &f, "");
-        assert_eq!((e.code, e.retry), (ErrorCode::Throttled, Retry::Throttled(None)));
+        assert_eq!(
+            (e.code, e.retry),
+            (ErrorCode::Throttled, Retry::Throttled(None))
+        );
         let f = RemoteFailure::answered(200, None, "deadline").with_class(Class::Timeout);
         let e = map_failure(&call(), &f, "");
         assert_eq!((e.code, e.retry), (ErrorCode::Timeout, Retry::Never));
@@ -537,7 +540,11 @@ mod mapping_tests {
             ),
             (Transport::Timeout, Retry::Transient, &["in time"]),
             (Transport::Reset, Retry::Transient, &["broke"]),
-            (Transport::BodyTooLarge, Retry::Never, &["larger than 4 MiB"]),
+            (
+                Transport::BodyTooLarge,
+                Retry::Never,
+                &["larger than 4 MiB"],
+            ),
             (Transport::Unreadable, Retry::Transient, &["unreadable"]),
             (Transport::Request, Retry::Never, &["could not be made"]),
             (Transport::Other, Retry::Transient, &["cannot reach"]),
@@ -560,10 +567,19 @@ mod mapping_tests {
     #[test]
     fn transport_errors_are_classified_by_their_text() {
         for (text, kind) in [
-            ("tcp connect error: Connection refused (os error 111)", Transport::Refused),
-            ("dns error: failed to lookup address information", Transport::Dns),
+            (
+                "tcp connect error: Connection refused (os error 111)",
+                Transport::Refused,
+            ),
+            (
+                "dns error: failed to lookup address information",
+                Transport::Dns,
+            ),
             ("invalid peer certificate: UnknownIssuer", Transport::Tls),
-            ("received fatal alert: CertificateRequired", Transport::ClientCertificateRequired),
+            (
+                "received fatal alert: CertificateRequired",
+                Transport::ClientCertificateRequired,
+            ),
             ("operation timed out", Transport::Timeout),
             ("connection reset by peer", Transport::Reset),
             ("something else", Transport::Other),

@@ -574,7 +574,10 @@ where
                     }
                     _ => "",
                 };
-                format!("{} cannot be used: its key state is {state}{what}", call.target)
+                format!(
+                    "{} cannot be used: its key state is {state}{what}",
+                    call.target
+                )
             }
             (None, "InvalidKeyUsageException") => {
                 "notation needs an asymmetric SIGN_VERIFY key".to_owned()

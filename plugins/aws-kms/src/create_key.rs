@@ -84,7 +84,13 @@ fn run(args: Args) -> Result<String> {
         .description
         .clone()
         .unwrap_or_else(|| "notation signing key (notation-aws-kms)".to_owned());
-    let call = aws::call("KMS", "CreateKey", format!("a new {} key", spec.as_str()), &session.kms_endpoint, "kms:CreateKey (and kms:TagResource for tags)");
+    let call = aws::call(
+        "KMS",
+        "CreateKey",
+        format!("a new {} key", spec.as_str()),
+        &session.kms_endpoint,
+        "kms:CreateKey (and kms:TagResource for tags)",
+    );
     let out = session.call(&ctx, &call, || {
         kms.create_key()
             .key_spec(spec.clone())
@@ -106,7 +112,13 @@ fn run(args: Args) -> Result<String> {
     } else {
         format!("alias/{alias}")
     };
-    let call = aws::call("KMS", "CreateAlias", format!("alias '{alias}'"), &session.kms_endpoint, "kms:CreateAlias on the alias and the key");
+    let call = aws::call(
+        "KMS",
+        "CreateAlias",
+        format!("alias '{alias}'"),
+        &session.kms_endpoint,
+        "kms:CreateAlias on the alias and the key",
+    );
     session
         .call(&ctx, &call, || {
             kms.create_alias()

@@ -18,7 +18,9 @@ use azure_identity::{
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use plugin_protocol::remote::{self, map_failure, retry_after, Class, RemoteFailure, Transport as TransportKind};
+use plugin_protocol::remote::{
+    self, map_failure, retry_after, Class, RemoteFailure, Transport as TransportKind,
+};
 use plugin_protocol::{Context, PluginError, Result};
 use zeroize::Zeroizing;
 
@@ -472,8 +474,8 @@ pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> Plug
     } else {
         "key"
     };
-    let disabled = failure.status == Some(403)
-        && inner.as_deref().is_some_and(|i| i.ends_with("Disabled"));
+    let disabled =
+        failure.status == Some(403) && inner.as_deref().is_some_and(|i| i.ends_with("Disabled"));
     if disabled {
         failure = failure.with_class(Class::Invalid);
     }
@@ -492,9 +494,9 @@ pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> Plug
              RBAC){}",
             session.credential_name, call.role, call.hint
         ),
-        (None, Some(Class::NotFound)) => format!(
-            "check the name and version (az keyvault {object} list --vault-name <vault>)"
-        ),
+        (None, Some(Class::NotFound)) => {
+            format!("check the name and version (az keyvault {object} list --vault-name <vault>)")
+        }
         _ => String::new(),
     };
     let shared = remote::Call {

@@ -576,7 +576,10 @@ pub fn map_error(
     };
     // An attempt that timed out with the deadline all but used up: the deadline it is.
     if e.is_timeout() && deadline.remaining() < Duration::from_millis(500) {
-        let doing = format!("calling {} {} at {}", call.service, call.operation, call.endpoint);
+        let doing = format!(
+            "calling {} {} at {}",
+            call.service, call.operation, call.endpoint
+        );
         return deadline.exceeded(&doing);
     }
     let mut pe = translate(e, call, credential_source);
@@ -746,7 +749,11 @@ mod tests {
                 ErrorCode::Timeout,
                 "ran out of time",
             ),
-            (Code::Internal, ErrorCode::Generic, "answered AsymmetricSign"),
+            (
+                Code::Internal,
+                ErrorCode::Generic,
+                "answered AsymmetricSign",
+            ),
         ] {
             let e = mapped(status(code, "Google says so"), 1);
             assert_eq!(e.code, want, "{code:?}: {}", e.message);
