@@ -372,7 +372,7 @@ pub fn map_failure(call: &Call, failure: &RemoteFailure, hint: &str) -> PluginEr
             format!("{at} has nothing there for {what}: {said}{rid}{tail}"),
         ),
         (None, Some(Class::NotFound)) => PluginError::validation(format!(
-            "{} not found at {at} ({}): {said}{rid}{tail}",
+            "{} not found ({service} {} at {endpoint}): {said}{rid}{tail}",
             call.target, call.operation
         )),
         (None, Some(Class::Invalid)) => {
