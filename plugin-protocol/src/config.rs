@@ -256,9 +256,58 @@ pub const MAX_ATTEMPTS: u32 = 5;
 const BASE_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
+/// A bounded exponential back-off with full jitter: before try `n + 1`, a random delay up to
+/// `base * 2^n` (at most `max`); at most `attempts` tries in all, and never past the deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay's bound, doubled at each try.
+    pub base: Duration,
+    /// The largest bound of a delay.
+    pub max: Duration,
+    /// How many times a call is tried in all, at most.
+    pub attempts: u32,
+}
+
+impl Backoff {
+    /// The back-off of remote calls (HTTP backends): 200 ms doubling up to 5 s, five tries.
+    pub const REMOTE: Self = Self {
+        base: BASE_DELAY,
+        max: MAX_DELAY,
+        attempts: MAX_ATTEMPTS,
+    };
+
+    /// The random delay before try `attempt + 1` (full jitter).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let cap = self.base.saturating_mul(1 << attempt.min(6)).min(self.max);
+        cap.mul_f64(rand::random::<f64>())
+    }
+
+    /// What to do after failed try number `attempt`: the delay before the next one, or the
+    /// final error (see [`after_failure`]).
+    pub fn after_failure(
+        &self,
+        deadline: &Deadline,
+        doing: &str,
+        attempt: u32,
+        err: PluginError,
+    ) -> std::result::Result<Duration, PluginError> {
+        after_failure_with(self, deadline, doing, attempt, err)
+    }
+}
+
 /// What to do after a failed attempt: the delay before the next one, or the final error.
-/// Shared by [`retry`] and async callers that sleep on their own runtime.
+/// Shared by [`retry`] and async callers that sleep on their own runtime; [`Backoff::REMOTE`].
 pub fn after_failure(
+    deadline: &Deadline,
+    doing: &str,
+    attempt: u32,
+    err: PluginError,
+) -> std::result::Result<Duration, PluginError> {
+    after_failure_with(&Backoff::REMOTE, deadline, doing, attempt, err)
+}
+
+fn after_failure_with(
+    backoff: &Backoff,
     deadline: &Deadline,
     doing: &str,
     attempt: u32,
@@ -269,16 +318,11 @@ pub fn after_failure(
         Retry::Transient => None,
         Retry::Throttled(after) => after,
     };
-    if attempt >= MAX_ATTEMPTS {
+    if attempt >= backoff.attempts {
         return Err(final_error(err, attempt));
     }
     // Full jitter on an exponential backoff, unless the backend named the delay.
-    let delay = asked.unwrap_or_else(|| {
-        let cap = BASE_DELAY
-            .saturating_mul(1 << attempt.min(6))
-            .min(MAX_DELAY);
-        cap.mul_f64(rand::random::<f64>())
-    });
+    let delay = asked.unwrap_or_else(|| backoff.delay(attempt));
     let remaining = deadline.remaining();
     if delay >= remaining {
         // The deadline has not passed yet: say what would happen, not that it did.
@@ -342,5 +386,37 @@ pub fn retry<T>(deadline: &Deadline, doing: &str, mut op: impl FnMut() -> Result
                 std::thread::sleep(delay);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_jittered_within_the_doubling_bound_and_tries_are_counted() {
+        let quick = Backoff {
+            base: Duration::from_millis(15),
+            max: Duration::from_millis(250),
+            attempts: 3,
+        };
+        for attempt in 1..10 {
+            let bound = Duration::from_millis(15 << attempt.min(6)).min(quick.max);
+            assert!(quick.delay(attempt) <= bound, "attempt {attempt}");
+        }
+        let deadline = Deadline::after(Duration::from_secs(30));
+        let busy = || PluginError::generic("token busy").with_retry(Retry::Transient);
+        assert!(quick.after_failure(&deadline, "x", 2, busy()).is_ok());
+        let e = quick.after_failure(&deadline, "x", 3, busy()).unwrap_err();
+        assert!(e.message.ends_with("(after 3 attempts)"), "{}", e.message);
+        assert_eq!(e.retry, Retry::Never);
+        let final_one = PluginError::access_denied("wrong PIN");
+        let e = quick
+            .after_failure(&deadline, "x", 1, final_one)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::AccessDenied, "wrong PIN")
+        );
     }
 }

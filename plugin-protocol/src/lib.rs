@@ -15,7 +15,8 @@
 //! - [`KeyReference`] (or [`PlainKeyId`]): the backend's key id, parsed once; its redacted form
 //!   names the key in every message.
 //! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
-//!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls.
+//!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls;
+//!   [`remote::map_failure`] maps a failed remote call ([`remote::RemoteFailure`]) to the contract.
 //! - [`PluginError`], [`ErrorCode`], [`Retry`] and [`Result`]; [`error::error_chain`].
 //! - [`KeySpec`], [`HashAlgorithm`], [`SigningAlgorithm`], [`PublicKey`], [`BackendSignature`],
 //!   [`pss::encode`] for a raw-RSA backend.
@@ -49,7 +50,6 @@ pub mod pipeline;
 mod plugin_info;
 pub mod pss;
 pub mod public_key;
-#[cfg(feature = "remote")]
 pub mod remote;
 pub mod runner;
 pub mod secret;

@@ -23,7 +23,9 @@ use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
 use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
 use plugin_protocol::error::error_chain;
-use plugin_protocol::{Context, PluginError, Result, Retry};
+pub use plugin_protocol::remote::Call;
+use plugin_protocol::remote::{map_failure, Class, RemoteFailure, Transport};
+use plugin_protocol::{Context, PluginError, Result};
 
 use crate::keyref::KeyRef;
 
@@ -192,7 +194,7 @@ impl Session {
 
     /// Runs one AWS call (made anew by `f` for each attempt) within the invocation's deadline,
     /// retrying throttling and transient failures with the shared bounded, jittered backoff.
-    pub fn call<T, E, F, Fut>(&self, ctx: &Context, what: &Call<'_>, mut f: F) -> Result<T>
+    pub fn call<T, E, F, Fut>(&self, ctx: &Context, what: &Call, mut f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
@@ -217,7 +219,7 @@ impl Session {
                         {
                             Err(ctx.deadline.exceeded(&doing))
                         }
-                        Err(e) => Err(map_sdk_error(e, what)),
+                        Err(e) => Err(map_sdk_error(e, what, &self.region)),
                     }
                 }
             },
@@ -261,18 +263,6 @@ fn body_too_large(err: &(dyn StdError + 'static)) -> bool {
         source = e.source();
     }
     false
-}
-
-/// What is being called, for messages.
-pub struct Call<'a> {
-    pub service: &'static str,
-    pub operation: &'static str,
-    /// "key 'alias/x'" or "secret 'name'".
-    pub target: String,
-    pub region: &'a str,
-    pub endpoint: &'a str,
-    /// The IAM action the call needs, for ACCESS_DENIED messages.
-    pub action: &'static str,
 }
 
 /// Whether this invocation needs no TLS at all: KMS at a plain-HTTP endpoint (a local KMS), no
@@ -433,20 +423,55 @@ fn key_state(code: &str, message: &str) -> Option<&'static str> {
     .map(|(_, state)| *state)
 }
 
-/// Translates an SDK error into the contract's codes, with AWS's whole message and the
-/// request id.
-pub fn map_sdk_error<E>(err: SdkError<E, HttpResponse>, call: &Call<'_>) -> PluginError
+/// What an AWS error code means: AWS answers 400 for a refused request, a throttled one and
+/// bad credentials alike, so the code decides; an unknown code with 400 is no more than a
+/// failure.
+fn class_of(code: &str, status: u16) -> Option<Class> {
+    Some(match code {
+        "AccessDeniedException" | "AccessDenied" => Class::Denied,
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "MissingAuthenticationTokenException" => Class::Unauthenticated,
+        "NotFoundException" | "ResourceNotFoundException" => Class::NotFound,
+        "DisabledException"
+        | "KMSInvalidStateException"
+        | "InvalidKeyUsageException"
+        | "UnsupportedOperationException"
+        | "InvalidArnException"
+        | "ValidationException"
+        | "InvalidParameterException"
+        | "InvalidRequestException"
+        | "InvalidKeyIdException" => Class::Invalid,
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "LimitExceededException"
+        | "RequestLimitExceeded" => Class::Throttled,
+        "KMSInternalException"
+        | "InternalServiceError"
+        | "InternalFailure"
+        | "InternalServiceErrorException"
+        | "ServiceUnavailable"
+        | "DependencyTimeoutException"
+        | "KeyUnavailableException" => Class::Unavailable,
+        _ if status == 400 => Class::Failed,
+        _ => return None,
+    })
+}
+
+/// The typed failure of an SDK error: AWS's code, whole message and request id, or the
+/// transport failure.
+fn failure_of<E>(err: SdkError<E, HttpResponse>) -> RemoteFailure
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    let Call {
-        service,
-        operation,
-        target,
-        region,
-        endpoint,
-        action,
-    } = call;
     let full = error_chain(&err);
     let too_large = body_too_large(&err);
     match err {
@@ -460,159 +485,119 @@ where
                 .map(str::to_owned);
             let e = se.err();
             let code = e.code().unwrap_or("").to_owned();
-            let aws_message = e
+            let message = e
                 .message()
                 .map(str::to_owned)
                 .unwrap_or_else(|| error_chain(e));
-            let said = if code.is_empty() {
-                format!("HTTP {status}: {aws_message}")
-            } else {
-                format!("{code}: {aws_message}")
-            };
-            let base = |pe: PluginError| {
-                let mut pe = pe
-                    .with_metadata("awsErrorCode", code.clone())
-                    .with_metadata("httpStatus", status.to_string())
-                    .with_metadata("operation", format!("{service}:{operation}"))
-                    .with_metadata("region", region.to_string());
-                if let Some(id) = &request_id {
-                    pe = pe.with_metadata("requestId", id.clone());
-                }
-                pe
-            };
-            let rid = request_id
-                .as_deref()
-                .map(|id| format!(" (request id {id})"))
-                .unwrap_or_default();
-            let pe = match code.as_str() {
-                "AccessDeniedException" | "AccessDenied" => PluginError::access_denied(format!(
-                    "AWS denied {service} {operation} on {target} in {region}: {aws_message}{rid}; \
-                     the identity needs {action} on it (see the IAM policy in the plugin's README)"
-                )),
-                "UnrecognizedClientException"
-                | "InvalidClientTokenId"
-                | "InvalidSignatureException"
-                | "SignatureDoesNotMatch"
-                | "ExpiredTokenException"
-                | "ExpiredToken"
-                | "IncompleteSignature"
-                | "MissingAuthenticationToken"
-                | "MissingAuthenticationTokenException" => PluginError::access_denied(format!(
-                    "AWS rejected the credentials for {service} {operation} in {region}: \
-                     {said}{rid}; {CREDENTIALS_HELP}"
-                )),
-                "NotFoundException" | "ResourceNotFoundException" => {
-                    PluginError::validation(format!(
-                        "{target} not found in region {region} (endpoint {endpoint}): \
-                         {aws_message}{rid}; check the keyId, the Region (pluginConfig region or \
-                         a key ARN) and the account"
-                    ))
-                }
-                "DisabledException" | "KMSInvalidStateException" => {
-                    let state = key_state(&code, &aws_message).unwrap_or("not usable");
-                    let hint = match state {
-                        "Disabled" => "; enable it (aws kms enable-key) or use another key",
-                        "PendingDeletion" => {
-                            "; cancel the deletion (aws kms cancel-key-deletion, then enable-key) \
-                             or use another key"
-                        }
-                        _ => "",
-                    };
-                    PluginError::validation(format!(
-                        "{target} cannot be used: its key state is {state} ({said}){rid}{hint}"
-                    ))
-                    .with_metadata("keyState", state)
-                }
-                "InvalidKeyUsageException" => PluginError::validation(format!(
-                    "{target} cannot sign: {aws_message}{rid}; notation needs an asymmetric \
-                     SIGN_VERIFY key"
-                )),
-                "UnsupportedOperationException" => PluginError::validation(format!(
-                    "{target} does not support {operation}: {aws_message}{rid}; notation needs an \
-                     asymmetric SIGN_VERIFY key (RSA_2048/3072/4096 or ECC_NIST_P256/P384/P521)"
-                )),
-                "InvalidArnException"
-                | "ValidationException"
-                | "InvalidParameterException"
-                | "InvalidRequestException"
-                | "InvalidKeyIdException" => PluginError::validation(format!(
-                    "AWS refused {service} {operation} for {target}: {said}{rid}"
-                )),
-                "ThrottlingException"
-                | "Throttling"
-                | "ThrottledException"
-                | "TooManyRequestsException"
-                | "LimitExceededException"
-                | "RequestLimitExceeded" => PluginError::throttled(format!(
-                    "AWS throttled {service} {operation} in {region}: {said}{rid}"
-                )),
-                _ if status >= 500
-                    || matches!(
-                        code.as_str(),
-                        "KMSInternalException"
-                            | "InternalServiceError"
-                            | "InternalFailure"
-                            | "InternalServiceErrorException"
-                            | "ServiceUnavailable"
-                            | "DependencyTimeoutException"
-                            | "KeyUnavailableException"
-                    ) =>
-                {
-                    PluginError::generic(format!(
-                        "{service} {operation} failed at {endpoint}: {said}{rid}"
-                    ))
-                    .with_retry(Retry::Transient)
-                }
-                _ if status == 429 => PluginError::throttled(format!(
-                    "AWS throttled {service} {operation} in {region}: {said}{rid}"
-                )),
-                _ => PluginError::generic(format!(
-                    "{service} {operation} for {target} failed: {said}{rid}"
-                )),
-            };
-            base(pe)
+            let class = class_of(&code, status);
+            let f =
+                RemoteFailure::answered(status, Some(code), message).with_request_id(request_id);
+            match class {
+                Some(c) => f.with_class(c),
+                None => f,
+            }
         }
         SdkError::DispatchFailure(df) => {
             let detail = df
                 .as_connector_error()
                 .map(|c| error_chain(c))
                 .unwrap_or_else(|| full.clone());
-            let what = if df.is_timeout() {
-                "timed out connecting to"
-            } else if df.is_io() {
-                "cannot connect to"
+            let kind = if df.is_timeout() {
+                Transport::Timeout
+            } else if df.is_user() {
+                Transport::Request
             } else {
-                "cannot send the request to"
+                Transport::from_detail(&detail)
             };
-            let retry = if df.is_user() {
-                Retry::Never
-            } else {
-                Retry::Transient
-            };
-            PluginError::generic(format!(
-                "{what} the {service} endpoint {endpoint} ({detail}); check endpoint_url / the \
-                 awskms:// host, the Region {region}, proxy and network settings"
-            ))
-            .with_metadata("endpoint", endpoint.to_string())
-            .with_retry(retry)
+            RemoteFailure::transport(kind, detail)
         }
-        SdkError::TimeoutError(_) => PluginError::generic(format!(
-            "{service} {operation} at {endpoint} timed out ({full})"
-        ))
-        .with_metadata("endpoint", endpoint.to_string())
-        .with_retry(Retry::Transient),
-        SdkError::ResponseError(_) if too_large => PluginError::generic(format!(
-            "the answer of {service} {operation} at {endpoint} is larger than {} MiB, far more \
-             than AWS sends; is the endpoint really AWS {service}? (check endpoint_url, the \
-             awskms:// host and proxy settings)",
-            MAX_RESPONSE_BYTES >> 20
-        ))
-        .with_metadata("endpoint", endpoint.to_string()),
-        SdkError::ResponseError(_) => PluginError::generic(format!(
-            "unreadable response from {service} {operation} at {endpoint}: {full}"
-        ))
-        .with_metadata("endpoint", endpoint.to_string())
-        .with_retry(Retry::Transient),
-        _ => PluginError::generic(format!("{service} {operation} could not be made: {full}")),
+        SdkError::TimeoutError(_) => RemoteFailure::transport(Transport::Timeout, full),
+        SdkError::ResponseError(_) if too_large => {
+            RemoteFailure::transport(Transport::BodyTooLarge, full)
+        }
+        SdkError::ResponseError(_) => RemoteFailure::transport(Transport::Unreadable, full),
+        _ => RemoteFailure::transport(Transport::Request, full),
     }
+}
+
+/// A call to an AWS `service` at `endpoint` that needs the IAM `action`, for messages.
+pub fn call(
+    service: &'static str,
+    operation: &str,
+    target: String,
+    endpoint: &str,
+    action: &str,
+) -> Call {
+    Call {
+        service,
+        operation: operation.to_owned(),
+        target,
+        endpoint: endpoint.to_owned(),
+        permission: Some(action.to_owned()),
+        code_key: "awsErrorCode",
+    }
+}
+
+/// Translates an SDK error into the contract's codes ([`map_failure`]), with AWS's whole
+/// message, the request id and AWS's own advice.
+pub fn map_sdk_error<E>(err: SdkError<E, HttpResponse>, call: &Call, region: &str) -> PluginError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let failure = failure_of(err);
+    let code = failure.code.clone().unwrap_or_default();
+    let state = matches!(
+        code.as_str(),
+        "DisabledException" | "KMSInvalidStateException"
+    )
+    .then(|| key_state(&code, &failure.message).unwrap_or("not usable"));
+    let network = "check endpoint_url / the awskms:// host, the Region, proxy and network settings";
+    let hint = match (failure.transport, failure.class()) {
+        (Some(Transport::BodyTooLarge), _) => {
+            "check endpoint_url, the awskms:// host and proxy settings".to_owned()
+        }
+        (Some(Transport::Tls | Transport::Request), _) => String::new(),
+        (Some(_), _) => network.replace("the Region", &format!("the Region {region}")),
+        (None, Some(Class::Denied)) => "see the IAM policy in the plugin's README".to_owned(),
+        (None, Some(Class::Unauthenticated)) => CREDENTIALS_HELP.to_owned(),
+        (None, Some(Class::NotFound)) => format!(
+            "check the keyId, the Region {region} (pluginConfig region or a key ARN) and the \
+             account"
+        ),
+        (None, Some(Class::Invalid)) => match (state, code.as_str()) {
+            (Some(state), _) => {
+                let what = match state {
+                    "Disabled" => "; enable it (aws kms enable-key) or use another key",
+                    "PendingDeletion" => {
+                        "; cancel the deletion (aws kms cancel-key-deletion, then enable-key) or \
+                         use another key"
+                    }
+                    _ => "",
+                };
+                format!(
+                    "{} cannot be used: its key state is {state}{what}",
+                    call.target
+                )
+            }
+            (None, "InvalidKeyUsageException") => {
+                "notation needs an asymmetric SIGN_VERIFY key".to_owned()
+            }
+            (None, "UnsupportedOperationException") => "notation needs an asymmetric \
+                 SIGN_VERIFY key (RSA_2048/3072/4096 or ECC_NIST_P256/P384/P521)"
+                .to_owned(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    let answered = failure.transport.is_none();
+    let mut e = map_failure(call, &failure, &hint);
+    if answered {
+        e = e
+            .with_metadata("operation", format!("{}:{}", call.service, call.operation))
+            .with_metadata("region", region.to_owned());
+    }
+    if let Some(state) = state {
+        e = e.with_metadata("keyState", state);
+    }
+    e
 }

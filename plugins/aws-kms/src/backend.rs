@@ -8,7 +8,7 @@ use plugin_protocol::{
     UnresolvedSign,
 };
 
-use crate::aws::{Call, Session};
+use crate::aws::{self, Call, Session};
 use crate::keyref::KeyRef;
 
 pub struct AwsKms {
@@ -22,20 +22,8 @@ pub struct KmsKey {
 }
 
 impl AwsKms {
-    fn call<'a>(
-        &'a self,
-        operation: &'static str,
-        action: &'static str,
-        target: String,
-    ) -> Call<'a> {
-        Call {
-            service: "KMS",
-            operation,
-            target,
-            region: &self.session.region,
-            endpoint: &self.session.kms_endpoint,
-            action,
-        }
+    fn call(&self, operation: &'static str, action: &'static str, target: String) -> Call {
+        aws::call("KMS", operation, target, &self.session.kms_endpoint, action)
     }
 }
 
@@ -217,14 +205,13 @@ impl AwsKms {
             return Ok(Vec::new());
         };
         let (client, endpoint) = self.session.secrets_manager(ctx)?;
-        let call = Call {
-            service: "Secrets Manager",
-            operation: "GetSecretValue",
-            target: format!("secret '{secret}' ({source})"),
-            region: &self.session.region,
-            endpoint: &endpoint,
-            action: "secretsmanager:GetSecretValue",
-        };
+        let call = aws::call(
+            "Secrets Manager",
+            "GetSecretValue",
+            format!("secret '{secret}' ({source})"),
+            &endpoint,
+            "secretsmanager:GetSecretValue",
+        );
         let out = self.session.call(ctx, &call, || {
             client.get_secret_value().secret_id(secret.clone()).send()
         })?;

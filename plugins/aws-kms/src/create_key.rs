@@ -6,7 +6,7 @@ use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, Tag};
 use clap::Subcommand;
 use plugin_protocol::{Context, PluginError, Result};
 
-use crate::aws::{Call, Session};
+use crate::aws::{self, Session};
 use crate::INFO;
 
 /// The operator commands, run by the shared runner.
@@ -84,14 +84,13 @@ fn run(args: Args) -> Result<String> {
         .description
         .clone()
         .unwrap_or_else(|| "notation signing key (notation-aws-kms)".to_owned());
-    let call = Call {
-        service: "KMS",
-        operation: "CreateKey",
-        target: format!("a new {} key", spec.as_str()),
-        region: &session.region,
-        endpoint: &session.kms_endpoint,
-        action: "kms:CreateKey (and kms:TagResource for tags)",
-    };
+    let call = aws::call(
+        "KMS",
+        "CreateKey",
+        format!("a new {} key", spec.as_str()),
+        &session.kms_endpoint,
+        "kms:CreateKey (and kms:TagResource for tags)",
+    );
     let out = session.call(&ctx, &call, || {
         kms.create_key()
             .key_spec(spec.clone())
@@ -113,14 +112,13 @@ fn run(args: Args) -> Result<String> {
     } else {
         format!("alias/{alias}")
     };
-    let call = Call {
-        service: "KMS",
-        operation: "CreateAlias",
-        target: format!("alias '{alias}'"),
-        region: &session.region,
-        endpoint: &session.kms_endpoint,
-        action: "kms:CreateAlias on the alias and the key",
-    };
+    let call = aws::call(
+        "KMS",
+        "CreateAlias",
+        format!("alias '{alias}'"),
+        &session.kms_endpoint,
+        "kms:CreateAlias on the alias and the key",
+    );
     session
         .call(&ctx, &call, || {
             kms.create_alias()

@@ -18,7 +18,10 @@ use azure_identity::{
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use plugin_protocol::{Context, PluginError, Result, Retry};
+use plugin_protocol::remote::{
+    self, map_failure, retry_after, Class, RemoteFailure, Transport as TransportKind,
+};
+use plugin_protocol::{Context, PluginError, Result};
 use zeroize::Zeroizing;
 
 use crate::keyref::KeyRef;
@@ -399,24 +402,15 @@ fn parse_body(bytes: &[u8]) -> AzureBody {
     }
 }
 
-/// Translates an Azure SDK error into the contract's codes. Azure's own error code, inner error
-/// code, HTTP status and request id go to errorMetadata; the errorCode is always the contract's.
-pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> PluginError {
-    let Call {
-        operation,
-        target,
-        permission,
-        role,
-        hint,
-    } = call;
-    let vault = &session.host;
+/// The typed failure of an Azure SDK error: the status, Azure's error code (the inner one
+/// kept apart), message, request id and Retry-After, or the transport failure.
+fn failure_of(err: &azure_core::Error) -> (RemoteFailure, Option<String>) {
     match err.kind() {
         ErrorKind::HttpResponse {
             status,
             error_code,
             raw_response,
         } => {
-            let status = u16::from(*status);
             let body = raw_response
                 .as_ref()
                 .map(|r| parse_body(r.body().as_ref()))
@@ -432,112 +426,95 @@ pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> Plug
                         .map(str::to_owned)
                 })
             };
-            let request_id = header("x-ms-request-id");
-            let retry_after = header("retry-after")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| std::time::Duration::from_secs_f64(s.min(60.0)));
-            let code = body
-                .code
-                .clone()
-                .or_else(|| error_code.clone())
-                .unwrap_or_default();
-            let azure_message = body.message.clone().unwrap_or_else(|| err.to_string());
-            let inner = body.inner.clone().unwrap_or_default();
-            let rid = request_id
-                .as_deref()
-                .map(|id| format!(" (request id {id})"))
-                .unwrap_or_default();
-            let said = if code.is_empty() {
-                format!("HTTP {status}: {azure_message}")
-            } else {
-                format!("{code}: {azure_message}")
-            };
-            let pe = match status {
-                401 => PluginError::access_denied(format!(
-                    "Key Vault {vault} rejected the token of the {} for {operation} on {target}: \
-                     {said}{rid}",
-                    session.credential_name
-                )),
-                403 if inner.ends_with("Disabled") => PluginError::validation(format!(
-                    "{target} is disabled ({said}){rid}; enable it (az keyvault {} set-attributes \
-                     --enabled true) or use an enabled version",
-                    if permission.starts_with("secrets") {
-                        "secret"
-                    } else if permission.starts_with("certificates") {
-                        "certificate"
-                    } else {
-                        "key"
-                    }
-                )),
-                403 => PluginError::access_denied(format!(
-                    "Key Vault {vault} denied {operation} on {target} to the {}: {said}{rid}; \
-                     it needs the {permission} permission (access policy) or a role that grants \
-                     it such as {role} (Azure RBAC){hint}",
-                    session.credential_name
-                )),
-                404 => PluginError::validation(format!(
-                    "{target} was not found ({said}){rid}; check the name and version (az \
-                     keyvault {} list --vault-name <vault>)",
-                    if permission.starts_with("secrets") {
-                        "secret"
-                    } else if permission.starts_with("certificates") {
-                        "certificate"
-                    } else {
-                        "key"
-                    }
-                )),
-                429 => PluginError::throttled(format!(
-                    "Key Vault {vault} is throttling requests ({said}){rid}"
-                ))
-                .with_retry(Retry::Throttled(retry_after)),
-                400 => PluginError::validation(format!(
-                    "Key Vault {vault} refused {operation} on {target}: {said}{rid}"
-                )),
-                500..=599 => PluginError::generic(format!(
-                    "Key Vault {vault} failed {operation} on {target}: {said}{rid}"
-                ))
-                .with_retry(Retry::Transient),
-                _ => PluginError::generic(format!(
-                    "Key Vault {vault} answered {operation} on {target} with {said}{rid}"
-                )),
-            };
-            let mut pe = pe
-                .with_metadata("httpStatus", status.to_string())
-                .with_metadata("operation", operation.to_string());
-            if !code.is_empty() {
-                pe = pe.with_metadata("azureErrorCode", code);
-            }
-            if !inner.is_empty() {
-                pe = pe.with_metadata("azureInnerErrorCode", inner);
-            }
-            if let Some(id) = request_id {
-                pe = pe.with_metadata("requestId", id);
-            }
-            pe
+            let failure = RemoteFailure::answered(
+                u16::from(*status),
+                body.code.or_else(|| error_code.clone()),
+                body.message.unwrap_or_else(|| err.to_string()),
+            )
+            .with_request_id(header("x-ms-request-id"))
+            .with_retry_after(header("retry-after").as_deref().and_then(retry_after));
+            (failure, body.inner.filter(|i| !i.is_empty()))
         }
-        ErrorKind::Credential => credential_error(&err, session),
         ErrorKind::Connection | ErrorKind::Io => {
-            let detail = error_chain(&err);
-            if is_tls_trust_error(&detail) {
-                // Not transient: retrying an untrusted certificate only burns the deadline.
-                PluginError::generic(format!(
-                    "cannot reach Key Vault for {operation} on {target}: the TLS certificate of \
-                     {vault} is not trusted ({detail}); behind a TLS-inspecting proxy, add its CA \
-                     certificate to the bundle named by SSL_CERT_FILE"
-                ))
-            } else {
-                PluginError::generic(format!(
-                    "cannot reach Key Vault for {operation} on {target}: {detail}"
-                ))
-                .with_retry(Retry::Transient)
-            }
+            let detail = error_chain(err);
+            (
+                RemoteFailure::transport(TransportKind::from_detail(&detail), detail),
+                None,
+            )
         }
-        _ => PluginError::generic(format!(
-            "Key Vault {vault}, {operation} on {target}: {}",
-            error_chain(&err)
-        )),
+        ErrorKind::DataConversion => {
+            let detail = error_chain(err);
+            let kind = if detail.contains("larger than") {
+                TransportKind::BodyTooLarge
+            } else {
+                TransportKind::Unreadable
+            };
+            (RemoteFailure::transport(kind, detail), None)
+        }
+        _ => (
+            RemoteFailure::transport(TransportKind::Request, error_chain(err)),
+            None,
+        ),
     }
+}
+
+/// Translates an Azure SDK error into the contract's codes ([`map_failure`]) with Key Vault's
+/// own advice: the access-policy permission or RBAC role a 403 lacks, a disabled object, how to
+/// list names. Azure's own error code, inner error code, HTTP status and request id go to
+/// errorMetadata; the errorCode is always the contract's.
+pub fn map_error(err: azure_core::Error, call: &Call, session: &Session) -> PluginError {
+    if matches!(err.kind(), ErrorKind::Credential) {
+        return credential_error(&err, session);
+    }
+    let (mut failure, inner) = failure_of(&err);
+    let object = if call.permission.starts_with("secrets") {
+        "secret"
+    } else if call.permission.starts_with("certificates") {
+        "certificate"
+    } else {
+        "key"
+    };
+    let disabled =
+        failure.status == Some(403) && inner.as_deref().is_some_and(|i| i.ends_with("Disabled"));
+    if disabled {
+        failure = failure.with_class(Class::Invalid);
+    }
+    let hint = match (failure.transport, failure.class()) {
+        _ if disabled => format!(
+            "{} is disabled; enable it (az keyvault {object} set-attributes --enabled true) or \
+             use an enabled version",
+            call.target
+        ),
+        (None, Some(Class::Unauthenticated)) => format!(
+            "Key Vault refused the token of the {}",
+            session.credential_name
+        ),
+        (None, Some(Class::Denied)) => format!(
+            "grant it to the {} by an access policy or a role that grants it such as {} (Azure \
+             RBAC){}",
+            session.credential_name, call.role, call.hint
+        ),
+        (None, Some(Class::NotFound)) => {
+            format!("check the name and version (az keyvault {object} list --vault-name <vault>)")
+        }
+        _ => String::new(),
+    };
+    let shared = remote::Call {
+        service: "Key Vault",
+        operation: call.operation.to_owned(),
+        target: call.target.clone(),
+        endpoint: session.host.clone(),
+        permission: Some(call.permission.to_owned()),
+        code_key: "azureErrorCode",
+    };
+    let mut pe = map_failure(&shared, &failure, &hint);
+    if failure.transport.is_none() {
+        pe = pe.with_metadata("operation", call.operation.to_string());
+    }
+    if let Some(inner) = inner {
+        pe = pe.with_metadata("azureInnerErrorCode", inner);
+    }
+    pe
 }
 
 fn credential_error(err: &azure_core::Error, session: &Session) -> PluginError {
@@ -555,12 +532,6 @@ fn credential_error(err: &azure_core::Error, session: &Session) -> PluginError {
         pe = pe.with_metadata("entraErrorCode", code);
     }
     pe
-}
-
-/// Whether a connection failed because the server's certificate is not trusted (rustls's
-/// "invalid peer certificate: UnknownIssuer", an expired or mismatched certificate).
-fn is_tls_trust_error(detail: &str) -> bool {
-    detail.contains("invalid peer certificate") || detail.contains("certificate verify failed")
 }
 
 /// [`plugin_protocol::error::error_chain`] on one line (SDK messages carry newlines).

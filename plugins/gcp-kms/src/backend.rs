@@ -12,7 +12,7 @@ use plugin_protocol::{
     Signed, UnresolvedSign,
 };
 
-use crate::gcp::{Call, Session};
+use crate::gcp::{self, Session};
 use crate::keyref::KeyRef;
 
 /// The algorithms notation can use, for messages.
@@ -187,13 +187,13 @@ impl GcpKms {
         target: &str,
         fut: impl std::future::Future<Output = std::result::Result<T, google_cloud_gax::error::Error>>,
     ) -> Result<T> {
-        let call = Call {
-            service: "Cloud KMS",
+        let call = gcp::call(
+            "Cloud KMS",
             method,
-            target: target.to_owned(),
-            endpoint: &self.session.endpoint,
+            target.to_owned(),
+            &self.session.endpoint,
             permission,
-        };
+        );
         self.session.call(&call, fut)
     }
 
@@ -462,13 +462,13 @@ impl GcpKms {
         let target = format!("secret version '{secret}' ({source})");
         let data =
             plugin_protocol::config::retry(&ctx.deadline, "reading the chain secret", || {
-                let call = Call {
-                    service: "Secret Manager",
-                    method: "AccessSecretVersion",
-                    target: target.clone(),
-                    endpoint: &endpoint,
-                    permission: "secretmanager.versions.access",
-                };
+                let call = gcp::call(
+                    "Secret Manager",
+                    "AccessSecretVersion",
+                    target.clone(),
+                    &endpoint,
+                    "secretmanager.versions.access",
+                );
                 let out = self.session.call(
                     &call,
                     client

@@ -25,6 +25,8 @@ use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use plugin_protocol::config::MAX_ATTEMPTS;
 use plugin_protocol::error::error_chain;
+pub use plugin_protocol::remote::Call;
+use plugin_protocol::remote::{map_failure, Class, RemoteFailure, Transport};
 use plugin_protocol::{Context, Deadline, PluginError, Result, Retry};
 
 /// What to tell a user without credentials.
@@ -54,16 +56,7 @@ struct ContractRetry {
 /// connection, an attempt that ran out of time). Signing twice is harmless, so non-idempotent
 /// calls are retried as well. Credentials errors are not retried here.
 fn retryable(error: &GaxError) -> bool {
-    if error.is_authentication() {
-        return false;
-    }
-    if let Some(status) = error.status() {
-        return matches!(status.code, Code::ResourceExhausted | Code::Unavailable);
-    }
-    if let Some(code) = error.http_status_code() {
-        return code == 429 || (500..600).contains(&code);
-    }
-    error.is_timeout() || error.is_io() || error.is_connect() || error.is_transient_and_before_rpc()
+    !error.is_authentication() && failure_of(error).retry() != Retry::Never
 }
 
 impl RetryPolicy for ContractRetry {
@@ -110,15 +103,22 @@ pub struct Session {
     rt: tokio::runtime::Runtime,
 }
 
-/// What is being called, for messages.
-pub struct Call<'a> {
-    pub service: &'static str,
-    pub method: &'static str,
-    /// "key version 'projects/...'", "secret version '...'".
-    pub target: String,
-    pub endpoint: &'a str,
-    /// The IAM permission the call needs, for ACCESS_DENIED messages.
-    pub permission: &'static str,
+/// A call to the Google `service` at `endpoint` that needs the IAM `permission`, for messages.
+pub fn call(
+    service: &'static str,
+    method: &str,
+    target: String,
+    endpoint: &str,
+    permission: &str,
+) -> Call {
+    Call {
+        service,
+        operation: method.to_owned(),
+        target,
+        endpoint: endpoint.to_owned(),
+        permission: Some(permission.to_owned()),
+        code_key: "googleStatus",
+    }
 }
 
 /// Applies the contract's retry configuration to a Google client builder (KMS and Secret
@@ -227,13 +227,13 @@ impl Session {
 
     /// Runs one call (Google's retry loop inside) under the invocation's deadline and
     /// translates its failure.
-    pub fn call<T, F>(&self, what: &Call<'_>, fut: F) -> Result<T>
+    pub fn call<T, F>(&self, what: &Call, fut: F) -> Result<T>
     where
         F: std::future::Future<Output = std::result::Result<T, GaxError>>,
     {
         let doing = format!(
             "calling {} {} at {}",
-            what.service, what.method, what.endpoint
+            what.service, what.operation, what.endpoint
         );
         self.deadline.check(&doing)?;
         self.attempts.store(0, Ordering::Relaxed);
@@ -563,7 +563,7 @@ fn error_info(err: &GaxError) -> (Option<String>, Option<String>) {
 /// Translates a failed call into the contract's codes, with Google's status and message.
 pub fn map_error(
     err: GaxError,
-    call: &Call<'_>,
+    call: &Call,
     attempts: u32,
     deadline: &Deadline,
     credential_source: &str,
@@ -574,6 +574,14 @@ pub fn map_error(
     } else {
         &err
     };
+    // An attempt that timed out with the deadline all but used up: the deadline it is.
+    if e.is_timeout() && deadline.remaining() < Duration::from_millis(500) {
+        let doing = format!(
+            "calling {} {} at {}",
+            call.service, call.operation, call.endpoint
+        );
+        return deadline.exceeded(&doing);
+    }
     let mut pe = translate(e, call, credential_source);
     if attempts > 1 || gave_up {
         let why = if attempts >= MAX_ATTEMPTS {
@@ -592,99 +600,101 @@ pub fn map_error(
     pe.with_metadata("attempts", attempts.to_string())
 }
 
-fn translate(e: &GaxError, call: &Call<'_>, credential_source: &str) -> PluginError {
-    let Call {
-        service,
-        method,
-        target,
-        endpoint,
-        permission,
-    } = call;
+/// The class of a Google status code: Google's own, not the HTTP status's (INTERNAL is not
+/// retried, as Google's guidance says).
+fn class_of(code: Code) -> Class {
+    match code {
+        Code::PermissionDenied => Class::Denied,
+        Code::Unauthenticated => Class::Unauthenticated,
+        Code::NotFound => Class::NotFound,
+        Code::FailedPrecondition | Code::InvalidArgument | Code::OutOfRange => Class::Invalid,
+        Code::ResourceExhausted => Class::Throttled,
+        Code::DeadlineExceeded => Class::Timeout,
+        Code::Unavailable => Class::Unavailable,
+        _ => Class::Failed,
+    }
+}
+
+/// The typed failure of a Google error: its status (code name and message) and HTTP status,
+/// or the transport failure.
+fn failure_of(e: &GaxError) -> RemoteFailure {
+    let detail = error_chain(e);
+    if let Some(status) = e.status() {
+        let mut f = RemoteFailure::answered(
+            e.http_status_code().unwrap_or(0),
+            Some(status.code.name().to_owned()),
+            status.message.clone(),
+        )
+        .with_class(class_of(status.code));
+        if e.http_status_code().is_none() {
+            f.status = None;
+        }
+        return f;
+    }
+    if let Some(code) = e.http_status_code() {
+        return RemoteFailure::answered(code, None, detail);
+    }
+    let kind = if e.is_timeout() {
+        Transport::Timeout
+    } else if e.is_connect() || e.is_io() {
+        Transport::from_detail(&detail)
+    } else if e.is_transient_and_before_rpc() {
+        Transport::Other
+    } else if e.is_deserialization() {
+        Transport::Unreadable
+    } else {
+        Transport::Request
+    };
+    RemoteFailure::transport(kind, detail)
+}
+
+fn translate(e: &GaxError, call: &Call, credential_source: &str) -> PluginError {
     if e.is_authentication() {
         let cause = credential_cause(e);
         return PluginError::access_denied(format!(
-            "cannot get a Google access token from {credential_source} for {service} {method}: \
-             {cause}; {CREDENTIALS_HELP}"
+            "cannot get a Google access token from {credential_source} for {} {}: {cause}; \
+             {CREDENTIALS_HELP}",
+            call.service, call.operation
         ))
         .with_metadata("credentials", credential_source.to_owned());
     }
-    if let Some(status) = e.status() {
-        let (reason, missing) = error_info(e);
-        let said = format!("{}: {}", status.code.name(), status.message);
-        let pe = match status.code {
-            Code::PermissionDenied => {
-                let needs = missing.clone().unwrap_or_else(|| permission.to_string());
-                PluginError::access_denied(format!(
-                    "Google denied {service} {method} on {target}: {said}; the identity needs \
-                     the IAM permission {needs} on it (see the least-privilege role in the \
-                     plugin's README)"
-                ))
-                .with_metadata("permission", needs)
-            }
-            Code::Unauthenticated => PluginError::access_denied(format!(
-                "Google rejected the credentials for {service} {method}: {said}; {CREDENTIALS_HELP}"
-            )),
-            Code::NotFound => PluginError::validation(format!(
-                "{target} not found at {endpoint}: {said}; check the project, location, key \
-                 ring, key and version in the keyId"
-            )),
-            Code::FailedPrecondition => {
-                PluginError::validation(format!("{target} cannot be used for {method}: {said}"))
-            }
-            Code::InvalidArgument | Code::OutOfRange => {
-                PluginError::validation(format!("{service} refused {method} for {target}: {said}"))
-            }
-            Code::ResourceExhausted => PluginError::throttled(format!(
-                "{service} throttled {method} for {target} (quota or rate limit): {said}; sign \
-                 again later or raise the quota"
-            )),
-            Code::DeadlineExceeded => PluginError::timeout(format!(
-                "{service} {method} for {target} ran out of time at Google: {said}"
-            )),
-            Code::Unavailable => PluginError::generic(format!(
-                "{service} is unavailable at {endpoint} for {method}: {said}"
-            )),
-            _ => PluginError::generic(format!("{service} {method} for {target} failed: {said}")),
-        };
-        let mut pe = pe.with_metadata("googleStatus", status.code.name());
-        if let Some(r) = reason {
-            pe = pe.with_metadata("reason", r);
+    let failure = failure_of(e);
+    let (reason, missing) = error_info(e);
+    let mut call = call.clone();
+    if let Some(p) = &missing {
+        call.permission = Some(p.clone());
+    }
+    let hint = match (failure.transport, failure.class()) {
+        (Some(Transport::Tls | Transport::Request | Transport::BodyTooLarge), _) => String::new(),
+        (Some(_), _) => "check pluginConfig endpoint, proxy and network settings".to_owned(),
+        (None, Some(Class::Denied)) => {
+            "see the least-privilege role in the plugin's README".to_owned()
         }
-        if let Some(code) = e.http_status_code() {
-            pe = pe.with_metadata("httpStatus", code.to_string());
+        (None, Some(Class::Unauthenticated)) => CREDENTIALS_HELP.to_owned(),
+        (None, Some(Class::NotFound)) => {
+            "check the project, location, key ring, key and version in the keyId".to_owned()
         }
-        return pe;
+        (None, Some(Class::Invalid)) if failure.code.as_deref() == Some("FAILED_PRECONDITION") => {
+            format!(
+                "{} cannot be used for {} in its current state",
+                call.target, call.operation
+            )
+        }
+        (None, Some(Class::Throttled)) => {
+            "throttled by a quota or rate limit: sign again later or raise the quota".to_owned()
+        }
+        _ => String::new(),
+    };
+    let mut pe = map_failure(&call, &failure, &hint);
+    if failure.class() == Some(Class::Denied) {
+        if let Some(p) = call.permission {
+            pe = pe.with_metadata("permission", p);
+        }
     }
-    let detail = error_chain(e);
-    if let Some(code) = e.http_status_code() {
-        let pe = match code {
-            401 | 403 => PluginError::access_denied(format!(
-                "{service} {method} at {endpoint} answered HTTP {code}: {detail}; the identity \
-                 needs {permission}"
-            )),
-            404 => PluginError::validation(format!("{target} not found at {endpoint} (HTTP 404)")),
-            429 => PluginError::throttled(format!(
-                "{service} throttled {method} at {endpoint} (HTTP 429): {detail}"
-            )),
-            _ => PluginError::generic(format!(
-                "{service} {method} at {endpoint} answered HTTP {code}: {detail}"
-            )),
-        };
-        return pe.with_metadata("httpStatus", code.to_string());
+    if let Some(r) = reason {
+        pe = pe.with_metadata("reason", r);
     }
-    if e.is_timeout() {
-        return PluginError::timeout(format!(
-            "{service} {method} at {endpoint} did not answer in time: {detail}"
-        ));
-    }
-    if e.is_connect() || e.is_io() {
-        return PluginError::generic(format!(
-            "cannot connect to {service} at {endpoint} ({detail}); check pluginConfig \
-             endpoint, proxy and network settings"
-        ))
-        .with_metadata("endpoint", endpoint.to_string());
-    }
-    PluginError::generic(format!("{service} {method} at {endpoint} failed: {detail}"))
+    pe
 }
 
 #[cfg(test)]
@@ -693,14 +703,14 @@ mod tests {
     use google_cloud_gax::error::rpc::Status;
     use plugin_protocol::ErrorCode;
 
-    fn call() -> Call<'static> {
-        Call {
-            service: "Cloud KMS",
-            method: "AsymmetricSign",
-            target: "key version 'v'".into(),
-            endpoint: "https://cloudkms.googleapis.com",
-            permission: "cloudkms.cryptoKeyVersions.useToSign",
-        }
+    fn call() -> Call {
+        super::call(
+            "Cloud KMS",
+            "AsymmetricSign",
+            "key version 'v'".into(),
+            "https://cloudkms.googleapis.com",
+            "cloudkms.cryptoKeyVersions.useToSign",
+        )
     }
 
     fn status(code: Code, message: &str) -> GaxError {
@@ -739,7 +749,11 @@ mod tests {
                 ErrorCode::Timeout,
                 "ran out of time",
             ),
-            (Code::Internal, ErrorCode::Generic, "failed"),
+            (
+                Code::Internal,
+                ErrorCode::Generic,
+                "answered AsymmetricSign",
+            ),
         ] {
             let e = mapped(status(code, "Google says so"), 1);
             assert_eq!(e.code, want, "{code:?}: {}", e.message);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use plugin_protocol::config::Config;
 use plugin_protocol::error::error_chain;
-use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result, Retry};
+use plugin_protocol::remote::{self, map_failure, Call, Class, RemoteFailure, Transport};
+use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -276,8 +277,7 @@ impl Vault {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(remote::retry_after);
                 // The body is read chunk by chunk up to a bound: a server (or something posing
                 // as one) sending 100 MB is refused, not buffered.
                 let mut resp = resp;
@@ -295,13 +295,13 @@ impl Vault {
             Err(_elapsed) => return Err(deadline.exceeded(doing)),
             Ok(Err(e)) => return Err(self.transport_error(&e, doing)),
             Ok(Ok(Err(status))) => {
-                return Err(PluginError::generic(format!(
-                    "{} answered {doing} (HTTP {status}) with a body larger than {} MiB; is {} \
-                     really a Vault or OpenBao server?",
-                    self.addr,
-                    plugin_protocol::bounded::MAX_RESPONSE_BYTES >> 20,
-                    self.addr
-                )))
+                let failure =
+                    RemoteFailure::transport(Transport::BodyTooLarge, format!("HTTP {status}"));
+                return Err(map_failure(
+                    &self.remote_call(doing),
+                    &failure,
+                    "or an OpenBao server?",
+                ));
             }
             Ok(Ok(Ok(r))) => r,
         };
@@ -321,7 +321,26 @@ impl Vault {
         Err(self.status_error(status, retry_after, &bytes, doing))
     }
 
-    /// Maps a non-2xx answer to the contract's codes, keeping Vault's own reason.
+    /// What is being done, for [`map_failure`]: Vault at its (redacted) address.
+    fn remote_call(&self, doing: &str) -> Call {
+        Call {
+            service: "Vault",
+            operation: doing.to_owned(),
+            endpoint: self.addr.clone(),
+            ..Call::default()
+        }
+    }
+
+    /// The namespace as messages name it: " in namespace 'n'", or nothing.
+    fn in_namespace(&self) -> String {
+        self.namespace
+            .as_deref()
+            .map(|n| format!(" in namespace '{n}'"))
+            .unwrap_or_default()
+    }
+
+    /// Maps a non-2xx answer through [`map_failure`], keeping Vault's own reason; Vault's hints:
+    /// a sealed server, a token or policy that does not allow the path.
     fn status_error(
         &self,
         status: u16,
@@ -335,40 +354,28 @@ impl Vault {
         } else {
             reasons.join("; ")
         };
-        let at = &self.addr;
-        let e = match status {
-            401 | 403 => PluginError::access_denied(format!(
-                "Vault at {at} denied {doing}: {reason}. The token is invalid, expired or revoked, \
-                 or its policies do not allow this path{}",
-                self.namespace
-                    .as_deref()
-                    .map(|n| format!(" in namespace '{n}'"))
-                    .unwrap_or_default()
-            )),
-            404 => PluginError::validation(format!(
-                "Vault at {at} has nothing there while {doing}: {reason}"
-            )),
-            400 | 405 | 422 => {
-                PluginError::validation(format!("Vault at {at} refused {doing}: {reason}"))
-            }
-            429 => PluginError::throttled(format!(
-                "Vault at {at} is rate-limiting requests ({doing}): {reason}"
-            ))
-            .with_retry(Retry::Throttled(retry_after)),
-            503 if reasons.iter().any(|r| r.contains("sealed")) => PluginError::generic(format!(
-                "Vault at {at} is sealed ({reason}) while {doing}: unseal it (`vault operator \
-                 unseal` / `bao operator unseal`) and sign again"
-            )),
-            412 | 500..=599 => PluginError::generic(format!(
-                "Vault at {at} failed {doing} with HTTP {status}: {reason}"
-            ))
-            .with_retry(Retry::Transient),
-            _ => PluginError::generic(format!(
-                "Vault at {at} answered {doing} with HTTP {status}: {reason}"
-            )),
+        let sealed = status == 503 && reasons.iter().any(|r| r.contains("sealed"));
+        let mut failure =
+            RemoteFailure::answered(status, None, reasons.join("; ")).with_retry_after(retry_after);
+        if sealed {
+            // Retrying a sealed Vault only burns the deadline.
+            failure = failure.with_class(Class::Failed);
+        } else if status == 412 {
+            // A performance standby that has not caught up yet: worth another try.
+            failure = failure.with_class(Class::Unavailable);
+        }
+        let hint = match failure.class() {
+            _ if sealed => "Vault is sealed: unseal it (`vault operator unseal` / `bao operator \
+                            unseal`) and sign again"
+                .to_owned(),
+            Some(Class::Unauthenticated | Class::Denied) => format!(
+                "the token is invalid, expired or revoked, or its policies do not allow this \
+                 path{}",
+                self.in_namespace()
+            ),
+            _ => String::new(),
         };
-        e.with_metadata(STATUS_KEY, status.to_string())
-            .with_metadata(REASON_KEY, reason)
+        map_failure(&self.remote_call(doing), &failure, &hint).with_metadata(REASON_KEY, reason)
     }
 
     /// Turns a 403 on `path` into what it means: a token Vault no longer accepts, or a valid
@@ -447,49 +454,43 @@ impl Vault {
 
     fn transport_error_unscrubbed(&self, e: &reqwest::Error, doing: &str) -> PluginError {
         let detail = error_chain(e);
-        let at = &self.addr;
-        let lower = detail.to_ascii_lowercase();
-        if lower.contains("certificaterequired") || lower.contains("certificate required") {
-            return PluginError::generic(format!(
-                "Vault at {at} requires a TLS client certificate ({doing}): set client_cert and \
-                 client_key (VAULT_CLIENT_CERT, VAULT_CLIENT_KEY) to the PEM certificate and key \
-                 it trusts"
-            ));
-        }
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-            let skip = std::env::var("VAULT_SKIP_VERIFY")
-                .or_else(|_| std::env::var("BAO_SKIP_VERIFY"))
-                .is_ok_and(|v| !v.is_empty());
-            return PluginError::generic(format!(
-                "TLS with Vault at {at} failed while {doing}: {}. Set ca_cert \
-                 (VAULT_CACERT) to the PEM of the CA that issued the server certificate{}",
-                root_cause(e),
-                if skip {
-                    "; VAULT_SKIP_VERIFY is ignored: this plugin never disables TLS verification"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if e.is_connect() {
-            let why = if lower.contains("refused") {
-                "connection refused"
-            } else if lower.contains("dns") || lower.contains("resolve") {
-                "the host name does not resolve"
-            } else {
-                "cannot connect"
-            };
-            return PluginError::generic(format!(
-                "cannot reach Vault at {at} while {doing} ({why}: {}); is the server running, \
-                 and is VAULT_ADDR (pluginConfig address) right?",
-                root_cause(e)
-            ))
-            .with_retry(Retry::Transient);
-        }
-        PluginError::generic(format!(
-            "the connection to Vault at {at} failed while {doing}: {detail}"
-        ))
-        .with_retry(Retry::Transient)
+        let kind = if e.is_timeout() {
+            Transport::Timeout
+        } else {
+            Transport::from_detail(&detail)
+        };
+        let hint = match kind {
+            Transport::ClientCertificateRequired => "set client_cert and client_key \
+                 (VAULT_CLIENT_CERT, VAULT_CLIENT_KEY) to the PEM certificate and key it trusts"
+                .to_owned(),
+            Transport::Tls => {
+                let skip = std::env::var("VAULT_SKIP_VERIFY")
+                    .or_else(|_| std::env::var("BAO_SKIP_VERIFY"))
+                    .is_ok_and(|v| !v.is_empty());
+                format!(
+                    "or set ca_cert (VAULT_CACERT) to the PEM of the CA that issued the server \
+                     certificate{}",
+                    if skip {
+                        "; VAULT_SKIP_VERIFY is ignored: this plugin never disables TLS \
+                         verification"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            _ => {
+                "is the server running, and is VAULT_ADDR (pluginConfig address) right?".to_owned()
+            }
+        };
+        let shown = match kind {
+            Transport::Tls | Transport::Refused | Transport::Dns => root_cause(e),
+            _ => detail,
+        };
+        map_failure(
+            &self.remote_call(doing),
+            &RemoteFailure::transport(kind, shown),
+            &hint,
+        )
     }
 }
 

@@ -4,7 +4,9 @@ use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::MechanismType;
 use cryptoki::session::{Session, UserType};
 use plugin_protocol::blocking::SharedHandle;
+use plugin_protocol::config::Backoff;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use plugin_protocol::{
     Backend, BackendSignature, ConfigKey, Context, ErrorCode, KeySpec, Payload, PluginError,
@@ -196,11 +198,18 @@ fn open_token(
     read_write: bool,
     step: &Step,
 ) -> Result<Opened> {
-    const DELAYS_MS: [u64; 4] = [20, 50, 120, 250];
+    // A token that is not there yet or busy (another process holds it) is looked for again
+    // quickly; C_Login is never retried.
+    const BUSY: Backoff = Backoff {
+        base: Duration::from_millis(15),
+        max: Duration::from_millis(250),
+        attempts: 5,
+    };
     step.enter("waiting for the token store lock");
     let store_lock = token::StoreLock::acquire(choice)?;
     let mut attempt = 0;
     loop {
+        attempt += 1;
         step.enter("C_GetFunctionList/C_Initialize");
         let module = token::load(choice)?;
         step.enter("C_GetSlotList/C_GetTokenInfo");
@@ -216,21 +225,15 @@ fn open_token(
                 step.enter("");
                 return Ok((module, token, session, store_lock));
             }
-            Err(e) if e.retry == Retry::Transient && attempt < DELAYS_MS.len() => {
-                drop(module);
-                let jitter = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| u64::from(d.subsec_nanos() ^ std::process::id()) % 20)
-                    .unwrap_or(0);
-                let delay = std::time::Duration::from_millis(DELAYS_MS[attempt] + jitter);
-                deadline.check("looking for the token")?;
-                tracing::debug!(attempt, ?delay, error = %e.message, "token busy; retrying");
-                std::thread::sleep(delay.min(deadline.remaining()));
-                attempt += 1;
-            }
             Err(mut e) => {
-                e.retry = Retry::Never;
-                return Err(e);
+                drop(module);
+                if e.retry != Retry::Transient {
+                    e.retry = Retry::Never;
+                    return Err(e);
+                }
+                let delay = BUSY.after_failure(deadline, "looking for the token", attempt, e)?;
+                tracing::debug!(attempt, ?delay, "token busy; retrying");
+                std::thread::sleep(delay);
             }
         }
     }
