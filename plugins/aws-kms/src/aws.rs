@@ -23,9 +23,10 @@ use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
 use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
 use plugin_protocol::error::error_chain;
-use plugin_protocol::{Context, PluginError, Result, Retry};
+use plugin_protocol::{ConfigKey, Context, PluginError, Result, Retry};
 
 use crate::keyref::KeyRef;
+use crate::{CERTIFICATE_CHAIN_SECRET, ENDPOINT_URL, PROFILE, REGION, SECRETS_ENDPOINT_URL};
 
 /// An attempt that timed out with less than this left of the deadline used the deadline up.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -65,12 +66,12 @@ impl Session {
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
         let config = &ctx.config;
-        let profile = config.get_with_source("profile");
+        let profile = config.get_with_source(&PROFILE);
         // The endpoint: awskms://host:port/… in the keyId, else endpoint_url (pluginConfig,
         // NOTATION_AWS_KMS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL).
         let kms_endpoint_override = match key.and_then(|k| k.endpoint.clone()) {
             Some(e) => Some(e),
-            None => match configured_endpoint(ctx, "endpoint_url") {
+            None => match configured_endpoint(ctx, &ENDPOINT_URL) {
                 Some((url, source)) => Some(check_url(&url, &source)?),
                 None => None,
             },
@@ -176,7 +177,7 @@ impl Session {
         ctx: &Context,
     ) -> Result<(aws_sdk_secretsmanager::Client, String)> {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
-        let endpoint = match configured_endpoint(ctx, "secrets_endpoint_url") {
+        let endpoint = match configured_endpoint(ctx, &SECRETS_ENDPOINT_URL) {
             Some((url, source)) => {
                 let url = check_url(&url, &source)?;
                 b = b.endpoint_url(&url);
@@ -280,7 +281,7 @@ pub struct Call<'a> {
 /// credential endpoints are HTTPS).
 fn plain_http_only(ctx: &Context, kms_endpoint: Option<&str>, profile: bool) -> bool {
     kms_endpoint.is_some_and(|e| e.starts_with("http://"))
-        && ctx.config.get("certificate_chain_secret").is_none()
+        && ctx.config.get(&CERTIFICATE_CHAIN_SECRET).is_none()
         && !profile
         && std::env::var("AWS_PROFILE").is_err()
         && std::env::var("AWS_ACCESS_KEY_ID").is_ok_and(|v| !v.trim().is_empty())
@@ -290,8 +291,8 @@ fn plain_http_only(ctx: &Context, kms_endpoint: Option<&str>, profile: bool) -> 
 /// An endpoint setting and its source; the standard `AWS_ENDPOINT_URL*` variables are skipped
 /// when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, as the SDKs do (pluginConfig and
 /// `NOTATION_AWS_KMS_*` still count).
-fn configured_endpoint(ctx: &Context, name: &str) -> Option<(String, String)> {
-    let found = ctx.config.get_with_source(name)?;
+fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Option<(String, String)> {
+    let found = ctx.config.get_with_source(key)?;
     let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
     if ignore && found.1.contains("AWS_ENDPOINT_URL") {
@@ -335,7 +336,7 @@ async fn resolve_region(
     if let Some(region) = key.and_then(|k| k.region.clone()) {
         return Ok(region);
     }
-    if let Some(region) = ctx.config.get("region") {
+    if let Some(region) = ctx.config.get(&REGION) {
         return Ok(region);
     }
     let mut profile_region =

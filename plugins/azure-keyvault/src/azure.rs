@@ -22,6 +22,7 @@ use plugin_protocol::{Context, PluginError, Result, Retry};
 use zeroize::Zeroizing;
 
 use crate::keyref::KeyRef;
+use crate::{CLIENT_ID, CREDENTIAL_TYPE, TENANT_ID};
 
 /// What to tell a user without a credential.
 pub const CREDENTIALS_HELP: &str = "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET \
@@ -241,12 +242,12 @@ impl Session {
 fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCredential>, String)> {
     let client_options = || client_options(transport);
     let config = &ctx.config;
-    let kind = match config.get_with_source("credential_type") {
+    let kind = match config.get_with_source(&CREDENTIAL_TYPE) {
         Some((v, source)) => CredentialType::parse(&v, &source)?,
         None => CredentialType::Default,
     };
-    let client_id = config.get("client_id");
-    let tenant_id = config.get("tenant_id");
+    let client_id = config.get(&CLIENT_ID);
+    let tenant_id = config.get(&TENANT_ID);
     let options = || ClientSecretCredentialOptions {
         client_options: client_options(),
     };

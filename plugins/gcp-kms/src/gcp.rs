@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{CREDENTIALS_FILE, ENDPOINT, QUOTA_PROJECT, SECRET_MANAGER_ENDPOINT};
 use google_cloud_auth::credentials::{
     external_account, impersonated, mds, service_account, user_account, CacheableResource,
     Credentials, CredentialsProvider,
@@ -25,7 +26,7 @@ use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use plugin_protocol::config::MAX_ATTEMPTS;
 use plugin_protocol::error::error_chain;
-use plugin_protocol::{Context, Deadline, PluginError, Result, Retry};
+use plugin_protocol::{ConfigKey, Context, Deadline, PluginError, Result, Retry};
 
 /// What to tell a user without credentials.
 pub const CREDENTIALS_HELP: &str = "set GOOGLE_APPLICATION_CREDENTIALS (or pluginConfig \
@@ -171,7 +172,7 @@ impl Session {
         // The credentials' token cache spawns on the runtime: keep it entered while building.
         let guard = rt.enter();
         let (credentials, credential_source) = credentials(ctx)?;
-        let endpoint_override = endpoint(ctx, "endpoint")?;
+        let endpoint_override = endpoint(ctx, &ENDPOINT)?;
         let endpoint = endpoint_override
             .clone()
             .unwrap_or_else(|| "https://cloudkms.googleapis.com".to_owned());
@@ -201,7 +202,7 @@ impl Session {
 
     /// A Secret Manager client sharing the credentials and the retry configuration.
     pub fn secret_manager(&self, ctx: &Context) -> Result<(SecretManagerService, String)> {
-        let endpoint_override = endpoint(ctx, "secret_manager_endpoint")?;
+        let endpoint_override = endpoint(ctx, &SECRET_MANAGER_ENDPOINT)?;
         let endpoint = endpoint_override
             .clone()
             .unwrap_or_else(|| "https://secretmanager.googleapis.com".to_owned());
@@ -311,8 +312,8 @@ impl CredentialsProvider for BoundedToken {
 
 /// An endpoint setting: an https:// URL, or http:// to a loopback address (a local emulator;
 /// a token is never sent in the clear over the network).
-fn endpoint(ctx: &Context, name: &str) -> Result<Option<String>> {
-    let Some((url, source)) = ctx.config.get_with_source(name) else {
+fn endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
+    let Some((url, source)) = ctx.config.get_with_source(key) else {
         return Ok(None);
     };
     let url = url.trim().trim_end_matches('/').to_owned();
@@ -348,8 +349,8 @@ fn endpoint(ctx: &Context, name: &str) -> Result<Option<String>> {
 /// wrong path is named; the metadata server is tried once per token (Google's default), within
 /// the attempt time-out.
 fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
-    let quota = ctx.config.get("quota_project");
-    let (json, source) = match ctx.config.get_with_source("credentials_file") {
+    let quota = ctx.config.get(&QUOTA_PROJECT);
+    let (json, source) = match ctx.config.get_with_source(&CREDENTIALS_FILE) {
         Some((path, source)) => {
             let path = plugin_protocol::config::expand_home(&path);
             let json = read_credentials(&path, &format!("the credentials file {source}"))?;

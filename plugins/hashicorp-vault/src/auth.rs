@@ -4,11 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use plugin_protocol::config::{expand_home, Config};
-use plugin_protocol::{ErrorCode, PluginError, Result};
+use plugin_protocol::{ConfigKey, ErrorCode, PluginError, Result};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::http::{Method, Vault, STATUS_KEY};
+use crate::{
+    AUTH_METHOD, AUTH_MOUNT, JWT, JWT_FILE, ROLE, ROLE_ID, ROLE_ID_FILE, SECRET_ID, SECRET_ID_FILE,
+    TOKEN, TOKEN_FILE,
+};
 
 /// Where a Kubernetes pod finds its service-account token.
 pub const K8S_SA_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -23,7 +27,7 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     fn parse(config: &Config) -> Result<Self> {
-        let Some((v, source)) = config.get_with_source("auth_method") else {
+        let Some((v, source)) = config.get_with_source(&AUTH_METHOD) else {
             return Ok(Self::Token);
         };
         match v.trim().to_ascii_lowercase().as_str() {
@@ -69,13 +73,13 @@ pub fn authenticate(vault: &mut Vault, config: &Config) -> Result<bool> {
 }
 
 fn static_token(config: &Config) -> Result<Zeroizing<String>> {
-    if let Some(t) = config.get_secret("token") {
+    if let Some(t) = config.get_secret(&TOKEN) {
         let t = Zeroizing::new(t.trim().to_owned());
         if !t.is_empty() {
             return Ok(t);
         }
     }
-    if let Some((path, source)) = config.get_with_source("token_file") {
+    if let Some((path, source)) = config.get_with_source(&TOKEN_FILE) {
         return read_secret_file(&expand_home(&path), &source, "token");
     }
     // The Vault (and OpenBao) CLI token helper's file, written by `vault login` / `bao login`.
@@ -122,8 +126,8 @@ fn read_secret_file(path: &Path, source: &str, what: &str) -> Result<Zeroizing<S
 /// A secret from its value key (environment) or its file key.
 fn secret_input(
     config: &Config,
-    key: &str,
-    file_key: &str,
+    key: &ConfigKey,
+    file_key: &ConfigKey,
     default_file: Option<&str>,
     what: &str,
 ) -> Result<Option<Zeroizing<String>>> {
@@ -146,28 +150,28 @@ fn secret_input(
 
 fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing<String>> {
     let mount = config
-        .get("auth_mount")
+        .get(&AUTH_MOUNT)
         .map(|m| m.trim().trim_matches('/').to_owned())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| method.default_mount().to_owned());
-    crate::transit::check_mount(&mount, "auth_mount")?;
+    crate::transit::check_mount(&mount, AUTH_MOUNT.name)?;
     let missing = |what: &str, keys: &str| {
         PluginError::validation(format!(
             "{} login needs {what}: set {keys}",
             method.describe()
         ))
     };
-    let role = config.get("role").filter(|r| !r.trim().is_empty());
+    let role = config.get(&ROLE).filter(|r| !r.trim().is_empty());
     let body: Value = match method {
         AuthMethod::AppRole => {
-            let role_id = secret_input(config, "role_id", "role_id_file", None, "role id")?
+            let role_id = secret_input(config, &ROLE_ID, &ROLE_ID_FILE, None, "role id")?
                 .ok_or_else(|| {
                     missing(
                         "a role id",
                         "pluginConfig role_id_file or NOTATION_HASHICORP_VAULT_ROLE_ID",
                     )
                 })?;
-            let secret_id = secret_input(config, "secret_id", "secret_id_file", None, "secret id")?;
+            let secret_id = secret_input(config, &SECRET_ID, &SECRET_ID_FILE, None, "secret id")?;
             let mut body = json!({ "role_id": role_id.as_str() });
             if let Some(s) = &secret_id {
                 body["secret_id"] = Value::String(s.as_str().to_owned());
@@ -181,7 +185,7 @@ fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing
                     "pluginConfig role",
                 )
             })?;
-            let jwt = secret_input(config, "jwt", "jwt_file", Some(K8S_SA_TOKEN), "JWT")?
+            let jwt = secret_input(config, &JWT, &JWT_FILE, Some(K8S_SA_TOKEN), "JWT")?
                 .ok_or_else(|| {
                     missing(
                         "the service-account token",
@@ -191,7 +195,7 @@ fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing
             json!({ "role": role, "jwt": jwt.as_str() })
         }
         AuthMethod::Jwt => {
-            let jwt = secret_input(config, "jwt", "jwt_file", None, "JWT")?.ok_or_else(|| {
+            let jwt = secret_input(config, &JWT, &JWT_FILE, None, "JWT")?.ok_or_else(|| {
                 missing(
                     "the CI-provided ID token",
                     "pluginConfig jwt_file (a file with the JWT) or NOTATION_HASHICORP_VAULT_JWT",

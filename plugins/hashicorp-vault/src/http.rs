@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::{ADDRESS, CA_CERT, CA_PATH, CLIENT_CERT, CLIENT_KEY, NAMESPACE};
 use plugin_protocol::config::Config;
 use plugin_protocol::error::error_chain;
 use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result, Retry};
@@ -58,7 +59,7 @@ impl Vault {
     /// Sets up the client from configuration: address, namespace, CA certificates and client
     /// certificate. Makes no network call.
     pub fn new(config: &Config, deadline: Deadline) -> Result<Self> {
-        let (addr, source) = config.get_with_source("address").ok_or_else(|| {
+        let (addr, source) = config.get_with_source(&ADDRESS).ok_or_else(|| {
             PluginError::validation(
                 "no Vault address: set VAULT_ADDR (or BAO_ADDR), or pluginConfig address, to the \
                  server URL, e.g. https://vault.example.com:8200",
@@ -77,7 +78,7 @@ impl Vault {
             )));
         };
         let namespace = config
-            .get("namespace")
+            .get(&NAMESPACE)
             .map(|n| n.trim().trim_matches('/').to_owned())
             .filter(|n| !n.is_empty());
 
@@ -101,7 +102,7 @@ impl Vault {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        for (key, what) in [("ca_cert", "file"), ("ca_path", "directory")] {
+        for (key, what) in [(&CA_CERT, "file"), (&CA_PATH, "directory")] {
             let Some((path, source)) = config.get_with_source(key) else {
                 continue;
             };
@@ -111,8 +112,8 @@ impl Vault {
             }
         }
         match (
-            config.get_with_source("client_cert"),
-            config.get_with_source("client_key"),
+            config.get_with_source(&CLIENT_CERT),
+            config.get_with_source(&CLIENT_KEY),
         ) {
             (None, None) => {}
             (Some((cert, cert_source)), Some((key, key_source))) => {

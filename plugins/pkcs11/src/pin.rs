@@ -7,6 +7,7 @@ use std::path::Path;
 use plugin_protocol::{Config, PluginError, Result};
 use zeroize::Zeroizing;
 
+use crate::plugin::{PIN, PIN_FILE};
 use crate::uri::Pkcs11Uri;
 
 /// A PIN and a description of where it came from (for messages: never the PIN itself).
@@ -26,12 +27,12 @@ pub fn find(uri: &Pkcs11Uri, config: &Config) -> Result<Option<Pin>> {
     if let Some(source) = &uri.pin_source {
         return from_source(source).map(Some);
     }
-    if let Some((path, from)) = config.get_with_source("pin_file") {
+    if let Some((path, from)) = config.get_with_source(&PIN_FILE) {
         let path = plugin_protocol::config::expand_home(&path);
         return read_file(&path, &from).map(Some);
     }
-    if let Some((_, from)) = config.get_with_source("pin") {
-        let value = config.get_secret("pin").unwrap_or_default();
+    if let Some((_, from)) = config.get_with_source(&PIN) {
+        let value = config.get_secret(&PIN).unwrap_or_default();
         return Ok(Some(Pin {
             bytes: Zeroizing::new(value.as_bytes().to_vec()),
             source: from,

@@ -10,6 +10,7 @@ use cryptoki::types::RawAuthPin;
 use plugin_protocol::{Config, PluginError, Result};
 
 use crate::pin::{self, Pin};
+use crate::plugin::MODULE_PATH;
 use crate::uri::Pkcs11Uri;
 
 /// Directories searched for `module-name=<name>` (as `<name>.so`, `lib<name>.so`).
@@ -68,7 +69,7 @@ pub fn module_for(uri: &Pkcs11Uri, config: &Config) -> Result<ModuleChoice> {
                 ))
             });
     }
-    match config.get_with_source("module_path") {
+    match config.get_with_source(&MODULE_PATH) {
         Some((path, source)) => Ok(ModuleChoice {
             path: plugin_protocol::config::expand_home(&path),
             source,

@@ -7,6 +7,7 @@ use plugin_protocol::{Config, Deadline, ErrorCode, PluginError, Result};
 use zeroize::Zeroizing;
 
 use crate::tty::Tty;
+use crate::{PIN, PIN_FILE};
 
 /// The PIN of a YubiKey and where it came from (for messages).
 pub struct Pin {
@@ -20,7 +21,7 @@ const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 6..=8;
 /// The PIN for the YubiKey `serial`, from the first source configured; `None` when there is
 /// none and no terminal to ask on.
 pub fn find(config: &Config, deadline: &Deadline, serial: u32) -> Result<Option<Pin>> {
-    let pin = if let Some((path, from)) = config.get_with_source("pin_file") {
+    let pin = if let Some((path, from)) = config.get_with_source(&PIN_FILE) {
         let path = plugin_protocol::config::expand_home(&path);
         let bytes = plugin_protocol::secret::read_file(&path, "the PIN file")
             .map_err(|e| e.context(format_args!("{from}")))?;
@@ -28,7 +29,7 @@ pub fn find(config: &Config, deadline: &Deadline, serial: u32) -> Result<Option<
             bytes,
             source: format!("PIN file {} ({from})", path.display()),
         }
-    } else if let Some((_, from)) = config.get_with_source("pin") {
+    } else if let Some((_, from)) = config.get_with_source(&PIN) {
         if from.starts_with("pluginConfig") {
             return Err(PluginError::validation(
                 "refusing the PIN from pluginConfig 'pin': notation stores pluginConfig in plain \
@@ -36,7 +37,7 @@ pub fn find(config: &Config, deadline: &Deadline, serial: u32) -> Result<Option<
                  0600) or the environment variable YUBIKEY_PIN",
             ));
         }
-        let value = config.get_secret("pin").unwrap_or_default();
+        let value = config.get_secret(&PIN).unwrap_or_default();
         Pin {
             bytes: Zeroizing::new(value.as_bytes().to_vec()),
             source: from,
