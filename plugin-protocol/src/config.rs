@@ -16,30 +16,27 @@ use crate::key_reference::KeyReference;
 use crate::plugin_info::{ConfigKey, PluginInfo};
 
 /// `certificate_chain`, understood by every plugin: a file with the whole chain.
-pub const CERTIFICATE_CHAIN: ConfigKey = ConfigKey {
-    name: "certificate_chain",
-    env: &[],
-    help: "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
-           overrides the chain stored in the backend",
-    secret: false,
-};
+pub const CERTIFICATE_CHAIN: ConfigKey = ConfigKey::new(
+    "certificate_chain",
+    &[],
+    "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
+     overrides the chain stored in the backend",
+);
 
 /// `ca_certs`, understood by every plugin: CA certificates that complete the leaf.
-pub const CA_CERTS: ConfigKey = ConfigKey {
-    name: "ca_certs",
-    env: &[],
-    help: "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
-           leaf certificate found in the backend",
-    secret: false,
-};
+pub const CA_CERTS: ConfigKey = ConfigKey::new(
+    "ca_certs",
+    &[],
+    "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
+     leaf certificate found in the backend",
+);
 
 /// `timeout_seconds`, understood by every plugin: the invocation's deadline.
-pub const TIMEOUT_SECONDS: ConfigKey = ConfigKey {
-    name: "timeout_seconds",
-    env: &[],
-    help: "overall deadline for one plugin invocation, retries included (default 30)",
-    secret: false,
-};
+pub const TIMEOUT_SECONDS: ConfigKey = ConfigKey::new(
+    "timeout_seconds",
+    &[],
+    "overall deadline for one plugin invocation, retries included (default 30)",
+);
 
 /// Keys every plugin of the suite understands, with the same name everywhere.
 pub(crate) const SHARED_KEYS: &[ConfigKey] = &[CERTIFICATE_CHAIN, CA_CERTS, TIMEOUT_SECONDS];

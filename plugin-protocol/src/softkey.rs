@@ -14,44 +14,39 @@ use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
 /// Test hook `ecdsa_encoding`.
-pub const ECDSA_ENCODING: ConfigKey = ConfigKey {
-    name: "ecdsa_encoding",
-    env: &[],
-    help: "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
-    secret: false,
-};
+pub const ECDSA_ENCODING: ConfigKey = ConfigKey::new(
+    "ecdsa_encoding",
+    &[],
+    "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
+);
 
 /// Test hook `pss_salt`.
-pub const PSS_SALT: ConfigKey = ConfigKey {
-    name: "pss_salt",
-    env: &[],
-    help: "PSS salt length the backend uses (default: the hash length), to test the self-check",
-    secret: false,
-};
+pub const PSS_SALT: ConfigKey = ConfigKey::new(
+    "pss_salt",
+    &[],
+    "PSS salt length the backend uses (default: the hash length), to test the self-check",
+);
 
 /// Test hook `sign_with`.
-pub const SIGN_WITH: ConfigKey = ConfigKey {
-    name: "sign_with",
-    env: &[],
-    help: "the path of another PKCS#8 key that signs instead (a backend signing with the wrong key), to test the self-checks",
-    secret: false,
-};
+pub const SIGN_WITH: ConfigKey = ConfigKey::new(
+    "sign_with",
+    &[],
+    "the path of another PKCS#8 key that signs instead (a backend signing with the wrong key), to test the self-checks",
+);
 
 /// Test hook `token`.
-pub const TOKEN: ConfigKey = ConfigKey {
-    name: "token",
-    env: &["SOFTKEY_TOKEN"],
-    help: "a pretend credential, to prove secrets never reach output or logs",
-    secret: true,
-};
+pub const TOKEN: ConfigKey = ConfigKey::new_secret(
+    "token",
+    &["SOFTKEY_TOKEN"],
+    "a pretend credential, to prove secrets never reach output or logs",
+);
 
 /// Test hook `interrupt_marker`.
-pub const INTERRUPT_MARKER: ConfigKey = ConfigKey {
-    name: "interrupt_marker",
-    env: &[],
-    help: "with key id test:hang, a file the interrupt cleanup writes (a backend session closed)",
-    secret: false,
-};
+pub const INTERRUPT_MARKER: ConfigKey = ConfigKey::new(
+    "interrupt_marker",
+    &[],
+    "with key id test:hang, a file the interrupt cleanup writes (a backend session closed)",
+);
 
 /// The softkey plugin's description; its config keys are test hooks that make the backend
 /// misbehave the ways real ones do (DER ECDSA, a wrong PSS salt, the wrong key).

@@ -8,31 +8,19 @@ use std::time::Duration;
 use plugin_protocol::config::{expand_home, Config, DEFAULT_TIMEOUT};
 use plugin_protocol::{ConfigKey, Context, ErrorCode, PluginInfo};
 
-const REGION: ConfigKey = ConfigKey {
-    name: "region",
-    env: &["CFG_TEST_REGION", "CFG_TEST_DEFAULT_REGION"],
-    help: "a setting with two well-known variables",
-    secret: false,
-};
-const PIN: ConfigKey = ConfigKey {
-    name: "pin",
-    env: &[],
-    help: "a secret",
-    secret: true,
-};
-const KEY_FILE: ConfigKey = ConfigKey {
-    name: "key_file",
-    env: &[],
-    help: "a path, number, URL or choice (no test sets its variables, so tests may run in \
-           parallel)",
-    secret: false,
-};
-const VERBOSE: ConfigKey = ConfigKey {
-    name: "verbose",
-    env: &[],
-    help: "a flag",
-    secret: false,
-};
+const REGION: ConfigKey = ConfigKey::new(
+    "region",
+    &["CFG_TEST_REGION", "CFG_TEST_DEFAULT_REGION"],
+    "a setting with two well-known variables",
+);
+const PIN: ConfigKey = ConfigKey::new_secret("pin", &[], "a secret");
+const KEY_FILE: ConfigKey = ConfigKey::new(
+    "key_file",
+    &[],
+    "a path, number, URL or choice (no test sets its variables, so tests may run in \
+     parallel)",
+);
+const VERBOSE: ConfigKey = ConfigKey::new("verbose", &[], "a flag");
 
 static INFO: PluginInfo = PluginInfo {
     name: "cfg-test",

@@ -26,17 +26,16 @@ fn record(call: impl Into<String>) {
     CALLS.lock().unwrap().push(call.into());
 }
 
-const fn key(name: &'static str, help: &'static str) -> ConfigKey {
-    ConfigKey {
-        name,
-        env: &[],
-        help,
-        secret: false,
-    }
-}
-
-const REFUSE: ConfigKey = key("refuse", "validation or throttled: how the sign call fails");
-const FLIP: ConfigKey = key("flip", "true: the signature comes back with a bit flipped");
+const REFUSE: ConfigKey = ConfigKey::new(
+    "refuse",
+    &[],
+    "validation or throttled: how the sign call fails",
+);
+const FLIP: ConfigKey = ConfigKey::new(
+    "flip",
+    &[],
+    "true: the signature comes back with a bit flipped",
+);
 
 static INFO: PluginInfo = PluginInfo {
     name: "remote",

@@ -12,44 +12,39 @@ mod keyref;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
-pub const REGION: ConfigKey = ConfigKey {
-    name: "region",
-    env: &["AWS_REGION", "AWS_DEFAULT_REGION"],
-    help: "AWS Region of the key (a key or alias ARN names its own Region and wins); \
-           default: the profile's region",
-    secret: false,
-};
+pub const REGION: ConfigKey = ConfigKey::new(
+    "region",
+    &["AWS_REGION", "AWS_DEFAULT_REGION"],
+    "AWS Region of the key (a key or alias ARN names its own Region and wins); \
+     default: the profile's region",
+);
 
-pub const PROFILE: ConfigKey = ConfigKey {
-    name: "profile",
-    env: &["AWS_PROFILE"],
-    help: "named profile in ~/.aws/config and ~/.aws/credentials (SSO, assume-role, \
-           credential_process, static keys)",
-    secret: false,
-};
+pub const PROFILE: ConfigKey = ConfigKey::new(
+    "profile",
+    &["AWS_PROFILE"],
+    "named profile in ~/.aws/config and ~/.aws/credentials (SSO, assume-role, \
+     credential_process, static keys)",
+);
 
-pub const ENDPOINT_URL: ConfigKey = ConfigKey {
-    name: "endpoint_url",
-    env: &["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"],
-    help: "KMS endpoint URL (VPC endpoint, FIPS endpoint, LocalStack); \
-           awskms://host:port/... in the keyId takes precedence",
-    secret: false,
-};
+pub const ENDPOINT_URL: ConfigKey = ConfigKey::new(
+    "endpoint_url",
+    &["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"],
+    "KMS endpoint URL (VPC endpoint, FIPS endpoint, LocalStack); \
+     awskms://host:port/... in the keyId takes precedence",
+);
 
-pub const CERTIFICATE_CHAIN_SECRET: ConfigKey = ConfigKey {
-    name: "certificate_chain_secret",
-    env: &[],
-    help: "name or ARN of an AWS Secrets Manager secret holding the PEM certificate \
-           chain (leaf first, root last); used when certificate_chain is not set",
-    secret: false,
-};
+pub const CERTIFICATE_CHAIN_SECRET: ConfigKey = ConfigKey::new(
+    "certificate_chain_secret",
+    &[],
+    "name or ARN of an AWS Secrets Manager secret holding the PEM certificate \
+     chain (leaf first, root last); used when certificate_chain is not set",
+);
 
-pub const SECRETS_ENDPOINT_URL: ConfigKey = ConfigKey {
-    name: "secrets_endpoint_url",
-    env: &["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"],
-    help: "Secrets Manager endpoint URL (VPC endpoint, LocalStack)",
-    secret: false,
-};
+pub const SECRETS_ENDPOINT_URL: ConfigKey = ConfigKey::new(
+    "secrets_endpoint_url",
+    &["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"],
+    "Secrets Manager endpoint URL (VPC endpoint, LocalStack)",
+);
 
 pub static INFO: PluginInfo = PluginInfo {
     name: "aws-kms",

@@ -14,36 +14,32 @@ mod secret;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
-pub const SELF_SIGNED: ConfigKey = ConfigKey {
-    name: "self_signed",
-    env: &[],
-    help: "true: the Key Vault certificate is self-signed and is the whole chain \
-           (needs only certificates/get, not secrets/get); as in notation-azure-kv",
-    secret: false,
-};
+pub const SELF_SIGNED: ConfigKey = ConfigKey::new(
+    "self_signed",
+    &[],
+    "true: the Key Vault certificate is self-signed and is the whole chain \
+     (needs only certificates/get, not secrets/get); as in notation-azure-kv",
+);
 
-pub const CREDENTIAL_TYPE: ConfigKey = ConfigKey {
-    name: "credential_type",
-    env: &["AZURE_CREDENTIAL_TYPE"],
-    help: "default, environment (AZURE_CLIENT_SECRET), workloadid, managedid or \
-           azurecli; as in notation-azure-kv (default: default)",
-    secret: false,
-};
+pub const CREDENTIAL_TYPE: ConfigKey = ConfigKey::new(
+    "credential_type",
+    &["AZURE_CREDENTIAL_TYPE"],
+    "default, environment (AZURE_CLIENT_SECRET), workloadid, managedid or \
+     azurecli; as in notation-azure-kv (default: default)",
+);
 
-pub const CLIENT_ID: ConfigKey = ConfigKey {
-    name: "client_id",
-    env: &["AZURE_CLIENT_ID"],
-    help: "application (client) id: of the service principal, the workload identity, \
-           or the user-assigned managed identity",
-    secret: false,
-};
+pub const CLIENT_ID: ConfigKey = ConfigKey::new(
+    "client_id",
+    &["AZURE_CLIENT_ID"],
+    "application (client) id: of the service principal, the workload identity, \
+     or the user-assigned managed identity",
+);
 
-pub const TENANT_ID: ConfigKey = ConfigKey {
-    name: "tenant_id",
-    env: &["AZURE_TENANT_ID"],
-    help: "Microsoft Entra tenant id (service principal and workload identity)",
-    secret: false,
-};
+pub const TENANT_ID: ConfigKey = ConfigKey::new(
+    "tenant_id",
+    &["AZURE_TENANT_ID"],
+    "Microsoft Entra tenant id (service principal and workload identity)",
+);
 
 pub static INFO: PluginInfo = PluginInfo {
     name: "azure-keyvault",

@@ -11,169 +11,129 @@ mod transit;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
-const fn key(
-    name: &'static str,
-    env: &'static [&'static str],
-    help: &'static str,
-    secret: bool,
-) -> ConfigKey {
-    ConfigKey {
-        name,
-        env,
-        help,
-        secret,
-    }
-}
-
-pub const ADDRESS: ConfigKey = key(
+pub const ADDRESS: ConfigKey = ConfigKey::new(
     "address",
     &["VAULT_ADDR", "BAO_ADDR"],
     "URL of the Vault or OpenBao server, e.g. https://vault.example.com:8200 (required)",
-    false,
 );
 
-pub const NAMESPACE: ConfigKey = key(
+pub const NAMESPACE: ConfigKey = ConfigKey::new(
     "namespace",
     &["VAULT_NAMESPACE", "BAO_NAMESPACE"],
     "Vault Enterprise / OpenBao namespace of the Transit mount and the auth method",
-    false,
 );
 
-pub const CA_CERT: ConfigKey = key(
+pub const CA_CERT: ConfigKey = ConfigKey::new(
     "ca_cert",
     &["VAULT_CACERT", "BAO_CACERT"],
     "PEM file of CA certificates that verify the server, in addition to the system roots",
-    false,
 );
 
-pub const CA_PATH: ConfigKey = key(
+pub const CA_PATH: ConfigKey = ConfigKey::new(
     "ca_path",
     &["VAULT_CAPATH", "BAO_CAPATH"],
     "directory of PEM CA certificate files that verify the server",
-    false,
 );
 
-pub const CLIENT_CERT: ConfigKey = key(
+pub const CLIENT_CERT: ConfigKey = ConfigKey::new(
     "client_cert",
     &["VAULT_CLIENT_CERT", "BAO_CLIENT_CERT"],
     "PEM client certificate for TLS client authentication (with client_key)",
-    false,
 );
 
-pub const CLIENT_KEY: ConfigKey = key(
+pub const CLIENT_KEY: ConfigKey = ConfigKey::new(
     "client_key",
     &["VAULT_CLIENT_KEY", "BAO_CLIENT_KEY"],
     "PEM private key file of client_cert",
-    false,
 );
 
-pub const TRANSIT_MOUNT: ConfigKey = key(
+pub const TRANSIT_MOUNT: ConfigKey = ConfigKey::new(
     "transit_mount",
     &[],
     "mount path of the Transit secrets engine (default transit)",
-    false,
 );
 
-pub const AUTH_METHOD: ConfigKey = key(
+pub const AUTH_METHOD: ConfigKey = ConfigKey::new(
     "auth_method",
     &[],
     "token (default), approle, kubernetes or jwt (alias oidc)",
-    false,
 );
 
-pub const AUTH_MOUNT: ConfigKey = key(
+pub const AUTH_MOUNT: ConfigKey = ConfigKey::new(
     "auth_mount",
     &[],
     "mount path of the auth method (default approle, kubernetes or jwt)",
-    false,
 );
 
-pub const TOKEN: ConfigKey = key(
+pub const TOKEN: ConfigKey = ConfigKey::new_secret(
     "token",
     &["VAULT_TOKEN", "BAO_TOKEN"],
     "token for auth_method token; else token_file, else ~/.vault-token",
-    true,
 );
 
-pub const TOKEN_FILE: ConfigKey = key(
+pub const TOKEN_FILE: ConfigKey = ConfigKey::new(
     "token_file",
     &[],
     "file holding the token for auth_method token",
-    false,
 );
 
-pub const ROLE_ID: ConfigKey = key("role_id", &[], "AppRole role id (or role_id_file)", true);
+pub const ROLE_ID: ConfigKey =
+    ConfigKey::new_secret("role_id", &[], "AppRole role id (or role_id_file)");
 
-pub const ROLE_ID_FILE: ConfigKey = key(
-    "role_id_file",
-    &[],
-    "file holding the AppRole role id",
-    false,
-);
+pub const ROLE_ID_FILE: ConfigKey =
+    ConfigKey::new("role_id_file", &[], "file holding the AppRole role id");
 
-pub const SECRET_ID: ConfigKey = key(
+pub const SECRET_ID: ConfigKey = ConfigKey::new_secret(
     "secret_id",
     &[],
     "AppRole secret id (or secret_id_file; omit for roles without bind_secret_id)",
-    true,
 );
 
-pub const SECRET_ID_FILE: ConfigKey = key(
-    "secret_id_file",
-    &[],
-    "file holding the AppRole secret id",
-    false,
-);
+pub const SECRET_ID_FILE: ConfigKey =
+    ConfigKey::new("secret_id_file", &[], "file holding the AppRole secret id");
 
-pub const ROLE: ConfigKey = key(
+pub const ROLE: ConfigKey = ConfigKey::new(
     "role",
     &[],
     "role to log in as: required for kubernetes, optional for jwt (the mount's default role)",
-    false,
 );
 
-pub const JWT: ConfigKey = key(
+pub const JWT: ConfigKey = ConfigKey::new_secret(
     "jwt",
     &[],
     "the JWT for kubernetes or jwt login (or jwt_file)",
-    true,
 );
 
-pub const JWT_FILE: ConfigKey = key(
+pub const JWT_FILE: ConfigKey = ConfigKey::new(
     "jwt_file",
     &[],
     "file holding the JWT: a CI-provided ID token, or the Kubernetes service-account token \
-         (default /var/run/secrets/kubernetes.io/serviceaccount/token)",
-    false,
+     (default /var/run/secrets/kubernetes.io/serviceaccount/token)",
 );
 
-pub const CHAIN_SOURCE: ConfigKey = key(
+pub const CHAIN_SOURCE: ConfigKey = ConfigKey::new(
     "chain_source",
     &[],
     "where the chain is when certificate_chain is not set: transit (default; the chain \
-         stored on the key version) or kv (a KV v2 secret)",
-    false,
+     stored on the key version) or kv (a KV v2 secret)",
 );
 
-pub const KV_MOUNT: ConfigKey = key(
+pub const KV_MOUNT: ConfigKey = ConfigKey::new(
     "kv_mount",
     &[],
     "KV v2 mount holding the chain (default secret; setting any kv_* key selects kv)",
-    false,
 );
 
-pub const KV_PATH: ConfigKey = key(
+pub const KV_PATH: ConfigKey = ConfigKey::new(
     "kv_path",
     &[],
     "path of the KV v2 secret holding the chain (default: the key name)",
-    false,
 );
 
-pub const KV_FIELD: ConfigKey = key(
+pub const KV_FIELD: ConfigKey = ConfigKey::new(
     "kv_field",
     &[],
     "field of the KV v2 secret holding the PEM chain (default certificate)",
-    false,
 );
 
 pub static INFO: PluginInfo = PluginInfo {

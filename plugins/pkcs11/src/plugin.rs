@@ -16,26 +16,23 @@ use crate::pin::Pin;
 use crate::token::{self, describe, TokenSlot};
 use crate::uri::Pkcs11Uri;
 
-pub const MODULE_PATH: ConfigKey = ConfigKey {
-    name: "module_path",
-    env: &["PKCS11_MODULE_PATH"],
-    help: "path of the PKCS#11 module (.so) when the key URI has no module-path/module-name",
-    secret: false,
-};
+pub const MODULE_PATH: ConfigKey = ConfigKey::new(
+    "module_path",
+    &["PKCS11_MODULE_PATH"],
+    "path of the PKCS#11 module (.so) when the key URI has no module-path/module-name",
+);
 
-pub const PIN_FILE: ConfigKey = ConfigKey {
-    name: "pin_file",
-    env: &["PKCS11_PIN_FILE"],
-    help: "file holding the user PIN (mode 0600) when the key URI has no pin-source",
-    secret: false,
-};
+pub const PIN_FILE: ConfigKey = ConfigKey::new(
+    "pin_file",
+    &["PKCS11_PIN_FILE"],
+    "file holding the user PIN (mode 0600) when the key URI has no pin-source",
+);
 
-pub const PIN: ConfigKey = ConfigKey {
-    name: "pin",
-    env: &["PKCS11_PIN"],
-    help: "the user PIN itself (prefer pin_file or pin-source; never put it in pluginConfig)",
-    secret: true,
-};
+pub const PIN: ConfigKey = ConfigKey::new_secret(
+    "pin",
+    &["PKCS11_PIN"],
+    "the user PIN itself (prefer pin_file or pin-source; never put it in pluginConfig)",
+);
 
 pub static INFO: PluginInfo = PluginInfo {
     name: "pkcs11",

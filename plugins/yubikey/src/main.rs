@@ -19,21 +19,19 @@ mod tty;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
-pub const PIN_FILE: ConfigKey = ConfigKey {
-    name: "pin_file",
-    env: &["YUBIKEY_PIN_FILE"],
-    help: "file holding the PIV PIN (mode 0600); without it the PIN comes from \
-           YUBIKEY_PIN or, in a terminal, a prompt on /dev/tty",
-    secret: false,
-};
+pub const PIN_FILE: ConfigKey = ConfigKey::new(
+    "pin_file",
+    &["YUBIKEY_PIN_FILE"],
+    "file holding the PIV PIN (mode 0600); without it the PIN comes from \
+     YUBIKEY_PIN or, in a terminal, a prompt on /dev/tty",
+);
 
-pub const PIN: ConfigKey = ConfigKey {
-    name: "pin",
-    env: &["YUBIKEY_PIN"],
-    help: "the PIV PIN, from the environment only (refused in pluginConfig, which \
-           notation stores in plain text)",
-    secret: true,
-};
+pub const PIN: ConfigKey = ConfigKey::new_secret(
+    "pin",
+    &["YUBIKEY_PIN"],
+    "the PIV PIN, from the environment only (refused in pluginConfig, which \
+     notation stores in plain text)",
+);
 
 pub static INFO: PluginInfo = PluginInfo {
     name: "yubikey",
