@@ -461,8 +461,13 @@ fn check_token_file(json: &serde_json::Value, source: &str) -> Result<()> {
 }
 
 fn read_credentials(path: &std::path::Path, what: &str) -> Result<serde_json::Value> {
-    // A credentials file is often written by the platform (CI auth actions) with its own mode.
-    let bytes = plugin_protocol::secret::read_platform_file(path, what)?;
+    // A credentials file is often written by the platform (CI auth actions) with its own mode:
+    // the secret-file policy's platform exception.
+    let bytes = plugin_protocol::secret::read_file(
+        path,
+        what,
+        plugin_protocol::secret::FileOwner::Platform,
+    )?;
     if bytes.len() as u64 > MAX_CREDENTIALS_FILE {
         return Err(PluginError::validation(format!(
             "{what} {} is too large",

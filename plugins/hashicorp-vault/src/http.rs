@@ -122,10 +122,15 @@ impl Vault {
                     &cert_source,
                 )?);
                 pem.push(b'\n');
-                pem.extend_from_slice(&read(
-                    &plugin_protocol::config::expand_home(&key),
-                    &key_source,
-                )?);
+                // The private key is a secret file: the shared policy (owner-only, bounded).
+                pem.extend_from_slice(
+                    &plugin_protocol::secret::read_file(
+                        &plugin_protocol::config::expand_home(&key),
+                        "the client key file",
+                        plugin_protocol::secret::FileOwner::User,
+                    )
+                    .map_err(|e| e.context(&key_source))?,
+                );
                 let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
                     PluginError::validation(format!(
                         "{cert_source} and {key_source} do not hold a usable PEM client \

@@ -44,7 +44,7 @@ pub const CLIENT_CERT: ConfigKey = ConfigKey::new(
 pub const CLIENT_KEY: ConfigKey = ConfigKey::new(
     "client_key",
     &["VAULT_CLIENT_KEY", "BAO_CLIENT_KEY"],
-    "PEM private key file of client_cert",
+    "PEM private key file of client_cert (readable by its owner only)",
 );
 
 pub const TRANSIT_MOUNT: ConfigKey = ConfigKey::new(
