@@ -121,6 +121,22 @@ fn every_lookup_goes_through_a_declared_and_listed_key() {
                 }
             }
         }
+        // The shared secret readers take the config and then the key.
+        for call in ["Secret::from_setting(", "Secret::from_file_setting("] {
+            for (i, _) in flat.match_indices(call) {
+                let args = &flat[i + call.len()..];
+                let name = args
+                    .split_once(",&")
+                    .map(|(_, rest)| ident(rest))
+                    .unwrap_or_default();
+                lookups += 1;
+                assert!(
+                    declared.contains(name) || SHARED.contains(&name),
+                    "{plugin} reads the secret {name:?}, which is neither its own declared key \
+                     nor a shared one"
+                );
+            }
+        }
         assert!(
             lookups > 0,
             "{plugin}: no lookup through a key constant found"
