@@ -208,11 +208,12 @@ impl Backend for SoftKeyBackend {
         payload: &crate::Payload,
     ) -> Result<BackendSignature> {
         let (spec, digest) = (payload.spec, payload.digest);
-        let der = ctx.config.get(&ECDSA_ENCODING).as_deref() == Some("der");
-        let salt = match ctx.config.get(&PSS_SALT) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| PluginError::validation("pss_salt must be a number"))?,
+        let der = ctx
+            .config
+            .choice(&ECDSA_ENCODING, &["der", "fixed"])?
+            .is_some_and(|(v, _)| v == "der");
+        let salt = match ctx.config.number(&PSS_SALT, 0..=1024)? {
+            Some((salt, _)) => salt,
             None => spec.hash_algorithm().output_len(),
         };
         if let Some(path) = ctx.config.get(&SIGN_WITH) {

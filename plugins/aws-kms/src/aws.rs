@@ -22,6 +22,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
 use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
+use plugin_protocol::config::PlainHttp;
 use plugin_protocol::error::error_chain;
 use plugin_protocol::{ConfigKey, Context, PluginError, Result, Retry};
 
@@ -71,10 +72,7 @@ impl Session {
         // NOTATION_AWS_KMS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL).
         let kms_endpoint_override = match key.and_then(|k| k.endpoint.clone()) {
             Some(e) => Some(e),
-            None => match configured_endpoint(ctx, &ENDPOINT_URL) {
-                Some((url, source)) => Some(check_url(&url, &source)?),
-                None => None,
-            },
+            None => configured_endpoint(ctx, &ENDPOINT_URL)?,
         };
         let http = if plain_http_only(ctx, kms_endpoint_override.as_deref(), profile.is_some()) {
             // A local KMS (LocalStack) with static keys: reading the system's trust store
@@ -177,9 +175,8 @@ impl Session {
         ctx: &Context,
     ) -> Result<(aws_sdk_secretsmanager::Client, String)> {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
-        let endpoint = match configured_endpoint(ctx, &SECRETS_ENDPOINT_URL) {
-            Some((url, source)) => {
-                let url = check_url(&url, &source)?;
+        let endpoint = match configured_endpoint(ctx, &SECRETS_ENDPOINT_URL)? {
+            Some(url) => {
                 b = b.endpoint_url(&url);
                 url
             }
@@ -288,30 +285,27 @@ fn plain_http_only(ctx: &Context, kms_endpoint: Option<&str>, profile: bool) -> 
         && std::env::var("AWS_SECRET_ACCESS_KEY").is_ok_and(|v| !v.trim().is_empty())
 }
 
-/// An endpoint setting and its source; the standard `AWS_ENDPOINT_URL*` variables are skipped
-/// when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, as the SDKs do (pluginConfig and
+/// An endpoint setting, an http(s):// URL (plain http for a local KMS such as LocalStack); the
+/// standard `AWS_ENDPOINT_URL*` variables are skipped when
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, as the SDKs do (pluginConfig and
 /// `NOTATION_AWS_KMS_*` still count).
-fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Option<(String, String)> {
-    let found = ctx.config.get_with_source(key)?;
+fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
     let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if ignore && found.1.contains("AWS_ENDPOINT_URL") {
-        return None;
+    let ignored = |source: &str| ignore && source.contains("AWS_ENDPOINT_URL");
+    if ctx
+        .config
+        .get_with_source(key)
+        .is_none_or(|(_, source)| ignored(&source))
+    {
+        return Ok(None);
     }
-    Some(found)
-}
-
-fn check_url(url: &str, source: &str) -> Result<String> {
-    let ok =
-        (url.starts_with("https://") || url.starts_with("http://")) && url.len() > "https://".len();
-    if ok {
-        Ok(url.trim_end_matches('/').to_owned())
-    } else {
-        Err(PluginError::validation(format!(
-            "{source} must be an http(s):// URL such as https://kms.us-east-1.amazonaws.com, not \
-             '{url}'"
-        )))
-    }
+    let url = ctx.config.url(
+        key,
+        PlainHttp::Allowed,
+        "https://kms.us-east-1.amazonaws.com",
+    )?;
+    Ok(url.map(|(url, _)| url))
 }
 
 fn default_endpoint(service: &str, region: &str) -> String {

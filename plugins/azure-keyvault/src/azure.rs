@@ -18,7 +18,7 @@ use azure_identity::{
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use plugin_protocol::{Context, PluginError, Result, Retry};
+use plugin_protocol::{Config, Context, PluginError, Result, Retry};
 use zeroize::Zeroizing;
 
 use crate::keyref::KeyRef;
@@ -41,19 +41,23 @@ pub enum CredentialType {
 }
 
 impl CredentialType {
-    fn parse(value: &str, source: &str) -> Result<Self> {
-        Ok(match value.to_ascii_lowercase().as_str() {
-            "default" => Self::Default,
-            "environment" => Self::Environment,
-            "workloadid" => Self::WorkloadId,
-            "managedid" => Self::ManagedId,
-            "azurecli" => Self::AzureCli,
-            _ => {
-                return Err(PluginError::validation(format!(
-                    "{source} must be one of default, environment, workloadid, managedid, \
-                     azurecli, not '{value}'"
-                )))
-            }
+    /// credential_type's values, as notation-azure-kv names them.
+    const NAMES: [&'static str; 5] = [
+        "default",
+        "environment",
+        "workloadid",
+        "managedid",
+        "azurecli",
+    ];
+
+    /// The credential type from credential_type (a VALIDATION_ERROR listing the types).
+    fn from_config(config: &Config) -> Result<Self> {
+        Ok(match config.choice(&CREDENTIAL_TYPE, &Self::NAMES)? {
+            None | Some(("default", _)) => Self::Default,
+            Some(("environment", _)) => Self::Environment,
+            Some(("workloadid", _)) => Self::WorkloadId,
+            Some(("managedid", _)) => Self::ManagedId,
+            Some((_, _)) => Self::AzureCli,
         })
     }
 }
@@ -242,10 +246,7 @@ impl Session {
 fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCredential>, String)> {
     let client_options = || client_options(transport);
     let config = &ctx.config;
-    let kind = match config.get_with_source(&CREDENTIAL_TYPE) {
-        Some((v, source)) => CredentialType::parse(&v, &source)?,
-        None => CredentialType::Default,
-    };
+    let kind = CredentialType::from_config(config)?;
     let client_id = config.get(&CLIENT_ID);
     let tenant_id = config.get(&TENANT_ID);
     let options = || ClientSecretCredentialOptions {

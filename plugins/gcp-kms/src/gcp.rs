@@ -24,7 +24,7 @@ use google_cloud_gax::retry_state::RetryState;
 use google_cloud_gax::retry_throttler::RetryThrottler;
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
-use plugin_protocol::config::MAX_ATTEMPTS;
+use plugin_protocol::config::{PlainHttp, MAX_ATTEMPTS};
 use plugin_protocol::error::error_chain;
 use plugin_protocol::{ConfigKey, Context, Deadline, PluginError, Result, Retry};
 
@@ -313,34 +313,12 @@ impl CredentialsProvider for BoundedToken {
 /// An endpoint setting: an https:// URL, or http:// to a loopback address (a local emulator;
 /// a token is never sent in the clear over the network).
 fn endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
-    let Some((url, source)) = ctx.config.get_with_source(key) else {
-        return Ok(None);
-    };
-    let url = url.trim().trim_end_matches('/').to_owned();
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?']).next().unwrap_or_default();
-        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        let loopback = name == "localhost"
-            || name == "[::1]"
-            || name
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            return Ok(Some(url));
-        }
-        return Err(PluginError::validation(format!(
-            "{source} is '{url}': plain http:// is only allowed to a loopback address (a local \
-             emulator); use https:// (such as https://cloudkms.googleapis.com or a private \
-             endpoint)"
-        )));
-    }
-    if url.starts_with("https://") && url.len() > "https://".len() {
-        return Ok(Some(url));
-    }
-    Err(PluginError::validation(format!(
-        "{source} must be an https:// URL such as https://cloudkms.googleapis.com or \
-         https://cloudkms.europe-west1.rep.googleapis.com, not '{url}'"
-    )))
+    let url = ctx.config.url(
+        key,
+        PlainHttp::Loopback,
+        "https://cloudkms.googleapis.com or https://cloudkms.europe-west1.rep.googleapis.com",
+    )?;
+    Ok(url.map(|(url, _)| url))
 }
 
 /// Application Default Credentials, as Google's libraries find them (AIP-4110): the file named

@@ -28,18 +28,13 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     fn parse(config: &Config) -> Result<Self> {
-        let Some((v, source)) = config.get_with_source(&AUTH_METHOD) else {
-            return Ok(Self::Token);
-        };
-        match v.trim().to_ascii_lowercase().as_str() {
-            "token" => Ok(Self::Token),
-            "approle" => Ok(Self::AppRole),
-            "kubernetes" | "k8s" => Ok(Self::Kubernetes),
-            "jwt" | "oidc" => Ok(Self::Jwt),
-            other => Err(PluginError::validation(format!(
-                "{source} is '{other}'; known auth methods: token, approle, kubernetes, jwt (alias oidc)"
-            ))),
-        }
+        let names = ["token", "approle", "kubernetes", "k8s", "jwt", "oidc"];
+        Ok(match config.choice(&AUTH_METHOD, &names)? {
+            None | Some(("token", _)) => Self::Token,
+            Some(("approle", _)) => Self::AppRole,
+            Some(("kubernetes" | "k8s", _)) => Self::Kubernetes,
+            Some((_, _)) => Self::Jwt,
+        })
     }
 
     fn default_mount(self) -> &'static str {

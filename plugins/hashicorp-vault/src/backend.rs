@@ -64,17 +64,8 @@ fn chain_source(ctx: &Context, key_name: &str) -> Result<ChainSource> {
     let kv_configured = [KV_MOUNT, KV_PATH, KV_FIELD]
         .iter()
         .any(|k| cfg.get(k).is_some());
-    let source = match cfg.get_with_source(&CHAIN_SOURCE) {
-        Some((v, source)) => match v.trim().to_ascii_lowercase().as_str() {
-            "transit" => "transit",
-            "kv" => "kv",
-            other => {
-                return Err(PluginError::validation(format!(
-                    "{source} is '{other}'; chain sources: transit (the chain stored on the \
-                     Transit key) or kv (a KV v2 secret)"
-                )))
-            }
-        },
+    let source = match cfg.choice(&CHAIN_SOURCE, &["transit", "kv"])? {
+        Some((v, _)) => v,
         None if kv_configured => "kv",
         None => "transit",
     };

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::{ADDRESS, CA_CERT, CA_PATH, CLIENT_CERT, CLIENT_KEY, NAMESPACE};
-use plugin_protocol::config::Config;
+use plugin_protocol::config::{Config, PlainHttp};
 use plugin_protocol::error::error_chain;
 use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result, Retry};
 use serde_json::Value;
@@ -59,24 +59,20 @@ impl Vault {
     /// Sets up the client from configuration: address, namespace, CA certificates and client
     /// certificate. Makes no network call.
     pub fn new(config: &Config, deadline: Deadline) -> Result<Self> {
-        let (addr, source) = config.get_with_source(&ADDRESS).ok_or_else(|| {
-            PluginError::validation(
-                "no Vault address: set VAULT_ADDR (or BAO_ADDR), or pluginConfig address, to the \
-                 server URL, e.g. https://vault.example.com:8200",
-            )
-        })?;
-        let addr = addr.trim().trim_end_matches('/').to_owned();
-        let https = if addr.starts_with("https://") {
-            true
-        } else if addr.starts_with("http://") {
-            false
-        } else {
-            return Err(PluginError::validation(format!(
-                "{source} is '{}'; the Vault address must start with https:// (or http:// for a \
-                 local dev server)",
-                plugin_protocol::bounded::shorten(&plugin_protocol::secret::redact_url(&addr), 200)
-            )));
-        };
+        // https://, or http:// for a local dev server.
+        let (addr, _) = config
+            .url(
+                &ADDRESS,
+                PlainHttp::Allowed,
+                "https://vault.example.com:8200",
+            )?
+            .ok_or_else(|| {
+                PluginError::validation(
+                    "no Vault address: set VAULT_ADDR (or BAO_ADDR), or pluginConfig address, to \
+                     the server URL, e.g. https://vault.example.com:8200",
+                )
+            })?;
+        let https = addr.starts_with("https://");
         let namespace = config
             .get(&NAMESPACE)
             .map(|n| n.trim().trim_matches('/').to_owned())
