@@ -328,9 +328,8 @@ fn endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
 /// the attempt time-out.
 fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
     let quota = ctx.config.get(&QUOTA_PROJECT);
-    let (json, source) = match ctx.config.get_with_source(&CREDENTIALS_FILE) {
+    let (json, source) = match ctx.config.path(&CREDENTIALS_FILE) {
         Some((path, source)) => {
-            let path = plugin_protocol::config::expand_home(&path);
             let json = read_credentials(&path, &format!("the credentials file {source}"))?;
             (Some(json), format!("{source} ({})", path.display()))
         }

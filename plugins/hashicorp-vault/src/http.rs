@@ -99,29 +99,22 @@ impl Vault {
             }
         }
         for (key, what) in [(&CA_CERT, "file"), (&CA_PATH, "directory")] {
-            let Some((path, source)) = config.get_with_source(key) else {
+            let Some((path, source)) = config.path(key) else {
                 continue;
             };
-            let path = plugin_protocol::config::expand_home(&path);
             for cert in load_ca_certs(&path, what, &source)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        match (
-            config.get_with_source(&CLIENT_CERT),
-            config.get_with_source(&CLIENT_KEY),
-        ) {
+        match (config.path(&CLIENT_CERT), config.path(&CLIENT_KEY)) {
             (None, None) => {}
             (Some((cert, cert_source)), Some((key, key_source))) => {
-                let mut pem = Zeroizing::new(read(
-                    &plugin_protocol::config::expand_home(&cert),
-                    &cert_source,
-                )?);
+                let mut pem = Zeroizing::new(read(&cert, &cert_source)?);
                 pem.push(b'\n');
                 // The private key is a secret file: the shared policy (owner-only, bounded).
                 pem.extend_from_slice(
                     &plugin_protocol::secret::read_file(
-                        &plugin_protocol::config::expand_home(&key),
+                        &key,
                         "the client key file",
                         plugin_protocol::secret::FileOwner::User,
                     )

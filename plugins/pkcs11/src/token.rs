@@ -69,11 +69,8 @@ pub fn module_for(uri: &Pkcs11Uri, config: &Config) -> Result<ModuleChoice> {
                 ))
             });
     }
-    match config.get_with_source(&MODULE_PATH) {
-        Some((path, source)) => Ok(ModuleChoice {
-            path: plugin_protocol::config::expand_home(&path),
-            source,
-        }),
+    match config.path(&MODULE_PATH) {
+        Some((path, source)) => Ok(ModuleChoice { path, source }),
         None => Err(PluginError::validation(
             "no PKCS#11 module: add ?module-path=/path/to/module.so to the key URI, set \
              pluginConfig module_path, or set PKCS11_MODULE_PATH (SoftHSM2: \
