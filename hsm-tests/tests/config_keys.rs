@@ -125,10 +125,18 @@ fn every_lookup_goes_through_a_declared_and_listed_key() {
         for call in ["Secret::from_setting(", "Secret::from_file_setting("] {
             for (i, _) in flat.match_indices(call) {
                 let args = &flat[i + call.len()..];
-                let name = args
-                    .split_once(",&")
-                    .map(|(_, rest)| ident(rest))
-                    .unwrap_or_default();
+                let args = &args[..args.find(')').unwrap_or(args.len())];
+                // The second argument; a variable (a helper's parameter) holds one of the
+                // plugin's constants, which the declared-equals-listed check above covers.
+                let Some(name) = args
+                    .split(',')
+                    .nth(1)
+                    .and_then(|a| a.strip_prefix('&'))
+                    .map(ident)
+                    .filter(|n| is_const_name(n))
+                else {
+                    continue;
+                };
                 lookups += 1;
                 assert!(
                     declared.contains(name) || SHARED.contains(&name),

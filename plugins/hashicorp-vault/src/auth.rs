@@ -69,11 +69,9 @@ pub fn authenticate(vault: &mut Vault, config: &Config) -> Result<bool> {
 }
 
 fn static_token(config: &Config) -> Result<Zeroizing<String>> {
-    if let Some(t) = config.get_secret(&TOKEN) {
-        let t = Zeroizing::new(t.trim().to_owned());
-        if !t.is_empty() {
-            return Ok(t);
-        }
+    // A blank value counts as unset.
+    if let Some(t) = Secret::from_setting(config, &TOKEN).and_then(|t| t.text().ok()) {
+        return Ok(t);
     }
     if let Some((path, source)) = config.path(&TOKEN_FILE) {
         return read_secret_file(&path, &source, "token", FileOwner::User);
@@ -117,11 +115,9 @@ fn secret_input(
     what: &str,
     owner: FileOwner,
 ) -> Result<Option<Zeroizing<String>>> {
-    if let Some(v) = config.get_secret(key) {
-        let v = Zeroizing::new(v.trim().to_owned());
-        if !v.is_empty() {
-            return Ok(Some(v));
-        }
+    // A blank value counts as unset.
+    if let Some(v) = Secret::from_setting(config, key).and_then(|v| v.text().ok()) {
+        return Ok(Some(v));
     }
     if let Some((path, source)) = config.path(file_key) {
         return read_secret_file(&path, &source, what, owner).map(Some);
