@@ -916,6 +916,23 @@ fn client_certificates_for_a_server_that_requires_them() {
     with_cert.retain(|(k, _)| k != "VAULT_CLIENT_CERT" && k != "VAULT_CLIENT_KEY");
     with_cert.push(("VAULT_CLIENT_CERT".into(), file("client.pem")));
     with_cert.push(("VAULT_CLIENT_KEY".into(), file("client.key")));
+    // The private key is a secret file: one that others may read is refused, before any call.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |m| {
+        std::fs::set_permissions(file("client.key"), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(0o644);
+    let inv = describe("k", &[], &with_cert);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &[
+            "environment variable VAULT_CLIENT_KEY",
+            "mode 0644",
+            "chmod 600",
+        ],
+    );
+    mode(0o600);
     let inv = describe("k", &[], &with_cert);
     assert!(inv.succeeded(), "{}", inv.stderr_text());
     let inv = describe(

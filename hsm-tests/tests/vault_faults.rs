@@ -45,7 +45,11 @@ fn a_password_in_vault_addr_is_never_echoed() {
     assert!(!inv.stderr_text().contains(secret), "{}", inv.stderr_text());
 
     let inv = describe(&client(&format!("ftp://u:{secret}@host")), "k", &[]);
-    assert_error(&inv, "VALIDATION_ERROR", &["must start with https://"]);
+    assert_error(
+        &inv,
+        "VALIDATION_ERROR",
+        &["environment variable VAULT_ADDR must be an http(s):// URL"],
+    );
     assert!(!inv.stderr_text().contains(secret), "{}", inv.stderr_text());
 }
 

@@ -2,7 +2,9 @@
 //! bounded, jittered retry every backend uses under the invocation's [`Deadline`].
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -13,31 +15,31 @@ use crate::error::{ErrorCode, PluginError, Result, Retry};
 use crate::key_reference::KeyReference;
 use crate::plugin_info::{ConfigKey, PluginInfo};
 
+/// `certificate_chain`, understood by every plugin: a file with the whole chain.
+pub const CERTIFICATE_CHAIN: ConfigKey = ConfigKey::new(
+    "certificate_chain",
+    &[],
+    "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
+     overrides the chain stored in the backend",
+);
+
+/// `ca_certs`, understood by every plugin: CA certificates that complete the leaf.
+pub const CA_CERTS: ConfigKey = ConfigKey::new(
+    "ca_certs",
+    &[],
+    "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
+     leaf certificate found in the backend",
+);
+
+/// `timeout_seconds`, understood by every plugin: the invocation's deadline.
+pub const TIMEOUT_SECONDS: ConfigKey = ConfigKey::new(
+    "timeout_seconds",
+    &[],
+    "overall deadline for one plugin invocation, retries included (default 30)",
+);
+
 /// Keys every plugin of the suite understands, with the same name everywhere.
-pub(crate) const SHARED_KEYS: &[ConfigKey] = &[
-    ConfigKey {
-        name: "certificate_chain",
-        env: &[],
-        help:
-            "path of a PEM (or DER) file with the whole certificate chain, leaf first, root last; \
-               overrides the chain stored in the backend",
-        secret: false,
-    },
-    ConfigKey {
-        name: "ca_certs",
-        env: &[],
-        help:
-            "path of a PEM bundle of CA certificates (intermediates and root) that completes the \
-               leaf certificate found in the backend",
-        secret: false,
-    },
-    ConfigKey {
-        name: "timeout_seconds",
-        env: &[],
-        help: "overall deadline for one plugin invocation, retries included (default 30)",
-        secret: false,
-    },
-];
+pub(crate) const SHARED_KEYS: &[ConfigKey] = &[CERTIFICATE_CHAIN, CA_CERTS, TIMEOUT_SECONDS];
 
 /// Default overall deadline of one invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,16 +115,18 @@ impl Config {
             .replace('-', "_")
     }
 
-    /// The value of `name` and where it came from (for messages), or `None`.
-    pub fn get_with_source(&self, name: &str) -> Option<(String, String)> {
-        debug_assert!(self.key(name).is_some(), "undeclared config key {name}");
-        if let Some(v) = self.plugin_config.get(name) {
-            return Some((v.clone(), format!("pluginConfig '{name}'")));
+    /// The value of `key` and where it came from (for messages), or `None` when neither
+    /// pluginConfig nor the environment sets it (an empty variable counts as unset). Looked up
+    /// in pluginConfig, then `NOTATION_<PLUGIN>_<NAME>`, then the key's well-known variables in
+    /// order. `key` is one of the plugin's declared constants (the shared ones or
+    /// [`PluginInfo::config_keys`]).
+    pub fn get_with_source(&self, key: &ConfigKey) -> Option<Setting<String>> {
+        if let Some(v) = self.plugin_config.get(key.name) {
+            return Some((v.clone(), format!("pluginConfig '{}'", key.name)));
         }
-        let own = Self::env_name(self.info, name);
-        let wellknown = self.key(name).map(|k| k.env).unwrap_or(&[]);
+        let own = Self::env_name(self.info, key.name);
         std::iter::once(own.as_str())
-            .chain(wellknown.iter().copied())
+            .chain(key.env.iter().copied())
             .find_map(|var| {
                 std::env::var(var)
                     .ok()
@@ -131,31 +135,126 @@ impl Config {
             })
     }
 
-    /// The value of `name`, or `None` when neither pluginConfig nor the environment sets it
-    /// (an empty variable counts as unset). `name` must be one of [`Config::keys`].
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.get_with_source(name).map(|(v, _)| v)
+    /// The value of `key`, or `None` (see [`Config::get_with_source`]).
+    pub fn get(&self, key: &ConfigKey) -> Option<String> {
+        self.get_with_source(key).map(|(v, _)| v)
     }
 
     /// A secret value, zeroized when dropped.
-    pub fn get_secret(&self, name: &str) -> Option<Zeroizing<String>> {
-        self.get(name).map(Zeroizing::new)
+    pub fn get_secret(&self, key: &ConfigKey) -> Option<Zeroizing<String>> {
+        self.get(key).map(Zeroizing::new)
     }
 
-    /// A path value; `~/` is expanded.
-    pub fn path(&self, name: &str) -> Option<PathBuf> {
-        self.get(name).map(|v| expand_home(&v))
+    /// A path value, `~/` expanded, and where it came from.
+    pub fn path(&self, key: &ConfigKey) -> Option<Setting<PathBuf>> {
+        self.get_with_source(key)
+            .map(|(v, source)| (expand_home(&v), source))
     }
 
-    /// A boolean value (`true/false/1/0/yes/no`).
-    pub fn flag(&self, name: &str) -> Result<bool> {
-        match self.get_with_source(name) {
-            None => Ok(false),
-            Some((v, source)) => match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
+    /// A boolean value (`true/false/1/0/yes/no`, any case); unset is `false`. Anything else is
+    /// a VALIDATION_ERROR naming the source.
+    pub fn flag(&self, key: &ConfigKey) -> Result<bool> {
+        let parsed = self.parsed(
+            key,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            },
+            || "true or false".to_owned(),
+        )?;
+        Ok(parsed.is_some_and(|(v, _)| v))
+    }
+
+    /// A number within `range` (surrounding spaces ignored), or a VALIDATION_ERROR naming the
+    /// source and the range.
+    pub fn number<T>(&self, key: &ConfigKey, range: RangeInclusive<T>) -> Result<Option<Setting<T>>>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        self.parsed(
+            key,
+            |v| v.trim().parse::<T>().ok().filter(|n| range.contains(n)),
+            || format!("a number between {} and {}", range.start(), range.end()),
+        )
+    }
+
+    /// One of `choices` (compared ignoring case and surrounding spaces), or a VALIDATION_ERROR
+    /// naming the source and listing the choices.
+    pub fn choice(
+        &self,
+        key: &ConfigKey,
+        choices: &[&'static str],
+    ) -> Result<Option<Setting<&'static str>>> {
+        self.parsed(
+            key,
+            |v| {
+                choices
+                    .iter()
+                    .copied()
+                    .find(|c| c.eq_ignore_ascii_case(v.trim()))
+            },
+            || format!("one of {}", choices.join(", ")),
+        )
+    }
+
+    /// An `https://` URL (surrounding spaces and trailing `/` removed); `plain_http` says when
+    /// `http://` is accepted too. Anything else is a VALIDATION_ERROR naming the source and
+    /// giving `example`; a password in the URL is never shown.
+    pub fn url(
+        &self,
+        key: &ConfigKey,
+        plain_http: PlainHttp,
+        example: &str,
+    ) -> Result<Option<Setting<String>>> {
+        let Some((raw, source)) = self.get_with_source(key) else {
+            return Ok(None);
+        };
+        let url = raw.trim().trim_end_matches('/').to_owned();
+        let shown = crate::bounded::shorten(&crate::secret::redact_url(&url), 200);
+        if let Some(rest) = url.strip_prefix("http://").filter(|r| !host(r).is_empty()) {
+            return match plain_http {
+                PlainHttp::Allowed => Ok(Some((url, source))),
+                PlainHttp::Loopback if is_loopback(rest) => Ok(Some((url, source))),
+                PlainHttp::Loopback => Err(PluginError::validation(format!(
+                    "{source} is '{shown}': plain http:// is only allowed to a loopback address \
+                     (a local emulator); use https:// (such as {example})"
+                ))),
                 _ => Err(PluginError::validation(format!(
-                    "{source} must be true or false, not '{v}'"
+                    "{source} is '{shown}': plain http:// is not allowed; use https:// (such as \
+                     {example})"
+                ))),
+            };
+        }
+        if url
+            .strip_prefix("https://")
+            .is_some_and(|r| !host(r).is_empty())
+        {
+            return Ok(Some((url, source)));
+        }
+        let scheme = match plain_http {
+            PlainHttp::Allowed => "an http(s)://",
+            _ => "an https://",
+        };
+        Err(PluginError::validation(format!(
+            "{source} must be {scheme} URL such as {example}, not '{shown}'"
+        )))
+    }
+
+    /// A value `parse` accepts, or a VALIDATION_ERROR "<source> must be <expected>, not '<v>'".
+    fn parsed<T>(
+        &self,
+        key: &ConfigKey,
+        parse: impl FnOnce(&str) -> Option<T>,
+        expected: impl FnOnce() -> String,
+    ) -> Result<Option<Setting<T>>> {
+        match self.get_with_source(key) {
+            None => Ok(None),
+            Some((v, source)) => match parse(&v) {
+                Some(parsed) => Ok(Some((parsed, source))),
+                None => Err(PluginError::validation(format!(
+                    "{source} must be {}, not '{v}'",
+                    expected()
                 ))),
             },
         }
@@ -163,16 +262,48 @@ impl Config {
 
     /// The overall deadline from `timeout_seconds`, or [`DEFAULT_TIMEOUT`].
     pub fn timeout(&self) -> Result<Duration> {
-        match self.get_with_source("timeout_seconds") {
-            None => Ok(DEFAULT_TIMEOUT),
-            Some((v, source)) => match v.parse::<f64>() {
-                Ok(s) if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
-                _ => Err(PluginError::validation(format!(
-                    "{source} must be a number of seconds between 0 and 3600, not '{v}'"
-                ))),
-            },
-        }
+        let seconds = self.parsed(
+            &TIMEOUT_SECONDS,
+            |v| v.parse::<f64>().ok().filter(|s| *s > 0.0 && *s <= 3600.0),
+            || "a number of seconds between 0 and 3600".to_owned(),
+        )?;
+        Ok(seconds.map_or(DEFAULT_TIMEOUT, |(s, _)| Duration::from_secs_f64(s)))
     }
+}
+
+/// A setting's value and where it came from, for messages: `pluginConfig 'region'` or
+/// `environment variable AWS_REGION`.
+pub type Setting<T> = (T, String);
+
+/// When [`Config::url`] accepts a plain `http://` URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlainHttp {
+    /// Never: credentials or tokens travel to it.
+    Refused,
+    /// Only to a loopback address (`localhost`, `127.x.x.x`, `[::1]`): a local emulator.
+    Loopback,
+    /// Always (a local dev server, a test stand-in reached over the network).
+    Allowed,
+}
+
+/// The host (and port) of the authority at the start of `rest`, what follows `scheme://`.
+fn host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+}
+
+/// Whether the authority at the start of `rest` (what follows `http://`) is a loopback host.
+fn is_loopback(rest: &str) -> bool {
+    let host = host(rest);
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Expands a leading `~/` to `$HOME/`.

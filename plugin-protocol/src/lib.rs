@@ -14,13 +14,16 @@
 //!   cleanups.
 //! - [`KeyReference`] (or [`PlainKeyId`]): the backend's key id, parsed once; its redacted form
 //!   names the key in every message.
-//! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; [`Context::run_blocking`] for
+//! - [`Context`]: the key id, the [`Config`] and the [`Deadline`]; settings are read through
+//!   their [`ConfigKey`] constants (the shared ones in [`config`]) with typed accessors that
+//!   return the value and its source ([`config::Setting`]); [`Context::run_blocking`] for
 //!   a blocking call, [`retry`] (and `remote::retry`, feature `remote`) for retried calls;
 //!   [`remote::map_failure`] maps a failed remote call ([`remote::RemoteFailure`]) to the contract.
 //! - [`PluginError`], [`ErrorCode`], [`Retry`] and [`Result`]; [`error::error_chain`].
 //! - [`KeySpec`], [`HashAlgorithm`], [`SigningAlgorithm`], [`PublicKey`], [`BackendSignature`],
 //!   [`pss::encode`] for a raw-RSA backend.
-//! - Helpers: [`secret`] (secret files, redaction), [`bounded`] (size-bounded reads),
+//! - Helpers: [`secret`] ([`secret::Secret`] from a value, the environment or a file under one
+//!   secret-file policy; redaction), [`bounded`] (size-bounded reads),
 //!   [`chain`] ([`Certificate`], PEM/DER), [`operator`] (operator commands), [`blocking`].
 //!
 //! The wire types ([`contract`], [`error::ErrorResponse`]) and the checks ([`signature`],

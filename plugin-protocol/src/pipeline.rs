@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, Payload};
 use crate::chain::{self, Certificate};
-use crate::config::Context;
+use crate::config::{Context, CA_CERTS, CERTIFICATE_CHAIN};
 use crate::contract::*;
 use crate::error::{ErrorCode, PluginError, Result};
 use crate::plugin_info::PluginInfo;
@@ -252,7 +252,7 @@ fn sign_unresolved<B: Backend>(
     ctx: &Context,
     payload: Payload,
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
-    let has_file = ctx.config.get("certificate_chain").is_some();
+    let has_file = ctx.config.get(&CERTIFICATE_CHAIN).is_some();
     let read_file = || {
         chain_file(ctx)?
             .map(|certs| complete_chain(ctx, certs, None))
@@ -372,10 +372,9 @@ pub(crate) fn assemble_chain<B: Backend>(
 /// The certificates of the configured `certificate_chain` file, if one is configured.
 fn chain_file(ctx: &Context) -> Result<Option<Vec<Certificate>>> {
     ctx.config
-        .get_with_source("certificate_chain")
+        .path(&CERTIFICATE_CHAIN)
         .map(|(path, source)| {
-            chain::load_file(&crate::config::expand_home(&path))
-                .map_err(|e| e.context(format_args!("{source}")))
+            chain::load_file(&path).map_err(|e| e.context(format_args!("{source}")))
         })
         .transpose()
 }
@@ -395,9 +394,8 @@ fn complete_chain(
     mut certs: Vec<Certificate>,
     key: Option<&PublicKey>,
 ) -> Result<Vec<Certificate>> {
-    if let Some((path, source)) = ctx.config.get_with_source("ca_certs") {
-        let extra = chain::load_file(&crate::config::expand_home(&path))
-            .map_err(|e| e.context(format_args!("{source}")))?;
+    if let Some((path, source)) = ctx.config.path(&CA_CERTS) {
+        let extra = chain::load_file(&path).map_err(|e| e.context(format_args!("{source}")))?;
         certs.extend(extra);
     }
     if certs.is_empty() {
@@ -407,7 +405,7 @@ fn complete_chain(
              to a PEM file with the chain (leaf first, root last), or {}",
             ctx.key_name(),
             info.chain_sources_help,
-            crate::config::Config::env_name(info, "certificate_chain")
+            crate::config::Config::env_name(info, CERTIFICATE_CHAIN.name)
         )));
     }
     chain::build(

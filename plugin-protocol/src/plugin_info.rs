@@ -15,6 +15,31 @@ pub struct ConfigKey {
     pub secret: bool,
 }
 
+impl ConfigKey {
+    /// A key that is not secret: `name`, its well-known environment variables `env` (in
+    /// order) and its one line of `help`.
+    pub const fn new(name: &'static str, env: &'static [&'static str], help: &'static str) -> Self {
+        Self {
+            name,
+            env,
+            help,
+            secret: false,
+        }
+    }
+
+    /// Like [`ConfigKey::new`] for a secret (PIN, token): never logged, zeroized after use.
+    pub const fn new_secret(
+        name: &'static str,
+        env: &'static [&'static str],
+        help: &'static str,
+    ) -> Self {
+        Self {
+            secret: true,
+            ..Self::new(name, env, help)
+        }
+    }
+}
+
 /// The static facts about a plugin: answered by get-plugin-metadata without touching the backend,
 /// and printed by `--help`.
 #[derive(Debug)]

@@ -1,34 +1,134 @@
-//! Secrets: files that hold them (read bounded, refused when group or others may read them) and
-//! redaction of secrets that ride inside key ids and URLs, so none reaches a message or a log.
+//! Secrets (PIN, token, JWT, key): from a value, an environment variable or a file, held in
+//! zeroizing buffers, and redaction of secrets that ride inside key ids and URLs, so none
+//! reaches a message or a log.
+//!
+//! # The secret-file policy (every plugin)
+//!
+//! Every secret file a plugin reads goes through [`read_file`]:
+//! - it must be a regular file: a FIFO, socket, device or directory is refused at once (the
+//!   file is opened non-blocking), never waited on;
+//! - it is at most 64 KiB;
+//! - a file the user provides ([`FileOwner::User`]: a PIN, token, AppRole role or secret id,
+//!   management key, TLS client key) must be readable by its owner only: one that group or
+//!   others may read or write is refused with the `chmod 600` to run (checked on the opened
+//!   file, so it cannot change in between);
+//! - the one exception is a file the platform writes, whose mode the user cannot choose
+//!   ([`FileOwner::Platform`]: a Kubernetes service-account token, a CI system's OIDC token or
+//!   credentials file): any mode, bounded and non-blocking all the same;
+//! - trailing newlines are removed, an empty file is an error, and the bytes are zeroized when
+//!   dropped.
 
 use std::path::Path;
 
 use zeroize::Zeroizing;
 
 use crate::bounded::{self, MAX_SECRET_FILE_BYTES};
+use crate::config::Config;
 use crate::error::{PluginError, Result};
+use crate::plugin_info::ConfigKey;
 
-/// The contents of a secret file (PIN, token, JWT): a regular file of at most
-/// 64 KiB, readable by its owner only (checked on the opened file, so it
-/// cannot change in between), with trailing newlines removed. Empty is an error. `what` names
-/// it in messages ("the PIN file").
-pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    read(path, what, true)
+/// Who writes a secret file, and so which modes [`read_file`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOwner {
+    /// The user: readable by its owner only (mode 0600 or stricter).
+    User,
+    /// The platform, which chooses the mode (a Kubernetes projected service-account token is
+    /// 0644): any mode.
+    Platform,
 }
 
-/// Like [`read_file`] for a secret file the platform writes and whose mode the user cannot
-/// choose (a Kubernetes service-account token, a CI system's OIDC token file): bounded and
-/// non-blocking, any mode.
-pub fn read_platform_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    read(path, what, false)
+/// A secret and where it came from (for messages: never the secret itself). The bytes are
+/// zeroized when dropped; `Debug` shows the source only.
+pub struct Secret {
+    /// The secret.
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// Where it came from, e.g. `environment variable VAULT_TOKEN` or `PIN file /run/pin`.
+    pub source: String,
 }
 
-fn read(path: &Path, what: &str, owner_only: bool) -> Result<Zeroizing<Vec<u8>>> {
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Secret {
+    /// A secret given as a value.
+    pub fn from_value(value: Zeroizing<String>, source: impl Into<String>) -> Self {
+        Self {
+            bytes: Zeroizing::new(value.as_bytes().to_vec()),
+            source: source.into(),
+        }
+    }
+
+    /// The secret in the environment variable `var`, or `None` when it is unset or empty.
+    pub fn from_env(var: &str) -> Option<Self> {
+        let value = Zeroizing::new(std::env::var(var).ok()?);
+        (!value.is_empty()).then(|| Self::from_value(value, format!("environment variable {var}")))
+    }
+
+    /// The secret setting `key` itself holds (pluginConfig or the environment, see
+    /// [`Config::get_with_source`]), or `None` when it is not set.
+    pub fn from_setting(config: &Config, key: &ConfigKey) -> Option<Self> {
+        let (value, source) = config.get_with_source(key)?;
+        Some(Self::from_value(Zeroizing::new(value), source))
+    }
+
+    /// The contents of the secret file at `path` under the policy (see [`read_file`]); `what`
+    /// names it ("the PIN file"), and its source is `<what> <path>`.
+    pub fn from_file(path: &Path, what: &str, owner: FileOwner) -> Result<Self> {
+        let bytes = read_file(path, what, owner)?;
+        Ok(Self {
+            bytes,
+            source: format!("{what} {}", path.display()),
+        })
+    }
+
+    /// The contents of the secret file setting `key` names (`~/` expanded), or `None` when it
+    /// is not set; an error is prefixed with the setting's source. The secret's source is
+    /// `<what> <path> (<setting's source>)`.
+    pub fn from_file_setting(
+        config: &Config,
+        key: &ConfigKey,
+        what: &str,
+        owner: FileOwner,
+    ) -> Result<Option<Self>> {
+        let Some((path, source)) = config.path(key) else {
+            return Ok(None);
+        };
+        let secret =
+            Self::from_file(&path, what, owner).map_err(|e| e.context(format_args!("{source}")))?;
+        Ok(Some(Self {
+            source: format!("{} ({source})", secret.source),
+            ..secret
+        }))
+    }
+
+    /// The secret as text, surrounding white space removed: a VALIDATION_ERROR naming the
+    /// source when it is not UTF-8 or is only white space.
+    pub fn text(&self) -> Result<Zeroizing<String>> {
+        let text = std::str::from_utf8(&self.bytes)
+            .map_err(|_| PluginError::validation(format!("{} is not text", self.source)))?;
+        let text = Zeroizing::new(text.trim().to_owned());
+        if text.is_empty() {
+            return Err(PluginError::validation(format!("{} is empty", self.source)));
+        }
+        Ok(text)
+    }
+}
+
+/// The contents of a secret file (PIN, token, JWT) under the policy of this module: a regular
+/// file of at most 64 KiB, readable by its owner only unless `owner` is
+/// [`FileOwner::Platform`], with trailing newlines removed. Empty is an error. `what` names it
+/// in messages ("the PIN file").
+pub fn read_file(path: &Path, what: &str, owner: FileOwner) -> Result<Zeroizing<Vec<u8>>> {
     use std::os::unix::fs::PermissionsExt;
     let file = bounded::open(path, MAX_SECRET_FILE_BYTES, what)?;
     let shown = path.display();
     let mode = file.meta.permissions().mode();
-    if owner_only && mode & 0o077 != 0 {
+    if owner == FileOwner::User && mode & 0o077 != 0 {
         return Err(PluginError::validation(format!(
             "refusing {what} {shown}: it is readable or writable by group or others (mode \
              {:04o}); run chmod 600 {shown}",
@@ -188,14 +288,58 @@ mod tests {
         let f = dir.path().join("pin");
         std::fs::write(&f, "1234\n").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = read_file(&f, "the PIN file").unwrap_err();
+        let e = read_file(&f, "the PIN file", FileOwner::User).unwrap_err();
         assert!(e.message.contains("mode 0644") && e.message.contains("chmod 600"));
+        assert_eq!(
+            &read_file(&f, "the PIN file", FileOwner::Platform).unwrap()[..],
+            b"1234"
+        );
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(&read_file(&f, "the PIN file").unwrap()[..], b"1234");
+        assert_eq!(
+            &read_file(&f, "the PIN file", FileOwner::User).unwrap()[..],
+            b"1234"
+        );
         std::fs::write(&f, "\n").unwrap();
-        assert!(read_file(&f, "the PIN file")
+        assert!(read_file(&f, "the PIN file", FileOwner::Platform)
             .unwrap_err()
             .message
             .contains("empty"));
+    }
+
+    #[test]
+    fn a_fifo_or_device_is_refused_at_once_whoever_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for owner in [FileOwner::User, FileOwner::Platform] {
+            let e = read_file(&fifo, "the token file", owner).unwrap_err();
+            assert!(e.message.contains("is a FIFO"), "{}", e.message);
+            let e = read_file(Path::new("/dev/zero"), "the token file", owner).unwrap_err();
+            assert!(e.message.contains("is a device"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn secret_text_is_trimmed_and_never_shown() {
+        let s = Secret::from_value(Zeroizing::new(" s.tok3n \n".into()), "pluginConfig 'token'");
+        assert_eq!(s.text().unwrap().as_str(), "s.tok3n");
+        assert!(!format!("{s:?}").contains("tok3n"));
+        let blank = Secret::from_value(Zeroizing::new(" \t".into()), "environment variable T");
+        assert_eq!(
+            blank.text().unwrap_err().message,
+            "environment variable T is empty"
+        );
+        let binary = Secret {
+            bytes: Zeroizing::new(vec![0xff, 0xfe]),
+            source: "the token file /t".into(),
+        };
+        assert_eq!(
+            binary.text().unwrap_err().message,
+            "the token file /t is not text"
+        );
     }
 }

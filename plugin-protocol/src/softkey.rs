@@ -13,6 +13,41 @@ use crate::plugin_info::{ConfigKey, PluginInfo};
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
+/// Test hook `ecdsa_encoding`.
+pub const ECDSA_ENCODING: ConfigKey = ConfigKey::new(
+    "ecdsa_encoding",
+    &[],
+    "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
+);
+
+/// Test hook `pss_salt`.
+pub const PSS_SALT: ConfigKey = ConfigKey::new(
+    "pss_salt",
+    &[],
+    "PSS salt length the backend uses (default: the hash length), to test the self-check",
+);
+
+/// Test hook `sign_with`.
+pub const SIGN_WITH: ConfigKey = ConfigKey::new(
+    "sign_with",
+    &[],
+    "the path of another PKCS#8 key that signs instead (a backend signing with the wrong key), to test the self-checks",
+);
+
+/// Test hook `token`.
+pub const TOKEN: ConfigKey = ConfigKey::new_secret(
+    "token",
+    &["SOFTKEY_TOKEN"],
+    "a pretend credential, to prove secrets never reach output or logs",
+);
+
+/// Test hook `interrupt_marker`.
+pub const INTERRUPT_MARKER: ConfigKey = ConfigKey::new(
+    "interrupt_marker",
+    &[],
+    "with key id test:hang, a file the interrupt cleanup writes (a backend session closed)",
+);
+
 /// The softkey plugin's description; its config keys are test hooks that make the backend
 /// misbehave the ways real ones do (DER ECDSA, a wrong PSS salt, the wrong key).
 pub static INFO: PluginInfo = PluginInfo {
@@ -21,38 +56,7 @@ pub static INFO: PluginInfo = PluginInfo {
     version: env!("CARGO_PKG_VERSION"),
     url: "https://github.com/notation-plugins/notation-plugins",
     key_id_help: "the path of a PKCS#8 PEM private key file",
-    config_keys: &[
-        ConfigKey {
-            name: "ecdsa_encoding",
-            env: &[],
-            help: "der or fixed: which ECDSA encoding the backend returns (both are normalised)",
-            secret: false,
-        },
-        ConfigKey {
-            name: "pss_salt",
-            env: &[],
-            help: "PSS salt length the backend uses (default: the hash length), to test the self-check",
-            secret: false,
-        },
-        ConfigKey {
-            name: "sign_with",
-            env: &[],
-            help: "the path of another PKCS#8 key that signs instead (a backend signing with the wrong key), to test the self-checks",
-            secret: false,
-        },
-        ConfigKey {
-            name: "token",
-            env: &["SOFTKEY_TOKEN"],
-            help: "a pretend credential, to prove secrets never reach output or logs",
-            secret: true,
-        },
-        ConfigKey {
-            name: "interrupt_marker",
-            env: &[],
-            help: "with key id test:hang, a file the interrupt cleanup writes (a backend session closed)",
-            secret: false,
-        },
-    ],
+    config_keys: &[ECDSA_ENCODING, PSS_SALT, SIGN_WITH, TOKEN, INTERRUPT_MARKER],
     chain_sources_help: "the file <key path>.chain.pem",
 };
 
@@ -165,7 +169,7 @@ impl Backend for SoftKeyBackend {
 
     fn connect(ctx: &Context, _key: crate::PlainKeyId) -> Result<Self> {
         // A pretend credential: read and dropped (zeroized), like a backend's token.
-        let _token = ctx.config.get_secret("token");
+        let _token = ctx.config.get_secret(&TOKEN);
         match ctx.key_id.as_str() {
             // Test hooks for the runner: a panic, and a library that prints to stdio.
             "test:panic" => panic!("deliberate test panic"),
@@ -175,7 +179,7 @@ impl Backend for SoftKeyBackend {
             }
             // A backend call that never ends, after opening something a signal must close.
             "test:hang" => {
-                if let Some(marker) = ctx.config.get("interrupt_marker") {
+                if let Some(marker) = ctx.config.get(&INTERRUPT_MARKER) {
                     crate::on_interrupt(move || {
                         let _ = std::fs::write(&marker, "closed");
                     });
@@ -204,14 +208,15 @@ impl Backend for SoftKeyBackend {
         payload: &crate::Payload,
     ) -> Result<BackendSignature> {
         let (spec, digest) = (payload.spec, payload.digest);
-        let der = ctx.config.get("ecdsa_encoding").as_deref() == Some("der");
-        let salt = match ctx.config.get("pss_salt") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| PluginError::validation("pss_salt must be a number"))?,
+        let der = ctx
+            .config
+            .choice(&ECDSA_ENCODING, &["der", "fixed"])?
+            .is_some_and(|(v, _)| v == "der");
+        let salt = match ctx.config.number(&PSS_SALT, 0..=1024)? {
+            Some((salt, _)) => salt,
             None => spec.hash_algorithm().output_len(),
         };
-        if let Some(path) = ctx.config.get("sign_with") {
+        if let Some(path) = ctx.config.get(&SIGN_WITH) {
             let pem = std::fs::read_to_string(&path)
                 .map_err(|e| PluginError::validation(format!("sign_with '{path}': {e}")))?;
             return SoftKey::from_pkcs8_pem(&pem)?.sign(digest, spec, salt, der);

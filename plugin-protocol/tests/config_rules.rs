@@ -8,38 +8,27 @@ use std::time::Duration;
 use plugin_protocol::config::{expand_home, Config, DEFAULT_TIMEOUT};
 use plugin_protocol::{ConfigKey, Context, ErrorCode, PluginInfo};
 
+const REGION: ConfigKey = ConfigKey::new(
+    "region",
+    &["CFG_TEST_REGION", "CFG_TEST_DEFAULT_REGION"],
+    "a setting with two well-known variables",
+);
+const PIN: ConfigKey = ConfigKey::new_secret("pin", &[], "a secret");
+const KEY_FILE: ConfigKey = ConfigKey::new(
+    "key_file",
+    &[],
+    "a path, number, URL or choice (no test sets its variables, so tests may run in \
+     parallel)",
+);
+const VERBOSE: ConfigKey = ConfigKey::new("verbose", &[], "a flag");
+
 static INFO: PluginInfo = PluginInfo {
     name: "cfg-test",
     description: "config tests",
     version: "0.0.0",
     url: "https://example.invalid",
     key_id_help: "any key id",
-    config_keys: &[
-        ConfigKey {
-            name: "region",
-            env: &["CFG_TEST_REGION", "CFG_TEST_DEFAULT_REGION"],
-            help: "a setting with two well-known variables",
-            secret: false,
-        },
-        ConfigKey {
-            name: "pin",
-            env: &[],
-            help: "a secret",
-            secret: true,
-        },
-        ConfigKey {
-            name: "key_file",
-            env: &[],
-            help: "a path (no test sets its variables, so tests may run in parallel)",
-            secret: false,
-        },
-        ConfigKey {
-            name: "verbose",
-            env: &[],
-            help: "a flag",
-            secret: false,
-        },
-    ],
+    config_keys: &[REGION, PIN, KEY_FILE, VERBOSE],
     chain_sources_help: "nowhere",
 };
 
@@ -98,7 +87,7 @@ fn lookup_order_and_redaction() {
     std::env::set_var("CFG_TEST_REGION", "");
     let c = config(&[]);
     assert_eq!(
-        c.get_with_source("region"),
+        c.get_with_source(&REGION),
         Some((
             "from-second-wellknown".into(),
             "environment variable CFG_TEST_DEFAULT_REGION".into()
@@ -106,10 +95,10 @@ fn lookup_order_and_redaction() {
         "an empty variable is skipped"
     );
     std::env::set_var("CFG_TEST_REGION", "from-wellknown");
-    assert_eq!(c.get("region").as_deref(), Some("from-wellknown"));
+    assert_eq!(c.get(&REGION).as_deref(), Some("from-wellknown"));
     std::env::set_var("NOTATION_CFG_TEST_REGION", "from-own");
     assert_eq!(
-        c.get_with_source("region"),
+        c.get_with_source(&REGION),
         Some((
             "from-own".into(),
             "environment variable NOTATION_CFG_TEST_REGION".into()
@@ -117,7 +106,7 @@ fn lookup_order_and_redaction() {
     );
     let c = config(&[("region", "from-config")]);
     assert_eq!(
-        c.get_with_source("region"),
+        c.get_with_source(&REGION),
         Some(("from-config".into(), "pluginConfig 'region'".into()))
     );
     assert_eq!(
@@ -131,7 +120,7 @@ fn lookup_order_and_redaction() {
     ] {
         std::env::remove_var(var);
     }
-    assert_eq!(config(&[]).get("region"), None);
+    assert_eq!(config(&[]).get(&REGION), None);
 
     let c = config(&[("pin", "123456"), ("region", "eu")]);
     let shown = format!("{c:?}");
@@ -140,7 +129,7 @@ fn lookup_order_and_redaction() {
         "{shown}"
     );
     assert_eq!(
-        c.get_secret("pin").as_deref().map(String::as_str),
+        c.get_secret(&PIN).as_deref().map(String::as_str),
         Some("123456")
     );
 }
@@ -156,13 +145,13 @@ fn flags_and_timeouts_are_parsed_strictly() {
         ("False", false),
     ] {
         assert_eq!(
-            config(&[("verbose", v)]).flag("verbose").unwrap(),
+            config(&[("verbose", v)]).flag(&VERBOSE).unwrap(),
             expected,
             "{v}"
         );
     }
-    assert!(!config(&[]).flag("verbose").unwrap());
-    let err = config(&[("verbose", "maybe")]).flag("verbose").unwrap_err();
+    assert!(!config(&[]).flag(&VERBOSE).unwrap());
+    let err = config(&[("verbose", "maybe")]).flag(&VERBOSE).unwrap_err();
     assert_eq!(
         err.message,
         "pluginConfig 'verbose' must be true or false, not 'maybe'"
@@ -198,16 +187,6 @@ fn home_is_expanded_only_at_the_start() {
     );
     assert_eq!(expand_home("/x/~/y"), std::path::PathBuf::from("/x/~/y"));
     assert_eq!(expand_home("~user/x"), std::path::PathBuf::from("~user/x"));
-}
-
-#[test]
-fn path_values_expand_home() {
-    let home = std::env::var("HOME").unwrap();
-    assert_eq!(
-        config(&[("key_file", "~/chain.pem")]).path("key_file"),
-        Some(std::path::Path::new(&home).join("chain.pem"))
-    );
-    assert_eq!(config(&[]).path("key_file"), None);
 }
 
 #[test]
@@ -302,4 +281,77 @@ fn the_key_is_parsed_once_and_named_only_by_its_redacted_form() {
         &["k;secret=hunter2", "bad;Secret=hunter2"],
         "HUNTER2",
     );
+}
+
+#[test]
+fn typed_settings_name_their_source() {
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        config(&[("key_file", "~/k.pem")]).path(&KEY_FILE),
+        Some((
+            std::path::Path::new(&home).join("k.pem"),
+            "pluginConfig 'key_file'".into()
+        ))
+    );
+    assert_eq!(config(&[]).path(&KEY_FILE), None);
+
+    let n = |v: &str| config(&[("key_file", v)]).number(&KEY_FILE, 1u32..=10);
+    assert_eq!(
+        n(" 7 ").unwrap(),
+        Some((7, "pluginConfig 'key_file'".into()))
+    );
+    for v in ["0", "11", "-1", "x"] {
+        assert_eq!(
+            n(v).unwrap_err().message,
+            format!("pluginConfig 'key_file' must be a number between 1 and 10, not '{v}'")
+        );
+    }
+
+    let choices = ["transit", "kv"];
+    let c = |v: &str| config(&[("key_file", v)]).choice(&KEY_FILE, &choices);
+    assert_eq!(c(" KV").unwrap().map(|(v, _)| v), Some("kv"));
+    let err = c("vault").unwrap_err();
+    assert_eq!(err.code, ErrorCode::Validation);
+    assert_eq!(
+        err.message,
+        "pluginConfig 'key_file' must be one of transit, kv, not 'vault'"
+    );
+
+    use plugin_protocol::config::PlainHttp;
+    let u = |v: &str, http| config(&[("key_file", v)]).url(&KEY_FILE, http, "https://x.example");
+    assert_eq!(
+        u(" https://h.example/ ", PlainHttp::Refused)
+            .unwrap()
+            .map(|(v, _)| v),
+        Some("https://h.example".to_owned())
+    );
+    for ok in [
+        "http://127.0.0.1:4566",
+        "http://localhost/x",
+        "http://[::1]:80",
+        "http://[::1]",
+    ] {
+        assert!(u(ok, PlainHttp::Loopback).is_ok(), "{ok}");
+    }
+    let err = u("http://10.0.0.1:8200", PlainHttp::Loopback).unwrap_err();
+    assert!(
+        err.message.contains("only allowed to a loopback"),
+        "{}",
+        err.message
+    );
+    assert!(u("http://10.0.0.1:8200", PlainHttp::Allowed).is_ok());
+    let err = u("http://127.0.0.1", PlainHttp::Refused).unwrap_err();
+    assert!(
+        err.message.contains("plain http:// is not allowed"),
+        "{}",
+        err.message
+    );
+    let err = u("ftp://user:hunter2@h", PlainHttp::Allowed).unwrap_err();
+    assert_eq!(
+        err.message,
+        "pluginConfig 'key_file' must be an http(s):// URL such as https://x.example, not \
+         'ftp://user:[redacted]@h'"
+    );
+    let err = u("https://user:hunter2@", PlainHttp::Refused).unwrap_err();
+    assert!(!err.message.contains("hunter2"), "{}", err.message);
 }

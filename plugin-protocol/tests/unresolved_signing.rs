@@ -26,14 +26,16 @@ fn record(call: impl Into<String>) {
     CALLS.lock().unwrap().push(call.into());
 }
 
-const fn key(name: &'static str, help: &'static str) -> ConfigKey {
-    ConfigKey {
-        name,
-        env: &[],
-        help,
-        secret: false,
-    }
-}
+const REFUSE: ConfigKey = ConfigKey::new(
+    "refuse",
+    &[],
+    "validation or throttled: how the sign call fails",
+);
+const FLIP: ConfigKey = ConfigKey::new(
+    "flip",
+    &[],
+    "true: the signature comes back with a bit flipped",
+);
 
 static INFO: PluginInfo = PluginInfo {
     name: "remote",
@@ -41,10 +43,7 @@ static INFO: PluginInfo = PluginInfo {
     version: "1.0.0",
     url: "https://example.com",
     key_id_help: "a PKCS#8 key file",
-    config_keys: &[
-        key("refuse", "validation or throttled: how the sign call fails"),
-        key("flip", "true: the signature comes back with a bit flipped"),
-    ],
+    config_keys: &[REFUSE, FLIP],
     chain_sources_help: "<key>.chain.pem",
 };
 
@@ -53,7 +52,7 @@ struct Remote;
 
 impl Remote {
     fn sign_digest(ctx: &Context, spec: KeySpec, digest: &[u8]) -> Result<BackendSignature> {
-        match ctx.config.get("refuse").as_deref() {
+        match ctx.config.get(&REFUSE).as_deref() {
             Some("validation") => return Err(PluginError::validation("no such key")),
             Some("throttled") => return Err(PluginError::throttled("slow down")),
             _ => {}
@@ -65,7 +64,7 @@ impl Remote {
             spec.hash_algorithm().output_len(),
             false,
         )?;
-        Ok(match (sig, ctx.config.get("flip").is_some()) {
+        Ok(match (sig, ctx.config.get(&FLIP).is_some()) {
             (BackendSignature::EcdsaFixed(mut s), true) => {
                 *s.last_mut().unwrap() ^= 1;
                 BackendSignature::EcdsaFixed(s)

@@ -22,12 +22,14 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
 use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
+use plugin_protocol::config::PlainHttp;
 use plugin_protocol::error::error_chain;
 pub use plugin_protocol::remote::Call;
 use plugin_protocol::remote::{map_failure, Class, RemoteFailure, Transport};
-use plugin_protocol::{Context, PluginError, Result};
+use plugin_protocol::{ConfigKey, Context, PluginError, Result};
 
 use crate::keyref::KeyRef;
+use crate::{CERTIFICATE_CHAIN_SECRET, ENDPOINT_URL, PROFILE, REGION, SECRETS_ENDPOINT_URL};
 
 /// An attempt that timed out with less than this left of the deadline used the deadline up.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -67,15 +69,12 @@ impl Session {
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
         let config = &ctx.config;
-        let profile = config.get_with_source("profile");
+        let profile = config.get_with_source(&PROFILE);
         // The endpoint: awskms://host:port/… in the keyId, else endpoint_url (pluginConfig,
         // NOTATION_AWS_KMS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL).
         let kms_endpoint_override = match key.and_then(|k| k.endpoint.clone()) {
             Some(e) => Some(e),
-            None => match configured_endpoint(ctx, "endpoint_url") {
-                Some((url, source)) => Some(check_url(&url, &source)?),
-                None => None,
-            },
+            None => configured_endpoint(ctx, &ENDPOINT_URL)?,
         };
         let http = if plain_http_only(ctx, kms_endpoint_override.as_deref(), profile.is_some()) {
             // A local KMS (LocalStack) with static keys: reading the system's trust store
@@ -178,9 +177,8 @@ impl Session {
         ctx: &Context,
     ) -> Result<(aws_sdk_secretsmanager::Client, String)> {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
-        let endpoint = match configured_endpoint(ctx, "secrets_endpoint_url") {
-            Some((url, source)) => {
-                let url = check_url(&url, &source)?;
+        let endpoint = match configured_endpoint(ctx, &SECRETS_ENDPOINT_URL)? {
+            Some(url) => {
                 b = b.endpoint_url(&url);
                 url
             }
@@ -270,37 +268,34 @@ fn body_too_large(err: &(dyn StdError + 'static)) -> bool {
 /// credential endpoints are HTTPS).
 fn plain_http_only(ctx: &Context, kms_endpoint: Option<&str>, profile: bool) -> bool {
     kms_endpoint.is_some_and(|e| e.starts_with("http://"))
-        && ctx.config.get("certificate_chain_secret").is_none()
+        && ctx.config.get(&CERTIFICATE_CHAIN_SECRET).is_none()
         && !profile
         && std::env::var("AWS_PROFILE").is_err()
         && std::env::var("AWS_ACCESS_KEY_ID").is_ok_and(|v| !v.trim().is_empty())
         && std::env::var("AWS_SECRET_ACCESS_KEY").is_ok_and(|v| !v.trim().is_empty())
 }
 
-/// An endpoint setting and its source; the standard `AWS_ENDPOINT_URL*` variables are skipped
-/// when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, as the SDKs do (pluginConfig and
+/// An endpoint setting, an http(s):// URL (plain http for a local KMS such as LocalStack); the
+/// standard `AWS_ENDPOINT_URL*` variables are skipped when
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, as the SDKs do (pluginConfig and
 /// `NOTATION_AWS_KMS_*` still count).
-fn configured_endpoint(ctx: &Context, name: &str) -> Option<(String, String)> {
-    let found = ctx.config.get_with_source(name)?;
+fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
     let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if ignore && found.1.contains("AWS_ENDPOINT_URL") {
-        return None;
+    let ignored = |source: &str| ignore && source.contains("AWS_ENDPOINT_URL");
+    if ctx
+        .config
+        .get_with_source(key)
+        .is_none_or(|(_, source)| ignored(&source))
+    {
+        return Ok(None);
     }
-    Some(found)
-}
-
-fn check_url(url: &str, source: &str) -> Result<String> {
-    let ok =
-        (url.starts_with("https://") || url.starts_with("http://")) && url.len() > "https://".len();
-    if ok {
-        Ok(url.trim_end_matches('/').to_owned())
-    } else {
-        Err(PluginError::validation(format!(
-            "{source} must be an http(s):// URL such as https://kms.us-east-1.amazonaws.com, not \
-             '{url}'"
-        )))
-    }
+    let url = ctx.config.url(
+        key,
+        PlainHttp::Allowed,
+        "https://kms.us-east-1.amazonaws.com",
+    )?;
+    Ok(url.map(|(url, _)| url))
 }
 
 fn default_endpoint(service: &str, region: &str) -> String {
@@ -325,7 +320,7 @@ async fn resolve_region(
     if let Some(region) = key.and_then(|k| k.region.clone()) {
         return Ok(region);
     }
-    if let Some(region) = ctx.config.get("region") {
+    if let Some(region) = ctx.config.get(&REGION) {
         return Ok(region);
     }
     let mut profile_region =

@@ -10,6 +10,7 @@ use plugin_protocol::{
 
 use crate::aws::{self, Call, Session};
 use crate::keyref::KeyRef;
+use crate::CERTIFICATE_CHAIN_SECRET;
 
 pub struct AwsKms {
     session: Session,
@@ -201,7 +202,7 @@ impl AwsKms {
 
     /// The chain in the configured Secrets Manager secret (`certificate_chain_secret`), if any.
     fn stored_chain(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
-        let Some((secret, source)) = ctx.config.get_with_source("certificate_chain_secret") else {
+        let Some((secret, source)) = ctx.config.get_with_source(&CERTIFICATE_CHAIN_SECRET) else {
             return Ok(Vec::new());
         };
         let (client, endpoint) = self.session.secrets_manager(ctx)?;

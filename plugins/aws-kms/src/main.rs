@@ -12,6 +12,40 @@ mod keyref;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
+pub const REGION: ConfigKey = ConfigKey::new(
+    "region",
+    &["AWS_REGION", "AWS_DEFAULT_REGION"],
+    "AWS Region of the key (a key or alias ARN names its own Region and wins); \
+     default: the profile's region",
+);
+
+pub const PROFILE: ConfigKey = ConfigKey::new(
+    "profile",
+    &["AWS_PROFILE"],
+    "named profile in ~/.aws/config and ~/.aws/credentials (SSO, assume-role, \
+     credential_process, static keys)",
+);
+
+pub const ENDPOINT_URL: ConfigKey = ConfigKey::new(
+    "endpoint_url",
+    &["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"],
+    "KMS endpoint URL (VPC endpoint, FIPS endpoint, LocalStack); \
+     awskms://host:port/... in the keyId takes precedence",
+);
+
+pub const CERTIFICATE_CHAIN_SECRET: ConfigKey = ConfigKey::new(
+    "certificate_chain_secret",
+    &[],
+    "name or ARN of an AWS Secrets Manager secret holding the PEM certificate \
+     chain (leaf first, root last); used when certificate_chain is not set",
+);
+
+pub const SECRETS_ENDPOINT_URL: ConfigKey = ConfigKey::new(
+    "secrets_endpoint_url",
+    &["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"],
+    "Secrets Manager endpoint URL (VPC endpoint, LocalStack)",
+);
+
 pub static INFO: PluginInfo = PluginInfo {
     name: "aws-kms",
     description: "Sign artifacts with AWS KMS keys",
@@ -19,40 +53,11 @@ pub static INFO: PluginInfo = PluginInfo {
     url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/aws-kms",
     key_id_help: keyref::KEY_ID_HELP,
     config_keys: &[
-        ConfigKey {
-            name: "region",
-            env: &["AWS_REGION", "AWS_DEFAULT_REGION"],
-            help: "AWS Region of the key (a key or alias ARN names its own Region and wins); \
-                   default: the profile's region",
-            secret: false,
-        },
-        ConfigKey {
-            name: "profile",
-            env: &["AWS_PROFILE"],
-            help: "named profile in ~/.aws/config and ~/.aws/credentials (SSO, assume-role, \
-                   credential_process, static keys)",
-            secret: false,
-        },
-        ConfigKey {
-            name: "endpoint_url",
-            env: &["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"],
-            help: "KMS endpoint URL (VPC endpoint, FIPS endpoint, LocalStack); \
-                   awskms://host:port/... in the keyId takes precedence",
-            secret: false,
-        },
-        ConfigKey {
-            name: "certificate_chain_secret",
-            env: &[],
-            help: "name or ARN of an AWS Secrets Manager secret holding the PEM certificate \
-                   chain (leaf first, root last); used when certificate_chain is not set",
-            secret: false,
-        },
-        ConfigKey {
-            name: "secrets_endpoint_url",
-            env: &["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"],
-            help: "Secrets Manager endpoint URL (VPC endpoint, LocalStack)",
-            secret: false,
-        },
+        REGION,
+        PROFILE,
+        ENDPOINT_URL,
+        CERTIFICATE_CHAIN_SECRET,
+        SECRETS_ENDPOINT_URL,
     ],
     chain_sources_help: "AWS KMS (which stores no certificates) or the Secrets Manager secret \
                          named by pluginConfig certificate_chain_secret",

@@ -21,10 +21,11 @@ use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use plugin_protocol::remote::{
     self, map_failure, retry_after, Class, RemoteFailure, Transport as TransportKind,
 };
-use plugin_protocol::{Context, PluginError, Result};
+use plugin_protocol::{Config, Context, PluginError, Result};
 use zeroize::Zeroizing;
 
 use crate::keyref::KeyRef;
+use crate::{CLIENT_ID, CREDENTIAL_TYPE, TENANT_ID};
 
 /// What to tell a user without a credential.
 pub const CREDENTIALS_HELP: &str = "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET \
@@ -43,19 +44,23 @@ pub enum CredentialType {
 }
 
 impl CredentialType {
-    fn parse(value: &str, source: &str) -> Result<Self> {
-        Ok(match value.to_ascii_lowercase().as_str() {
-            "default" => Self::Default,
-            "environment" => Self::Environment,
-            "workloadid" => Self::WorkloadId,
-            "managedid" => Self::ManagedId,
-            "azurecli" => Self::AzureCli,
-            _ => {
-                return Err(PluginError::validation(format!(
-                    "{source} must be one of default, environment, workloadid, managedid, \
-                     azurecli, not '{value}'"
-                )))
-            }
+    /// credential_type's values, as notation-azure-kv names them.
+    const NAMES: [&'static str; 5] = [
+        "default",
+        "environment",
+        "workloadid",
+        "managedid",
+        "azurecli",
+    ];
+
+    /// The credential type from credential_type (a VALIDATION_ERROR listing the types).
+    fn from_config(config: &Config) -> Result<Self> {
+        Ok(match config.choice(&CREDENTIAL_TYPE, &Self::NAMES)? {
+            None | Some(("default", _)) => Self::Default,
+            Some(("environment", _)) => Self::Environment,
+            Some(("workloadid", _)) => Self::WorkloadId,
+            Some(("managedid", _)) => Self::ManagedId,
+            Some((_, _)) => Self::AzureCli,
         })
     }
 }
@@ -244,12 +249,9 @@ impl Session {
 fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCredential>, String)> {
     let client_options = || client_options(transport);
     let config = &ctx.config;
-    let kind = match config.get_with_source("credential_type") {
-        Some((v, source)) => CredentialType::parse(&v, &source)?,
-        None => CredentialType::Default,
-    };
-    let client_id = config.get("client_id");
-    let tenant_id = config.get("tenant_id");
+    let kind = CredentialType::from_config(config)?;
+    let client_id = config.get(&CLIENT_ID);
+    let tenant_id = config.get(&TENANT_ID);
     let options = || ClientSecretCredentialOptions {
         client_options: client_options(),
     };

@@ -19,6 +19,8 @@ use plugin_protocol::{
 use crate::azure::{Call, Session};
 use crate::keyref::{KeyRef, Kind};
 use crate::secret;
+use crate::SELF_SIGNED;
+use plugin_protocol::config::CA_CERTS;
 
 pub struct AzureKeyVault {
     session: Session,
@@ -213,7 +215,7 @@ impl Backend for AzureKeyVault {
     type Key = VaultKey;
 
     fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
-        if ctx.config.flag("self_signed")? && ctx.config.get("ca_certs").is_some() {
+        if ctx.config.flag(&SELF_SIGNED)? && ctx.config.get(&CA_CERTS).is_some() {
             return Err(PluginError::validation(
                 "pluginConfig self_signed=true and ca_certs are set together: a self-signed \
                  certificate is the whole chain; remove ca_certs, or remove self_signed if the \
@@ -412,7 +414,7 @@ impl AzureKeyVault {
     /// The chain Key Vault holds for `key`: the certificate alone (self_signed, or with
     /// ca_certs), else the certificate's backing secret.
     fn stored_chain(&self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
-        let self_signed = ctx.config.flag("self_signed")?;
+        let self_signed = ctx.config.flag(&SELF_SIGNED)?;
         if self_signed {
             let leaf = self.leaf_certificate(ctx, key)?;
             let cert = Certificate::from_der(&leaf, "the Key Vault certificate")?;
@@ -429,7 +431,7 @@ impl AzureKeyVault {
             }
             return Ok(vec![leaf]);
         }
-        if ctx.config.get("ca_certs").is_some() {
+        if ctx.config.get(&CA_CERTS).is_some() {
             // The leaf alone; the shared code appends ca_certs.
             return Ok(vec![self.leaf_certificate(ctx, key)?]);
         }

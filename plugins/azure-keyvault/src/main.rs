@@ -14,41 +14,40 @@ mod secret;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
+pub const SELF_SIGNED: ConfigKey = ConfigKey::new(
+    "self_signed",
+    &[],
+    "true: the Key Vault certificate is self-signed and is the whole chain \
+     (needs only certificates/get, not secrets/get); as in notation-azure-kv",
+);
+
+pub const CREDENTIAL_TYPE: ConfigKey = ConfigKey::new(
+    "credential_type",
+    &["AZURE_CREDENTIAL_TYPE"],
+    "default, environment (AZURE_CLIENT_SECRET), workloadid, managedid or \
+     azurecli; as in notation-azure-kv (default: default)",
+);
+
+pub const CLIENT_ID: ConfigKey = ConfigKey::new(
+    "client_id",
+    &["AZURE_CLIENT_ID"],
+    "application (client) id: of the service principal, the workload identity, \
+     or the user-assigned managed identity",
+);
+
+pub const TENANT_ID: ConfigKey = ConfigKey::new(
+    "tenant_id",
+    &["AZURE_TENANT_ID"],
+    "Microsoft Entra tenant id (service principal and workload identity)",
+);
+
 pub static INFO: PluginInfo = PluginInfo {
     name: "azure-keyvault",
     description: "Sign artifacts with Azure Key Vault keys and certificates",
     version: env!("CARGO_PKG_VERSION"),
     url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/azure-keyvault",
     key_id_help: keyref::KEY_ID_HELP,
-    config_keys: &[
-        ConfigKey {
-            name: "self_signed",
-            env: &[],
-            help: "true: the Key Vault certificate is self-signed and is the whole chain \
-                   (needs only certificates/get, not secrets/get); as in notation-azure-kv",
-            secret: false,
-        },
-        ConfigKey {
-            name: "credential_type",
-            env: &["AZURE_CREDENTIAL_TYPE"],
-            help: "default, environment (AZURE_CLIENT_SECRET), workloadid, managedid or \
-                   azurecli; as in notation-azure-kv (default: default)",
-            secret: false,
-        },
-        ConfigKey {
-            name: "client_id",
-            env: &["AZURE_CLIENT_ID"],
-            help: "application (client) id: of the service principal, the workload identity, \
-                   or the user-assigned managed identity",
-            secret: false,
-        },
-        ConfigKey {
-            name: "tenant_id",
-            env: &["AZURE_TENANT_ID"],
-            help: "Microsoft Entra tenant id (service principal and workload identity)",
-            secret: false,
-        },
-    ],
+    config_keys: &[SELF_SIGNED, CREDENTIAL_TYPE, CLIENT_ID, TENANT_ID],
     chain_sources_help: "the Key Vault certificate's backing secret (PKCS#12 or PEM), or the \
                          certificate with pluginConfig ca_certs or self_signed=true,",
 };

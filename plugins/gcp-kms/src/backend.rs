@@ -14,6 +14,7 @@ use plugin_protocol::{
 
 use crate::gcp::{self, Session};
 use crate::keyref::KeyRef;
+use crate::CERTIFICATE_CHAIN_SECRET;
 
 /// The algorithms notation can use, for messages.
 const SUPPORTED: &str = "EC_SIGN_P256_SHA256 (EC-256), EC_SIGN_P384_SHA384 (EC-384), \
@@ -440,7 +441,7 @@ impl GcpKms {
 
     /// The chain in the Secret Manager secret version of `certificate_chain_secret`, if any.
     fn stored_chain(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
-        let Some((secret, source)) = ctx.config.get_with_source("certificate_chain_secret") else {
+        let Some((secret, source)) = ctx.config.get_with_source(&CERTIFICATE_CHAIN_SECRET) else {
             return Ok(Vec::new());
         };
         let parts: Vec<&str> = secret.split('/').collect();

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{CREDENTIALS_FILE, ENDPOINT, QUOTA_PROJECT, SECRET_MANAGER_ENDPOINT};
 use google_cloud_auth::credentials::{
     external_account, impersonated, mds, service_account, user_account, CacheableResource,
     Credentials, CredentialsProvider,
@@ -23,11 +24,11 @@ use google_cloud_gax::retry_state::RetryState;
 use google_cloud_gax::retry_throttler::RetryThrottler;
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
-use plugin_protocol::config::MAX_ATTEMPTS;
+use plugin_protocol::config::{PlainHttp, MAX_ATTEMPTS};
 use plugin_protocol::error::error_chain;
 pub use plugin_protocol::remote::Call;
 use plugin_protocol::remote::{map_failure, Class, RemoteFailure, Transport};
-use plugin_protocol::{Context, Deadline, PluginError, Result, Retry};
+use plugin_protocol::{ConfigKey, Context, Deadline, PluginError, Result, Retry};
 
 /// What to tell a user without credentials.
 pub const CREDENTIALS_HELP: &str = "set GOOGLE_APPLICATION_CREDENTIALS (or pluginConfig \
@@ -171,7 +172,7 @@ impl Session {
         // The credentials' token cache spawns on the runtime: keep it entered while building.
         let guard = rt.enter();
         let (credentials, credential_source) = credentials(ctx)?;
-        let endpoint_override = endpoint(ctx, "endpoint")?;
+        let endpoint_override = endpoint(ctx, &ENDPOINT)?;
         let endpoint = endpoint_override
             .clone()
             .unwrap_or_else(|| "https://cloudkms.googleapis.com".to_owned());
@@ -201,7 +202,7 @@ impl Session {
 
     /// A Secret Manager client sharing the credentials and the retry configuration.
     pub fn secret_manager(&self, ctx: &Context) -> Result<(SecretManagerService, String)> {
-        let endpoint_override = endpoint(ctx, "secret_manager_endpoint")?;
+        let endpoint_override = endpoint(ctx, &SECRET_MANAGER_ENDPOINT)?;
         let endpoint = endpoint_override
             .clone()
             .unwrap_or_else(|| "https://secretmanager.googleapis.com".to_owned());
@@ -311,35 +312,13 @@ impl CredentialsProvider for BoundedToken {
 
 /// An endpoint setting: an https:// URL, or http:// to a loopback address (a local emulator;
 /// a token is never sent in the clear over the network).
-fn endpoint(ctx: &Context, name: &str) -> Result<Option<String>> {
-    let Some((url, source)) = ctx.config.get_with_source(name) else {
-        return Ok(None);
-    };
-    let url = url.trim().trim_end_matches('/').to_owned();
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?']).next().unwrap_or_default();
-        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        let loopback = name == "localhost"
-            || name == "[::1]"
-            || name
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            return Ok(Some(url));
-        }
-        return Err(PluginError::validation(format!(
-            "{source} is '{url}': plain http:// is only allowed to a loopback address (a local \
-             emulator); use https:// (such as https://cloudkms.googleapis.com or a private \
-             endpoint)"
-        )));
-    }
-    if url.starts_with("https://") && url.len() > "https://".len() {
-        return Ok(Some(url));
-    }
-    Err(PluginError::validation(format!(
-        "{source} must be an https:// URL such as https://cloudkms.googleapis.com or \
-         https://cloudkms.europe-west1.rep.googleapis.com, not '{url}'"
-    )))
+fn endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
+    let url = ctx.config.url(
+        key,
+        PlainHttp::Loopback,
+        "https://cloudkms.googleapis.com or https://cloudkms.europe-west1.rep.googleapis.com",
+    )?;
+    Ok(url.map(|(url, _)| url))
 }
 
 /// Application Default Credentials, as Google's libraries find them (AIP-4110): the file named
@@ -348,10 +327,9 @@ fn endpoint(ctx: &Context, name: &str) -> Result<Option<String>> {
 /// wrong path is named; the metadata server is tried once per token (Google's default), within
 /// the attempt time-out.
 fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
-    let quota = ctx.config.get("quota_project");
-    let (json, source) = match ctx.config.get_with_source("credentials_file") {
+    let quota = ctx.config.get(&QUOTA_PROJECT);
+    let (json, source) = match ctx.config.path(&CREDENTIALS_FILE) {
         Some((path, source)) => {
-            let path = plugin_protocol::config::expand_home(&path);
             let json = read_credentials(&path, &format!("the credentials file {source}"))?;
             (Some(json), format!("{source} ({})", path.display()))
         }
@@ -460,8 +438,13 @@ fn check_token_file(json: &serde_json::Value, source: &str) -> Result<()> {
 }
 
 fn read_credentials(path: &std::path::Path, what: &str) -> Result<serde_json::Value> {
-    // A credentials file is often written by the platform (CI auth actions) with its own mode.
-    let bytes = plugin_protocol::secret::read_platform_file(path, what)?;
+    // A credentials file is often written by the platform (CI auth actions) with its own mode:
+    // the secret-file policy's platform exception.
+    let bytes = plugin_protocol::secret::read_file(
+        path,
+        what,
+        plugin_protocol::secret::FileOwner::Platform,
+    )?;
     if bytes.len() as u64 > MAX_CREDENTIALS_FILE {
         return Err(PluginError::validation(format!(
             "{what} {} is too large",

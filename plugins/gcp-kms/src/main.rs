@@ -14,6 +14,42 @@ mod keyref;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
+pub const ENDPOINT: ConfigKey = ConfigKey::new(
+    "endpoint",
+    &[],
+    "Cloud KMS endpoint URL (regional or private endpoint such as \
+     https://cloudkms.europe-west1.rep.googleapis.com; http:// only to a loopback \
+     emulator); default https://cloudkms.googleapis.com",
+);
+
+pub const CREDENTIALS_FILE: ConfigKey = ConfigKey::new(
+    "credentials_file",
+    &["GOOGLE_APPLICATION_CREDENTIALS"],
+    "Google credentials JSON file: service-account key, workload identity \
+     federation (external_account), gcloud user or impersonation credentials; \
+     default: gcloud's application-default file, then the metadata server",
+);
+
+pub const QUOTA_PROJECT: ConfigKey = ConfigKey::new(
+    "quota_project",
+    &["GOOGLE_CLOUD_QUOTA_PROJECT"],
+    "project billed for quota (x-goog-user-project), e.g. with user credentials",
+);
+
+pub const CERTIFICATE_CHAIN_SECRET: ConfigKey = ConfigKey::new(
+    "certificate_chain_secret",
+    &[],
+    "Secret Manager secret version projects/<p>/secrets/<s>/versions/<n|latest> \
+     holding the PEM certificate chain (leaf first, root last); used when \
+     certificate_chain is not set",
+);
+
+pub const SECRET_MANAGER_ENDPOINT: ConfigKey = ConfigKey::new(
+    "secret_manager_endpoint",
+    &[],
+    "Secret Manager endpoint URL; default https://secretmanager.googleapis.com",
+);
+
 pub static INFO: PluginInfo = PluginInfo {
     name: "gcp-kms",
     description: "Sign artifacts with Google Cloud KMS keys",
@@ -21,42 +57,11 @@ pub static INFO: PluginInfo = PluginInfo {
     url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/gcp-kms",
     key_id_help: keyref::KEY_ID_HELP,
     config_keys: &[
-        ConfigKey {
-            name: "endpoint",
-            env: &[],
-            help: "Cloud KMS endpoint URL (regional or private endpoint such as \
-                   https://cloudkms.europe-west1.rep.googleapis.com; http:// only to a loopback \
-                   emulator); default https://cloudkms.googleapis.com",
-            secret: false,
-        },
-        ConfigKey {
-            name: "credentials_file",
-            env: &["GOOGLE_APPLICATION_CREDENTIALS"],
-            help: "Google credentials JSON file: service-account key, workload identity \
-                   federation (external_account), gcloud user or impersonation credentials; \
-                   default: gcloud's application-default file, then the metadata server",
-            secret: false,
-        },
-        ConfigKey {
-            name: "quota_project",
-            env: &["GOOGLE_CLOUD_QUOTA_PROJECT"],
-            help: "project billed for quota (x-goog-user-project), e.g. with user credentials",
-            secret: false,
-        },
-        ConfigKey {
-            name: "certificate_chain_secret",
-            env: &[],
-            help: "Secret Manager secret version projects/<p>/secrets/<s>/versions/<n|latest> \
-                   holding the PEM certificate chain (leaf first, root last); used when \
-                   certificate_chain is not set",
-            secret: false,
-        },
-        ConfigKey {
-            name: "secret_manager_endpoint",
-            env: &[],
-            help: "Secret Manager endpoint URL; default https://secretmanager.googleapis.com",
-            secret: false,
-        },
+        ENDPOINT,
+        CREDENTIALS_FILE,
+        QUOTA_PROJECT,
+        CERTIFICATE_CHAIN_SECRET,
+        SECRET_MANAGER_ENDPOINT,
     ],
     chain_sources_help: "Cloud KMS (which stores no certificates) or the Secret Manager secret \
                          version named by pluginConfig certificate_chain_secret",

@@ -3,12 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use plugin_protocol::config::{expand_home, Config};
-use plugin_protocol::{ErrorCode, PluginError, Result};
+use plugin_protocol::config::Config;
+use plugin_protocol::secret::{FileOwner, Secret};
+use plugin_protocol::{ConfigKey, ErrorCode, PluginError, Result};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::http::{Method, Vault, STATUS_KEY};
+use crate::{
+    AUTH_METHOD, AUTH_MOUNT, JWT, JWT_FILE, ROLE, ROLE_ID, ROLE_ID_FILE, SECRET_ID, SECRET_ID_FILE,
+    TOKEN, TOKEN_FILE,
+};
 
 /// Where a Kubernetes pod finds its service-account token.
 pub const K8S_SA_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -23,18 +28,13 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     fn parse(config: &Config) -> Result<Self> {
-        let Some((v, source)) = config.get_with_source("auth_method") else {
-            return Ok(Self::Token);
-        };
-        match v.trim().to_ascii_lowercase().as_str() {
-            "token" => Ok(Self::Token),
-            "approle" => Ok(Self::AppRole),
-            "kubernetes" | "k8s" => Ok(Self::Kubernetes),
-            "jwt" | "oidc" => Ok(Self::Jwt),
-            other => Err(PluginError::validation(format!(
-                "{source} is '{other}'; known auth methods: token, approle, kubernetes, jwt (alias oidc)"
-            ))),
-        }
+        let names = ["token", "approle", "kubernetes", "k8s", "jwt", "oidc"];
+        Ok(match config.choice(&AUTH_METHOD, &names)? {
+            None | Some(("token", _)) => Self::Token,
+            Some(("approle", _)) => Self::AppRole,
+            Some(("kubernetes" | "k8s", _)) => Self::Kubernetes,
+            Some((_, _)) => Self::Jwt,
+        })
     }
 
     fn default_mount(self) -> &'static str {
@@ -69,20 +69,18 @@ pub fn authenticate(vault: &mut Vault, config: &Config) -> Result<bool> {
 }
 
 fn static_token(config: &Config) -> Result<Zeroizing<String>> {
-    if let Some(t) = config.get_secret("token") {
-        let t = Zeroizing::new(t.trim().to_owned());
-        if !t.is_empty() {
-            return Ok(t);
-        }
+    // A blank value counts as unset.
+    if let Some(t) = Secret::from_setting(config, &TOKEN).and_then(|t| t.text().ok()) {
+        return Ok(t);
     }
-    if let Some((path, source)) = config.get_with_source("token_file") {
-        return read_secret_file(&expand_home(&path), &source, "token");
+    if let Some((path, source)) = config.path(&TOKEN_FILE) {
+        return read_secret_file(&path, &source, "token", FileOwner::User);
     }
     // The Vault (and OpenBao) CLI token helper's file, written by `vault login` / `bao login`.
     if let Some(home) = std::env::var_os("HOME") {
         let helper = PathBuf::from(home).join(".vault-token");
         if helper.is_file() {
-            return read_secret_file(&helper, "the token helper file", "token");
+            return read_secret_file(&helper, "the token helper file", "token", FileOwner::User);
         }
     }
     Err(PluginError::validation(
@@ -92,53 +90,41 @@ fn static_token(config: &Config) -> Result<Zeroizing<String>> {
     ))
 }
 
-/// A token, role id or secret id file: bounded, never blocking on a FIFO, and refused when
-/// group or others may read it. A JWT file is written by the platform (a Kubernetes projected
-/// service-account token is mode 0644), so its mode is not checked.
-fn read_secret_file(path: &Path, source: &str, what: &str) -> Result<Zeroizing<String>> {
-    let described = format!("the {what} file");
-    let bytes = if what == "JWT" {
-        plugin_protocol::secret::read_platform_file(path, &described)
-    } else {
-        plugin_protocol::secret::read_file(path, &described)
-    }
-    .map_err(|e| e.context(source))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        PluginError::validation(format!(
-            "{source}: the {what} file {} is not text",
-            path.display()
-        ))
-    })?;
-    let value = Zeroizing::new(text.trim().to_owned());
-    if value.is_empty() {
-        return Err(PluginError::validation(format!(
-            "{source}: the {what} file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(value)
+/// A token, role id, secret id or JWT file, under the shared secret-file policy
+/// (`plugin_protocol::secret`): bounded, never blocking on a FIFO, and refused when group or
+/// others may read a file the user writes. A JWT file is written by the platform (a Kubernetes
+/// projected service-account token is mode 0644, a CI system's ID token file its own), so its
+/// mode is not checked.
+fn read_secret_file(
+    path: &Path,
+    source: &str,
+    what: &str,
+    owner: FileOwner,
+) -> Result<Zeroizing<String>> {
+    Secret::from_file(path, &format!("the {what} file"), owner)
+        .and_then(|secret| secret.text())
+        .map_err(|e| e.context(source))
 }
 
 /// A secret from its value key (environment) or its file key.
 fn secret_input(
     config: &Config,
-    key: &str,
-    file_key: &str,
+    key: &ConfigKey,
+    file_key: &ConfigKey,
     default_file: Option<&str>,
     what: &str,
+    owner: FileOwner,
 ) -> Result<Option<Zeroizing<String>>> {
-    if let Some(v) = config.get_secret(key) {
-        let v = Zeroizing::new(v.trim().to_owned());
-        if !v.is_empty() {
-            return Ok(Some(v));
-        }
+    // A blank value counts as unset.
+    if let Some(v) = Secret::from_setting(config, key).and_then(|v| v.text().ok()) {
+        return Ok(Some(v));
     }
-    if let Some((path, source)) = config.get_with_source(file_key) {
-        return read_secret_file(&expand_home(&path), &source, what).map(Some);
+    if let Some((path, source)) = config.path(file_key) {
+        return read_secret_file(&path, &source, what, owner).map(Some);
     }
     match default_file {
         Some(path) if Path::new(path).is_file() => {
-            read_secret_file(Path::new(path), "the default location", what).map(Some)
+            read_secret_file(Path::new(path), "the default location", what, owner).map(Some)
         }
         _ => Ok(None),
     }
@@ -146,28 +132,42 @@ fn secret_input(
 
 fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing<String>> {
     let mount = config
-        .get("auth_mount")
+        .get(&AUTH_MOUNT)
         .map(|m| m.trim().trim_matches('/').to_owned())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| method.default_mount().to_owned());
-    crate::transit::check_mount(&mount, "auth_mount")?;
+    crate::transit::check_mount(&mount, AUTH_MOUNT.name)?;
     let missing = |what: &str, keys: &str| {
         PluginError::validation(format!(
             "{} login needs {what}: set {keys}",
             method.describe()
         ))
     };
-    let role = config.get("role").filter(|r| !r.trim().is_empty());
+    let role = config.get(&ROLE).filter(|r| !r.trim().is_empty());
     let body: Value = match method {
         AuthMethod::AppRole => {
-            let role_id = secret_input(config, "role_id", "role_id_file", None, "role id")?
-                .ok_or_else(|| {
-                    missing(
-                        "a role id",
-                        "pluginConfig role_id_file or NOTATION_HASHICORP_VAULT_ROLE_ID",
-                    )
-                })?;
-            let secret_id = secret_input(config, "secret_id", "secret_id_file", None, "secret id")?;
+            let role_id = secret_input(
+                config,
+                &ROLE_ID,
+                &ROLE_ID_FILE,
+                None,
+                "role id",
+                FileOwner::User,
+            )?
+            .ok_or_else(|| {
+                missing(
+                    "a role id",
+                    "pluginConfig role_id_file or NOTATION_HASHICORP_VAULT_ROLE_ID",
+                )
+            })?;
+            let secret_id = secret_input(
+                config,
+                &SECRET_ID,
+                &SECRET_ID_FILE,
+                None,
+                "secret id",
+                FileOwner::User,
+            )?;
             let mut body = json!({ "role_id": role_id.as_str() });
             if let Some(s) = &secret_id {
                 body["secret_id"] = Value::String(s.as_str().to_owned());
@@ -181,22 +181,30 @@ fn login(vault: &Vault, config: &Config, method: AuthMethod) -> Result<Zeroizing
                     "pluginConfig role",
                 )
             })?;
-            let jwt = secret_input(config, "jwt", "jwt_file", Some(K8S_SA_TOKEN), "JWT")?
-                .ok_or_else(|| {
-                    missing(
-                        "the service-account token",
-                        &format!("pluginConfig jwt_file (default {K8S_SA_TOKEN})"),
-                    )
-                })?;
+            let jwt = secret_input(
+                config,
+                &JWT,
+                &JWT_FILE,
+                Some(K8S_SA_TOKEN),
+                "JWT",
+                FileOwner::Platform,
+            )?
+            .ok_or_else(|| {
+                missing(
+                    "the service-account token",
+                    &format!("pluginConfig jwt_file (default {K8S_SA_TOKEN})"),
+                )
+            })?;
             json!({ "role": role, "jwt": jwt.as_str() })
         }
         AuthMethod::Jwt => {
-            let jwt = secret_input(config, "jwt", "jwt_file", None, "JWT")?.ok_or_else(|| {
-                missing(
+            let jwt = secret_input(config, &JWT, &JWT_FILE, None, "JWT", FileOwner::Platform)?
+                .ok_or_else(|| {
+                    missing(
                     "the CI-provided ID token",
                     "pluginConfig jwt_file (a file with the JWT) or NOTATION_HASHICORP_VAULT_JWT",
                 )
-            })?;
+                })?;
             let mut body = json!({ "jwt": jwt.as_str() });
             if let Some(role) = role {
                 body["role"] = Value::String(role);

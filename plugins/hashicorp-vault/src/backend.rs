@@ -10,6 +10,8 @@ use serde_json::Value;
 use crate::http::{Method, Vault, STATUS_KEY};
 use crate::keyref::KeyRef;
 use crate::transit::{self, TransitKey};
+use crate::{CHAIN_SOURCE, KV_FIELD, KV_MOUNT, KV_PATH, TRANSIT_MOUNT};
+use plugin_protocol::config::{CA_CERTS, CERTIFICATE_CHAIN};
 
 /// Default mounts and field of the chain sources.
 pub const DEFAULT_TRANSIT_MOUNT: &str = "transit";
@@ -59,20 +61,11 @@ enum ChainSource {
 
 fn chain_source(ctx: &Context, key_name: &str) -> Result<ChainSource> {
     let cfg = &ctx.config;
-    let kv_configured = ["kv_mount", "kv_path", "kv_field"]
+    let kv_configured = [KV_MOUNT, KV_PATH, KV_FIELD]
         .iter()
         .any(|k| cfg.get(k).is_some());
-    let source = match cfg.get_with_source("chain_source") {
-        Some((v, source)) => match v.trim().to_ascii_lowercase().as_str() {
-            "transit" => "transit",
-            "kv" => "kv",
-            other => {
-                return Err(PluginError::validation(format!(
-                    "{source} is '{other}'; chain sources: transit (the chain stored on the \
-                     Transit key) or kv (a KV v2 secret)"
-                )))
-            }
-        },
+    let source = match cfg.choice(&CHAIN_SOURCE, &["transit", "kv"])? {
+        Some((v, _)) => v,
         None if kv_configured => "kv",
         None => "transit",
     };
@@ -80,17 +73,17 @@ fn chain_source(ctx: &Context, key_name: &str) -> Result<ChainSource> {
         return Ok(ChainSource::Transit);
     }
     let mount = cfg
-        .get("kv_mount")
+        .get(&KV_MOUNT)
         .map(|m| m.trim().trim_matches('/').to_owned())
         .unwrap_or_else(|| DEFAULT_KV_MOUNT.to_owned());
-    transit::check_mount(&mount, "kv_mount")?;
+    transit::check_mount(&mount, KV_MOUNT.name)?;
     let path = cfg
-        .get("kv_path")
+        .get(&KV_PATH)
         .map(|p| p.trim().trim_matches('/').to_owned())
         .unwrap_or_else(|| key_name.to_owned());
-    transit::check_mount(&path, "kv_path")?;
+    transit::check_mount(&path, KV_PATH.name)?;
     let field = cfg
-        .get("kv_field")
+        .get(&KV_FIELD)
         .unwrap_or_else(|| DEFAULT_KV_FIELD.to_owned());
     Ok(ChainSource::Kv { mount, path, field })
 }
@@ -102,10 +95,10 @@ impl Backend for VaultBackend {
     fn connect(ctx: &Context, key_ref: KeyRef) -> Result<Self> {
         let mount = ctx
             .config
-            .get("transit_mount")
+            .get(&TRANSIT_MOUNT)
             .map(|m| m.trim().trim_matches('/').to_owned())
             .unwrap_or_else(|| DEFAULT_TRANSIT_MOUNT.to_owned());
-        transit::check_mount(&mount, "transit_mount")?;
+        transit::check_mount(&mount, TRANSIT_MOUNT.name)?;
         let mut vault = Vault::new(&ctx.config, ctx.deadline)?;
         let logged_in = crate::auth::authenticate(&mut vault, &ctx.config)?;
         if logged_in {
@@ -132,13 +125,13 @@ impl Backend for VaultBackend {
         let public = key.public_key(version)?;
         // A configured chain file certifying another version of this key (the key was rotated
         // after its certificate was issued) gets a message naming both versions.
-        if let Some(path) = ctx
+        if let Some((path, _)) = ctx
             .config
-            .path("certificate_chain")
+            .path(&CERTIFICATE_CHAIN)
             .filter(|_| self.check_chain_file)
         {
             if let Ok(certs) = chain::load_file(&path) {
-                check_version(&key, version, &public, &certs, "certificate_chain")?;
+                check_version(&key, version, &public, &certs, CERTIFICATE_CHAIN.name)?;
             }
         }
         let resolved = VaultKey {
@@ -232,7 +225,7 @@ enum StoredChain {
 /// (issue-certificate stores complete chains) must not get them twice when the shared code
 /// appends them.
 fn without_ca_certs(ctx: &Context, mut ders: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    if let Some(path) = ctx.config.path("ca_certs") {
+    if let Some((path, _)) = ctx.config.path(&CA_CERTS) {
         if let Ok(extra) = chain::load_file(&path) {
             ders.retain(|d| !extra.iter().any(|c| c.der() == d.as_slice()));
         }

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use plugin_protocol::config::Config;
+use crate::{ADDRESS, CA_CERT, CA_PATH, CLIENT_CERT, CLIENT_KEY, NAMESPACE};
+use plugin_protocol::config::{Config, PlainHttp};
 use plugin_protocol::error::error_chain;
 use plugin_protocol::remote::{self, map_failure, Call, Class, RemoteFailure, Transport};
 use plugin_protocol::{retry, Deadline, ErrorCode, PluginError, Result};
@@ -59,26 +60,22 @@ impl Vault {
     /// Sets up the client from configuration: address, namespace, CA certificates and client
     /// certificate. Makes no network call.
     pub fn new(config: &Config, deadline: Deadline) -> Result<Self> {
-        let (addr, source) = config.get_with_source("address").ok_or_else(|| {
-            PluginError::validation(
-                "no Vault address: set VAULT_ADDR (or BAO_ADDR), or pluginConfig address, to the \
-                 server URL, e.g. https://vault.example.com:8200",
-            )
-        })?;
-        let addr = addr.trim().trim_end_matches('/').to_owned();
-        let https = if addr.starts_with("https://") {
-            true
-        } else if addr.starts_with("http://") {
-            false
-        } else {
-            return Err(PluginError::validation(format!(
-                "{source} is '{}'; the Vault address must start with https:// (or http:// for a \
-                 local dev server)",
-                plugin_protocol::bounded::shorten(&plugin_protocol::secret::redact_url(&addr), 200)
-            )));
-        };
+        // https://, or http:// for a local dev server.
+        let (addr, _) = config
+            .url(
+                &ADDRESS,
+                PlainHttp::Allowed,
+                "https://vault.example.com:8200",
+            )?
+            .ok_or_else(|| {
+                PluginError::validation(
+                    "no Vault address: set VAULT_ADDR (or BAO_ADDR), or pluginConfig address, to \
+                     the server URL, e.g. https://vault.example.com:8200",
+                )
+            })?;
+        let https = addr.starts_with("https://");
         let namespace = config
-            .get("namespace")
+            .get(&NAMESPACE)
             .map(|n| n.trim().trim_matches('/').to_owned())
             .filter(|n| !n.is_empty());
 
@@ -102,30 +99,28 @@ impl Vault {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        for (key, what) in [("ca_cert", "file"), ("ca_path", "directory")] {
-            let Some((path, source)) = config.get_with_source(key) else {
+        for (key, what) in [(&CA_CERT, "file"), (&CA_PATH, "directory")] {
+            let Some((path, source)) = config.path(key) else {
                 continue;
             };
-            let path = plugin_protocol::config::expand_home(&path);
             for cert in load_ca_certs(&path, what, &source)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        match (
-            config.get_with_source("client_cert"),
-            config.get_with_source("client_key"),
-        ) {
+        match (config.path(&CLIENT_CERT), config.path(&CLIENT_KEY)) {
             (None, None) => {}
             (Some((cert, cert_source)), Some((key, key_source))) => {
-                let mut pem = Zeroizing::new(read(
-                    &plugin_protocol::config::expand_home(&cert),
-                    &cert_source,
-                )?);
+                let mut pem = Zeroizing::new(read(&cert, &cert_source)?);
                 pem.push(b'\n');
-                pem.extend_from_slice(&read(
-                    &plugin_protocol::config::expand_home(&key),
-                    &key_source,
-                )?);
+                // The private key is a secret file: the shared policy (owner-only, bounded).
+                pem.extend_from_slice(
+                    &plugin_protocol::secret::read_file(
+                        &key,
+                        "the client key file",
+                        plugin_protocol::secret::FileOwner::User,
+                    )
+                    .map_err(|e| e.context(&key_source))?,
+                );
                 let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
                     PluginError::validation(format!(
                         "{cert_source} and {key_source} do not hold a usable PEM client \

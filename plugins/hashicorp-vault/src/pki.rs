@@ -20,6 +20,7 @@ use x509_cert::name::Name;
 use crate::backend::VaultBackend;
 use crate::http::Method;
 use crate::transit;
+use plugin_protocol::config::CA_CERTS;
 
 /// The operator commands, run by the shared runner.
 #[derive(Subcommand, Debug)]
@@ -136,9 +137,8 @@ fn run(args: Args) -> Result<()> {
         }
     }
     // The PKI mount may not hand out its root (an intermediate mount): ca_certs completes it.
-    if let Some((path, source)) = ctx.config.get_with_source("ca_certs") {
-        let extra = chain::load_file(&plugin_protocol::config::expand_home(&path))
-            .map_err(|e| e.context(format_args!("{source}")))?;
+    if let Some((path, source)) = ctx.config.path(&CA_CERTS) {
+        let extra = chain::load_file(&path).map_err(|e| e.context(format_args!("{source}")))?;
         for cert in extra {
             if !certs.iter().any(|c| c.der() == cert.der()) {
                 certs.push(cert);

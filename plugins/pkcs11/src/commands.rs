@@ -12,6 +12,7 @@ use plugin_protocol::contract::PluginConfig;
 use plugin_protocol::{Context, KeySpec, PluginError, Result};
 
 use crate::key::{self, hex};
+use crate::plugin::MODULE_PATH;
 use crate::plugin::{TokenSession, INFO};
 use crate::token::{self, describe};
 use crate::uri::Pkcs11Uri;
@@ -197,7 +198,7 @@ fn module_for_command(
 ) -> Result<token::ModuleChoice> {
     let named = uri.module_path.is_some()
         || uri.module_name.is_some()
-        || ctx.config.get("module_path").is_some();
+        || ctx.config.get(&MODULE_PATH).is_some();
     if !named {
         return Err(PluginError::validation(format!(
             "no PKCS#11 module: pass --module /path/to/module.so to `{command}` (SoftHSM2: \

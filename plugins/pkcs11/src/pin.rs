@@ -4,16 +4,18 @@
 
 use std::path::Path;
 
+use plugin_protocol::secret::{FileOwner, Secret};
 use plugin_protocol::{Config, PluginError, Result};
 use zeroize::Zeroizing;
 
+use crate::plugin::{PIN, PIN_FILE};
 use crate::uri::Pkcs11Uri;
 
 /// A PIN and a description of where it came from (for messages: never the PIN itself).
-pub struct Pin {
-    pub bytes: Zeroizing<Vec<u8>>,
-    pub source: String,
-}
+pub type Pin = Secret;
+
+/// What a PIN file is called in messages.
+const PIN_FILE_WHAT: &str = "the PIN file";
 
 /// The PIN for `uri`, or `None` when no source is configured.
 pub fn find(uri: &Pkcs11Uri, config: &Config) -> Result<Option<Pin>> {
@@ -26,31 +28,24 @@ pub fn find(uri: &Pkcs11Uri, config: &Config) -> Result<Option<Pin>> {
     if let Some(source) = &uri.pin_source {
         return from_source(source).map(Some);
     }
-    if let Some((path, from)) = config.get_with_source("pin_file") {
-        let path = plugin_protocol::config::expand_home(&path);
-        return read_file(&path, &from).map(Some);
+    if let Some(pin) = Secret::from_file_setting(config, &PIN_FILE, PIN_FILE_WHAT, FileOwner::User)?
+    {
+        return Ok(Some(pin));
     }
-    if let Some((_, from)) = config.get_with_source("pin") {
-        let value = config.get_secret("pin").unwrap_or_default();
-        return Ok(Some(Pin {
-            bytes: Zeroizing::new(value.as_bytes().to_vec()),
-            source: from,
-        }));
-    }
-    Ok(None)
+    Ok(Secret::from_setting(config, &PIN))
 }
 
 /// `pin-source`: `file:/path`, `file:///path`, a plain absolute path, or `env:NAME`.
 fn from_source(source: &str) -> Result<Pin> {
     if let Some(var) = source.strip_prefix("env:") {
-        let value = Zeroizing::new(std::env::var(var).map_err(|_| {
+        let pin = Secret::from_env(var).ok_or_else(|| {
             PluginError::validation(format!(
                 "the key URI's pin-source names the environment variable {var}, which is not set"
             ))
-        })?);
+        })?;
         return Ok(Pin {
-            bytes: Zeroizing::new(value.as_bytes().to_vec()),
-            source: format!("environment variable {var} (pin-source)"),
+            source: format!("{} (pin-source)", pin.source),
+            ..pin
         });
     }
     let path = source
@@ -63,14 +58,10 @@ fn from_source(source: &str) -> Result<Pin> {
              PIN, mode 0600) or env:VARIABLE"
         )));
     }
-    read_file(Path::new(path), "the key URI's pin-source")
-}
-
-fn read_file(path: &Path, from: &str) -> Result<Pin> {
-    let bytes = plugin_protocol::secret::read_file(path, "the PIN file")
-        .map_err(|e| e.context(format_args!("{from}")))?;
+    let pin = Secret::from_file(Path::new(path), PIN_FILE_WHAT, FileOwner::User)
+        .map_err(|e| e.context("the key URI's pin-source"))?;
     Ok(Pin {
-        bytes,
-        source: format!("PIN file {}", path.display()),
+        source: format!("{} (pin-source)", pin.source),
+        ..pin
     })
 }

@@ -18,6 +18,24 @@ use crate::pin::Pin;
 use crate::token::{self, describe, TokenSlot};
 use crate::uri::Pkcs11Uri;
 
+pub const MODULE_PATH: ConfigKey = ConfigKey::new(
+    "module_path",
+    &["PKCS11_MODULE_PATH"],
+    "path of the PKCS#11 module (.so) when the key URI has no module-path/module-name",
+);
+
+pub const PIN_FILE: ConfigKey = ConfigKey::new(
+    "pin_file",
+    &["PKCS11_PIN_FILE"],
+    "file holding the user PIN (mode 0600) when the key URI has no pin-source",
+);
+
+pub const PIN: ConfigKey = ConfigKey::new_secret(
+    "pin",
+    &["PKCS11_PIN"],
+    "the user PIN itself (prefer pin_file or pin-source; never put it in pluginConfig)",
+);
+
 pub static INFO: PluginInfo = PluginInfo {
     name: "pkcs11",
     description: "Signs with keys held in PKCS#11 tokens and HSMs (SoftHSM2, YubiKey YKCS11, network HSMs)",
@@ -25,26 +43,7 @@ pub static INFO: PluginInfo = PluginInfo {
     url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/pkcs11",
     key_id_help: "an RFC 7512 PKCS#11 URI naming a token and a private key, e.g. \
         pkcs11:token=signing;object=release-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin",
-    config_keys: &[
-        ConfigKey {
-            name: "module_path",
-            env: &["PKCS11_MODULE_PATH"],
-            help: "path of the PKCS#11 module (.so) when the key URI has no module-path/module-name",
-            secret: false,
-        },
-        ConfigKey {
-            name: "pin_file",
-            env: &["PKCS11_PIN_FILE"],
-            help: "file holding the user PIN (mode 0600) when the key URI has no pin-source",
-            secret: false,
-        },
-        ConfigKey {
-            name: "pin",
-            env: &["PKCS11_PIN"],
-            help: "the user PIN itself (prefer pin_file or pin-source; never put it in pluginConfig)",
-            secret: true,
-        },
-    ],
+    config_keys: &[MODULE_PATH, PIN_FILE, PIN],
     chain_sources_help: "the token (a certificate object with the key's CKA_ID, imported with \
         notation-pkcs11 import-certificate)",
 };

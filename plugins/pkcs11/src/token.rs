@@ -10,6 +10,7 @@ use cryptoki::types::RawAuthPin;
 use plugin_protocol::{Config, PluginError, Result};
 
 use crate::pin::{self, Pin};
+use crate::plugin::MODULE_PATH;
 use crate::uri::Pkcs11Uri;
 
 /// Directories searched for `module-name=<name>` (as `<name>.so`, `lib<name>.so`).
@@ -68,11 +69,8 @@ pub fn module_for(uri: &Pkcs11Uri, config: &Config) -> Result<ModuleChoice> {
                 ))
             });
     }
-    match config.get_with_source("module_path") {
-        Some((path, source)) => Ok(ModuleChoice {
-            path: plugin_protocol::config::expand_home(&path),
-            source,
-        }),
+    match config.path(&MODULE_PATH) {
+        Some((path, source)) => Ok(ModuleChoice { path, source }),
         None => Err(PluginError::validation(
             "no PKCS#11 module: add ?module-path=/path/to/module.so to the key URI, set \
              pluginConfig module_path, or set PKCS11_MODULE_PATH (SoftHSM2: \

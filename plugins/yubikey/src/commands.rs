@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use clap::{Subcommand, ValueEnum};
 use der_yubikey::Encode;
 use plugin_protocol::chain::{self, Certificate};
+use plugin_protocol::secret::{FileOwner, Secret};
 use plugin_protocol::{Context, KeySpec, PluginError, PublicKey, Result};
 use yubikey::piv::{self, AlgorithmId, ManagementSlotId, Origin, SlotAlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
@@ -377,15 +378,12 @@ fn authenticate(
     }
     let (hex, from) = match &management.management_key_file {
         Some(path) => (
-            plugin_protocol::secret::read_file(path, "the management key file")?,
+            plugin_protocol::secret::read_file(path, "the management key file", FileOwner::User)?,
             format!("management key file {}", path.display()),
         ),
-        None => match std::env::var("YUBIKEY_MANAGEMENT_KEY") {
-            Ok(v) if !v.is_empty() => (
-                Zeroizing::new(v.into_bytes()),
-                "environment variable YUBIKEY_MANAGEMENT_KEY".to_owned(),
-            ),
-            _ => {
+        None => match Secret::from_env("YUBIKEY_MANAGEMENT_KEY") {
+            Some(key) => (key.bytes, key.source),
+            None => {
                 return Err(PluginError::validation(format!(
                     "YubiKey {serial} has no PIN-protected management key{}: give the \
                      management key with --management-key-file (hex, mode 0600) or \

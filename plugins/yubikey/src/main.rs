@@ -19,28 +19,27 @@ mod tty;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
 
+pub const PIN_FILE: ConfigKey = ConfigKey::new(
+    "pin_file",
+    &["YUBIKEY_PIN_FILE"],
+    "file holding the PIV PIN (mode 0600); without it the PIN comes from \
+     YUBIKEY_PIN or, in a terminal, a prompt on /dev/tty",
+);
+
+pub const PIN: ConfigKey = ConfigKey::new_secret(
+    "pin",
+    &["YUBIKEY_PIN"],
+    "the PIV PIN, from the environment only (refused in pluginConfig, which \
+     notation stores in plain text)",
+);
+
 pub static INFO: PluginInfo = PluginInfo {
     name: "yubikey",
     description: "Sign artifacts with keys in a YubiKey's PIV application",
     version: env!("CARGO_PKG_VERSION"),
     url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/yubikey",
     key_id_help: slot::KEY_ID_HELP,
-    config_keys: &[
-        ConfigKey {
-            name: "pin_file",
-            env: &["YUBIKEY_PIN_FILE"],
-            help: "file holding the PIV PIN (mode 0600); without it the PIN comes from \
-                   YUBIKEY_PIN or, in a terminal, a prompt on /dev/tty",
-            secret: false,
-        },
-        ConfigKey {
-            name: "pin",
-            env: &["YUBIKEY_PIN"],
-            help: "the PIV PIN, from the environment only (refused in pluginConfig, which \
-                   notation stores in plain text)",
-            secret: true,
-        },
-    ],
+    config_keys: &[PIN_FILE, PIN],
     chain_sources_help: "the YubiKey (the certificate in the key's slot, stored with \
                          notation-yubikey import-certificate)",
 };

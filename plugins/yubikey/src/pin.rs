@@ -3,16 +3,14 @@
 //! prompt on `/dev/tty`. Never pluginConfig `pin` (notation keeps pluginConfig in plain text in
 //! signingkeys.json). The PIN lives in zeroizing buffers and is never part of a message.
 
+use plugin_protocol::secret::{FileOwner, Secret};
 use plugin_protocol::{Config, Deadline, ErrorCode, PluginError, Result};
-use zeroize::Zeroizing;
 
 use crate::tty::Tty;
+use crate::{PIN, PIN_FILE};
 
 /// The PIN of a YubiKey and where it came from (for messages).
-pub struct Pin {
-    pub bytes: Zeroizing<Vec<u8>>,
-    pub source: String,
-}
+pub type Pin = Secret;
 
 /// A PIV PIN is 6 to 8 bytes: anything else would cost a try on the card for nothing.
 const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 6..=8;
@@ -20,27 +18,19 @@ const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 6..=8;
 /// The PIN for the YubiKey `serial`, from the first source configured; `None` when there is
 /// none and no terminal to ask on.
 pub fn find(config: &Config, deadline: &Deadline, serial: u32) -> Result<Option<Pin>> {
-    let pin = if let Some((path, from)) = config.get_with_source("pin_file") {
-        let path = plugin_protocol::config::expand_home(&path);
-        let bytes = plugin_protocol::secret::read_file(&path, "the PIN file")
-            .map_err(|e| e.context(format_args!("{from}")))?;
-        Pin {
-            bytes,
-            source: format!("PIN file {} ({from})", path.display()),
-        }
-    } else if let Some((_, from)) = config.get_with_source("pin") {
-        if from.starts_with("pluginConfig") {
+    let pin = if let Some(pin) =
+        Secret::from_file_setting(config, &PIN_FILE, "the PIN file", FileOwner::User)?
+    {
+        pin
+    } else if let Some(pin) = Secret::from_setting(config, &PIN) {
+        if pin.source.starts_with("pluginConfig") {
             return Err(PluginError::validation(
                 "refusing the PIN from pluginConfig 'pin': notation stores pluginConfig in plain \
                  text in signingkeys.json; put the PIN in a file (pluginConfig pin_file, mode \
                  0600) or the environment variable YUBIKEY_PIN",
             ));
         }
-        let value = config.get_secret("pin").unwrap_or_default();
-        Pin {
-            bytes: Zeroizing::new(value.as_bytes().to_vec()),
-            source: from,
-        }
+        pin
     } else if let Some(mut tty) = Tty::open() {
         let bytes = tty.read_secret(&format!("PIN for YubiKey {serial}: "), deadline)?;
         Pin {
