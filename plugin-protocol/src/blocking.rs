@@ -51,8 +51,8 @@ impl<T: Send + 'static> SharedHandle<T> {
         Self(Arc::new(Mutex::new(handle)))
     }
 
-    /// Runs `call` on the handle on a worker thread until `deadline` (see
-    /// [`run_with_deadline`]); `doing` names the call in a TIMEOUT.
+    /// Runs `call` on the handle on a worker thread until `deadline`, as
+    /// [`crate::Context::run_blocking`] does; `doing` names the call in a TIMEOUT.
     pub fn run<R, F>(&self, deadline: &Deadline, doing: &str, call: F) -> Result<R>
     where
         R: Send + 'static,
