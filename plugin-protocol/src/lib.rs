@@ -65,12 +65,6 @@ pub mod testca;
 pub mod tls_roots;
 mod trust;
 
-/// The allocator of the static (musl) builds (feature `musl-allocator`): musl's own is slow for
-/// the SDKs' many small allocations at start-up.
-#[cfg(all(feature = "musl-allocator", target_env = "musl"))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use backend::{Backend, Payload, Signed, UnresolvedSign};
 pub use chain::Certificate;
 pub use config::{retry, Config, Context};

@@ -52,6 +52,11 @@ pub static INFO: PluginInfo = PluginInfo {
                          certificate with pluginConfig ca_certs or self_signed=true,",
 };
 
+/// The static (musl) build's allocator (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     plugin_protocol::run::<backend::AzureKeyVault>(&INFO)
 }

@@ -67,6 +67,11 @@ pub static INFO: PluginInfo = PluginInfo {
                          version named by pluginConfig certificate_chain_secret",
 };
 
+/// The static (musl) build's allocator (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     plugin_protocol::run::<backend::GcpKms>(&INFO)
 }
