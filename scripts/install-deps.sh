@@ -29,6 +29,8 @@ command -v yubico-piv-tool >/dev/null || need+=(yubico-piv-tool)
 # notation-yubikey talks PC/SC through libpcsclite (the pcsc crate links it; pkg-config finds it).
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
+# The static (musl) release builds of the remote plugins: ring's C code needs musl-gcc.
+command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 

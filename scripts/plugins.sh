@@ -47,7 +47,7 @@ plugin_triple() {
 }
 
 # musl_ready TRIPLE: the musl standard library and a musl C compiler (ring's C code) are there,
-# installed here when they can be (rustup, apt); a warning otherwise.
+# installed when they can be (rustup; musl-tools by install-deps.sh); a warning otherwise.
 musl_ready() {
   if [ -n "${NOTATION_PLUGINS_NO_MUSL:-}" ]; then
     echo "warning: NOTATION_PLUGINS_NO_MUSL is set: the static plugins are built dynamic" >&2
@@ -57,12 +57,7 @@ musl_ready() {
     || [ ! -d "$(rustc --print sysroot)/lib/rustlib/$1" ]; then
     command -v rustup >/dev/null && rustup target add "$1" >&2 2>/dev/null
   fi
-  if ! command -v musl-gcc >/dev/null; then
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo -n"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-      musl-tools >/dev/null 2>&1 || true
-  fi
+  command -v musl-gcc >/dev/null || scripts/install-deps.sh >&2 || true
   if [ -d "$(rustc --print sysroot)/lib/rustlib/$1" ] && command -v musl-gcc >/dev/null; then
     return 0
   fi
