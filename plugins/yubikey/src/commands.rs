@@ -262,22 +262,18 @@ fn touch_policy_name(t: TouchPolicy) -> &'static str {
 fn list(serial: Option<u32>) -> Result<()> {
     let ctx = Context::without_key(&INFO, None)?;
     let text = ctx.run_blocking("listing the YubiKeys", move || {
-        let (attached, busy) = device::list()?;
+        let device::Scan {
+            keys: attached,
+            busy,
+        } = device::scan()?;
         let mut out = String::new();
-        let shown: Vec<&Attached> = attached
-            .iter()
-            .filter(|a| serial.is_none_or(|s| s == a.serial))
-            .collect();
-        if shown.is_empty() {
-            return Err(PluginError::generic(match serial {
-                Some(s) => format!("no YubiKey with serial {s} is attached"),
-                None => "no YubiKey found: is it plugged in, with its CCID (smart card) \
-                         interface enabled (ykman config usb --enable PIV)?"
-                    .to_owned(),
-            }));
-        }
-        for a in shown {
-            let (_, mut yk) = device::open(Some(a.serial))?;
+        let mut shown = 0;
+        for (a, mut yk) in attached {
+            if serial.is_some_and(|s| s != a.serial) {
+                let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
+                continue;
+            }
+            shown += 1;
             out.push_str(&format!(
                 "YubiKey {} (firmware {}, reader '{}')\n",
                 a.serial, a.version, a.reader
@@ -285,9 +281,15 @@ fn list(serial: Option<u32>) -> Result<()> {
             if let Ok(tries) = yk.get_pin_retries() {
                 out.push_str(&format!("  PIN tries left: {tries}\n"));
             }
+            let ids: Vec<u8> = Slot::all().map(Slot::id).collect();
+            let metadata = crate::metadata::read_slots(&a.reader, &ids)?;
             let mut any = false;
-            for slot in Slot::all() {
-                let Some(line) = describe_slot(&mut yk, a, slot) else {
+            for (slot, meta) in Slot::all().zip(metadata) {
+                let meta = match meta {
+                    Ok(Answer::Found(m)) => Some(m),
+                    _ => None,
+                };
+                let Some(line) = describe_slot(&mut yk, &a, slot, meta) else {
                     continue;
                 };
                 any = true;
@@ -297,10 +299,16 @@ fn list(serial: Option<u32>) -> Result<()> {
                 out.push_str("  no keys in the PIV key slots\n");
             }
         }
+        if shown == 0 {
+            return Err(PluginError::generic(match serial {
+                Some(s) => format!("no YubiKey with serial {s} is attached"),
+                None => format!("no YubiKey found: {}", device::PLUG_IN),
+            }));
+        }
         for reader in busy {
             out.push_str(&format!(
-                "reader '{reader}': the card is held by another program (gpg's scdaemon, \
-                 gpg-agent, yubikey-agent); stop it to use the card (gpgconf --kill scdaemon)\n"
+                "reader '{reader}': the card is {}\n",
+                device::HELD
             ));
         }
         Ok(out)
@@ -309,12 +317,14 @@ fn list(serial: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-/// Lines about the key in `slot`, or `None` when the slot is empty.
-fn describe_slot(yk: &mut YubiKey, a: &Attached, slot: Slot) -> Option<String> {
-    let meta = match crate::metadata::read(&a.reader, slot.id()) {
-        Ok(Answer::Found(m)) => Some(m),
-        _ => None,
-    };
+/// Lines about the key in `slot` (its metadata, when the card has it), or `None` when the slot
+/// is empty.
+fn describe_slot(
+    yk: &mut YubiKey,
+    a: &Attached,
+    slot: Slot,
+    meta: Option<crate::metadata::Metadata>,
+) -> Option<String> {
     let cert = slot_certificate(yk, slot).ok().flatten();
     if meta.is_none() && cert.is_none() {
         return None;

@@ -13,14 +13,15 @@ pub struct Attached {
     pub reader: String,
 }
 
-/// What the readers hold: the YubiKeys that answered, and readers whose card another program
-/// holds exclusively.
-struct Scan {
-    keys: Vec<(Attached, YubiKey)>,
-    busy: Vec<String>,
+/// What the readers hold: the YubiKeys that answered (opened), and readers whose card another
+/// program holds exclusively.
+pub struct Scan {
+    pub keys: Vec<(Attached, YubiKey)>,
+    pub busy: Vec<String>,
 }
 
-fn scan() -> Result<Scan> {
+/// Every YubiKey attached, opened, in one pass over the readers.
+pub fn scan() -> Result<Scan> {
     let mut context = yubikey::reader::Context::open().map_err(|e| describe(e, "opening PC/SC"))?;
     let readers = context
         .iter()
@@ -50,19 +51,16 @@ fn scan() -> Result<Scan> {
     Ok(scan)
 }
 
-/// Every YubiKey attached (each opened, read and let go).
-pub fn list() -> Result<(Vec<Attached>, Vec<String>)> {
-    let scan = scan()?;
-    let keys = scan
-        .keys
-        .into_iter()
-        .map(|(attached, yk)| {
-            let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
-            attached
-        })
-        .collect();
-    Ok((keys, scan.busy))
-}
+/// How to get a YubiKey seen at all, for "none found" messages.
+pub const PLUG_IN: &str = "is it plugged in, with its CCID (smart card) interface enabled \
+    (ykman config usb --enable PIV)?";
+/// What holds a card exclusively, and how to let it go.
+pub const HELD: &str = "held by another program (gpg's scdaemon, gpg-agent, yubikey-agent or a \
+    browser): stop it (gpgconf --kill scdaemon) or let it share the card (pcsc-shared in \
+    ~/.gnupg/scdaemon.conf)";
+/// A card that went away mid-command.
+const REMOVED: &str = "the YubiKey was removed (or its reader went away) during the operation; \
+    plug it back in and sign again";
 
 /// Opens the YubiKey with `serial`, or the only one attached when `serial` is `None`.
 pub fn open(serial: Option<u32>) -> Result<(Attached, YubiKey)> {
@@ -100,8 +98,7 @@ pub fn open(serial: Option<u32>) -> Result<(Attached, YubiKey)> {
             }
         ))),
         (None, None) => Err(PluginError::generic(format!(
-            "no YubiKey found: is it plugged in, with its CCID (smart card) interface enabled \
-             (ykman config usb --enable PIV)?{busy}"
+            "no YubiKey found: {PLUG_IN}{busy}"
         ))),
     }
 }
@@ -110,12 +107,7 @@ fn held_by_another_program(busy: &[String]) -> String {
     if busy.is_empty() {
         return String::new();
     }
-    format!(
-        "; the card in reader '{}' is held by another program (gpg's scdaemon, gpg-agent, \
-         yubikey-agent or a browser): stop it (gpgconf --kill scdaemon) or let it share the card \
-         (pcsc-shared in ~/.gnupg/scdaemon.conf)",
-        busy.join("', '")
-    )
+    format!("; the card in reader '{}' is {HELD}", busy.join("', '"))
 }
 
 /// A yubikey crate error during `doing`, as a message a user can act on. PIN errors are
@@ -125,10 +117,7 @@ pub fn describe(e: Error, doing: &str) -> PluginError {
     let inner = match e {
         Error::PcscError { inner } => inner,
         Error::NotFound => {
-            return PluginError::generic(format!(
-                "{doing}: no YubiKey found: is it plugged in, with its CCID (smart card) \
-                 interface enabled (ykman config usb --enable PIV)?"
-            ))
+            return PluginError::generic(format!("{doing}: no YubiKey found: {PLUG_IN}"))
         }
         Error::NotSupported => {
             return PluginError::validation(format!(
@@ -144,17 +133,10 @@ pub fn describe(e: Error, doing: &str) -> PluginError {
              /run/pcscd/pcscd.comm"
                 .to_owned()
         }
-        Some(P::NoReadersAvailable) => "no smart-card reader: is the YubiKey plugged in, with \
-             its CCID (smart card) interface enabled (ykman config usb --enable PIV)?"
-            .to_owned(),
-        Some(P::SharingViolation) => "the YubiKey is held by another program (gpg's scdaemon, \
-             gpg-agent, yubikey-agent or a browser): stop it (gpgconf --kill scdaemon) or let it \
-             share the card (pcsc-shared in ~/.gnupg/scdaemon.conf)"
-            .to_owned(),
+        Some(P::NoReadersAvailable) => format!("no smart-card reader: {PLUG_IN}"),
+        Some(P::SharingViolation) => format!("the YubiKey is {HELD}"),
         Some(P::RemovedCard | P::NoSmartcard | P::ReaderUnavailable | P::UnknownReader) => {
-            "the YubiKey was removed (or its reader went away) during the operation; plug it \
-             back in and sign again"
-                .to_owned()
+            REMOVED.to_owned()
         }
         Some(P::ResetCard) => "the YubiKey was reset by another program during the \
              operation; sign again"
@@ -207,8 +189,5 @@ pub fn explain_removal(e: PluginError, reader: &str, doing: &str) -> PluginError
     if !gone {
         return e;
     }
-    PluginError::generic(format!(
-        "{doing}: the YubiKey was removed (or its reader went away) during the operation; plug \
-         it back in and sign again"
-    ))
+    PluginError::generic(format!("{doing}: {REMOVED}"))
 }

@@ -37,6 +37,12 @@ const MAX_ANSWER: usize = 4096;
 /// Reads the metadata of `slot` on the card in `reader` (a connection of its own, shared with
 /// the crate's, let go without resetting the card).
 pub fn read(reader: &str, slot: u8) -> Result<Answer> {
+    read_slots(reader, &[slot])?.remove(0)
+}
+
+/// The metadata of each of `slots`, in order, over one connection and transaction: a failure
+/// of the connection fails them all, a slot the card refuses only its own answer.
+pub fn read_slots(reader: &str, slots: &[u8]) -> Result<Vec<Result<Answer>>> {
     let fail = |e: pcsc::Error| {
         crate::device::describe(
             yubikey::Error::PcscError { inner: Some(e) },
@@ -49,7 +55,7 @@ pub fn read(reader: &str, slot: u8) -> Result<Answer> {
     let mut card = context
         .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1)
         .map_err(fail)?;
-    let answer = {
+    let answers = (|| {
         let tx = card.transaction().map_err(fail)?;
         let mut select = vec![0x00, 0xa4, 0x04, 0x00, PIV_AID.len() as u8];
         select.extend_from_slice(&PIV_AID);
@@ -60,14 +66,26 @@ pub fn read(reader: &str, slot: u8) -> Result<Answer> {
                 selected.1
             )));
         }
-        exchange(&tx, &[0x00, 0xf7, 0x00, slot, 0x00]).map_err(fail)?
-    };
+        slots
+            .iter()
+            .map(|&slot| {
+                let answer = exchange(&tx, &[0x00, 0xf7, 0x00, slot, 0x00]).map_err(fail)?;
+                Ok(answer_of(slot, answer))
+            })
+            .collect::<Result<Vec<_>>>()
+    })();
+    // Whatever happened: let go without the reset a dropped connection would do.
     let _ = card.disconnect(pcsc::Disposition::LeaveCard);
-    match answer {
-        (data, 0x9000) => parse(&data).map(Answer::Found),
-        (_, 0x6a88) => Ok(Answer::Empty),
-        (_, 0x6d00 | 0x6a81) => Ok(Answer::NotSupported),
-        (_, sw) => Err(PluginError::generic(format!(
+    answers
+}
+
+/// What GET METADATA's answer (data, status word) for `slot` says.
+fn answer_of(slot: u8, (data, sw): (Vec<u8>, u16)) -> Result<Answer> {
+    match sw {
+        0x9000 => parse(&data).map(Answer::Found),
+        0x6a88 => Ok(Answer::Empty),
+        0x6d00 | 0x6a81 => Ok(Answer::NotSupported),
+        sw => Err(PluginError::generic(format!(
             "the YubiKey refused to read the metadata of slot {slot:02x} (SW {sw:04X})"
         ))),
     }
