@@ -215,6 +215,31 @@ impl PivCard {
             .expect("an SPKI PEM")
     }
 
+    /// Factory-resets the stack's other card and makes a P-384 key in its slot 9a (ykman), for
+    /// the tests that need two YubiKeys with a key each.
+    pub fn other_card_with_p384_key(&self) {
+        let other = self.other_serial.to_string();
+        let ykman = self.vars["PIV_CARD_YKMAN"].clone();
+        self.run_ok(&ykman, &["--device", &other, "piv", "reset", "--force"]);
+        let public = self.dir.path().join("other.pem").display().to_string();
+        self.run_ok(
+            &ykman,
+            &[
+                "--device",
+                &other,
+                "piv",
+                "keys",
+                "generate",
+                "--management-key",
+                DEFAULT_MGMT_KEY,
+                "--algorithm",
+                "ECCP384",
+                "9a",
+                &public,
+            ],
+        );
+    }
+
     /// Stores `cert` in `slot` (`ykman piv certificates import`).
     pub fn import_certificate(&self, slot: u8, cert: &Certificate) {
         let slot = format!("{slot:02x}");

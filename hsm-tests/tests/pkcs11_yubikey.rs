@@ -288,25 +288,7 @@ fn a_card_pulled_out_a_slow_card_and_touch() {
 fn the_serial_selects_the_card() {
     let card = PivCard::acquire();
     let other = card.other_serial.to_string();
-    let ykman = card.vars["PIV_CARD_YKMAN"].clone();
-    card.run_ok(&ykman, &["--device", &other, "piv", "reset", "--force"]);
-    let public = card.dir.path().join("other.pem").display().to_string();
-    card.run_ok(
-        &ykman,
-        &[
-            "--device",
-            &other,
-            "piv",
-            "keys",
-            "generate",
-            "--management-key",
-            hsm_tests::piv_card::DEFAULT_MGMT_KEY,
-            "--algorithm",
-            "ECCP384",
-            "9a",
-            &public,
-        ],
-    );
+    card.other_card_with_p384_key();
     card.generate(0x9a, KeySpec::Ec256, "DEFAULT");
     let pin = card.write("pin", DEFAULT_PIN);
     let uri = card.uri(0x9a, &pin);

@@ -358,25 +358,7 @@ fn touch_with_and_without_a_touch() {
 fn two_cards_need_a_serial_and_each_is_selected() {
     let card = card();
     let other = card.other_serial.to_string();
-    let ykman = card.vars["PIV_CARD_YKMAN"].clone();
-    card.run_ok(&ykman, &["--device", &other, "piv", "reset", "--force"]);
-    let other_pem = card.dir.path().join("other.pem").display().to_string();
-    card.run_ok(
-        &ykman,
-        &[
-            "--device",
-            &other,
-            "piv",
-            "keys",
-            "generate",
-            "--management-key",
-            DEFAULT_MGMT_KEY,
-            "--algorithm",
-            "ECCP384",
-            "9a",
-            &other_pem,
-        ],
-    );
+    card.other_card_with_p384_key();
     card.generate(0x9a, KeySpec::Ec256, "DEFAULT");
 
     let err = assert_error(&describe(&card, "9a"), "VALIDATION_ERROR", &["2 YubiKeys"]);
