@@ -22,7 +22,6 @@ use plugin_protocol::remote::{
     self, map_failure, retry_after, Class, RemoteFailure, Transport as TransportKind,
 };
 use plugin_protocol::{Config, Context, PluginError, Result};
-use zeroize::Zeroizing;
 
 use crate::keyref::KeyRef;
 use crate::{CLIENT_ID, CREDENTIAL_TYPE, TENANT_ID};
@@ -118,10 +117,10 @@ pub struct Session {
 }
 
 /// The HTTP client the SDK's default would be (reqwest, its time-outs, no redirects), trusting
-/// the system's roots as `plugin_protocol::tls_roots` reads them (once), not as the SDK's
+/// the system's roots as `plugin_protocol::tls` reads them (once), not as the SDK's
 /// platform verifier would (the CA bundle and every file of the directory beside it).
 fn http_client(
-    roots: &plugin_protocol::tls_roots::Roots,
+    roots: &plugin_protocol::tls::Roots,
 ) -> Result<Arc<dyn azure_core::http::HttpClient>> {
     let certs = roots
         .certificates
@@ -150,7 +149,7 @@ fn client_options(transport: &Transport) -> ClientOptions {
 impl Session {
     /// Creates the runtime and the credential. No network call is made.
     pub fn open(ctx: &Context, key: &KeyRef) -> Result<Self> {
-        let roots = plugin_protocol::tls_roots::system_roots()?;
+        let roots = plugin_protocol::tls::system_roots()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -255,11 +254,8 @@ fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCred
     let options = || ClientSecretCredentialOptions {
         client_options: client_options(),
     };
-    let env_secret = || {
-        std::env::var("AZURE_CLIENT_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
-    };
+    // Read through the shared secret type: zeroized, and never shown (only its source).
+    let env_secret = || plugin_protocol::secret::Secret::from_env("AZURE_CLIENT_SECRET");
     let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
     let invalid = |e: azure_core::Error, what: &str| {
         PluginError::validation(format!(
@@ -267,29 +263,30 @@ fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCred
         ))
     };
 
-    let client_secret = |secret: Zeroizing<String>| -> Result<(Arc<dyn TokenCredential>, String)> {
-        let tenant = tenant_id.clone().ok_or_else(|| {
-            PluginError::validation(format!(
+    let client_secret =
+        |secret: plugin_protocol::secret::Secret| -> Result<(Arc<dyn TokenCredential>, String)> {
+            let tenant = tenant_id.clone().ok_or_else(|| {
+                PluginError::validation(format!(
                 "AZURE_CLIENT_SECRET is set but no tenant: set AZURE_TENANT_ID (or pluginConfig \
                  tenant_id); {CREDENTIALS_HELP}"
             ))
-        })?;
-        let client = client_id.clone().ok_or_else(|| {
-            PluginError::validation(format!(
+            })?;
+            let client = client_id.clone().ok_or_else(|| {
+                PluginError::validation(format!(
                 "AZURE_CLIENT_SECRET is set but no application (client) id: set AZURE_CLIENT_ID \
                  (or pluginConfig client_id); {CREDENTIALS_HELP}"
             ))
-        })?;
-        let name = format!("client secret of application {client} in tenant {tenant}");
-        let cred = ClientSecretCredential::new(
-            &tenant,
-            client,
-            Secret::new(secret.to_string()),
-            Some(options()),
-        )
-        .map_err(|e| invalid(e, "client secret"))?;
-        Ok((cred, name))
-    };
+            })?;
+            let name = format!("client secret of application {client} in tenant {tenant}");
+            let cred = ClientSecretCredential::new(
+                &tenant,
+                client,
+                Secret::new(secret.text()?.to_string()),
+                Some(options()),
+            )
+            .map_err(|e| invalid(e, "client secret"))?;
+            Ok((cred, name))
+        };
     let workload = || -> Result<(Arc<dyn TokenCredential>, String)> {
         let name = format!(
             "workload identity (application {}, token file {})",
@@ -332,7 +329,7 @@ fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCred
 
     match kind {
         CredentialType::Environment => match env_secret() {
-            Some(s) => client_secret(Zeroizing::new(s)),
+            Some(s) => client_secret(s),
             None if env_set("AZURE_CLIENT_CERTIFICATE_PATH") => Err(PluginError::validation(
                 "credential_type environment: AZURE_CLIENT_CERTIFICATE_PATH (certificate \
                  credentials) is not supported by this plugin; use AZURE_CLIENT_SECRET or \
@@ -352,7 +349,7 @@ fn credential(ctx: &Context, transport: &Transport) -> Result<(Arc<dyn TokenCred
         // the Azure CLI if installed, else the VM's managed identity.
         CredentialType::Default => {
             if let Some(s) = env_secret() {
-                client_secret(Zeroizing::new(s))
+                client_secret(s)
             } else if env_set("AZURE_FEDERATED_TOKEN_FILE") {
                 workload()
             } else if env_set("IDENTITY_ENDPOINT") || env_set("MSI_ENDPOINT") {
