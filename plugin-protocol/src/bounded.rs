@@ -111,7 +111,7 @@ pub(crate) fn refuse_trust_store(var: &str, path: &Path, is: &str) -> PluginErro
 /// and `SSL_CERT_DIR`, which rustls-native-certs honours) before an HTTPS client reads it: those
 /// libraries read it without a bound, so a FIFO or device there would hang the plugin past its
 /// deadline. Call it before building an HTTPS client whose trust store a library reads itself
-/// (the plugins that build their own read it with `tls_roots`, which checks the same); what it
+/// (the plugins that build their own read it with `tls`, which checks the same); what it
 /// refuses is named.
 pub fn check_trust_store_env() -> Result<()> {
     if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {

@@ -61,8 +61,8 @@ pub mod signature;
 pub mod softkey;
 #[cfg(feature = "softkey")]
 pub mod testca;
-#[cfg(feature = "tls-roots")]
-pub mod tls_roots;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod trust;
 
 pub use backend::{Backend, Payload, Signed, UnresolvedSign};

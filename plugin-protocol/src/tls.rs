@@ -1,5 +1,9 @@
-//! The system's TLS trust store for the plugins' HTTPS clients, read once per invocation, each
-//! CA once.
+//! TLS settings for the plugins' HTTPS clients: the system's trust store, read once per
+//! invocation, each CA once ([`system_roots`]); CA certificates a user's setting names
+//! ([`configured_roots`]); and a client certificate with its key for mutual TLS
+//! ([`client_identity`]). Every file is read bounded and without blocking.
+//!
+//! The system store:
 //!
 //! The TLS stacks the SDKs bring (rustls-native-certs, behind reqwest and the AWS SDK's client)
 //! read OpenSSL's defaults the eager way: the distribution's CA bundle *and* every file of the
@@ -16,6 +20,9 @@
 //!   (`/dev/null` is "no roots"), as [`crate::bounded::check_trust_store_env`] does;
 //! - a certificate that cannot be a trust anchor is skipped (as rustls-native-certs does), not
 //!   fatal.
+//!
+//! A user's own settings are strict instead: a file that is missing, would block, or holds no
+//! certificate is a VALIDATION_ERROR naming the setting.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -23,8 +30,11 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
 
+use zeroize::Zeroizing;
+
 use crate::bounded::{self, FileKind};
 use crate::error::{PluginError, Result};
+use crate::{Config, ConfigKey};
 
 /// CA bundles, in the order they are looked for (openssl-probe's list, most common first).
 const BUNDLES: [&str; 7] = [
@@ -201,6 +211,171 @@ fn refuse(var: Option<&str>, path: &Path, is: &str) -> PluginError {
     }
 }
 
+/// What a CA setting names: one PEM bundle, or a directory of PEM files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaSetting {
+    /// A PEM file of one or more CA certificates (`VAULT_CACERT`).
+    File,
+    /// A directory whose regular files are PEM CA certificates (`VAULT_CAPATH`); files that
+    /// hold none are passed over.
+    Directory,
+}
+
+/// The CA certificates at `path`, which the setting `source` (e.g. `environment variable
+/// VAULT_CACERT`) names; read like the system store (bounded, each file once, never blocking)
+/// but strictly: a path that is missing, of the wrong kind or would block, and a file (or
+/// directory) that holds no usable CA certificate, is a VALIDATION_ERROR naming `source`.
+pub fn configured_roots(path: &Path, at: CaSetting, source: &str) -> Result<Roots> {
+    let mut roots = Roots::default();
+    let mut seen_certs = HashSet::new();
+    let shown = path.display();
+    let wrong = |is: &str, want: &str| {
+        PluginError::validation(format!("{source}: {shown} is {is}; it must be {want}"))
+    };
+    match (bounded::file_kind(path), at) {
+        (FileKind::Missing, _) => {
+            return Err(PluginError::validation(format!(
+                "{source}: {shown} does not exist or cannot be read"
+            )))
+        }
+        (FileKind::Blocking(is), CaSetting::File) => return Err(wrong(is, "a PEM file")),
+        (FileKind::Directory, CaSetting::File) => {
+            return Err(wrong(
+                "a directory",
+                "a PEM file (a directory goes in the CA path setting)",
+            ))
+        }
+        (FileKind::Null, CaSetting::File) => {}
+        (FileKind::Regular, CaSetting::File) => {
+            let bytes = bounded::read_file(path, MAX_BUNDLE_BYTES, "the CA file")
+                .map_err(|e| e.context(source))?;
+            add_pem(&mut roots, &mut seen_certs, &bytes);
+            if roots.skipped > 0 {
+                return Err(PluginError::validation(format!(
+                    "{source}: {shown} holds {} certificate(s) that cannot be a trust anchor \
+                     (not valid X.509)",
+                    roots.skipped
+                )));
+            }
+        }
+        (FileKind::Directory, CaSetting::Directory) => {
+            let entries = std::fs::read_dir(path).map_err(|e| {
+                PluginError::validation(format!("{source}: cannot read the directory {shown}: {e}"))
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .take(MAX_ENTRIES)
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            let mut seen_files = HashSet::new();
+            for file in files {
+                let Ok(meta) = std::fs::metadata(&file) else {
+                    continue;
+                };
+                match bounded::kind_of(&meta) {
+                    FileKind::Blocking(is) => return Err(wrong_entry(source, &file, is)),
+                    FileKind::Regular => {}
+                    _ => continue,
+                }
+                if seen_files.insert((meta.dev(), meta.ino())) {
+                    let bytes = bounded::read_file(&file, MAX_BUNDLE_BYTES, "a CA file")
+                        .map_err(|e| e.context(source))?;
+                    add_pem(&mut roots, &mut seen_certs, &bytes);
+                }
+            }
+        }
+        (other, CaSetting::Directory) => {
+            let is = match other {
+                FileKind::Blocking(is) => is,
+                _ => "not a directory",
+            };
+            return Err(wrong(is, "a directory of PEM files"));
+        }
+    }
+    if roots.certificates.is_empty() {
+        return Err(PluginError::validation(format!(
+            "{source}: {shown} holds no PEM CA certificate"
+        )));
+    }
+    roots.read.push(path.to_path_buf());
+    Ok(roots)
+}
+
+fn wrong_entry(source: &str, file: &Path, is: &str) -> PluginError {
+    PluginError::validation(format!(
+        "{source}: {} is {is}; a CA directory may hold only PEM files",
+        file.display()
+    ))
+}
+
+/// A client certificate and its private key, for mutual TLS: one PEM, the certificate file's
+/// contents then the key's; zeroized when dropped. `Debug` shows the sources only.
+pub struct ClientIdentity {
+    /// The certificate (chain) and the private key, PEM.
+    pub pem: Zeroizing<Vec<u8>>,
+    /// The two settings it came from, for messages.
+    pub source: String,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest client certificate file read (a certificate and its issuers).
+const MAX_CLIENT_CERT_BYTES: u64 = 256 << 10;
+
+/// The client identity the settings `cert` and `key` name: both or neither (one without the
+/// other is a VALIDATION_ERROR naming both settings). The certificate is read bounded; the key
+/// is a secret file under the shared policy ([`crate::secret::read_file`]: owner-only, bounded,
+/// zeroized).
+pub fn client_identity(
+    config: &Config,
+    cert: &ConfigKey,
+    key: &ConfigKey,
+) -> Result<Option<ClientIdentity>> {
+    let (cert_path, cert_source, key_path, key_source) = match (config.path(cert), config.path(key))
+    {
+        (None, None) => return Ok(None),
+        (Some((c, cs)), Some((k, ks))) => (c, cs, k, ks),
+        (Some((_, s)), None) | (None, Some((_, s))) => {
+            let named = |k: &ConfigKey| match k.env.first() {
+                Some(var) => format!("{} ({var})", k.name),
+                None => k.name.to_owned(),
+            };
+            return Err(PluginError::validation(format!(
+                "{s} is set but not its pair: a client certificate needs both {} and {}",
+                named(cert),
+                named(key)
+            )));
+        }
+    };
+    let mut pem = Zeroizing::new(
+        bounded::read_file(
+            &cert_path,
+            MAX_CLIENT_CERT_BYTES,
+            "the client certificate file",
+        )
+        .map_err(|e| e.context(&cert_source))?,
+    );
+    pem.push(b'\n');
+    let key = crate::secret::read_file(
+        &key_path,
+        "the client key file",
+        crate::secret::FileOwner::User,
+    )
+    .map_err(|e| e.context(&key_source))?;
+    pem.extend_from_slice(&key);
+    Ok(Some(ClientIdentity {
+        pem,
+        source: format!("{cert_source} and {key_source}"),
+    }))
+}
+
 /// Adds the `CERTIFICATE` blocks of `pem` that can be trust anchors, each once.
 fn add_pem(roots: &mut Roots, seen: &mut HashSet<Vec<u8>>, pem: &[u8]) {
     use base64::Engine;
@@ -341,5 +516,155 @@ mod tests {
         };
         let e = default.load().unwrap_err();
         assert!(e.message.contains("set SSL_CERT_FILE"), "{}", e.message);
+    }
+
+    fn mkfifo(path: &Path) {
+        assert!(std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    #[test]
+    fn a_configured_ca_file_or_directory_is_read_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (ca_pem("A"), ca_pem("B"));
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, format!("{a}\n{b}\n{a}")).unwrap();
+        let roots = configured_roots(&file, CaSetting::File, "pluginConfig ca_cert").unwrap();
+        assert_eq!(roots.certificates.len(), 2, "A and B, A once");
+        assert_eq!(roots.read, std::slice::from_ref(&file));
+
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("a.pem"), &a).unwrap();
+        std::os::unix::fs::symlink(certs.join("a.pem"), certs.join("0abc.0")).unwrap();
+        std::fs::write(certs.join("README"), "not a certificate").unwrap();
+        let roots = configured_roots(&certs, CaSetting::Directory, "VAULT_CAPATH").unwrap();
+        assert_eq!(
+            roots.certificates.len(),
+            1,
+            "a.pem once, README passed over"
+        );
+
+        let err = |path: &Path, at| configured_roots(path, at, "the setting").unwrap_err();
+        let says = |e: PluginError, words: &[&str]| {
+            assert_eq!(e.code, crate::ErrorCode::Validation, "{}", e.message);
+            assert!(e.message.starts_with("the setting: "), "{}", e.message);
+            for w in words {
+                assert!(e.message.contains(w), "{w:?} not in {}", e.message);
+            }
+        };
+        says(
+            err(&dir.path().join("none.pem"), CaSetting::File),
+            &["does not exist"],
+        );
+        says(err(&certs, CaSetting::File), &["is a directory"]);
+        says(err(&file, CaSetting::Directory), &["not a directory"]);
+        std::fs::write(certs.join("empty.pem"), "").unwrap();
+        says(
+            err(&certs.join("empty.pem"), CaSetting::File),
+            &["holds no PEM CA certificate"],
+        );
+        says(
+            err(Path::new("/dev/null"), CaSetting::File),
+            &["holds no PEM CA certificate"],
+        );
+        let only_readme = dir.path().join("docs");
+        std::fs::create_dir(&only_readme).unwrap();
+        std::fs::write(only_readme.join("README"), "text").unwrap();
+        says(
+            err(&only_readme, CaSetting::Directory),
+            &["holds no PEM CA certificate"],
+        );
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            format!("{a}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        )
+        .unwrap();
+        says(
+            err(&broken, CaSetting::File),
+            &["1 certificate(s) that cannot be a trust anchor"],
+        );
+        // What would block a reader is refused, not read: as the file, or inside the directory.
+        let fifo = dir.path().join("fifo.pem");
+        mkfifo(&fifo);
+        says(err(&fifo, CaSetting::File), &["is a FIFO"]);
+        mkfifo(&certs.join("z-fifo.pem"));
+        says(err(&certs, CaSetting::Directory), &["z-fifo.pem is a FIFO"]);
+    }
+
+    #[test]
+    fn a_client_identity_is_both_files_or_neither_and_the_key_is_a_secret_file() {
+        use std::os::unix::fs::PermissionsExt;
+        const CERT: ConfigKey = ConfigKey::new("client_cert", &["X_CLIENT_CERT"], "cert");
+        const KEY: ConfigKey = ConfigKey::new("client_key", &["X_CLIENT_KEY"], "key");
+        static INFO: crate::PluginInfo = crate::PluginInfo {
+            name: "tls-test",
+            description: "",
+            version: "0.0.0",
+            url: "",
+            key_id_help: "",
+            config_keys: &[CERT, KEY],
+            chain_sources_help: "",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("client.pem");
+        let key = dir.path().join("client.key");
+        std::fs::write(&cert, "CERTIFICATE PEM").unwrap();
+        std::fs::write(&key, "KEY PEM\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = |pairs: &[(&str, &Path)]| {
+            let map = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            Config::new(&INFO, Some(map)).unwrap()
+        };
+        assert!(client_identity(&config(&[]), &CERT, &KEY)
+            .unwrap()
+            .is_none());
+        let both = config(&[("client_cert", &cert), ("client_key", &key)]);
+        let identity = client_identity(&both, &CERT, &KEY).unwrap().unwrap();
+        assert_eq!(&identity.pem[..], b"CERTIFICATE PEM\nKEY PEM");
+        assert!(identity.source.contains("client_cert") && identity.source.contains("client_key"));
+        assert!(
+            !format!("{identity:?}").contains("KEY PEM"),
+            "Debug shows no key"
+        );
+
+        for one in [
+            ("client_cert", cert.as_path()),
+            ("client_key", key.as_path()),
+        ] {
+            let e = client_identity(&config(&[one]), &CERT, &KEY).unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::Validation);
+            for w in [
+                "not its pair",
+                "client_cert (X_CLIENT_CERT)",
+                "client_key (X_CLIENT_KEY)",
+            ] {
+                assert!(e.message.contains(w), "{w:?} not in {}", e.message);
+            }
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = client_identity(&both, &CERT, &KEY).unwrap_err();
+        assert!(e.message.contains("mode 0644"), "{}", e.message);
+        assert!(
+            e.message.contains("client_key"),
+            "names the setting: {}",
+            e.message
+        );
+        let fifo = dir.path().join("cert-fifo.pem");
+        mkfifo(&fifo);
+        let e = client_identity(
+            &config(&[("client_cert", &fifo), ("client_key", &key)]),
+            &CERT,
+            &KEY,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("a FIFO"), "{}", e.message);
     }
 }

@@ -83,7 +83,7 @@ impl Session {
         } else {
             // The system's roots read once (the SDK's own reading takes the CA bundle and every
             // file of the directory beside it).
-            let roots = plugin_protocol::tls_roots::system_roots()?;
+            let roots = plugin_protocol::tls::system_roots()?;
             let trust = tls::TrustStore::empty().with_pem_certificate(roots.to_pem());
             let context = tls::TlsContext::builder()
                 .with_trust_store(trust)

@@ -3,7 +3,6 @@
 //! retried by the shared retry policy, and every failure turned into the contract's error codes
 //! with Vault's own reason.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::{ADDRESS, CA_CERT, CA_PATH, CLIENT_CERT, CLIENT_KEY, NAMESPACE};
@@ -92,49 +91,36 @@ impl Vault {
             .redirect(reqwest::redirect::Policy::limited(3));
         // The system's roots, read once (a plain-HTTP dev address needs none).
         if https {
-            for der in plugin_protocol::tls_roots::system_roots()?.certificates {
+            for der in plugin_protocol::tls::system_roots()?.certificates {
                 let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
                     PluginError::generic(format!("a system CA certificate is unusable: {e}"))
                 })?;
                 builder = builder.add_root_certificate(cert);
             }
         }
-        for (key, what) in [(&CA_CERT, "file"), (&CA_PATH, "directory")] {
+        use plugin_protocol::tls::{self, CaSetting};
+        for (key, at) in [
+            (&CA_CERT, CaSetting::File),
+            (&CA_PATH, CaSetting::Directory),
+        ] {
             let Some((path, source)) = config.path(key) else {
                 continue;
             };
-            for cert in load_ca_certs(&path, what, &source)? {
+            for der in tls::configured_roots(&path, at, &source)?.certificates {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    PluginError::validation(format!("{source}: a CA certificate is unusable: {e}"))
+                })?;
                 builder = builder.add_root_certificate(cert);
             }
         }
-        match (config.path(&CLIENT_CERT), config.path(&CLIENT_KEY)) {
-            (None, None) => {}
-            (Some((cert, cert_source)), Some((key, key_source))) => {
-                let mut pem = Zeroizing::new(read(&cert, &cert_source)?);
-                pem.push(b'\n');
-                // The private key is a secret file: the shared policy (owner-only, bounded).
-                pem.extend_from_slice(
-                    &plugin_protocol::secret::read_file(
-                        &key,
-                        "the client key file",
-                        plugin_protocol::secret::FileOwner::User,
-                    )
-                    .map_err(|e| e.context(&key_source))?,
-                );
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    PluginError::validation(format!(
-                        "{cert_source} and {key_source} do not hold a usable PEM client \
-                         certificate and private key: {e}"
-                    ))
-                })?;
-                builder = builder.identity(identity);
-            }
-            (Some((_, s)), None) | (None, Some((_, s))) => {
-                return Err(PluginError::validation(format!(
-                    "{s} is set but not its pair: a client certificate needs both client_cert \
-                     (VAULT_CLIENT_CERT) and client_key (VAULT_CLIENT_KEY)"
-                )))
-            }
+        if let Some(identity) = tls::client_identity(config, &CLIENT_CERT, &CLIENT_KEY)? {
+            let identity = reqwest::Identity::from_pem(&identity.pem).map_err(|e| {
+                PluginError::validation(format!(
+                    "{} do not hold a usable PEM client certificate and private key: {e}",
+                    identity.source
+                ))
+            })?;
+            builder = builder.identity(identity);
         }
         let http = builder.build().map_err(|e| {
             PluginError::generic(format!(
@@ -533,49 +519,6 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     last
-}
-
-fn read(path: &Path, source: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        PluginError::validation(format!("{source}: cannot read {}: {e}", path.display()))
-    })
-}
-
-fn load_ca_certs(path: &Path, what: &str, source: &str) -> Result<Vec<reqwest::Certificate>> {
-    let files = if what == "directory" {
-        let mut files: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| {
-                PluginError::validation(format!(
-                    "{source}: cannot read the directory {}: {e}",
-                    path.display()
-                ))
-            })?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        files
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut certs = Vec::new();
-    for file in files {
-        let bytes = read(&file, source)?;
-        let parsed = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| {
-            PluginError::validation(format!(
-                "{source}: {} is not a PEM bundle of CA certificates: {e}",
-                file.display()
-            ))
-        })?;
-        if parsed.is_empty() && what == "file" {
-            return Err(PluginError::validation(format!(
-                "{source}: {} holds no PEM certificate",
-                file.display()
-            )));
-        }
-        certs.extend(parsed);
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]
