@@ -375,7 +375,7 @@ fn unknown_token_object_and_module_are_named() {
     assert_error(
         &describe_error(&token, "release-key"),
         "VALIDATION_ERROR",
-        &["must be a PKCS#11 URI"],
+        &["is not a PKCS#11 URI (RFC 7512)", "pkcs11:token="],
     );
 }
 

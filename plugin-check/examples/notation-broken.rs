@@ -31,7 +31,6 @@ static INFO: PluginInfo = PluginInfo {
     description: "Test-only plugin that breaks the contract on request",
     version: "0.1.0",
     url: "https://github.com/notation-plugins/notation-plugins",
-    key_id_help: "the path of a PKCS#8 PEM private key file",
     // The softkey backend reads its own keys (a pretend token, encodings).
     config_keys: plugin_protocol::softkey::INFO.config_keys,
     chain_sources_help: "the file <key path>.chain.pem",

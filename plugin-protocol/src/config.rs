@@ -356,7 +356,7 @@ impl Context {
         config: Option<PluginConfig>,
     ) -> Result<(Self, R)> {
         let mut ctx = Self::without_key(info, config)?;
-        let key = R::parse(&key_id)?;
+        let key = crate::key_reference::parse_key_id::<R>(&key_id)?;
         ctx.key_name = crate::bounded::shorten(&R::redacted(&key_id), MAX_KEY_NAME_CHARS);
         ctx.key_id = key_id;
         Ok((ctx, key))

@@ -70,7 +70,7 @@ pub use chain::Certificate;
 pub use config::{retry, Config, Context};
 pub use deadline::Deadline;
 pub use error::{ErrorCode, PluginError, Result, Retry};
-pub use key_reference::{KeyReference, PlainKeyId};
+pub use key_reference::{parse_key_id, KeyReference, PlainKeyId};
 pub use keyspec::{HashAlgorithm, KeySpec, SigningAlgorithm};
 pub use plugin_info::{ConfigKey, PluginInfo};
 pub use public_key::PublicKey;

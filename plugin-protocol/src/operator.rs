@@ -212,7 +212,6 @@ mod tests {
         description: "",
         version: "0.0.0",
         url: "",
-        key_id_help: "",
         config_keys: &[],
         chain_sources_help: "",
     };

@@ -131,7 +131,7 @@ fn context<B: Backend>(
     if key_id.trim().is_empty() {
         return Err(PluginError::validation(format!(
             "field `keyId` is empty; expected {}",
-            info.key_id_help
+            <B::KeyRef as crate::KeyReference>::HELP
         )));
     }
     Context::for_key::<B::KeyRef>(info, key_id, config)

@@ -95,7 +95,10 @@ pub fn run_with<B: Backend, C: OperatorCommands>(info: &'static PluginInfo) -> !
     match args.first().map(String::as_str) {
         None | Some("--help" | "-h" | "help") => {
             match operator::command::<C>(info) {
-                Ok(cmd) => print!("{}", help(info, &cmd)),
+                Ok(cmd) => print!(
+                    "{}",
+                    help(info, <B::KeyRef as crate::KeyReference>::HELP, &cmd)
+                ),
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "{}", e.to_json());
                     std::process::exit(1)
@@ -281,7 +284,7 @@ impl Write for LogWriter {
 
 /// The human help printed for no arguments or `--help`; `commands` is the plugin's operator
 /// command line ([`operator::command`]), whose subcommands are listed with their `about`.
-pub fn help(info: &PluginInfo, commands: &clap::Command) -> String {
+pub fn help(info: &PluginInfo, key_id_help: &str, commands: &clap::Command) -> String {
     use std::fmt::Write as _;
     let name = info.name;
     let mut h = String::new();
@@ -304,7 +307,7 @@ pub fn help(info: &PluginInfo, commands: &clap::Command) -> String {
         "  notation sign --key <name> <registry>/<repository>@<digest>"
     );
     let _ = writeln!(h);
-    let _ = writeln!(h, "KEY_ID: {}", info.key_id_help);
+    let _ = writeln!(h, "KEY_ID: {key_id_help}");
     let _ = writeln!(h);
     let _ = writeln!(
         h,

@@ -55,7 +55,6 @@ pub static INFO: PluginInfo = PluginInfo {
     description: "Test-only plugin signing with a PKCS#8 key file",
     version: env!("CARGO_PKG_VERSION"),
     url: "https://github.com/notation-plugins/notation-plugins",
-    key_id_help: "the path of a PKCS#8 PEM private key file",
     config_keys: &[ECDSA_ENCODING, PSS_SALT, SIGN_WITH, TOKEN, INTERRUPT_MARKER],
     chain_sources_help: "the file <key path>.chain.pem",
 };

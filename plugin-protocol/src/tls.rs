@@ -606,7 +606,6 @@ mod tests {
             description: "",
             version: "0.0.0",
             url: "",
-            key_id_help: "",
             config_keys: &[CERT, KEY],
             chain_sources_help: "",
         };

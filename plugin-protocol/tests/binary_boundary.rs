@@ -443,7 +443,7 @@ fn help_lists_operator_commands_only_for_plugins_that_have_them() {
         }
     }
     let info = &plugin_protocol::softkey::INFO;
-    let with = plugin_protocol::runner::help(info, &command::<Ops>(info).unwrap());
+    let with = plugin_protocol::runner::help(info, "a key file", &command::<Ops>(info).unwrap());
     assert!(
         with.contains("Operator commands (run `notation-softkey <command> --help`):\n  tokens               list the tokens\n"),
         "{with}"
@@ -452,7 +452,8 @@ fn help_lists_operator_commands_only_for_plugins_that_have_them() {
         with.contains("  trust                export: the chain's root"),
         "{with}"
     );
-    let without = plugin_protocol::runner::help(info, &command::<NoCommands>(info).unwrap());
+    let without =
+        plugin_protocol::runner::help(info, "a key file", &command::<NoCommands>(info).unwrap());
     assert!(!without.contains("Operator commands"), "{without}");
     assert!(
         without.contains("  token              NOTATION_SOFTKEY_TOKEN, SOFTKEY_TOKEN\n"),

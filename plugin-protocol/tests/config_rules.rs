@@ -27,7 +27,6 @@ static INFO: PluginInfo = PluginInfo {
     description: "config tests",
     version: "0.0.0",
     url: "https://example.invalid",
-    key_id_help: "any key id",
     config_keys: &[REGION, PIN, KEY_FILE, VERBOSE],
     chain_sources_help: "nowhere",
 };
@@ -247,12 +246,13 @@ fn backoff_grows_with_the_attempt_up_to_its_cap() {
 struct Secretive;
 
 impl plugin_protocol::KeyReference for Secretive {
-    fn parse(key_id: &str) -> plugin_protocol::Result<Self> {
+    const KIND: &'static str = "a secretive key id";
+    const HELP: &'static str = "anything but bad...";
+    const MAX_LEN: usize = 8192;
+
+    fn parse(key_id: &str) -> Result<Self, String> {
         if key_id.starts_with("bad") {
-            return Err(plugin_protocol::PluginError::validation(format!(
-                "key id '{}' is bad",
-                Self::redacted(key_id)
-            )));
+            return Err("it starts with bad".into());
         }
         Ok(Self)
     }
@@ -275,7 +275,11 @@ fn the_key_is_parsed_once_and_named_only_by_its_redacted_form() {
     assert!(!ctx.key_name().contains("hunter2"));
     // A key id the backend refuses is refused before any backend call, with its own message.
     let e = Context::for_key::<Secretive>(&INFO, "bad;secret=hunter2".into(), None).unwrap_err();
-    assert_eq!(e.message, "key id 'bad;secret=[redacted]' is bad");
+    assert_eq!(
+        e.message,
+        "keyId 'bad;secret=[redacted]' is not a secretive key id (it starts with bad); \
+         expected anything but bad..."
+    );
     plugin_protocol::pipeline::assert_secret_never_shown::<Secretive>(
         &INFO,
         &["k;secret=hunter2", "bad;Secret=hunter2"],

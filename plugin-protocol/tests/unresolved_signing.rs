@@ -42,7 +42,6 @@ static INFO: PluginInfo = PluginInfo {
     description: "a remote-like test backend",
     version: "1.0.0",
     url: "https://example.com",
-    key_id_help: "a PKCS#8 key file",
     config_keys: &[REFUSE, FLIP],
     chain_sources_help: "<key>.chain.pem",
 };

@@ -3,8 +3,6 @@
 //! sigstore forms `awskms:///<ref>` and `awskms://<host:port>/<ref>` (the latter selects the
 //! KMS endpoint). The keyId itself is echoed unchanged; KMS resolves aliases.
 
-use plugin_protocol::{PluginError, Result};
-
 /// What the forms accepted look like, for messages and `--help`.
 pub const KEY_ID_HELP: &str = "a KMS key id (1234abcd-12ab-34cd-56ef-1234567890ab or \
      mrk-…), key ARN, alias name (alias/release), alias ARN, or the sigstore forms \
@@ -21,18 +19,14 @@ pub struct KeyRef {
     pub endpoint: Option<String>,
 }
 
-impl KeyRef {
-    pub fn parse(key_id: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            PluginError::validation(format!(
-                "keyId '{}' is not an AWS KMS key reference ({why}); expected {KEY_ID_HELP}",
-                plugin_protocol::bounded::shorten(key_id, 80)
-            ))
-        };
-        // KMS accepts key ids, ARNs and aliases of at most 2048 characters.
-        if key_id.len() > 2048 + "awskms://".len() + 255 {
-            return Err(bad(&format!("it is {} characters long", key_id.len())));
-        }
+impl plugin_protocol::KeyReference for KeyRef {
+    const KIND: &'static str = "an AWS KMS key reference";
+    const HELP: &'static str = KEY_ID_HELP;
+    /// KMS accepts key ids, ARNs and aliases of at most 2048 characters.
+    const MAX_LEN: usize = 2048 + "awskms://".len() + 255;
+
+    fn parse(key_id: &str) -> std::result::Result<Self, String> {
+        let bad = |why: &str| why.to_owned();
         let (endpoint, reference) = match key_id.strip_prefix("awskms://") {
             Some(rest) => {
                 let (host, reference) = rest
@@ -145,12 +139,6 @@ fn endpoint_for_host(host: &str) -> std::result::Result<String, String> {
     Ok(format!("{scheme}://{host}"))
 }
 
-impl plugin_protocol::KeyReference for KeyRef {
-    fn parse(key_id: &str) -> Result<Self> {
-        KeyRef::parse(key_id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +146,7 @@ mod tests {
     const ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 
     fn parse(s: &str) -> KeyRef {
-        KeyRef::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+        plugin_protocol::parse_key_id::<KeyRef>(s).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
     #[test]
@@ -214,7 +202,7 @@ mod tests {
             "1234abcg-12ab-34cd-56ef-1234567890ab",
             "1234abcd-12ab-34cd-56ef-1234567890a",
         ] {
-            let e = KeyRef::parse(bad).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<KeyRef>(bad).unwrap_err();
             assert_eq!(e.code, plugin_protocol::ErrorCode::Validation, "{bad}");
             assert!(e.message.contains(bad.trim()), "{bad}: {}", e.message);
         }
@@ -225,7 +213,7 @@ mod tests {
         let limit = 2048 + "awskms://".len() + 255;
         let longest = format!("alias/{}", "a".repeat(limit - "alias/".len()));
         assert_eq!(parse(&longest).kms_key_id, longest);
-        let e = KeyRef::parse(&format!("{longest}a")).unwrap_err();
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&format!("{longest}a")).unwrap_err();
         assert!(
             e.message
                 .contains(&format!("it is {} characters long", limit + 1)),

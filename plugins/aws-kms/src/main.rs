@@ -46,22 +46,19 @@ pub const SECRETS_ENDPOINT_URL: ConfigKey = ConfigKey::new(
     "Secrets Manager endpoint URL (VPC endpoint, LocalStack)",
 );
 
-pub static INFO: PluginInfo = PluginInfo {
-    name: "aws-kms",
-    description: "Sign artifacts with AWS KMS keys",
-    version: env!("CARGO_PKG_VERSION"),
-    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/aws-kms",
-    key_id_help: keyref::KEY_ID_HELP,
-    config_keys: &[
+pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
+    "aws-kms",
+    "Sign artifacts with AWS KMS keys",
+    [
         REGION,
         PROFILE,
         ENDPOINT_URL,
         CERTIFICATE_CHAIN_SECRET,
-        SECRETS_ENDPOINT_URL,
+        SECRETS_ENDPOINT_URL
     ],
-    chain_sources_help: "AWS KMS (which stores no certificates) or the Secrets Manager secret \
-                         named by pluginConfig certificate_chain_secret",
-};
+    "AWS KMS (which stores no certificates) or the Secrets Manager secret \
+     named by pluginConfig certificate_chain_secret",
+);
 
 fn main() {
     plugin_protocol::run_with::<backend::AwsKms, create_key::Cmd>(&INFO)

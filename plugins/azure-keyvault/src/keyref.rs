@@ -2,8 +2,6 @@
 //! (as the official notation-azure-kv plugin and `az keyvault` print them) and the sigstore form
 //! `azurekms://<vault host>/<name>[/<version>]`.
 
-use plugin_protocol::{PluginError, Result};
-
 pub const KEY_ID_HELP: &str = "a Key Vault key or certificate URL, \
      https://<vault>.vault.azure.net/keys/<name>[/<version>] or \
      https://<vault>.vault.azure.net/certificates/<name>[/<version>] (versionless = current \
@@ -29,18 +27,14 @@ pub struct KeyRef {
     pub version: Option<String>,
 }
 
-impl KeyRef {
-    pub fn parse(key_id: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            PluginError::validation(format!(
-                "keyId '{}' is not a Key Vault key id ({why}); expected {KEY_ID_HELP}",
-                plugin_protocol::bounded::shorten(key_id, 80)
-            ))
-        };
-        // A vault host, /keys/, a 127-character name and a version fit well in 1024.
-        if key_id.len() > 1024 {
-            return Err(bad(&format!("it is {} characters long", key_id.len())));
-        }
+impl plugin_protocol::KeyReference for KeyRef {
+    const KIND: &'static str = "a Key Vault key id";
+    const HELP: &'static str = KEY_ID_HELP;
+    /// A vault host, /keys/, a 127-character name and a version fit well in 1024.
+    const MAX_LEN: usize = 1024;
+
+    fn parse(key_id: &str) -> std::result::Result<Self, String> {
+        let bad = |why: &str| why.to_owned();
         let (sigstore, rest) = if let Some(rest) = key_id.strip_prefix("azurekms://") {
             (true, rest)
         } else if let Some(rest) = key_id.strip_prefix("https://") {
@@ -114,34 +108,39 @@ impl KeyRef {
     }
 }
 
-impl plugin_protocol::KeyReference for KeyRef {
-    fn parse(key_id: &str) -> Result<Self> {
-        KeyRef::parse(key_id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_every_form() {
-        let k = KeyRef::parse("https://myvault.vault.azure.net/keys/sign-key/0123abcd").unwrap();
+        let k = plugin_protocol::parse_key_id::<KeyRef>(
+            "https://myvault.vault.azure.net/keys/sign-key/0123abcd",
+        )
+        .unwrap();
         assert_eq!(k.vault_url, "https://myvault.vault.azure.net");
         assert_eq!(k.kind, Kind::Key);
         assert_eq!(k.name, "sign-key");
         assert_eq!(k.version.as_deref(), Some("0123abcd"));
 
-        let k = KeyRef::parse("https://MyVault.vault.azure.cn/certificates/c1/").unwrap();
+        let k = plugin_protocol::parse_key_id::<KeyRef>(
+            "https://MyVault.vault.azure.cn/certificates/c1/",
+        )
+        .unwrap();
         assert_eq!(k.host, "myvault.vault.azure.cn");
         assert_eq!(k.kind, Kind::Certificate);
         assert_eq!(k.version, None);
 
-        let k = KeyRef::parse("https://my-vault.managedhsm.azure.net/keys/release-2").unwrap();
+        let k = plugin_protocol::parse_key_id::<KeyRef>(
+            "https://my-vault.managedhsm.azure.net/keys/release-2",
+        )
+        .unwrap();
         assert_eq!(k.host, "my-vault.managedhsm.azure.net");
         assert_eq!(k.name, "release-2");
 
-        let k = KeyRef::parse("azurekms://local.vault.azure.net:8443/k/v1").unwrap();
+        let k =
+            plugin_protocol::parse_key_id::<KeyRef>("azurekms://local.vault.azure.net:8443/k/v1")
+                .unwrap();
         assert_eq!(k.vault_url, "https://local.vault.azure.net:8443");
         assert_eq!(k.kind, Kind::Key);
         assert_eq!((k.name.as_str(), k.version.as_deref()), ("k", Some("v1")));
@@ -167,7 +166,7 @@ mod tests {
             "https://v.vault.azure.net/keys/k/v-1",
             "https://v.vault.azure.net/other/k",
         ] {
-            let e = KeyRef::parse(bad).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<KeyRef>(bad).unwrap_err();
             assert_eq!(e.code, plugin_protocol::ErrorCode::Validation, "{bad}");
             assert!(e.message.contains(bad), "{bad}: {}", e.message);
         }
@@ -192,7 +191,7 @@ mod tests {
             ("http://v.vault.azure.net/keys/k", "over https only"),
             ("https://localhost/keys/k", "no vault host"),
         ] {
-            let e = KeyRef::parse(bad).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<KeyRef>(bad).unwrap_err();
             assert!(e.message.contains(why), "{bad}: {}", e.message);
         }
     }
@@ -202,26 +201,29 @@ mod tests {
         let vault = "https://v.vault.azure.net/keys";
         let name = "n".repeat(127);
         assert_eq!(
-            KeyRef::parse(&format!("{vault}/{name}")).unwrap().name,
+            plugin_protocol::parse_key_id::<KeyRef>(&format!("{vault}/{name}"))
+                .unwrap()
+                .name,
             name
         );
-        let e = KeyRef::parse(&format!("{vault}/{name}n")).unwrap_err();
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&format!("{vault}/{name}n")).unwrap_err();
         assert!(e.message.contains("1 to 127 letters"), "{}", e.message);
 
         let version = "a".repeat(64);
-        let k = KeyRef::parse(&format!("{vault}/k/{version}")).unwrap();
+        let k = plugin_protocol::parse_key_id::<KeyRef>(&format!("{vault}/k/{version}")).unwrap();
         assert_eq!(k.version.as_deref(), Some(version.as_str()));
-        let e = KeyRef::parse(&format!("{vault}/k/{version}a")).unwrap_err();
+        let e =
+            plugin_protocol::parse_key_id::<KeyRef>(&format!("{vault}/k/{version}a")).unwrap_err();
         assert!(e.message.contains("a version is letters"), "{}", e.message);
-        let e = KeyRef::parse(&format!("{vault}/k//")).unwrap_err();
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&format!("{vault}/k//")).unwrap_err();
         assert!(e.message.contains("a version is letters"), "{}", e.message);
 
         // 1024 characters is refused for what it holds, 1025 for its length alone.
         let id = format!("{vault}/k/{}", "a".repeat(1024 - vault.len() - 3));
         assert_eq!(id.len(), 1024);
-        let e = KeyRef::parse(&id).unwrap_err();
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&id).unwrap_err();
         assert!(!e.message.contains("characters long"), "{}", e.message);
-        let e = KeyRef::parse(&format!("{id}a")).unwrap_err();
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&format!("{id}a")).unwrap_err();
         assert!(
             e.message.contains("it is 1025 characters long"),
             "{}",

@@ -41,16 +41,13 @@ pub const TENANT_ID: ConfigKey = ConfigKey::new(
     "Microsoft Entra tenant id (service principal and workload identity)",
 );
 
-pub static INFO: PluginInfo = PluginInfo {
-    name: "azure-keyvault",
-    description: "Sign artifacts with Azure Key Vault keys and certificates",
-    version: env!("CARGO_PKG_VERSION"),
-    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/azure-keyvault",
-    key_id_help: keyref::KEY_ID_HELP,
-    config_keys: &[SELF_SIGNED, CREDENTIAL_TYPE, CLIENT_ID, TENANT_ID],
-    chain_sources_help: "the Key Vault certificate's backing secret (PKCS#12 or PEM), or the \
-                         certificate with pluginConfig ca_certs or self_signed=true,",
-};
+pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
+    "azure-keyvault",
+    "Sign artifacts with Azure Key Vault keys and certificates",
+    [SELF_SIGNED, CREDENTIAL_TYPE, CLIENT_ID, TENANT_ID],
+    "the Key Vault certificate's backing secret (PKCS#12 or PEM), or the \
+     certificate with pluginConfig ca_certs or self_signed=true,",
+);
 
 /// The static (musl) build's allocator (see Cargo.toml).
 #[cfg(target_env = "musl")]

@@ -4,16 +4,11 @@
 //! `gcpkms://projects/...` (which also accepts sigstore's `versions/V`). The keyId itself is
 //! echoed unchanged.
 
-use plugin_protocol::{PluginError, Result};
-
 /// What the forms accepted look like, for messages and `--help`.
 pub const KEY_ID_HELP: &str = "a Cloud KMS key version name \
      projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>/cryptoKeyVersions/<n>, \
      a key name without /cryptoKeyVersions/<n> (its only enabled version), or the sigstore form \
      gcpkms://projects/... of either";
-
-/// Longest key id looked at (Cloud KMS names are far shorter).
-const MAX_KEY_ID: usize = 1024;
 
 /// A parsed key reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,17 +19,14 @@ pub struct KeyRef {
     pub version: Option<String>,
 }
 
-impl KeyRef {
-    pub fn parse(key_id: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            PluginError::validation(format!(
-                "keyId '{}' is not a Cloud KMS key reference ({why}); expected {KEY_ID_HELP}",
-                plugin_protocol::bounded::shorten(key_id, 120)
-            ))
-        };
-        if key_id.len() > MAX_KEY_ID {
-            return Err(bad(&format!("it is {} characters long", key_id.len())));
-        }
+impl plugin_protocol::KeyReference for KeyRef {
+    const KIND: &'static str = "a Cloud KMS key reference";
+    const HELP: &'static str = KEY_ID_HELP;
+    /// Cloud KMS names are far shorter.
+    const MAX_LEN: usize = 1024;
+
+    fn parse(key_id: &str) -> std::result::Result<Self, String> {
+        let bad = |why: &str| why.to_owned();
         let (sigstore, name) = match key_id.strip_prefix("gcpkms://") {
             Some(rest) => (true, rest),
             None => (false, key_id),
@@ -86,12 +78,6 @@ impl KeyRef {
     }
 }
 
-impl plugin_protocol::KeyReference for KeyRef {
-    fn parse(key_id: &str) -> Result<Self> {
-        KeyRef::parse(key_id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,14 +92,15 @@ mod tests {
             format!("gcpkms://{v}"),
             format!("gcpkms://{KEY}/versions/3"),
         ] {
-            let k = KeyRef::parse(&id).unwrap_or_else(|e| panic!("{id}: {e}"));
+            let k = plugin_protocol::parse_key_id::<KeyRef>(&id)
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
             assert_eq!(
                 (k.crypto_key.as_str(), k.version.as_deref()),
                 (KEY, Some(v.as_str()))
             );
         }
         for id in [KEY.to_owned(), format!("gcpkms://{KEY}")] {
-            let k = KeyRef::parse(&id).unwrap();
+            let k = plugin_protocol::parse_key_id::<KeyRef>(&id).unwrap();
             assert_eq!((k.crypto_key.as_str(), k.version), (KEY, None));
         }
     }
@@ -127,8 +114,8 @@ mod tests {
                 "p".repeat(len - "projects/".len() - tail.len())
             )
         };
-        assert!(KeyRef::parse(&name(1024)).is_ok());
-        let e = KeyRef::parse(&name(1025)).unwrap_err();
+        assert!(plugin_protocol::parse_key_id::<KeyRef>(&name(1024)).is_ok());
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&name(1025)).unwrap_err();
         assert!(e.message.contains("1025 characters"), "{}", e.message);
     }
 
@@ -167,7 +154,7 @@ mod tests {
             (&"p".repeat(2000), "2000 characters"),
             ("awskms:///alias/x", "it needs projects/"),
         ] {
-            let e = KeyRef::parse(bad).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<KeyRef>(bad).unwrap_err();
             assert_eq!(e.code, plugin_protocol::ErrorCode::Validation);
             assert!(e.message.contains(why), "{bad}: {}", e.message);
             assert!(e.message.contains("cryptoKeyVersions/<n>"), "{}", e.message);

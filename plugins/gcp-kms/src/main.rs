@@ -50,22 +50,19 @@ pub const SECRET_MANAGER_ENDPOINT: ConfigKey = ConfigKey::new(
     "Secret Manager endpoint URL; default https://secretmanager.googleapis.com",
 );
 
-pub static INFO: PluginInfo = PluginInfo {
-    name: "gcp-kms",
-    description: "Sign artifacts with Google Cloud KMS keys",
-    version: env!("CARGO_PKG_VERSION"),
-    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/gcp-kms",
-    key_id_help: keyref::KEY_ID_HELP,
-    config_keys: &[
+pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
+    "gcp-kms",
+    "Sign artifacts with Google Cloud KMS keys",
+    [
         ENDPOINT,
         CREDENTIALS_FILE,
         QUOTA_PROJECT,
         CERTIFICATE_CHAIN_SECRET,
-        SECRET_MANAGER_ENDPOINT,
+        SECRET_MANAGER_ENDPOINT
     ],
-    chain_sources_help: "Cloud KMS (which stores no certificates) or the Secret Manager secret \
-                         version named by pluginConfig certificate_chain_secret",
-};
+    "Cloud KMS (which stores no certificates) or the Secret Manager secret \
+     version named by pluginConfig certificate_chain_secret",
+);
 
 /// The static (musl) build's allocator (see Cargo.toml).
 #[cfg(target_env = "musl")]

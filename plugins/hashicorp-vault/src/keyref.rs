@@ -12,7 +12,6 @@
 //! (`transit_mount`, default `transit`), not from the key reference.
 
 use plugin_protocol::secret::redact_url;
-use plugin_protocol::{PluginError, Result};
 
 /// The syntax, for help text and error messages.
 pub const KEY_ID_HELP: &str = "a Transit key name, optionally pinned to a key version: \
@@ -31,14 +30,12 @@ pub struct KeyRef {
 /// refused before any request.
 const MAX_NAME_LEN: usize = 512;
 
-impl KeyRef {
-    pub fn parse(key_id: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            PluginError::validation(format!(
-                "key id '{}' is not a Vault Transit key reference: {why}; expected {KEY_ID_HELP}",
-                plugin_protocol::bounded::shorten(&redact_url(key_id), 80)
-            ))
-        };
+impl plugin_protocol::KeyReference for KeyRef {
+    const KIND: &'static str = "a Vault Transit key reference";
+    const HELP: &'static str = KEY_ID_HELP;
+
+    fn parse(key_id: &str) -> std::result::Result<Self, String> {
+        let bad = |why: &str| why.to_owned();
         let trimmed = key_id.trim();
         let rest = ["hashivault://", "openbao://"]
             .iter()
@@ -95,12 +92,6 @@ impl KeyRef {
             version,
         })
     }
-}
-
-impl plugin_protocol::KeyReference for KeyRef {
-    fn parse(key_id: &str) -> Result<Self> {
-        KeyRef::parse(key_id)
-    }
 
     /// A key id is never a URL with credentials, but a user may paste one
     /// (`https://user:password@vault/...`): its password is not repeated.
@@ -108,6 +99,7 @@ impl plugin_protocol::KeyReference for KeyRef {
         redact_url(key_id)
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +120,7 @@ mod tests {
     }
 
     fn ok(s: &str) -> (String, Option<u64>) {
-        let k = KeyRef::parse(s).unwrap();
+        let k = plugin_protocol::parse_key_id::<KeyRef>(s).unwrap();
         (k.name, k.version)
     }
 
@@ -156,7 +148,7 @@ mod tests {
             ("awskms:///k", "schemes"),
             ("k:1:2", "from 1 up"),
         ] {
-            let e = KeyRef::parse(id).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<KeyRef>(id).unwrap_err();
             assert_eq!(e.code, plugin_protocol::ErrorCode::Validation);
             assert!(e.message.contains(why), "{id}: {}", e.message);
         }
@@ -166,7 +158,7 @@ mod tests {
     fn names_up_to_the_bound_are_accepted() {
         let longest = "k".repeat(MAX_NAME_LEN);
         assert_eq!(ok(&longest), (longest.clone(), None));
-        let e = KeyRef::parse(&format!("{longest}k:2")).unwrap_err();
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&format!("{longest}k:2")).unwrap_err();
         assert!(
             e.message
                 .contains(&format!("is {} characters long", MAX_NAME_LEN + 1)),

@@ -136,13 +136,10 @@ pub const KV_FIELD: ConfigKey = ConfigKey::new(
     "field of the KV v2 secret holding the PEM chain (default certificate)",
 );
 
-pub static INFO: PluginInfo = PluginInfo {
-    name: "hashicorp-vault",
-    description: "Sign with HashiCorp Vault or OpenBao Transit keys (RSA and ECDSA)",
-    version: env!("CARGO_PKG_VERSION"),
-    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/hashicorp-vault",
-    key_id_help: keyref::KEY_ID_HELP,
-    config_keys: &[
+pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
+    "hashicorp-vault",
+    "Sign with HashiCorp Vault or OpenBao Transit keys (RSA and ECDSA)",
+    [
         ADDRESS,
         NAMESPACE,
         CA_CERT,
@@ -164,11 +161,11 @@ pub static INFO: PluginInfo = PluginInfo {
         CHAIN_SOURCE,
         KV_MOUNT,
         KV_PATH,
-        KV_FIELD,
+        KV_FIELD
     ],
-    chain_sources_help: "the Transit key version (set-certificate, or `notation-hashicorp-vault \
-                         issue-certificate`) or, with chain_source=kv, the KV v2 secret",
-};
+    "the Transit key version (set-certificate, or `notation-hashicorp-vault \
+     issue-certificate`) or, with chain_source=kv, the KV v2 secret",
+);
 
 fn main() {
     plugin_protocol::run_with::<backend::VaultBackend, pki::Cmd>(&INFO)

@@ -36,17 +36,13 @@ pub const PIN: ConfigKey = ConfigKey::new_secret(
     "the user PIN itself (prefer pin_file or pin-source; never put it in pluginConfig)",
 );
 
-pub static INFO: PluginInfo = PluginInfo {
-    name: "pkcs11",
-    description: "Signs with keys held in PKCS#11 tokens and HSMs (SoftHSM2, YubiKey YKCS11, network HSMs)",
-    version: env!("CARGO_PKG_VERSION"),
-    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/pkcs11",
-    key_id_help: "an RFC 7512 PKCS#11 URI naming a token and a private key, e.g. \
-        pkcs11:token=signing;object=release-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin",
-    config_keys: &[MODULE_PATH, PIN_FILE, PIN],
-    chain_sources_help: "the token (a certificate object with the key's CKA_ID, imported with \
-        notation-pkcs11 import-certificate)",
-};
+pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
+    "pkcs11",
+    "Signs with keys held in PKCS#11 tokens and HSMs (SoftHSM2, YubiKey YKCS11, network HSMs)",
+    [MODULE_PATH, PIN_FILE, PIN],
+    "the token (a certificate object with the key's CKA_ID, imported with \
+     notation-pkcs11 import-certificate)",
+);
 
 /// A private key and its public key.
 pub struct SigningKey {

@@ -4,8 +4,6 @@
 
 use std::fmt::{self, Write as _};
 
-use plugin_protocol::{PluginError, Result};
-
 /// The `type` attribute: which kind of object the URI names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ObjectType {
@@ -79,42 +77,36 @@ impl fmt::Debug for PinValue {
 const SCHEME: &str = "pkcs11:";
 
 impl Pkcs11Uri {
-    pub fn parse(uri: &str) -> Result<Self> {
-        let rest = uri.strip_prefix(SCHEME).ok_or_else(|| {
-            PluginError::validation(format!(
-                "the key id must be a PKCS#11 URI (RFC 7512) starting with 'pkcs11:', e.g. \
-                 pkcs11:token=signing;object=release-key; got '{}'",
-                redact(uri)
-            ))
-        })?;
+    fn parse_uri(uri: &str) -> Parsed<Self> {
+        let rest = uri
+            .strip_prefix(SCHEME)
+            .ok_or("it does not start with 'pkcs11:'")?;
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
         };
         let mut out = Self::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
-            let (name, value) = split_attr(attr, uri)?;
-            out.set_path(name, value, uri)?;
+            let (name, value) = split_attr(attr)?;
+            out.set_path(name, value)?;
         }
         for attr in query.into_iter().flat_map(|q| q.split('&')) {
             if attr.is_empty() {
                 continue;
             }
-            let (name, value) = split_attr(attr, uri)?;
-            out.set_query(name, value, uri)?;
+            let (name, value) = split_attr(attr)?;
+            out.set_query(name, value)?;
         }
         if out.pin_source.is_some() && out.pin_value.is_some() {
-            return Err(PluginError::validation(format!(
-                "the key URI '{}' has both pin-source and pin-value; keep one (pin-source is \
-                 preferred)",
-                redact(uri)
-            )));
+            return Err(
+                "it has both pin-source and pin-value; keep one (pin-source is preferred)".into(),
+            );
         }
         Ok(out)
     }
 
-    fn set_path(&mut self, name: &str, raw: &str, uri: &str) -> Result<()> {
-        let text = || decode_text(raw, name, uri);
+    fn set_path(&mut self, name: &str, raw: &str) -> Parsed<()> {
+        let text = || decode_text(raw, name);
         let slot = match name {
             "token" => &mut self.token,
             "manufacturer" => &mut self.manufacturer,
@@ -128,58 +120,49 @@ impl Pkcs11Uri {
             "object" => &mut self.object,
             "slot-id" => {
                 let value = text()?;
-                let id = value.parse::<u64>().map_err(|_| {
-                    PluginError::validation(format!(
-                        "slot-id '{value}' in '{}' is not a decimal number",
-                        redact(uri)
-                    ))
-                })?;
-                return set_once(&mut self.slot_id, id, name, uri);
+                let id = value
+                    .parse::<u64>()
+                    .map_err(|_| format!("slot-id '{value}' is not a decimal number"))?;
+                return set_once(&mut self.slot_id, id, name);
             }
-            "id" => return set_once(&mut self.id, percent_decode(raw, name, uri)?, name, uri),
+            "id" => return set_once(&mut self.id, percent_decode(raw, name)?, name),
             "type" => {
                 let value = text()?;
                 let t = ObjectType::parse(&value).ok_or_else(|| {
-                    PluginError::validation(format!(
-                        "type '{value}' in '{}' is not one of private, public, cert, \
-                         secret-key, data",
-                        redact(uri)
-                    ))
+                    format!("type '{value}' is not one of private, public, cert, secret-key, data")
                 })?;
-                return set_once(&mut self.object_type, t, name, uri);
+                return set_once(&mut self.object_type, t, name);
             }
             other if other.starts_with("x-") => return Ok(()),
             other => {
-                return Err(PluginError::validation(format!(
-                    "unknown PKCS#11 URI attribute '{other}' in '{}'; path attributes are token, \
-                     manufacturer, serial, model, slot-id, slot-description, slot-manufacturer, \
-                     library-manufacturer, library-description, library-version, object, id, type",
-                    redact(uri)
-                )))
+                return Err(format!(
+                    "unknown attribute '{other}'; path attributes are token, manufacturer, \
+                     serial, model, slot-id, slot-description, slot-manufacturer, \
+                     library-manufacturer, library-description, library-version, object, id, type"
+                ))
             }
         };
-        set_once(slot, text()?, name, uri)
+        set_once(slot, text()?, name)
     }
 
-    fn set_query(&mut self, name: &str, raw: &str, uri: &str) -> Result<()> {
+    fn set_query(&mut self, name: &str, raw: &str) -> Parsed<()> {
         let slot = match name {
             "module-path" => &mut self.module_path,
             "module-name" => &mut self.module_name,
             "pin-source" => &mut self.pin_source,
             "pin-value" => {
-                let value = PinValue(zeroize::Zeroizing::new(decode_text(raw, name, uri)?));
-                return set_once(&mut self.pin_value, value, name, uri);
+                let value = PinValue(zeroize::Zeroizing::new(decode_text(raw, name)?));
+                return set_once(&mut self.pin_value, value, name);
             }
             other if other.starts_with("x-") => return Ok(()),
             other => {
-                return Err(PluginError::validation(format!(
-                    "unknown PKCS#11 URI query attribute '{other}' in '{}'; query attributes are \
-                     module-path, module-name, pin-source, pin-value",
-                    redact(uri)
-                )))
+                return Err(format!(
+                    "unknown query attribute '{other}'; query attributes are module-path, \
+                     module-name, pin-source, pin-value"
+                ))
             }
         };
-        set_once(slot, decode_text(raw, name, uri)?, name, uri)
+        set_once(slot, decode_text(raw, name)?, name)
     }
 
     /// Whether any attribute selects a token.
@@ -209,38 +192,30 @@ impl Pkcs11Uri {
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, name: &str, uri: &str) -> Result<()> {
+/// A parse step: `Err` says what is wrong, in a few words ([`plugin_protocol::parse_key_id`]
+/// makes the message).
+type Parsed<T> = std::result::Result<T, String>;
+
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Parsed<()> {
     if slot.is_some() {
-        return Err(PluginError::validation(format!(
-            "attribute '{name}' appears twice in '{}'",
-            redact(uri)
-        )));
+        return Err(format!("attribute '{name}' appears twice"));
     }
     *slot = Some(value);
     Ok(())
 }
 
-fn split_attr<'a>(attr: &'a str, uri: &str) -> Result<(&'a str, &'a str)> {
-    attr.split_once('=').ok_or_else(|| {
-        PluginError::validation(format!(
-            "'{}' in '{}' is not an attribute=value pair",
-            redact(attr),
-            redact(uri)
-        ))
-    })
+fn split_attr(attr: &str) -> Parsed<(&str, &str)> {
+    attr.split_once('=')
+        .ok_or_else(|| format!("'{}' is not an attribute=value pair", redact(attr)))
 }
 
-fn decode_text(raw: &str, name: &str, uri: &str) -> Result<String> {
-    let bytes = percent_decode(raw, name, uri)?;
-    String::from_utf8(bytes).map_err(|_| {
-        PluginError::validation(format!(
-            "attribute '{name}' in '{}' is not UTF-8 after percent-decoding",
-            redact(uri)
-        ))
-    })
+fn decode_text(raw: &str, name: &str) -> Parsed<String> {
+    let bytes = percent_decode(raw, name)?;
+    String::from_utf8(bytes)
+        .map_err(|_| format!("attribute '{name}' is not UTF-8 after percent-decoding"))
 }
 
-fn percent_decode(raw: &str, name: &str, uri: &str) -> Result<Vec<u8>> {
+fn percent_decode(raw: &str, name: &str) -> Parsed<Vec<u8>> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -251,10 +226,7 @@ fn percent_decode(raw: &str, name: &str, uri: &str) -> Result<Vec<u8>> {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| {
-                    PluginError::validation(format!(
-                        "attribute '{name}' in '{}' has a '%' not followed by two hex digits",
-                        redact(uri)
-                    ))
+                    format!("attribute '{name}' has a '%' not followed by two hex digits")
                 })?;
             out.push(hex);
             i += 3;
@@ -303,8 +275,14 @@ fn encode(out: &mut String, bytes: &[u8], ok: fn(u8) -> bool) {
 
 /// The key id of the protocol and the commands: parsed once, named by [`redact`].
 impl plugin_protocol::KeyReference for Pkcs11Uri {
-    fn parse(key_id: &str) -> Result<Self> {
-        Pkcs11Uri::parse(key_id)
+    const KIND: &'static str = "a PKCS#11 URI (RFC 7512)";
+    const HELP: &'static str = "an RFC 7512 PKCS#11 URI naming a token and a private key, e.g. \
+        pkcs11:token=signing;object=release-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin";
+    /// Long enough for any module path and attribute set.
+    const MAX_LEN: usize = 8192;
+
+    fn parse(key_id: &str) -> Parsed<Self> {
+        Pkcs11Uri::parse_uri(key_id)
     }
 
     fn redacted(key_id: &str) -> String {
@@ -393,7 +371,7 @@ mod tests {
 
     #[test]
     fn parses_the_issue_example() {
-        let u = Pkcs11Uri::parse(
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(
             "pkcs11:token=signing;object=release-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin",
         )
         .unwrap();
@@ -409,7 +387,7 @@ mod tests {
 
     #[test]
     fn percent_decodes_every_attribute() {
-        let u = Pkcs11Uri::parse(
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(
             "pkcs11:token=My%20Token;manufacturer=SoftHSM%20project;serial=5a3f;model=SoftHSM%20v2;\
              slot-id=17;object=key%3Bone;id=%01%02%FF;type=private\
              ?module-name=softhsm2&pin-value=12%2634",
@@ -432,7 +410,8 @@ mod tests {
     fn every_object_type_round_trips() {
         for t in ["private", "public", "cert", "secret-key", "data"] {
             let uri = format!("pkcs11:object=k;type={t}");
-            let u = Pkcs11Uri::parse(&uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
+            let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(&uri)
+                .unwrap_or_else(|e| panic!("{uri}: {e}"));
             assert_eq!(u.object_type.map(ObjectType::as_str), Some(t));
             assert_eq!(u.to_string(), uri);
         }
@@ -448,22 +427,24 @@ mod tests {
             "slot-id=1",
             "slot-description=d",
         ] {
-            let u = Pkcs11Uri::parse(&format!("pkcs11:{attr}")).unwrap();
+            let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(&format!("pkcs11:{attr}")).unwrap();
             assert!(u.selects_token() && !u.selects_object(), "{attr}");
         }
         for attr in ["object=o", "id=%01"] {
-            let u = Pkcs11Uri::parse(&format!("pkcs11:{attr}")).unwrap();
+            let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(&format!("pkcs11:{attr}")).unwrap();
             assert!(u.selects_object() && !u.selects_token(), "{attr}");
         }
         // Library attributes and the query select neither.
-        let u =
-            Pkcs11Uri::parse("pkcs11:library-manufacturer=x;type=private?module-name=m").unwrap();
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(
+            "pkcs11:library-manufacturer=x;type=private?module-name=m",
+        )
+        .unwrap();
         assert!(!u.selects_token() && !u.selects_object());
     }
 
     #[test]
     fn carried_query_keeps_module_and_pin_source_only() {
-        let u = Pkcs11Uri::parse(
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(
             "pkcs11:token=t;object=o?module-path=/m.so&module-name=softhsm2&pin-source=file:/p",
         )
         .unwrap();
@@ -471,7 +452,8 @@ mod tests {
             u.carry_query().to_string(),
             "pkcs11:?module-name=softhsm2&module-path=/m.so&pin-source=file:/p"
         );
-        let u = Pkcs11Uri::parse("pkcs11:token=t?pin-value=1234").unwrap();
+        let u =
+            plugin_protocol::parse_key_id::<Pkcs11Uri>("pkcs11:token=t?pin-value=1234").unwrap();
         assert_eq!(u.carry_query(), Pkcs11Uri::default());
     }
 
@@ -487,7 +469,8 @@ mod tests {
 
     #[test]
     fn debug_redacts_the_pin_value() {
-        let u = Pkcs11Uri::parse("pkcs11:object=k?pin-value=hunter2").unwrap();
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>("pkcs11:object=k?pin-value=hunter2")
+            .unwrap();
         let debug = format!("{u:?}");
         assert!(debug.contains("[redacted]"), "{debug}");
         assert!(!debug.contains("hunter2"), "{debug}");
@@ -495,7 +478,7 @@ mod tests {
 
     #[test]
     fn display_round_trips_and_never_prints_the_pin() {
-        let u = Pkcs11Uri::parse(
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(
             "pkcs11:token=a%20b;object=k;id=%0A%0B?module-path=/opt/x%20y.so&pin-value=secret",
         )
         .unwrap();
@@ -505,7 +488,7 @@ mod tests {
             s,
             "pkcs11:token=a%20b;object=k;id=%0A%0B?module-path=/opt/x%20y.so"
         );
-        let mut back = Pkcs11Uri::parse(&s).unwrap();
+        let mut back = plugin_protocol::parse_key_id::<Pkcs11Uri>(&s).unwrap();
         back.pin_value = Some(PinValue(zeroize::Zeroizing::new("secret".into())));
         assert_eq!(back, u);
     }
@@ -513,15 +496,15 @@ mod tests {
     #[test]
     fn rejects_malformed_uris_with_a_reason() {
         let cases = [
-            ("token=x;object=y", "must be a PKCS#11 URI"),
-            ("pkcs11:token=x;token=y", "appears twice"),
             (
-                "pkcs11:token=x;colour=red",
-                "unknown PKCS#11 URI attribute 'colour'",
+                "token=x;object=y",
+                "is not a PKCS#11 URI (RFC 7512) (it does not start with 'pkcs11:')",
             ),
+            ("pkcs11:token=x;token=y", "appears twice"),
+            ("pkcs11:token=x;colour=red", "unknown attribute 'colour'"),
             (
                 "pkcs11:token=x?color=red",
-                "unknown PKCS#11 URI query attribute",
+                "unknown query attribute 'color'",
             ),
             ("pkcs11:token=%zz", "two hex digits"),
             ("pkcs11:slot-id=abc", "not a decimal number"),
@@ -533,16 +516,21 @@ mod tests {
             ),
         ];
         for (uri, want) in cases {
-            let e = Pkcs11Uri::parse(uri).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<Pkcs11Uri>(uri).unwrap_err();
             assert!(e.message.contains(want), "{uri}: {}", e.message);
         }
     }
 
     #[test]
     fn vendor_attributes_are_ignored_and_pins_redacted_in_errors() {
-        let u = Pkcs11Uri::parse("pkcs11:token=t;x-vendor=1;object=o?x-foo=bar").unwrap();
+        let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(
+            "pkcs11:token=t;x-vendor=1;object=o?x-foo=bar",
+        )
+        .unwrap();
         assert_eq!(u.token.as_deref(), Some("t"));
-        let e = Pkcs11Uri::parse("pkcs11:token=t;bogus=1?pin-value=hunter2").unwrap_err();
+        let e =
+            plugin_protocol::parse_key_id::<Pkcs11Uri>("pkcs11:token=t;bogus=1?pin-value=hunter2")
+                .unwrap_err();
         assert!(!e.message.contains("hunter2"), "{}", e.message);
         assert!(e.message.contains("pin-value=[redacted]"), "{}", e.message);
     }

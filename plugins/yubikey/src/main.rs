@@ -33,16 +33,13 @@ pub const PIN: ConfigKey = ConfigKey::new_secret(
      notation stores in plain text)",
 );
 
-pub static INFO: PluginInfo = PluginInfo {
-    name: "yubikey",
-    description: "Sign artifacts with keys in a YubiKey's PIV application",
-    version: env!("CARGO_PKG_VERSION"),
-    url: "https://github.com/notation-plugins/notation-plugins/tree/main/plugins/yubikey",
-    key_id_help: slot::KEY_ID_HELP,
-    config_keys: &[PIN_FILE, PIN],
-    chain_sources_help: "the YubiKey (the certificate in the key's slot, stored with \
-                         notation-yubikey import-certificate)",
-};
+pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
+    "yubikey",
+    "Sign artifacts with keys in a YubiKey's PIV application",
+    [PIN_FILE, PIN],
+    "the YubiKey (the certificate in the key's slot, stored with \
+     notation-yubikey import-certificate)",
+);
 
 fn main() {
     plugin_protocol::run_with::<backend::YubiKeyBackend, commands::Cmd>(&INFO)

@@ -106,9 +106,6 @@ pub fn redact(key_id: &str) -> String {
     })
 }
 
-/// Longest key id looked at (`yubikey:serial=4294967295;slot=card-authentication` is 53).
-const MAX_KEY_ID: usize = 256;
-
 /// A key id: the slot, and the serial of the YubiKey when the key id names one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyRef {
@@ -116,74 +113,64 @@ pub struct KeyRef {
     pub slot: Slot,
 }
 
-impl KeyRef {
+/// The key id of the protocol and the commands: parsed once, named by [`redact`].
+impl plugin_protocol::KeyReference for KeyRef {
+    const KIND: &'static str = "a YubiKey key id";
+    const HELP: &'static str = KEY_ID_HELP;
+    /// `yubikey:serial=4294967295;slot=card-authentication` is 50 characters.
+    const MAX_LEN: usize = 256;
+
     /// `9c`, `signature`, `yubikey:slot=9c`, `yubikey:serial=12345678;slot=9c` (attributes in
     /// any order).
-    pub fn parse(key_id: &str) -> Result<Self> {
-        if key_id.len() > MAX_KEY_ID {
-            return Err(PluginError::validation(format!(
-                "key id '{}' is {} characters long; a YubiKey key id is a slot (9c) or \
-                 yubikey:serial=12345678;slot=9c",
-                plugin_protocol::bounded::shorten(&redact(key_id), 60),
-                key_id.len()
-            )));
-        }
+    fn parse(key_id: &str) -> std::result::Result<Self, String> {
+        // Parsed in its redacted form: whatever a reason quotes cannot be a secret.
         let shown = redact(key_id);
-        let key_id = shown.as_str();
-        let Some(attrs) = key_id.trim().strip_prefix("yubikey:") else {
-            return Slot::parse(key_id)
+        let Some(attrs) = shown.trim().strip_prefix("yubikey:") else {
+            return Slot::parse(&shown)
                 .map(|slot| Self { serial: None, slot })
-                .map_err(|e| PluginError::validation(format!("key id {}", e.message)));
+                .map_err(|e| e.message);
         };
         let (mut serial, mut slot) = (None, None);
         for attr in attrs.split(';').filter(|a| !a.trim().is_empty()) {
-            let (name, value) = attr.split_once('=').ok_or_else(|| {
-                PluginError::validation(format!(
-                    "key id '{key_id}': '{attr}' is not name=value; write \
-                     yubikey:serial=12345678;slot=9c"
-                ))
-            })?;
+            let (name, value) = attr
+                .split_once('=')
+                .ok_or_else(|| format!("'{attr}' is not name=value"))?;
             match name.trim().to_ascii_lowercase().as_str() {
                 "serial" => {
                     let n = value.trim().parse::<u32>().map_err(|_| {
-                        PluginError::validation(format!(
-                            "key id '{key_id}': serial '{value}' is not a YubiKey serial number \
-                             (decimal, as printed on the key and by notation-yubikey list)"
-                        ))
+                        format!(
+                            "serial '{value}' is not a YubiKey serial number (decimal, as \
+                             printed on the key and by notation-yubikey list)"
+                        )
                     })?;
                     serial = Some(n);
                 }
-                "slot" => slot = Some(Slot::parse(value)?),
+                "slot" => slot = Some(Slot::parse(value).map_err(|e| e.message)?),
+                other if other.starts_with("pin") => {
+                    return Err(
+                        "a PIN does not belong in a key id: use pin_file or YUBIKEY_PIN".to_owned(),
+                    )
+                }
                 other => {
-                    return Err(PluginError::validation(format!(
-                        "key id '{key_id}': unknown attribute '{other}'; a YubiKey key id has \
-                         serial= and slot=, e.g. yubikey:serial=12345678;slot=9c"
-                    )))
+                    return Err(format!(
+                        "unknown attribute '{other}'; a YubiKey key id has serial= and slot="
+                    ))
                 }
             }
         }
-        let slot = slot.ok_or_else(|| {
-            PluginError::validation(format!(
-                "key id '{key_id}' names no slot; add slot=, e.g. yubikey:serial=12345678;slot=9c"
-            ))
-        })?;
+        let slot = slot.ok_or("it names no slot; add slot=")?;
         Ok(Self { serial, slot })
-    }
-
-    /// The key id to give notation for the key in `slot` of the YubiKey `serial`.
-    pub fn key_id(serial: u32, slot: Slot) -> String {
-        format!("yubikey:serial={serial};slot={:02x}", slot.id())
-    }
-}
-
-/// The key id of the protocol and the commands: parsed once, named by [`redact`].
-impl plugin_protocol::KeyReference for KeyRef {
-    fn parse(key_id: &str) -> Result<Self> {
-        KeyRef::parse(key_id)
     }
 
     fn redacted(key_id: &str) -> String {
         redact(key_id)
+    }
+}
+
+impl KeyRef {
+    /// The key id to give notation for the key in `slot` of the YubiKey `serial`.
+    pub fn key_id(serial: u32, slot: Slot) -> String {
+        format!("yubikey:serial={serial};slot={:02x}", slot.id())
     }
 }
 
@@ -258,31 +245,45 @@ mod tests {
     fn key_ids_are_bounded_at_256_characters() {
         let padded = |len: usize| format!("yubikey:{}slot=9c", ";".repeat(len - 15));
         assert_eq!(padded(256).len(), 256);
-        assert_eq!(KeyRef::parse(&padded(256)).unwrap().slot.id(), 0x9c);
-        let e = KeyRef::parse(&padded(257)).unwrap_err();
+        assert_eq!(
+            plugin_protocol::parse_key_id::<KeyRef>(&padded(256))
+                .unwrap()
+                .slot
+                .id(),
+            0x9c
+        );
+        let e = plugin_protocol::parse_key_id::<KeyRef>(&padded(257)).unwrap_err();
         assert!(e.message.contains("257 characters long"), "{}", e.message);
     }
 
     #[test]
     fn key_ids_with_and_without_serial() {
         assert_eq!(
-            KeyRef::parse("9c").unwrap(),
+            plugin_protocol::parse_key_id::<KeyRef>("9c").unwrap(),
             KeyRef {
                 serial: None,
                 slot: Slot(0x9c)
             }
         );
-        let both = KeyRef::parse("yubikey:serial=18000001;slot=signature").unwrap();
+        let both =
+            plugin_protocol::parse_key_id::<KeyRef>("yubikey:serial=18000001;slot=signature")
+                .unwrap();
         assert_eq!((both.serial, both.slot.id()), (Some(18000001), 0x9c));
-        let reordered = KeyRef::parse("yubikey:slot=9a;serial=7").unwrap();
+        let reordered =
+            plugin_protocol::parse_key_id::<KeyRef>("yubikey:slot=9a;serial=7").unwrap();
         assert_eq!((reordered.serial, reordered.slot.id()), (Some(7), 0x9a));
-        assert_eq!(KeyRef::parse("yubikey:slot=82").unwrap().serial, None);
+        assert_eq!(
+            plugin_protocol::parse_key_id::<KeyRef>("yubikey:slot=82")
+                .unwrap()
+                .serial,
+            None
+        );
         assert_eq!(
             KeyRef::key_id(18000001, Slot(0x9c)),
             "yubikey:serial=18000001;slot=9c"
         );
         assert_eq!(
-            KeyRef::parse(&KeyRef::key_id(5, Slot(0x95))).unwrap(),
+            plugin_protocol::parse_key_id::<KeyRef>(&KeyRef::key_id(5, Slot(0x95))).unwrap(),
             KeyRef {
                 serial: Some(5),
                 slot: Slot(0x95)
@@ -291,12 +292,16 @@ mod tests {
         for (bad, says) in [
             ("yubikey:serial=12", "names no slot"),
             ("yubikey:serial=abc;slot=9c", "not a YubiKey serial"),
-            ("yubikey:slot=9c;pin=975310", "unknown attribute"),
+            (
+                "yubikey:slot=9c;pin=975310",
+                "a PIN does not belong in a key id",
+            ),
+            ("yubikey:slot=9c;colour=red", "unknown attribute 'colour'"),
             ("yubikey:slot", "not name=value"),
             ("pkcs11:token=x", "not a PIV key slot"),
             (&"9".repeat(257), "257 characters long"),
         ] {
-            let e = KeyRef::parse(bad).unwrap_err();
+            let e = plugin_protocol::parse_key_id::<KeyRef>(bad).unwrap_err();
             assert!(e.message.contains(says), "{bad}: {}", e.message);
             assert!(!e.message.contains("975310"), "{}", e.message);
         }
