@@ -35,7 +35,8 @@ const RUNNER_WORDS: [&str; 5] = ["help", "--help", "-h", "--version", "-V"];
 
 /// Refuses operator commands `C` whose name (or alias) is already taken by a protocol command,
 /// a shared command or the runner's help: such a command would never run, or would hide one.
-/// Cheap (no I/O): the runner checks it at every start.
+/// No I/O: the runner checks it for `--help` and every operator command ([`command`]), and a
+/// protocol command by its name alone (`Subcommand::has_subcommand`).
 pub fn check_names<C: OperatorCommands>(info: &PluginInfo) -> crate::Result<()> {
     let taken = Command::ALL
         .iter()

@@ -85,12 +85,10 @@ pub fn run<B: Backend>(info: &'static PluginInfo) -> ! {
 
 /// Like [`run`], with the plugin's own operator commands `C` (`tokens`, `keys`, ...), parsed,
 /// listed in `--help` and run by the runner beside the shared ones. A command of `C` whose name
-/// is taken ([`operator::check_names`]) stops the plugin at start-up with an error.
+/// is taken ([`operator::check_names`]) stops the plugin at start-up with an error: checked in
+/// full for `--help` and every operator command, and for a protocol command by its own name
+/// alone (a string comparison, so that get-plugin-metadata builds no command line).
 pub fn run_with<B: Backend, C: OperatorCommands>(info: &'static PluginInfo) -> ! {
-    if let Err(e) = operator::check_names::<C>(info) {
-        let _ = writeln!(std::io::stderr(), "{}", e.to_json());
-        std::process::exit(1)
-    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("--help" | "-h" | "help") => {
@@ -111,6 +109,13 @@ pub fn run_with<B: Backend, C: OperatorCommands>(info: &'static PluginInfo) -> !
             std::process::exit(0)
         }
         Some(cmd) => match Command::parse(cmd) {
+            Some(_) if C::has_subcommand(cmd) => {
+                let e = operator::check_names::<C>(info).err().unwrap_or_else(|| {
+                    PluginError::generic(format!("an operator command hides {cmd}"))
+                });
+                let _ = writeln!(std::io::stderr(), "{}", e.to_json());
+                std::process::exit(1)
+            }
             Some(command) => run_protocol::<B>(info, command),
             None => {
                 match operator::command::<C>(info) {

@@ -460,3 +460,24 @@ fn help_lists_operator_commands_only_for_plugins_that_have_them() {
         "{without}"
     );
 }
+
+/// A plugin built with an operator command named like a protocol command refuses to start,
+/// for that protocol command (by its name alone: no command line is built for it) and for
+/// `--help`, rather than let one hide the other; other protocol commands still answer.
+#[test]
+fn an_operator_command_that_takes_a_protocol_name_stops_the_plugin() {
+    let exe = plugin_protocol::client::cargo_binary("plugin-protocol", "notation-clashing", true);
+    let clashing = plugin_protocol::client::PluginClient::new(&exe);
+    let inv = clashing
+        .invoke_raw("describe-key", br#"{"contractVersion":"1.0","keyId":"k"}"#)
+        .unwrap();
+    assert_error(&inv, ErrorCode::Generic, "operator command 'describe-key'");
+    let help = std::process::Command::new(&exe)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&help.stderr).contains("'describe-key'"));
+    let inv = clashing.get_metadata(None).unwrap();
+    assert!(inv.succeeded(), "{}", inv.stderr_text());
+}
