@@ -6,10 +6,10 @@ use crate::key_reference::KeyReference;
 use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
-/// A backend adapter: only translation between the backend's API and these calls. Everything
-/// else (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the
+/// A backend adapter: only translation between the backend's API and these calls (`Sync`: the
+/// fewest-round-trips path calls the backend from two threads at once). Everything else (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the
 /// wire) is done once by the shared crate.
-pub trait Backend: Sized {
+pub trait Backend: Sized + Sync {
     /// What a key id means to this backend, parsed once before any I/O; its redacted form is
     /// the only one messages and logs show ([`Context::key_name`]).
     type KeyRef: KeyReference;
@@ -41,29 +41,49 @@ pub trait Backend: Sized {
 
     /// Certificates the backend itself stores for this key (any order; leaf and issuers), used
     /// when `certificate_chain` is not configured. `ca_certs` is appended by the shared code.
-    fn certificate_chain(&mut self, _ctx: &Context, _key: &Self::Key) -> Result<Vec<Vec<u8>>> {
+    /// The default is [`Backend::chain_by_reference`].
+    fn certificate_chain(&mut self, ctx: &Context, _key: &Self::Key) -> Result<Vec<Vec<u8>>> {
+        self.chain_by_reference(ctx)
+    }
+
+    /// Certificates the backend keeps for the key reference itself, found without resolving
+    /// the key (a chain in a secrets store that the configuration names), so that
+    /// [`Backend::sign_unresolved`] can fetch them while it signs. Default: none.
+    fn chain_by_reference(&self, _ctx: &Context) -> Result<Vec<Vec<u8>>> {
         Ok(Vec::new())
     }
 
-    /// Whether this backend implements [`Backend::sign_unresolved`] (a remote backend that can
-    /// sign knowing only the key id and the request's key spec).
+    /// Whether this backend implements [`Backend::sign_by_reference`] (or
+    /// [`Backend::sign_unresolved`]): a remote backend that can sign knowing only the key id and
+    /// the request's key spec.
     const SIGNS_UNRESOLVED: bool = false;
 
-    /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: sign
-    /// `sign.payload` (as [`Backend::sign`] would) with the key the key reference names,
-    /// without reading the key or its public key first, and, when `sign.fetch_chain` (no
-    /// `certificate_chain` file is configured), fetch what [`Backend::certificate_chain`] would
-    /// return at the same time (see [`crate::blocking::sign_and_fetch_chain`]).
+    /// Signs `payload` (as [`Backend::sign`] would) with the key the key reference names,
+    /// without reading the key or its public key first; for [`Backend::SIGNS_UNRESOLVED`].
+    fn sign_by_reference(&self, _ctx: &Context, _payload: &Payload) -> Result<BackendSignature> {
+        Err(crate::PluginError::generic(
+            "this backend resolves the key before it signs",
+        ))
+    }
+
+    /// generate-signature in the fewest round trips, when [`Backend::SIGNS_UNRESOLVED`]: by
+    /// default [`Backend::sign_by_reference`], and, when `sign.fetch_chain` (no
+    /// `certificate_chain` file is configured), [`Backend::chain_by_reference`] at the same time
+    /// ([`crate::blocking::sign_and_fetch_chain`]). A backend whose chain depends on which key
+    /// version signed (Transit) replaces it.
     ///
     /// The shared code builds the chain, checks it, and verifies the signature under the
     /// leaf's key, which proves that key and certificate match. Only when that fails, or the
     /// backend refuses with `VALIDATION_ERROR`, does it resolve the key the usual way
     /// ([`Backend::resolve_key`], [`Backend::certificate_chain`]) to say what is wrong (a
     /// rotated key, a certificate of another key, an unusable key type).
-    fn sign_unresolved(&mut self, _ctx: &Context, _sign: &UnresolvedSign) -> Result<Signed> {
-        Err(crate::PluginError::generic(
-            "this backend resolves the key before it signs",
-        ))
+    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
+        let this = &*self;
+        crate::blocking::sign_and_fetch_chain(
+            sign.fetch_chain,
+            || this.chain_by_reference(ctx),
+            || this.sign_by_reference(ctx, &sign.payload),
+        )
     }
 }
 

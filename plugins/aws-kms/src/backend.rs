@@ -4,8 +4,7 @@
 use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use plugin_protocol::public_key::unsupported_key;
 use plugin_protocol::{
-    Backend, BackendSignature, Context, KeySpec, Payload, PluginError, PublicKey, Result, Signed,
-    UnresolvedSign,
+    Backend, BackendSignature, Context, KeySpec, Payload, PluginError, PublicKey, Result,
 };
 
 use crate::aws::{self, Call, Session};
@@ -141,26 +140,18 @@ impl Backend for AwsKms {
     }
 
     fn sign(&mut self, ctx: &Context, key: &KmsKey, payload: &Payload) -> Result<BackendSignature> {
-        let (spec, digest) = (payload.spec, payload.digest);
-        self.kms_sign(ctx, &key.arn, spec, digest)
+        self.kms_sign(ctx, &key.arn, payload.spec, payload.digest)
     }
 
-    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+    fn chain_by_reference(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
         self.stored_chain(ctx)
     }
 
     const SIGNS_UNRESOLVED: bool = true;
 
-    /// One Sign call with the key id as given (KMS resolves aliases), plus the Secrets Manager
-    /// chain at the same time when there is no chain file and a secret is configured.
-    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
-        let this = &*self;
-        plugin_protocol::blocking::sign_and_fetch_chain(
-            sign.fetch_chain,
-            || this.stored_chain(ctx),
-            || this.kms_sign(ctx, &this.key_ref.kms_key_id, spec, digest),
-        )
+    /// One Sign call with the key id as given (KMS resolves aliases).
+    fn sign_by_reference(&self, ctx: &Context, payload: &Payload) -> Result<BackendSignature> {
+        self.kms_sign(ctx, &self.key_ref.kms_key_id, payload.spec, payload.digest)
     }
 }
 

@@ -13,7 +13,7 @@ use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use plugin_protocol::public_key::{named_curve_der, unsupported_key};
 use plugin_protocol::{
     Backend, BackendSignature, Certificate, Context, KeySpec, Payload, PluginError, PublicKey,
-    Result, Signed, UnresolvedSign,
+    Result,
 };
 
 use crate::azure::{Call, Session};
@@ -327,34 +327,37 @@ impl Backend for AzureKeyVault {
         key: &VaultKey,
         payload: &Payload,
     ) -> Result<BackendSignature> {
-        let (spec, digest) = (payload.spec, payload.digest);
-        self.sign_key(ctx, key, spec, digest)
+        self.sign_key(ctx, key, payload.spec, payload.digest)
     }
 
     fn certificate_chain(&mut self, ctx: &Context, key: &VaultKey) -> Result<Vec<Vec<u8>>> {
         self.stored_chain(ctx, key)
     }
 
+    /// The chain Key Vault holds for the key (or certificate) the key id names, its version or
+    /// the current one.
+    fn chain_by_reference(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
+        self.stored_chain(ctx, &self.named_key())
+    }
+
     const SIGNS_UNRESOLVED: bool = true;
 
     /// One sign call on the key (or certificate) the key id names, its version or the current
-    /// one, plus the chain Key Vault holds at the same time when there is no chain file.
-    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
-        let key = VaultKey {
-            name: self.key_ref.name.clone(),
-            version: self.key_ref.version.clone(),
-        };
-        let this = &*self;
-        plugin_protocol::blocking::sign_and_fetch_chain(
-            sign.fetch_chain,
-            || this.stored_chain(ctx, &key),
-            || this.sign_key(ctx, &key, spec, digest),
-        )
+    /// one.
+    fn sign_by_reference(&self, ctx: &Context, payload: &Payload) -> Result<BackendSignature> {
+        self.sign_key(ctx, &self.named_key(), payload.spec, payload.digest)
     }
 }
 
 impl AzureKeyVault {
+    /// The key as the key id names it (no version: the current one).
+    fn named_key(&self) -> VaultKey {
+        VaultKey {
+            name: self.key_ref.name.clone(),
+            version: self.key_ref.version.clone(),
+        }
+    }
+
     /// Key Vault sign on the digest with `key` (its current version when none is known).
     fn sign_key(
         &self,

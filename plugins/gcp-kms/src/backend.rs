@@ -9,7 +9,6 @@ use google_cloud_kms_v1::model::crypto_key_version::{
 use google_cloud_kms_v1::model::{CryptoKeyVersion, Digest};
 use plugin_protocol::{
     Backend, BackendSignature, Context, KeySpec, Payload, PluginError, PublicKey, Result, Retry,
-    Signed, UnresolvedSign,
 };
 
 use crate::gcp::{self, Session};
@@ -357,33 +356,23 @@ impl Backend for GcpKms {
     }
 
     fn sign(&mut self, ctx: &Context, key: &KmsKey, payload: &Payload) -> Result<BackendSignature> {
-        let (spec, digest) = (payload.spec, payload.digest);
-        self.asymmetric_sign(ctx, key, spec, digest)
+        self.asymmetric_sign(ctx, key, payload.spec, payload.digest)
     }
 
-    fn certificate_chain(&mut self, ctx: &Context, _key: &KmsKey) -> Result<Vec<Vec<u8>>> {
+    fn chain_by_reference(&self, ctx: &Context) -> Result<Vec<Vec<u8>>> {
         self.stored_chain(ctx)
     }
 
     const SIGNS_UNRESOLVED: bool = true;
 
     /// One AsymmetricSign on the named key version (no getPublicKey first; a key name without
-    /// a version lists its versions first, asymmetric keys having no primary), plus the Secret
-    /// Manager chain at the same time when there is no chain file.
-    fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
-        let (spec, digest) = (sign.payload.spec, sign.payload.digest);
-        let this = &*self;
-        plugin_protocol::blocking::sign_and_fetch_chain(
-            sign.fetch_chain,
-            || this.stored_chain(ctx),
-            || {
-                let version = match &this.key_ref.version {
-                    Some(v) => v.clone(),
-                    None => this.only_enabled_version()?,
-                };
-                this.asymmetric_sign(ctx, &KmsKey { version }, spec, digest)
-            },
-        )
+    /// a version lists its versions first, asymmetric keys having no primary).
+    fn sign_by_reference(&self, ctx: &Context, payload: &Payload) -> Result<BackendSignature> {
+        let version = match &self.key_ref.version {
+            Some(v) => v.clone(),
+            None => self.only_enabled_version()?,
+        };
+        self.asymmetric_sign(ctx, &KmsKey { version }, payload.spec, payload.digest)
     }
 }
 
