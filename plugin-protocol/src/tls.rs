@@ -200,6 +200,23 @@ pub fn system_roots() -> Result<Roots> {
     Ok(roots)
 }
 
+/// For an SDK that reads the system trust store itself, through rustls-native-certs (Google's
+/// clients, which take no roots from outside): when neither `SSL_CERT_FILE` nor `SSL_CERT_DIR`
+/// is set, that library reads the CA bundle *and* every file of the certificate directory
+/// beside it (milliseconds, at each of notation's three starts). This names the bundle
+/// [`system_roots`] would read in `SSL_CERT_FILE`, so that the SDK reads that one file, as the
+/// other plugins do; with either variable set, or no bundle, it changes nothing. It changes the
+/// process's environment: call it first in `main`, before any thread exists.
+pub fn name_the_system_bundle() {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    if set("SSL_CERT_FILE") || set("SSL_CERT_DIR") {
+        return;
+    }
+    if let Some((bundle, None)) = Sources::from_env().bundle {
+        std::env::set_var("SSL_CERT_FILE", bundle);
+    }
+}
+
 fn refuse(var: Option<&str>, path: &Path, is: &str) -> PluginError {
     match var {
         Some(var) => bounded::refuse_trust_store(var, path, is),

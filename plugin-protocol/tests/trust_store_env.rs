@@ -22,6 +22,36 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     std::fs::create_dir(&certs).unwrap();
     std::fs::write(certs.join("a.pem"), "").unwrap();
 
+    // For an SDK that reads the store itself: the one bundle is named, unless the user named
+    // a file or a directory (then nothing changes).
+    std::env::remove_var("SSL_CERT_FILE");
+    std::env::remove_var("SSL_CERT_DIR");
+    plugin_protocol::tls::name_the_system_bundle();
+    let system = plugin_protocol::tls::Sources::from_env()
+        .bundle
+        .map(|(p, _)| p);
+    assert_eq!(
+        std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from),
+        system,
+        "the system's bundle (this machine has one: {system:?})"
+    );
+    assert!(system.is_some(), "the test machine has a CA bundle");
+    std::env::remove_var("SSL_CERT_FILE");
+    std::env::set_var("SSL_CERT_DIR", &certs);
+    plugin_protocol::tls::name_the_system_bundle();
+    assert_eq!(
+        std::env::var_os("SSL_CERT_FILE"),
+        None,
+        "SSL_CERT_DIR is the user's choice"
+    );
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    std::env::remove_var("SSL_CERT_DIR");
+    plugin_protocol::tls::name_the_system_bundle();
+    assert_eq!(
+        std::env::var_os("SSL_CERT_FILE"),
+        Some(bundle.clone().into())
+    );
+
     std::env::set_var("SSL_CERT_FILE", &bundle);
     std::env::set_var("SSL_CERT_DIR", &certs);
     check_trust_store_env().expect("regular files pass");

@@ -70,5 +70,8 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // Before any thread: Google's TLS stack then reads the one CA bundle, not the whole
+    // certificate directory too.
+    plugin_protocol::tls::name_the_system_bundle();
     plugin_protocol::run::<backend::GcpKms>(&INFO)
 }
