@@ -344,13 +344,24 @@ async fn resolve_region(
 }
 
 /// The SDK's default credential chain (environment, profile incl. SSO / assume-role /
-/// credential_process, web identity, container, instance metadata), resolved once.
+/// credential_process, web identity, container, instance metadata), resolved once; static keys
+/// in the environment without a profile are taken as they are.
 async fn resolve_credentials(
     provider_config: &ProviderConfig,
     imds: &imds::Client,
     profile: Option<&(String, String)>,
     region: &str,
 ) -> Result<Credentials> {
+    // The chain's first source: static keys in the environment. Without a profile they are
+    // what the chain would return, so it is not built (its web identity link alone builds an
+    // STS client: a millisecond at each start).
+    if profile.is_none() {
+        let env =
+            aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new();
+        if let Ok(credentials) = env.provide_credentials().await {
+            return Ok(credentials);
+        }
+    }
     let mut builder = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(provider_config.clone())
         .imds_client(imds.clone())
