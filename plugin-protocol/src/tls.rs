@@ -126,6 +126,25 @@ impl Sources {
         }
     }
 
+    /// What [`Sources::load`] would refuse without reading a byte: a named bundle that is a
+    /// FIFO, socket, device or directory, or does not exist; a directory that would block.
+    pub fn check(&self) -> Result<()> {
+        if let Some((path, var)) = &self.bundle {
+            match bounded::file_kind(path) {
+                FileKind::Blocking(is) => return Err(refuse(*var, path, is)),
+                FileKind::Directory => return Err(refuse(*var, path, "a directory")),
+                FileKind::Missing if var.is_some() => return Err(missing_bundle(path)),
+                _ => {}
+            }
+        }
+        for (dir, var) in &self.directories {
+            if let FileKind::Blocking(is) = bounded::file_kind(dir) {
+                return Err(refuse(*var, dir, is));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the trust anchors.
     pub fn load(&self) -> Result<Roots> {
         let mut roots = Roots::default();
@@ -137,13 +156,7 @@ impl Sources {
                 FileKind::Blocking(is) => return Err(refuse(*var, path, is)),
                 FileKind::Directory => return Err(refuse(*var, path, "a directory")),
                 FileKind::Missing if var.is_none() => {}
-                FileKind::Missing => {
-                    return Err(PluginError::validation(format!(
-                        "SSL_CERT_FILE names {}, which does not exist; point it at a CA bundle \
-                         file (or unset it)",
-                        path.display()
-                    )))
-                }
+                FileKind::Missing => return Err(missing_bundle(path)),
                 FileKind::Regular => {
                     let bytes = bounded::read_file(path, MAX_BUNDLE_BYTES, "the CA bundle")?;
                     add_pem(&mut roots, &mut seen_certs, &bytes);
@@ -200,6 +213,146 @@ pub fn system_roots() -> Result<Roots> {
     Ok(roots)
 }
 
+/// A rustls client configuration that trusts the system's roots ([`system_roots`]) and reads
+/// them on a thread of its own, from now on: only the first handshake's certificate check waits
+/// for them, so that the client's set-up, the credentials, the TCP connection and the first TLS
+/// flight are not held up by the trust store (about a millisecond for Debian's bundle, several
+/// with `SSL_CERT_DIR` set). What [`Sources::load`] refuses (a FIFO or a directory named by
+/// `SSL_CERT_FILE`, a missing file it names) is still refused here, before any request.
+pub fn client_config_with_system_roots(
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls::ClientConfig> {
+    client_config_reading(Sources::from_env(), provider)
+}
+
+fn client_config_reading(
+    sources: Sources,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls::ClientConfig> {
+    sources.check()?;
+    let verifier = std::sync::Arc::new(BackgroundRoots {
+        provider: provider.clone(),
+        pending: std::sync::Mutex::new(Some(std::thread::spawn(move || sources.load()))),
+        ready: std::sync::OnceLock::new(),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PluginError::generic(format!("cannot set up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// The server certificate check of [`client_config_with_system_roots`]: WebPKI over the
+/// system's roots, once they are read.
+#[derive(Debug)]
+struct BackgroundRoots {
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Roots>>>>,
+    /// The verifier over the roots read, or why there is none (no roots: every certificate's
+    /// issuer is unknown; a failed read: its message).
+    ready: std::sync::OnceLock<
+        std::result::Result<std::sync::Arc<rustls::client::WebPkiServerVerifier>, Option<String>>,
+    >,
+}
+
+impl BackgroundRoots {
+    fn verifier(
+        &self,
+    ) -> std::result::Result<&rustls::client::WebPkiServerVerifier, rustls::Error> {
+        let ready = self.ready.get_or_init(|| {
+            let pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let roots = match pending.map(|thread| thread.join()) {
+                Some(Ok(Ok(roots))) => roots,
+                Some(Ok(Err(e))) => return Err(Some(e.message)),
+                _ => return Err(Some("the TLS trust store could not be read".to_owned())),
+            };
+            tracing::debug!(
+                certificates = roots.certificates.len(),
+                skipped = roots.skipped,
+                read = ?roots.read,
+                "TLS trust store (read meanwhile)"
+            );
+            let mut store = rustls::RootCertStore::empty();
+            store.add_parsable_certificates(roots.certificates);
+            if store.is_empty() {
+                return Err(None);
+            }
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                std::sync::Arc::new(store),
+                self.provider.clone(),
+            )
+            .build()
+            .map_err(|e| Some(e.to_string()))
+        });
+        match ready {
+            Ok(verifier) => Ok(verifier),
+            Err(None) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+            Err(Some(why)) => Err(rustls::Error::General(why.clone())),
+        }
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for BackgroundRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// For an SDK that reads the system trust store itself, through rustls-native-certs (Google's
 /// clients, which take no roots from outside): when neither `SSL_CERT_FILE` nor `SSL_CERT_DIR`
 /// is set, that library reads the CA bundle *and* every file of the certificate directory
@@ -215,6 +368,13 @@ pub fn name_the_system_bundle() {
     if let Some((bundle, None)) = Sources::from_env().bundle {
         std::env::set_var("SSL_CERT_FILE", bundle);
     }
+}
+
+fn missing_bundle(path: &Path) -> PluginError {
+    PluginError::validation(format!(
+        "SSL_CERT_FILE names {}, which does not exist; point it at a CA bundle file (or unset it)",
+        path.display()
+    ))
 }
 
 fn refuse(var: Option<&str>, path: &Path, is: &str) -> PluginError {
@@ -682,5 +842,163 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("a FIFO"), "{}", e.message);
+    }
+
+    /// A CA and a server certificate for `localhost` it issued (openssl), in `dir`.
+    fn server_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let p = |n: &str| dir.join(n);
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=test CA",
+                "-days",
+                "2",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            p("ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        (p("ca.pem"), p("server.pem"), p("server.key"))
+    }
+
+    /// A TLS handshake in memory between a client with `config` and a server with the
+    /// certificate and key; the client's error, if any.
+    fn handshake(
+        config: rustls::ClientConfig,
+        cert: &Path,
+        key: &Path,
+    ) -> std::result::Result<(), rustls::Error> {
+        use rustls_pki_types::pem::PemObject;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let chain = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut server = rustls::ServerConnection::new(std::sync::Arc::new(server)).unwrap();
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut &buf[..]).unwrap();
+            if let Err(e) = server.process_new_packets() {
+                panic!("server: {e}");
+            }
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            client.read_tls(&mut &buf[..]).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    #[test]
+    fn the_roots_read_meanwhile_verify_the_server_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = server_files(dir.path());
+        let provider = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let bundle = |path: &Path| Sources {
+            bundle: Some((path.to_owned(), Some("SSL_CERT_FILE"))),
+            directories: vec![],
+        };
+        let config = client_config_reading(bundle(&ca), provider()).unwrap();
+        handshake(config, &cert, &key).expect("the server's CA is in the bundle");
+
+        std::fs::write(dir.path().join("other.pem"), ca_pem("Other")).unwrap();
+        let config =
+            client_config_reading(bundle(&dir.path().join("other.pem")), provider()).unwrap();
+        let e = handshake(config, &cert, &key).unwrap_err();
+        assert_eq!(
+            e,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        );
+        // No roots at all (SSL_CERT_FILE=/dev/null): every issuer is unknown, as with any client.
+        let config = client_config_reading(bundle(Path::new("/dev/null")), provider()).unwrap();
+        let e = handshake(config, &cert, &key).unwrap_err();
+        assert_eq!(
+            e,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        );
+
+        // What would block or is missing is refused before any connection, by name.
+        let fifo = dir.path().join("fifo.pem");
+        mkfifo(&fifo);
+        let e = client_config_reading(bundle(&fifo), provider()).unwrap_err();
+        assert!(
+            e.message.contains("SSL_CERT_FILE") && e.message.contains("a FIFO"),
+            "{}",
+            e.message
+        );
+        let e =
+            client_config_reading(bundle(&dir.path().join("none.pem")), provider()).unwrap_err();
+        assert!(e.message.contains("does not exist"), "{}", e.message);
     }
 }

@@ -117,20 +117,15 @@ pub struct Session {
 }
 
 /// The HTTP client the SDK's default would be (reqwest, its time-outs, no redirects), trusting
-/// the system's roots as `plugin_protocol::tls` reads them (once), not as the SDK's
-/// platform verifier would (the CA bundle and every file of the directory beside it).
-fn http_client(
-    roots: &plugin_protocol::tls::Roots,
-) -> Result<Arc<dyn azure_core::http::HttpClient>> {
-    let certs = roots
-        .certificates
-        .iter()
-        .filter_map(|der| reqwest_azure::Certificate::from_der(der).ok());
+/// the system's roots as `plugin_protocol::tls` reads them (once, on a thread of their own while
+/// the first connection is made), not as the SDK's platform verifier would (the CA bundle and
+/// every file of the directory beside it, before anything else).
+fn http_client(tls: rustls::ClientConfig) -> Result<Arc<dyn azure_core::http::HttpClient>> {
     let client = reqwest_azure::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(20))
         .read_timeout(std::time::Duration::from_secs(60))
         .redirect(reqwest_azure::redirect::Policy::none())
-        .tls_certs_only(certs)
+        .use_preconfigured_tls(tls)
         .build()
         .map_err(|e| PluginError::generic(format!("cannot build the HTTPS client: {e}")))?;
     Ok(Arc::new(client))
@@ -149,7 +144,11 @@ fn client_options(transport: &Transport) -> ClientOptions {
 impl Session {
     /// Creates the runtime and the credential. No network call is made.
     pub fn open(ctx: &Context, key: &KeyRef) -> Result<Self> {
-        let roots = plugin_protocol::tls::system_roots()?;
+        // The SDK's reqwest has rustls without a crypto provider: use ring, like the other
+        // plugins. The trust store is read meanwhile, until the first certificate check.
+        let tls = plugin_protocol::tls::client_config_with_system_roots(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -160,7 +159,7 @@ impl Session {
             // The SDK's reqwest has rustls without a crypto provider: use ring, like the other
             // plugins (installing twice is harmless).
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let transport = Transport::new(Arc::new(BoundedBodies(http_client(&roots)?)));
+            let transport = Transport::new(Arc::new(BoundedBodies(http_client(tls)?)));
             let credential = credential(ctx, &transport)?;
             (transport, credential)
         };
