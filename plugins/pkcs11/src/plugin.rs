@@ -45,6 +45,7 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
 );
 
 /// A private key and its public key.
+#[derive(Clone)]
 pub struct SigningKey {
     pub object: KeyObject,
     pub public: PublicKey,
@@ -264,13 +265,9 @@ impl Backend for Pkcs11Backend {
     }
 
     fn resolve_key(&mut self, ctx: &Context) -> Result<(SigningKey, PublicKey)> {
-        let key = self.with_session(
-            ctx,
-            "finding the key on the PKCS#11 token (C_FindObjects)",
-            |s| s.find(),
-        )?;
-        let public = key.public.clone();
-        Ok((key, public))
+        let doing = "finding the key on the PKCS#11 token (C_FindObjects)";
+        self.with_session(ctx, doing, |s| s.find())
+            .map(|key| (key.clone(), key.public))
     }
 
     fn sign(
