@@ -6,12 +6,11 @@
 //! and CA certificates the CA rules; the signature algorithm follows the signing key's spec
 //! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use der::asn1::{BitString, OctetString};
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -27,7 +26,7 @@ use x509_cert::time::{Time, Validity};
 
 use crate::backend::Backend;
 use crate::chain::{self, Certificate};
-use crate::config::Context;
+use crate::command_key::{write_output, BackendKey, KeyArgs, OutArgs};
 use crate::error::{PluginError, Result};
 use crate::plugin_info::PluginInfo;
 use crate::signature::ecdsa_fixed_to_der;
@@ -165,61 +164,7 @@ pub(crate) enum CaCommand {
     },
 }
 
-#[derive(Args, Debug)]
-pub(crate) struct KeyArgs {
-    /// Key id, exactly as for `notation key add --id`
-    #[arg(long)]
-    pub(crate) key_id: String,
-    /// pluginConfig for the key (repeatable KEY=VALUE), as for `notation key add`
-    #[arg(long = "plugin-config", value_parser = crate::operator::key_value)]
-    pub(crate) plugin_config: Vec<(String, String)>,
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct OutArgs {
-    /// Write the PEM here (atomically) instead of to stdout
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Replace --out if it exists
-    #[arg(long)]
-    force: bool,
-}
-
-/// A backend key opened for certificate work.
-pub(crate) struct BackendKey<B: Backend> {
-    ctx: Context,
-    backend: B,
-    key: B::Key,
-    public: PublicKey,
-}
-
 impl<B: Backend> BackendKey<B> {
-    pub(crate) fn open(
-        info: &'static PluginInfo,
-        key_id: &str,
-        config: &[(String, String)],
-    ) -> Result<Self> {
-        let (ctx, key_ref) = Context::for_key::<B::KeyRef>(
-            info,
-            key_id.to_owned(),
-            Some(config.iter().cloned().collect()),
-        )?;
-        let mut backend = B::connect(&ctx, key_ref)?;
-        let (key, public) = backend.resolve_key(&ctx)?;
-        Ok(Self {
-            ctx,
-            backend,
-            key,
-            public,
-        })
-    }
-
-    /// The chain generate-signature would return for this key: the same sources, the same
-    /// rules, the leaf holding the key.
-    pub(crate) fn chain(&mut self) -> Result<Vec<Certificate>> {
-        crate::pipeline::assemble_chain(&mut self.backend, &self.ctx, &self.key, &self.public)
-    }
-
     /// Signs `tbs` as X.509 wants it: ECDSA in DER, RSA-PSS raw; through the same signing core
     /// as generate-signature (normalised, self-checked under the key).
     fn sign(&mut self, tbs: &[u8]) -> Result<BitString> {
@@ -671,44 +616,4 @@ fn read_csr(path: &Path) -> Result<(PublicKey, Name)> {
         )));
     }
     Ok((key, req.info.subject))
-}
-
-/// Writes `text` to `--out` atomically (refusing to replace a file without `--force`), or to
-/// stdout.
-fn write_output(out: &OutArgs, text: &str) -> Result<()> {
-    let Some(path) = &out.out else {
-        let mut stdout = std::io::stdout().lock();
-        return stdout
-            .write_all(text.as_bytes())
-            .and_then(|_| stdout.flush())
-            .map_err(|e| PluginError::generic(format!("cannot write to stdout: {e}")));
-    };
-    write_file_atomic(path, text, out.force)
-}
-
-/// Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader
-/// never sees half a file; refuses to replace an existing file unless `force`.
-pub(crate) fn write_file_atomic(path: &Path, text: &str, force: bool) -> Result<()> {
-    if path.exists() && !force {
-        return Err(PluginError::validation(format!(
-            "{} exists; pass --force to replace it",
-            path.display()
-        )));
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let fail =
-        |e: std::io::Error| PluginError::generic(format!("cannot write {}: {e}", path.display()));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
-    })
 }

@@ -41,6 +41,7 @@ pub mod certificates;
 pub mod chain;
 #[cfg(feature = "client")]
 pub mod client;
+mod command_key;
 pub mod config;
 pub mod contract;
 mod deadline;

@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::certificates::{write_file_atomic, BackendKey, KeyArgs};
 use crate::chain::Certificate;
+use crate::command_key::{write_file_atomic, BackendKey, KeyArgs};
 use crate::error::{PluginError, Result};
 use crate::identity;
 use crate::plugin_info::PluginInfo;
