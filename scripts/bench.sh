@@ -30,6 +30,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# The system's default trust store, as on a fresh Debian or Ubuntu machine: an SSL_CERT_DIR or
+# SSL_CERT_FILE set in the calling shell makes every HTTPS plugin read what it names (a whole
+# certificate directory costs milliseconds), which is the user's choice, not the plugin's cost.
+unset SSL_CERT_DIR SSL_CERT_FILE
+
 stop=()
 cleanup() {
   for b in "${stop[@]}"; do "scripts/$b.sh" stop >/dev/null 2>&1 || true; done
@@ -71,7 +76,7 @@ PY
 }
 
 echo
-echo "== release binaries ($(uname -m), $(rustc --version | cut -d' ' -f2)), medians of $runs paired runs"
+echo "== release binaries ($(uname -m), $(rustc --version | cut -d' ' -f2)), medians of $runs paired runs, default trust store"
 for p in "${plugins[@]}"; do
   exe="$bin/notation-$p"
   [ -x "$exe" ] || continue
