@@ -9,10 +9,12 @@
 #     LocalStack, the Key Vault and Cloud KMS emulators, started here (and stopped again) if not
 #     running.
 #
-#   scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR]
+#   scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR] [--before DIR]
 #
 # --bin-dir benchmarks the notation-* binaries in DIR (e.g. an earlier release) instead of
-# building them.
+# building them. --before DIR runs the binaries in DIR interleaved with these (each run of one
+# followed by a run of the other and of the floor), and prints their figures beside them:
+# before-and-after figures from separate invocations differ by more than most changes do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cargo-env.sh
@@ -20,13 +22,14 @@ source scripts/plugins.sh
 
 runs=20
 backends=false
-bin="" tmp_bin=""
+bin="" tmp_bin="" before=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --backends) backends=true; shift ;;
     --bin-dir) bin="$(cd "$2" && pwd)"; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR]" >&2; exit 2 ;;
+    --before) before="$(cd "$2" && pwd)"; shift 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--backends] [--bin-dir DIR] [--before DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -57,21 +60,26 @@ if [ -z "$bin" ]; then
   done
 fi
 
-# Median milliseconds of `runs` paired runs of a plugin's get-plugin-metadata and /bin/true.
+# Median milliseconds of `runs` paired runs of a plugin's get-plugin-metadata and /bin/true (and
+# of the plugin in --before, interleaved, when given).
 metadata_vs_true() {
-  python3 - "$1" "$runs" <<'PY'
+  python3 - "$runs" "$@" <<'PY'
 import statistics, subprocess, sys, time
-exe, runs = sys.argv[1], int(sys.argv[2])
+runs, exes = int(sys.argv[1]), sys.argv[2:]
 def ms(cmd, stdin=None):
     start = time.perf_counter()
     subprocess.run(cmd, input=stdin, capture_output=True, check=True)
     return (time.perf_counter() - start) * 1000
-meta, true = [], []
+meta, true = [[] for _ in exes], []
 for _ in range(runs + 1):
-    meta.append(ms([exe, "get-plugin-metadata"], b"{}"))
+    for times, exe in zip(meta, exes):
+        times.append(ms([exe, "get-plugin-metadata"], b"{}"))
     true.append(ms(["/bin/true"]))
-meta, true = statistics.median(meta[1:]), statistics.median(true[1:])
-print(f"get-plugin-metadata {meta:.2f} ms, /bin/true {true:.2f} ms: {meta / true:.2f}x")
+meta, true = [statistics.median(t[1:]) for t in meta], statistics.median(true[1:])
+line = f"get-plugin-metadata {meta[0]:.2f} ms, /bin/true {true:.2f} ms: {meta[0] / true:.2f}x"
+if len(meta) > 1:
+    line += f" (before: {meta[1]:.2f} ms, {meta[1] / true:.2f}x)"
+print(line)
 PY
 }
 
@@ -83,7 +91,14 @@ for p in "${plugins[@]}"; do
   size=$(stat -L -c %s "$exe")
   linked=dynamic
   readelf -d "$(readlink -f "$exe")" 2>/dev/null | grep -q '(NEEDED)' || linked=static
-  printf '%-26s %5.2f MB %-8s %s\n' "notation-$p" "$(echo "scale=2; $size/1000000" | bc)" "$linked" "$(metadata_vs_true "$exe")"
+  others=()
+  if [ -n "$before" ] && [ -x "$before/notation-$p" ]; then
+    others=("$before/notation-$p")
+    size="$size $(stat -L -c %s "$before/notation-$p")"
+  fi
+  read -r size before_size <<<"$size"
+  printf '%-26s %5.2f MB %-8s %s%s\n' "notation-$p" "$(echo "scale=2; $size/1000000" | bc)" "$linked" \
+    "$(metadata_vs_true "$exe" "${others[@]}")" "${before_size:+; before $(echo "scale=2; $before_size/1000000" | bc) MB}"
 done
 
 selected=pkcs11
@@ -101,4 +116,5 @@ if $backends; then
 fi
 echo
 echo "== describe-key and generate-signature (EC-256, chain from a file), medians of $runs paired runs"
-python3 scripts/bench_backends.py --bin "$bin" --runs "$runs" --backends "$selected"
+python3 scripts/bench_backends.py --bin "$bin" --runs "$runs" --backends "$selected" \
+  ${before:+--before "$before"}

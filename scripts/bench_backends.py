@@ -5,6 +5,7 @@ request of the same API made by curl against the same local backend (for PKCS#11
 with login), as medians of paired runs (plugin, floor, plugin, floor, ...) in one invocation.
 
     bench_backends.py --bin DIR --runs N [--backends pkcs11,hashicorp-vault,aws-kms,...]
+                      [--before DIR]
 
 It expects the local backends running with their environment exported (bench.sh does both),
 makes its own EC-256 key on each with a self-signed certificate as the chain file, and counts
@@ -53,15 +54,18 @@ def request(command, key_id, config):
     return json.dumps(body).encode()
 
 
-def paired(plugin_cmd, stdin, env, floor_cmd, runs):
-    """Medians (plugin ms, floor ms) of `runs` paired runs, after one warm-up of each."""
-    run(plugin_cmd, stdin, env)
+def paired(plugin_cmds, stdin, env, floor_cmd, runs):
+    """Medians ([ms of each plugin command], floor ms) of `runs` interleaved runs (each plugin
+    command, then the floor), after one warm-up of each."""
+    for cmd in plugin_cmds:
+        run(cmd, stdin, env)
     run(floor_cmd, env=env)
-    mine, floor = [], []
+    mine, floor = [[] for _ in plugin_cmds], []
     for _ in range(runs):
-        mine.append(run(plugin_cmd, stdin, env)[0])
+        for times, cmd in zip(mine, plugin_cmds):
+            times.append(run(cmd, stdin, env)[0])
         floor.append(run(floor_cmd, env=env)[0])
-    return statistics.median(mine), statistics.median(floor)
+    return [statistics.median(t) for t in mine], statistics.median(floor)
 
 
 def until_first_connect(cmd, stdin, env, work, runs=5):
@@ -134,28 +138,37 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 
 class Bench:
-    def __init__(self, bin_dir, runs, work):
-        self.bin, self.runs, self.work = bin_dir, runs, work
+    def __init__(self, bin_dir, runs, work, before=None):
+        self.bin, self.runs, self.work, self.before = bin_dir, runs, work, before
         self.rows = []
 
     def exe(self, plugin):
         return os.path.join(self.bin, f"notation-{plugin}")
 
     def measure(self, plugin, command, key_id, config, floor_cmd, count, env=None):
-        """One table row; count(plugin_cmd, stdin) -> requests made by one invocation."""
+        """One table row; count(plugin_cmd, stdin) -> requests made by one invocation. With
+        `before` (a folder of other binaries), those run interleaved with these and the floor,
+        each figure beside this one."""
         env = dict(os.environ, **(env or {}))
         cmd = [self.exe(plugin), command]
+        cmds = [cmd]
+        if self.before:
+            cmds.append([os.path.join(self.before, f"notation-{plugin}"), command])
         stdin = request(command, key_id, config)
-        mine, floor = paired(cmd, stdin, env, floor_cmd, self.runs)
-        local = until_first_connect(cmd, stdin, env, self.work)
-        self.rows.append((plugin, command, mine, floor, count(cmd, stdin), local))
+        times, floor = paired(cmds, stdin, env, floor_cmd, self.runs)
+        local = [until_first_connect(c, stdin, env, self.work) for c in cmds]
+        self.rows.append((plugin, command, times, floor, count(cmd, stdin), local))
 
     def table(self):
-        print(f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'floor ms':>9} "
-              f"{'ratio':>6} {'requests':>9} {'to 1st connect':>15}")
-        for plugin, command, mine, floor, requests, local in self.rows:
-            print(f"{plugin:<18} {command:<20} {mine:>10.1f} {floor:>9.1f} "
-                  f"{mine / floor:>5.2f}x {requests:>9} {local:>15}")
+        head = (f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'floor ms':>9} "
+                f"{'ratio':>6} {'requests':>9} {'to 1st connect':>15}")
+        print(head + ("   before: ms, ratio, to 1st connect" if self.before else ""))
+        for plugin, command, times, floor, requests, local in self.rows:
+            line = (f"{plugin:<18} {command:<20} {times[0]:>10.1f} {floor:>9.1f} "
+                    f"{times[0] / floor:>5.2f}x {requests:>9} {local[0]:>15}")
+            if self.before:
+                line += f"   {times[1]:>6.1f} {times[1] / floor:>5.2f}x {local[1]:>10}"
+            print(line)
 
     # -- the backends ---------------------------------------------------------------------------
     def self_signed(self, plugin, key_id, config=()):
@@ -315,12 +328,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--before", help="a folder of other notation-* binaries, run interleaved")
     ap.add_argument("--backends",
                     default="pkcs11,hashicorp-vault,aws-kms,azure-keyvault,gcp-kms")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="notation-bench-")
     try:
-        bench = Bench(args.bin, args.runs, work)
+        bench = Bench(args.bin, args.runs, work, args.before)
         for backend in args.backends.split(","):
             {"pkcs11": bench.pkcs11, "hashicorp-vault": bench.vault, "aws-kms": bench.aws,
              "azure-keyvault": bench.azure, "gcp-kms": lambda: gcp(bench)}[backend]()
