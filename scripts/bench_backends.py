@@ -56,13 +56,14 @@ def request(command, key_id, config):
 
 def paired(plugin_cmds, stdin, env, floor_cmd, runs):
     """Medians ([ms of each plugin command], floor ms) of `runs` interleaved runs (each plugin
-    command, then the floor), after one warm-up of each."""
+    command, in alternating order, then the floor), after one warm-up of each."""
     for cmd in plugin_cmds:
         run(cmd, stdin, env)
     run(floor_cmd, env=env)
     mine, floor = [[] for _ in plugin_cmds], []
-    for _ in range(runs):
-        for times, cmd in zip(mine, plugin_cmds):
+    for i in range(runs):
+        # The order alternates, so that neither plugin binary always runs first.
+        for times, cmd in list(zip(mine, plugin_cmds))[:: 1 if i % 2 else -1]:
             times.append(run(cmd, stdin, env)[0])
         floor.append(run(floor_cmd, env=env)[0])
     return [statistics.median(t) for t in mine], statistics.median(floor)
