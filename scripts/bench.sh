@@ -128,6 +128,9 @@ if $backends; then
   done
   eval "$(scripts/openbao.sh env)"
   eval "$(scripts/keyvault-emulator.sh env)"
+  # Its CA bundle is for the Key Vault runs alone (bench_backends.py sets it for them).
+  export KV_EMULATOR_TRUST=$SSL_CERT_FILE
+  unset SSL_CERT_FILE
   eval "$(scripts/gcpkms-emulator.sh env)"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_EC2_METADATA_DISABLED=true
