@@ -7,7 +7,8 @@ use crate::signature::BackendSignature;
 use crate::{KeySpec, PublicKey};
 
 /// A backend adapter: only translation between the backend's API and these calls (`Sync`: the
-/// fewest-round-trips path calls the backend from two threads at once). Everything else (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the
+/// fewest-round-trips path calls the backend from two threads at once). Everything else
+/// (request parsing, hashing, ECDSA encoding, chain rules, self-verification, errors on the
 /// wire) is done once by the shared crate.
 pub trait Backend: Sized + Sync {
     /// What a key id means to this backend, parsed once before any I/O; its redacted form is

@@ -1,5 +1,6 @@
 //! The static description of a plugin: its name, version and configuration keys
-//! ([`plugin_info!`](crate::plugin_info) writes one). get-plugin-metadata and `--help` answer from it alone, so it depends on no other module.
+//! ([`plugin_info!`](crate::plugin_info) writes one). get-plugin-metadata and `--help` answer
+//! from it alone, so it depends on no other module.
 
 /// A configuration key a plugin understands, as `pluginConfig` key and environment variables.
 #[derive(Clone, Copy, Debug)]
