@@ -486,35 +486,20 @@ fn wrong_entry(source: &str, file: &Path, is: &str) -> PluginError {
     ))
 }
 
-/// A client certificate and its private key, for mutual TLS: one PEM, the certificate file's
-/// contents then the key's; zeroized when dropped. `Debug` shows the sources only.
-pub struct ClientIdentity {
-    /// The certificate (chain) and the private key, PEM.
-    pub pem: Zeroizing<Vec<u8>>,
-    /// The two settings it came from, for messages.
-    pub source: String,
-}
-
-impl std::fmt::Debug for ClientIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientIdentity")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Largest client certificate file read (a certificate and its issuers).
 const MAX_CLIENT_CERT_BYTES: u64 = 256 << 10;
 
-/// The client identity the settings `cert` and `key` name: both or neither (one without the
-/// other is a VALIDATION_ERROR naming both settings). The certificate is read bounded; the key
-/// is a secret file under the shared policy ([`crate::secret::read_file`]: owner-only, bounded,
-/// zeroized).
+/// The client identity for mutual TLS that the settings `cert` and `key` name, as one
+/// [`Secret`](crate::secret::Secret): the certificate file's PEM, then the private key's
+/// (zeroized when dropped; `Debug` and messages show the two settings only). Both settings or
+/// neither: one without the other is a VALIDATION_ERROR naming both. The certificate is read
+/// bounded; the key is a secret file under the shared policy ([`crate::secret::read_file`]:
+/// owner-only, bounded).
 pub fn client_identity(
     config: &Config,
     cert: &ConfigKey,
     key: &ConfigKey,
-) -> Result<Option<ClientIdentity>> {
+) -> Result<Option<crate::secret::Secret>> {
     let (cert_path, cert_source, key_path, key_source) = match (config.path(cert), config.path(key))
     {
         (None, None) => return Ok(None),
@@ -547,8 +532,8 @@ pub fn client_identity(
     )
     .map_err(|e| e.context(&key_source))?;
     pem.extend_from_slice(&key);
-    Ok(Some(ClientIdentity {
-        pem,
+    Ok(Some(crate::secret::Secret {
+        bytes: pem,
         source: format!("{cert_source} and {key_source}"),
     }))
 }
@@ -804,7 +789,7 @@ mod tests {
             .is_none());
         let both = config(&[("client_cert", &cert), ("client_key", &key)]);
         let identity = client_identity(&both, &CERT, &KEY).unwrap().unwrap();
-        assert_eq!(&identity.pem[..], b"CERTIFICATE PEM\nKEY PEM");
+        assert_eq!(&identity.bytes[..], b"CERTIFICATE PEM\nKEY PEM");
         assert!(identity.source.contains("client_cert") && identity.source.contains("client_key"));
         assert!(
             !format!("{identity:?}").contains("KEY PEM"),

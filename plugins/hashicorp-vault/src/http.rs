@@ -114,7 +114,7 @@ impl Vault {
             }
         }
         if let Some(identity) = tls::client_identity(config, &CLIENT_CERT, &CLIENT_KEY)? {
-            let identity = reqwest::Identity::from_pem(&identity.pem).map_err(|e| {
+            let identity = reqwest::Identity::from_pem(&identity.bytes).map_err(|e| {
                 PluginError::validation(format!(
                     "{} do not hold a usable PEM client certificate and private key: {e}",
                     identity.source
