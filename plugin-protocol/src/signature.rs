@@ -29,6 +29,16 @@ impl BackendSignature {
             Self::EcdsaDer(signature)
         }
     }
+
+    /// RSASSA-PSS for an RSA spec, fixed-width r‖s ECDSA for an EC spec: what JWS-minded
+    /// services return (Azure Key Vault, Vault Transit with `marshaling_algorithm=jws`).
+    pub fn pss_or_fixed_ecdsa(spec: KeySpec, signature: Vec<u8>) -> Self {
+        if spec.is_rsa() {
+            Self::RsaPss(signature)
+        } else {
+            Self::EcdsaFixed(signature)
+        }
+    }
 }
 
 impl fmt::Debug for BackendSignature {

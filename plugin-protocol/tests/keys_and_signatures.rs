@@ -692,3 +692,19 @@ fn an_invalid_point_on_a_notary_curve_names_the_curve() {
         );
     }
 }
+
+/// What a digest-signing service returns is RSASSA-PSS for an RSA spec and ECDSA in the
+/// service's encoding for an EC spec (DER: AWS KMS, Cloud KMS; r‖s: Key Vault, Transit).
+#[test]
+fn a_service_signature_is_pss_or_ecdsa_by_the_spec() {
+    use plugin_protocol::BackendSignature as S;
+    let sig = || vec![1, 2, 3];
+    for rsa in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
+        assert!(matches!(S::pss_or_der_ecdsa(rsa, sig()), S::RsaPss(b) if b == sig()));
+        assert!(matches!(S::pss_or_fixed_ecdsa(rsa, sig()), S::RsaPss(b) if b == sig()));
+    }
+    for ec in [KeySpec::Ec256, KeySpec::Ec384, KeySpec::Ec521] {
+        assert!(matches!(S::pss_or_der_ecdsa(ec, sig()), S::EcdsaDer(b) if b == sig()));
+        assert!(matches!(S::pss_or_fixed_ecdsa(ec, sig()), S::EcdsaFixed(b) if b == sig()));
+    }
+}

@@ -184,11 +184,7 @@ impl AwsKms {
                     ctx.key_name()
                 ))
             })?;
-        Ok(if spec.is_rsa() {
-            BackendSignature::RsaPss(signature)
-        } else {
-            BackendSignature::EcdsaDer(signature)
-        })
+        Ok(BackendSignature::pss_or_der_ecdsa(spec, signature))
     }
 
     /// The chain in the configured Secrets Manager secret (`certificate_chain_secret`), if any.

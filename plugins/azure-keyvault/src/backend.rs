@@ -407,11 +407,7 @@ impl AzureKeyVault {
             ))
         })?;
         // Key Vault returns ECDSA signatures as fixed-width r‖s (JWS style).
-        Ok(if spec.is_rsa() {
-            BackendSignature::RsaPss(signature)
-        } else {
-            BackendSignature::EcdsaFixed(signature)
-        })
+        Ok(BackendSignature::pss_or_fixed_ecdsa(spec, signature))
     }
 
     /// The chain Key Vault holds for `key`: the certificate alone (self_signed, or with

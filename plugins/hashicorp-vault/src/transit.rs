@@ -272,12 +272,10 @@ pub fn sign_by_name(
         })?;
     let (signed_with, bytes) = parse_signature(sig, version, spec)
         .map_err(|why| PluginError::generic(format!("Vault answered {doing} with {why}")))?;
-    let signature = if spec.is_rsa() {
-        BackendSignature::RsaPss(bytes)
-    } else {
-        BackendSignature::EcdsaFixed(bytes)
-    };
-    Ok((signed_with, signature))
+    Ok((
+        signed_with,
+        BackendSignature::pss_or_fixed_ecdsa(spec, bytes),
+    ))
 }
 
 /// The body of `POST <mount>/sign/<name>`. Transit's defaults are not what notation accepts: its
