@@ -588,6 +588,16 @@ mod tests {
             Some((PathBuf::from("/etc/pki/tls/certs/ca-bundle.crt"), None))
         );
         assert!(s.directories.is_empty(), "no directory beside a bundle");
+        let s = Sources::from(None, None, |_| true);
+        assert_eq!(
+            s.bundle,
+            Some((PathBuf::from(BUNDLES[0]), None)),
+            "the first bundle"
+        );
+        assert!(
+            s.directories.is_empty(),
+            "no directory beside a bundle, though all exist"
+        );
         let s = Sources::from(None, None, has("/etc/ssl/certs"));
         assert_eq!(s.bundle, None);
         assert_eq!(s.directories, [(PathBuf::from("/etc/ssl/certs"), None)]);
@@ -678,6 +688,34 @@ mod tests {
         };
         let e = default.load().unwrap_err();
         assert!(e.message.contains("set SSL_CERT_FILE"), "{}", e.message);
+        // A directory setting that names a FIFO itself is refused too, before and when read.
+        let fifo_dir = Sources {
+            bundle: None,
+            directories: vec![(fifo.clone(), Some("SSL_CERT_DIR"))],
+        };
+        for e in [fifo_dir.check().unwrap_err(), fifo_dir.load().unwrap_err()] {
+            assert!(
+                e.message.contains("SSL_CERT_DIR") && e.message.contains("a FIFO"),
+                "{}",
+                e.message
+            );
+        }
+        // A named bundle that is a directory is refused by check as by load.
+        for e in [
+            only(dir.path()).check().unwrap_err(),
+            only(dir.path()).load().unwrap_err(),
+        ] {
+            assert!(e.message.contains("a directory"), "{}", e.message);
+        }
+        // A well-known bundle that is gone (no variable named it) is no error: no roots.
+        let gone = Sources {
+            bundle: Some((dir.path().join("gone.pem"), None)),
+            directories: vec![],
+        };
+        gone.check().unwrap();
+        assert!(gone.load().unwrap().certificates.is_empty());
+        let e = only(&dir.path().join("gone.pem")).check().unwrap_err();
+        assert!(e.message.contains("does not exist"), "{}", e.message);
     }
 
     fn mkfifo(path: &Path) {

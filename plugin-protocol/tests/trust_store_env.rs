@@ -22,6 +22,13 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     std::fs::create_dir(&certs).unwrap();
     std::fs::write(certs.join("a.pem"), "").unwrap();
 
+    // An empty variable counts as unset: the well-known bundle, and no directory beside it.
+    std::env::set_var("SSL_CERT_FILE", "");
+    std::env::set_var("SSL_CERT_DIR", "");
+    let empty = plugin_protocol::tls::Sources::from_env();
+    assert!(matches!(&empty.bundle, Some((_, None))), "{empty:?}");
+    assert!(empty.directories.is_empty(), "{empty:?}");
+
     // For an SDK that reads the store itself: the one bundle is named, unless the user named
     // a file or a directory (then nothing changes).
     std::env::remove_var("SSL_CERT_FILE");
