@@ -633,13 +633,21 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
+        std::fs::write(
+            certs.join("not-base64.pem"),
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let sources = Sources {
             bundle: Some((bundle.clone(), Some("SSL_CERT_FILE"))),
             directories: vec![(certs.clone(), Some("SSL_CERT_DIR"))],
         };
         let roots = sources.load().unwrap();
         assert_eq!(roots.certificates.len(), 3, "A, B, C once each");
-        assert_eq!(roots.skipped, 1, "the broken one");
+        assert_eq!(
+            roots.skipped, 2,
+            "the broken one and the one that is not base64"
+        );
         assert_eq!(roots.read, [bundle, certs]);
         let pem = roots.to_pem();
         assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 3);
@@ -794,6 +802,10 @@ mod tests {
         says(err(&fifo, CaSetting::File), &["is a FIFO"]);
         mkfifo(&certs.join("z-fifo.pem"));
         says(err(&certs, CaSetting::Directory), &["z-fifo.pem is a FIFO"]);
+        says(
+            err(&fifo, CaSetting::Directory),
+            &["is a FIFO; it must be a directory"],
+        );
     }
 
     #[test]
@@ -1020,6 +1032,15 @@ mod tests {
             "{}",
             e.message
         );
+        // A bundle that passes the checks but cannot be read (too large): the handshake fails
+        // with why, not with an unknown issuer.
+        let huge = dir.path().join("huge.pem");
+        std::fs::write(&huge, vec![b'#'; (MAX_BUNDLE_BYTES + 1) as usize]).unwrap();
+        let config = client_config_reading(bundle(&huge), provider()).unwrap();
+        match handshake(config, &cert, &key) {
+            Err(rustls::Error::General(why)) => assert!(why.contains("larger than"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         let e =
             client_config_reading(bundle(&dir.path().join("none.pem")), provider()).unwrap_err();
         assert!(e.message.contains("does not exist"), "{}", e.message);

@@ -22,6 +22,19 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     std::fs::create_dir(&certs).unwrap();
     std::fs::write(certs.join("a.pem"), "").unwrap();
 
+    // The system's roots are what SSL_CERT_FILE names, when set.
+    let one = dir.path().join("one.pem");
+    std::fs::write(
+        &one,
+        plugin_protocol::testca::TestCa::new("CN=Only,O=Test,C=US").root_pem(),
+    )
+    .unwrap();
+    std::env::set_var("SSL_CERT_FILE", &one);
+    std::env::remove_var("SSL_CERT_DIR");
+    let roots = plugin_protocol::tls::system_roots().unwrap();
+    assert_eq!(roots.certificates.len(), 1);
+    assert_eq!(roots.read, [one.clone()]);
+
     // An empty variable counts as unset: the well-known bundle, and no directory beside it.
     std::env::set_var("SSL_CERT_FILE", "");
     std::env::set_var("SSL_CERT_DIR", "");
