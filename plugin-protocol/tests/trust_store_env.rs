@@ -33,7 +33,7 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     std::env::remove_var("SSL_CERT_DIR");
     let roots = plugin_protocol::tls::system_roots().unwrap();
     assert_eq!(roots.certificates.len(), 1);
-    assert_eq!(roots.read, [one.clone()]);
+    assert_eq!(roots.read, std::slice::from_ref(&one));
 
     // An empty variable counts as unset: the well-known bundle, and no directory beside it.
     std::env::set_var("SSL_CERT_FILE", "");
