@@ -77,10 +77,15 @@ fn every_lookup_goes_through_a_declared_and_listed_key() {
             "{plugin} declares no ConfigKey constant"
         );
 
-        let list_start = text
-            .find("config_keys: &[")
-            .unwrap_or_else(|| panic!("{plugin} has no config_keys"))
-            + "config_keys: &[".len();
+        // plugin_info!("name", "description", [KEY, ...], "chain sources").
+        let info = text
+            .find("plugin_info!(")
+            .unwrap_or_else(|| panic!("{plugin} has no plugin_info!"));
+        let list_start = info
+            + text[info..]
+                .find('[')
+                .unwrap_or_else(|| panic!("{plugin}'s plugin_info! lists no config keys"))
+            + 1;
         let list_end = list_start + text[list_start..].find(']').unwrap();
         let listed: BTreeSet<&str> = text[list_start..list_end]
             .split(',')
