@@ -428,7 +428,11 @@ fn unusable_keys_and_empty_slots_are_refused_naming_them() {
     let err = assert_error(
         &describe(&card, "yubikey:slot=9c;pin=975310"),
         "VALIDATION_ERROR",
-        &["a PIN does not belong in a key id", "pin_file", "YUBIKEY_PIN"],
+        &[
+            "a PIN does not belong in a key id",
+            "pin_file",
+            "YUBIKEY_PIN",
+        ],
     );
     assert!(
         !err.error_message.contains("975310"),
