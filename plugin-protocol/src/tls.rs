@@ -129,20 +129,27 @@ impl Sources {
     /// What [`Sources::load`] would refuse without reading a byte: a named bundle that is a
     /// FIFO, socket, device or directory, or does not exist; a directory that would block.
     pub fn check(&self) -> Result<()> {
-        if let Some((path, var)) = &self.bundle {
-            match bounded::file_kind(path) {
-                FileKind::Blocking(is) => return Err(refuse(*var, path, is)),
-                FileKind::Directory => return Err(refuse(*var, path, "a directory")),
-                FileKind::Missing if var.is_some() => return Err(missing_bundle(path)),
-                _ => {}
-            }
-        }
+        self.bundle_to_read()?;
         for (dir, var) in &self.directories {
-            if let FileKind::Blocking(is) = bounded::file_kind(dir) {
-                return Err(refuse(*var, dir, is));
-            }
+            directory_to_read(dir, *var)?;
         }
         Ok(())
+    }
+
+    /// The bundle to read, if any. A named bundle that would block, is a directory or does not
+    /// exist is refused; `/dev/null`, or a well-known bundle that is gone, is none.
+    fn bundle_to_read(&self) -> Result<Option<&Path>> {
+        let Some((path, var)) = &self.bundle else {
+            return Ok(None);
+        };
+        match bounded::file_kind(path) {
+            FileKind::Regular => Ok(Some(path)),
+            FileKind::Null => Ok(None),
+            FileKind::Blocking(is) => Err(refuse(*var, path, is)),
+            FileKind::Directory => Err(refuse(*var, path, "a directory")),
+            FileKind::Missing if var.is_none() => Ok(None),
+            FileKind::Missing => Err(missing_bundle(path)),
+        }
     }
 
     /// Reads the trust anchors.
@@ -150,28 +157,17 @@ impl Sources {
         let mut roots = Roots::default();
         let mut seen_files = HashSet::new();
         let mut seen_certs = HashSet::new();
-        if let Some((path, var)) = &self.bundle {
-            match bounded::file_kind(path) {
-                FileKind::Null => {}
-                FileKind::Blocking(is) => return Err(refuse(*var, path, is)),
-                FileKind::Directory => return Err(refuse(*var, path, "a directory")),
-                FileKind::Missing if var.is_none() => {}
-                FileKind::Missing => return Err(missing_bundle(path)),
-                FileKind::Regular => {
-                    let bytes = bounded::read_file(path, MAX_BUNDLE_BYTES, "the CA bundle")?;
-                    add_pem(&mut roots, &mut seen_certs, &bytes);
-                    roots.read.push(path.clone());
-                    if let Ok(meta) = std::fs::metadata(path) {
-                        seen_files.insert((meta.dev(), meta.ino()));
-                    }
-                }
+        if let Some(path) = self.bundle_to_read()? {
+            let bytes = bounded::read_file(path, MAX_BUNDLE_BYTES, "the CA bundle")?;
+            add_pem(&mut roots, &mut seen_certs, &bytes);
+            roots.read.push(path.to_path_buf());
+            if let Ok(meta) = std::fs::metadata(path) {
+                seen_files.insert((meta.dev(), meta.ino()));
             }
         }
         for (dir, var) in &self.directories {
-            match bounded::file_kind(dir) {
-                FileKind::Blocking(is) => return Err(refuse(*var, dir, is)),
-                FileKind::Directory => {}
-                _ => continue,
+            if !directory_to_read(dir, *var)? {
+                continue;
             }
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
@@ -367,6 +363,16 @@ pub fn name_the_system_bundle() {
     }
     if let Some((bundle, None)) = Sources::from_env().bundle {
         std::env::set_var("SSL_CERT_FILE", bundle);
+    }
+}
+
+/// Whether the directory setting `dir` is a directory to read: one that would block is
+/// refused; anything else that is no directory is passed over.
+fn directory_to_read(dir: &Path, var: Option<&'static str>) -> Result<bool> {
+    match bounded::file_kind(dir) {
+        FileKind::Blocking(is) => Err(refuse(var, dir, is)),
+        FileKind::Directory => Ok(true),
+        _ => Ok(false),
     }
 }
 
