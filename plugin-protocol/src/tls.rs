@@ -169,24 +169,12 @@ impl Sources {
             if !directory_to_read(dir, *var)? {
                 continue;
             }
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
+            let files = match directory_files(dir, &mut seen_files) {
+                Ok(files) => files,
+                Err(DirectoryProblem::Unreadable(_)) => continue,
+                Err(DirectoryProblem::Blocking(path, is)) => return Err(refuse(*var, &path, is)),
             };
-            for entry in entries.flatten().take(MAX_ENTRIES) {
-                let path = entry.path();
-                // One stat per entry (links followed): what it is, and which file it is, so a
-                // file several links lead to (`<hash>.0` and `<name>.pem`) is read once.
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                match bounded::kind_of(&meta) {
-                    FileKind::Blocking(is) => return Err(refuse(*var, &path, is)),
-                    FileKind::Regular => {}
-                    _ => continue,
-                }
-                if !seen_files.insert((meta.dev(), meta.ino())) {
-                    continue;
-                }
+            for path in files {
                 if let Ok(bytes) = bounded::read_file(&path, MAX_BUNDLE_BYTES, "a CA file") {
                     add_pem(&mut roots, &mut seen_certs, &bytes);
                 }
@@ -366,6 +354,43 @@ pub fn name_the_system_bundle() {
     }
 }
 
+/// Why a certificate directory's files cannot be listed.
+enum DirectoryProblem {
+    /// The directory cannot be read.
+    Unreadable(std::io::Error),
+    /// An entry is a FIFO, socket or device (named), which a reader would hang on.
+    Blocking(PathBuf, &'static str),
+}
+
+/// The regular files of the certificate directory `dir` (at most [`MAX_ENTRIES`] entries
+/// looked at, links followed), in name order, each file once: one stat per entry says what it
+/// is and which file it is (device and inode, kept in `seen` with any read before), so a file
+/// several links lead to (`<hash>.0` and `<name>.pem`, or the bundle) is listed once.
+fn directory_files(
+    dir: &Path,
+    seen: &mut HashSet<(u64, u64)>,
+) -> std::result::Result<Vec<PathBuf>, DirectoryProblem> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(DirectoryProblem::Unreadable)?
+        .flatten()
+        .take(MAX_ENTRIES)
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        match bounded::kind_of(&meta) {
+            FileKind::Blocking(is) => return Err(DirectoryProblem::Blocking(path, is)),
+            FileKind::Regular if seen.insert((meta.dev(), meta.ino())) => files.push(path),
+            _ => {}
+        }
+    }
+    Ok(files)
+}
+
 /// Whether the directory setting `dir` is a directory to read: one that would block is
 /// refused; anything else that is no directory is passed over.
 fn directory_to_read(dir: &Path, var: Option<&'static str>) -> Result<bool> {
@@ -442,30 +467,16 @@ pub fn configured_roots(path: &Path, at: CaSetting, source: &str) -> Result<Root
             }
         }
         (FileKind::Directory, CaSetting::Directory) => {
-            let entries = std::fs::read_dir(path).map_err(|e| {
-                PluginError::validation(format!("{source}: cannot read the directory {shown}: {e}"))
+            let files = directory_files(path, &mut HashSet::new()).map_err(|p| match p {
+                DirectoryProblem::Unreadable(e) => PluginError::validation(format!(
+                    "{source}: cannot read the directory {shown}: {e}"
+                )),
+                DirectoryProblem::Blocking(file, is) => wrong_entry(source, &file, is),
             })?;
-            let mut files: Vec<PathBuf> = entries
-                .flatten()
-                .take(MAX_ENTRIES)
-                .map(|e| e.path())
-                .collect();
-            files.sort();
-            let mut seen_files = HashSet::new();
             for file in files {
-                let Ok(meta) = std::fs::metadata(&file) else {
-                    continue;
-                };
-                match bounded::kind_of(&meta) {
-                    FileKind::Blocking(is) => return Err(wrong_entry(source, &file, is)),
-                    FileKind::Regular => {}
-                    _ => continue,
-                }
-                if seen_files.insert((meta.dev(), meta.ino())) {
-                    let bytes = bounded::read_file(&file, MAX_BUNDLE_BYTES, "a CA file")
-                        .map_err(|e| e.context(source))?;
-                    add_pem(&mut roots, &mut seen_certs, &bytes);
-                }
+                let bytes = bounded::read_file(&file, MAX_BUNDLE_BYTES, "a CA file")
+                    .map_err(|e| e.context(source))?;
+                add_pem(&mut roots, &mut seen_certs, &bytes);
             }
         }
         (other, CaSetting::Directory) => {
