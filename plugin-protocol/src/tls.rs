@@ -1062,4 +1062,25 @@ mod tests {
             client_config_reading(bundle(&dir.path().join("none.pem")), provider()).unwrap_err();
         assert!(e.message.contains("does not exist"), "{}", e.message);
     }
+
+    #[test]
+    fn a_directory_lists_each_file_once_and_not_those_already_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::write(&bundle, "bundle").unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("a.pem"), "a").unwrap();
+        std::os::unix::fs::symlink(certs.join("a.pem"), certs.join("0abc.0")).unwrap();
+        std::os::unix::fs::symlink(&bundle, certs.join("bundle-link.pem")).unwrap();
+        std::fs::create_dir(certs.join("sub")).unwrap();
+        let meta = std::fs::metadata(&bundle).unwrap();
+        let mut seen = HashSet::from([(meta.dev(), meta.ino())]);
+        let Ok(files) = directory_files(&certs, &mut seen) else {
+            panic!("the directory is readable");
+        };
+        // In name order, the first name of a.pem's file; no second link, no bundle, no folder.
+        assert_eq!(files, [certs.join("0abc.0")]);
+        assert_eq!(seen.len(), 2);
+    }
 }
