@@ -1,6 +1,10 @@
-//! The test-only software-key plugin, built for the binary-boundary tests.
-fn main() {
-    plugin_protocol::run::<plugin_protocol::softkey::SoftKeyBackend>(
-        &plugin_protocol::softkey::INFO,
-    )
+//! The test-only software-key plugin, built for the binary-boundary tests, with the same
+//! entry as the plugins ([`plugin_protocol::main!`]).
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
+
+use plugin_protocol::softkey::{SoftKeyBackend, INFO};
+
+plugin_protocol::main! {
+    plugin_protocol::run::<SoftKeyBackend>(&INFO)
 }

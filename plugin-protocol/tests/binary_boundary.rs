@@ -481,3 +481,55 @@ fn an_operator_command_that_takes_a_protocol_name_stops_the_plugin() {
     let inv = clashing.get_metadata(None).unwrap();
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
+
+/// A write to a closed pipe is an error the runner handles (exit 1), not a death by SIGPIPE:
+/// here the JSON error goes to a stderr whose reader has gone. std's start-up ignores SIGPIPE,
+/// the glibc entry of `plugin_protocol::main!` skips it, and the runner ignores it itself.
+#[test]
+fn a_closed_pipe_is_an_exit_1_not_a_death_by_sigpipe() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let exe = plugin_protocol::client::cargo_binary("plugin-protocol", "notation-softkey", true);
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(exe)
+        .arg("describe-key")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(writer))
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{}").unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the plugin should report the failed write and exit 1: {status}"
+    );
+}
+
+/// On glibc, a binary built on this crate loads no `libgcc_s.so.1` (0.1 ms of every start):
+/// `build.rs` links the unwinder in, as `gcc -static-libgcc` does.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_unwinder_is_linked_in_not_loaded() {
+    let exe = plugin_protocol::client::cargo_binary("plugin-protocol", "notation-softkey", true);
+    let out = std::process::Command::new("readelf")
+        .arg("--dynamic")
+        .arg(&exe)
+        .output()
+        .expect("readelf (binutils) is installed");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        needed.iter().any(|l| l.contains("libc.so")),
+        "readelf should list libc among {needed:?}"
+    );
+    assert!(
+        !needed.iter().any(|l| l.contains("libgcc_s")),
+        "{} loads libgcc_s: {needed:?}",
+        exe.display()
+    );
+}

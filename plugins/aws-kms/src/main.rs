@@ -3,7 +3,9 @@
 //! The key never leaves KMS: describe-key is one GetPublicKey, generate-signature one
 //! GetPublicKey and one Sign of the locally computed digest (plus GetSecretValue when the
 //! certificate chain lives in Secrets Manager). Everything else is the shared crate's job.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: plugin_protocol::main! allows it for the `#[no_mangle]` C `main`.
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod aws;
 mod backend;
@@ -60,6 +62,6 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
      named by pluginConfig certificate_chain_secret",
 );
 
-fn main() {
+plugin_protocol::main! {
     plugin_protocol::run_with::<backend::AwsKms, create_key::Cmd>(&INFO)
 }

@@ -5,7 +5,9 @@
 //! generate-signature one get, one get for the chain (the certificate's backing secret, or the
 //! certificate) and one sign of the locally computed digest. Everything else is the shared
 //! crate's job. get-plugin-metadata never touches the SDK.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: plugin_protocol::main! allows it for the `#[no_mangle]` C `main`.
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod azure;
 mod backend;
@@ -54,6 +56,6 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
+plugin_protocol::main! {
     plugin_protocol::run::<backend::AzureKeyVault>(&INFO)
 }

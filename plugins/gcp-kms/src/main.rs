@@ -6,7 +6,9 @@
 //! the locally computed digest, with CRC32C integrity checks both ways (plus one Secret Manager
 //! access when the certificate chain lives there). Everything else is the shared crate's job.
 //! get-plugin-metadata never touches Google's libraries.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: plugin_protocol::main! allows it for the `#[no_mangle]` C `main`.
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod backend;
 mod gcp;
@@ -69,7 +71,7 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
+plugin_protocol::main! {
     // Before any thread: Google's TLS stack then reads the one CA bundle, not the whole
     // certificate directory too.
     plugin_protocol::tls::name_the_system_bundle();

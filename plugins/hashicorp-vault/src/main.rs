@@ -1,6 +1,8 @@
 //! `notation-hashicorp-vault`: a Notation signing plugin for HashiCorp Vault and OpenBao Transit
 //! keys. The shared `plugin-protocol` crate does the protocol; this crate only talks to Vault.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: plugin_protocol::main! allows it for the `#[no_mangle]` C `main`.
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod auth;
 mod backend;
@@ -167,6 +169,6 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
      issue-certificate`) or, with chain_source=kv, the KV v2 secret",
 );
 
-fn main() {
+plugin_protocol::main! {
     plugin_protocol::run_with::<backend::VaultBackend, pki::Cmd>(&INFO)
 }

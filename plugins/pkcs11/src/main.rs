@@ -1,5 +1,7 @@
 //! `notation-pkcs11`: the Notation signing plugin for PKCS#11 tokens and HSMs.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: plugin_protocol::main! allows it for the `#[no_mangle]` C `main`.
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod commands;
 mod key;
@@ -8,6 +10,6 @@ mod plugin;
 mod token;
 mod uri;
 
-fn main() {
+plugin_protocol::main! {
     plugin_protocol::run_with::<plugin::Pkcs11Backend, commands::Cmd>(&plugin::INFO)
 }

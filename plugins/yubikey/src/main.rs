@@ -6,7 +6,9 @@
 //! the policy needs one, and has the card sign: ECDSA over the digest, or raw RSA over the
 //! shared crate's EMSA-PSS encoding. The slot's certificate is the leaf of the chain. Operator
 //! commands list the devices and slots, generate keys, import certificates and attest keys.
-#![forbid(unsafe_code)]
+// Denied, not forbidden: plugin_protocol::main! allows it for the `#[no_mangle]` C `main`.
+#![deny(unsafe_code)]
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod attestation;
 mod backend;
@@ -41,6 +43,6 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
      notation-yubikey import-certificate)",
 );
 
-fn main() {
+plugin_protocol::main! {
     plugin_protocol::run_with::<backend::YubiKeyBackend, commands::Cmd>(&INFO)
 }
