@@ -62,6 +62,11 @@ pub static INFO: PluginInfo = plugin_protocol::plugin_info!(
      named by pluginConfig certificate_chain_secret",
 );
 
+/// The static (musl) build's allocator (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 plugin_protocol::main! {
     plugin_protocol::run_with::<backend::AwsKms, create_key::Cmd>(&INFO)
 }
