@@ -95,13 +95,22 @@ impl Session {
                 .build_https()
         };
         let provider_config = ProviderConfig::without_region().with_http_client(http.clone());
-        let imds = imds::Client::builder()
-            .configure(&provider_config)
-            .connect_timeout(IMDS_CONNECT_TIMEOUT)
-            .read_timeout(IMDS_READ_TIMEOUT)
-            .max_attempts(IMDS_ATTEMPTS)
-            .operation_timeout(IMDS_OPERATION_TIMEOUT)
-            .build();
+        // Built once, and only if the Region or the credentials come from a chain that may ask
+        // instance metadata: not with both in the environment (or a key ARN), as in CI.
+        let imds_cell = std::cell::OnceCell::new();
+        let imds_client = || {
+            imds_cell
+                .get_or_init(|| {
+                    imds::Client::builder()
+                        .configure(&provider_config)
+                        .connect_timeout(IMDS_CONNECT_TIMEOUT)
+                        .read_timeout(IMDS_READ_TIMEOUT)
+                        .max_attempts(IMDS_ATTEMPTS)
+                        .operation_timeout(IMDS_OPERATION_TIMEOUT)
+                        .build()
+                })
+                .clone()
+        };
 
         let region = rt.block_on(async {
             tokio::time::timeout(
@@ -111,7 +120,7 @@ impl Session {
                     key,
                     profile.as_ref().map(|(p, _)| p.as_str()),
                     &provider_config,
-                    &imds,
+                    &imds_client,
                 ),
             )
             .await
@@ -122,7 +131,7 @@ impl Session {
         let credentials = rt.block_on(async {
             tokio::time::timeout(
                 ctx.deadline.remaining(),
-                resolve_credentials(&provider_config, &imds, profile.as_ref(), &region),
+                resolve_credentials(&provider_config, &imds_client, profile.as_ref(), &region),
             )
             .await
             .map_err(|_| {
@@ -315,7 +324,7 @@ async fn resolve_region(
     key: Option<&KeyRef>,
     profile: Option<&str>,
     provider_config: &ProviderConfig,
-    imds: &imds::Client,
+    imds: &impl Fn() -> imds::Client,
 ) -> Result<String> {
     if let Some(region) = key.and_then(|k| k.region.clone()) {
         return Ok(region);
@@ -331,7 +340,7 @@ async fn resolve_region(
     let chain = RegionProviderChain::first_try(profile_region.build()).or_else(
         aws_config::imds::region::ImdsRegionProvider::builder()
             .configure(provider_config)
-            .imds_client(imds.clone())
+            .imds_client(imds())
             .build(),
     );
     match chain.region().await {
@@ -348,7 +357,7 @@ async fn resolve_region(
 /// in the environment without a profile are taken as they are.
 async fn resolve_credentials(
     provider_config: &ProviderConfig,
-    imds: &imds::Client,
+    imds: &impl Fn() -> imds::Client,
     profile: Option<&(String, String)>,
     region: &str,
 ) -> Result<Credentials> {
@@ -364,7 +373,7 @@ async fn resolve_credentials(
     }
     let mut builder = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .configure(provider_config.clone())
-        .imds_client(imds.clone())
+        .imds_client(imds())
         .region(Region::new(region.to_owned()));
     if let Some((p, _)) = profile {
         builder = builder.profile_name(p);
