@@ -26,7 +26,8 @@ command -v pcscd >/dev/null || need+=(pcscd)
 [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
 ls /usr/lib/*/libykcs11.so.2 >/dev/null 2>&1 || need+=(ykcs11)
 command -v yubico-piv-tool >/dev/null || need+=(yubico-piv-tool)
-# notation-yubikey talks PC/SC through libpcsclite (the pcsc crate links it; pkg-config finds it).
+# notation-yubikey talks PC/SC through libpcsclite (the pcsc crate's build finds it with pkg-config;
+# the plugin loads it at its first PC/SC call).
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
 # The static (musl) release builds of the remote plugins: ring's C code needs musl-gcc.

@@ -868,3 +868,54 @@ fn generate_key_with_the_pin_protected_management_key() {
     );
     assert_eq!(card.pin_retries(), 3);
 }
+
+/// libpcsclite is loaded on the first PC/SC call, not by the dynamic loader at every start:
+/// the binary does not list it, get-plugin-metadata answers without it, and a libpcsclite that
+/// cannot be loaded (here an empty file first on `LD_LIBRARY_PATH`) is named in the JSON error
+/// of the command that needed it, where the dynamic loader used to stop the plugin with a line
+/// notation cannot parse. No card is needed.
+#[test]
+fn libpcsclite_is_loaded_at_first_use_and_named_when_it_cannot_be() {
+    let exe = plugin_binary("yubikey");
+    let dynamic = Command::new("readelf")
+        .arg("--dynamic")
+        .arg(&exe)
+        .output()
+        .expect("readelf (binutils) is installed");
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        needed.iter().any(|l| l.contains("libc.so")),
+        "readelf should list libc among {needed:?}"
+    );
+    assert!(
+        !needed.iter().any(|l| l.contains("pcsclite")),
+        "{} still needs libpcsclite at start: {needed:?}",
+        exe.display()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("libpcsclite.so.1"), b"").unwrap();
+    let plugin = PluginClient::new(&exe)
+        .with_env("LD_LIBRARY_PATH", dir.path().to_string_lossy().into_owned());
+    let metadata = plugin.get_metadata(None).expect("run the plugin");
+    assert!(metadata.succeeded(), "{}", metadata.stderr_text());
+    let inv = plugin
+        .describe_key("yubikey:slot=9c", None)
+        .expect("run the plugin");
+    let err = assert_error(
+        &inv,
+        "ERROR",
+        &[
+            "cannot load libpcsclite.so.1, the PC/SC client library",
+            "apt install",
+        ],
+    );
+    assert!(
+        err.error_message
+            .contains(&dir.path().to_string_lossy().into_owned())
+            || err.error_message.contains("file too short"),
+        "the loader's reason should be given: {}",
+        err.error_message
+    );
+}

@@ -127,12 +127,13 @@ pub fn describe(e: Error, doing: &str) -> PluginError {
         other => return PluginError::generic(format!("{doing}: the YubiKey answered: {other}")),
     };
     let message = match inner {
-        Some(P::NoService | P::ServiceStopped) => {
-            "cannot reach pcscd, the PC/SC daemon: is it installed and running (apt install \
-             pcscd; systemctl start pcscd.socket)? In a container, mount the host's \
-             /run/pcscd/pcscd.comm"
-                .to_owned()
-        }
+        Some(P::NoService | P::ServiceStopped) => match pcsc_library_missing() {
+            Some(why) => why,
+            None => "cannot reach pcscd, the PC/SC daemon: is it installed and running (apt \
+                     install pcscd; systemctl start pcscd.socket)? In a container, mount the \
+                     host's /run/pcscd/pcscd.comm"
+                .to_owned(),
+        },
         Some(P::NoReadersAvailable) => format!("no smart-card reader: {PLUG_IN}"),
         Some(P::SharingViolation) => format!("the YubiKey is {HELD}"),
         Some(P::RemovedCard | P::NoSmartcard | P::ReaderUnavailable | P::UnknownReader) => {
@@ -150,6 +151,20 @@ pub fn describe(e: Error, doing: &str) -> PluginError {
         None => "PC/SC error".to_owned(),
     };
     PluginError::generic(format!("{doing}: {message}"))
+}
+
+/// Why the PC/SC client library could not be loaded, if that is why PC/SC answered "no
+/// service".
+fn pcsc_library_missing() -> Option<String> {
+    #[cfg(target_os = "linux")]
+    if let Some(why) = crate::pcsc_lib::load_error() {
+        return Some(format!(
+            "cannot load {}, the PC/SC client library ({why}): install it with pcscd (apt \
+             install pcscd libpcsclite1; dnf install pcsc-lite pcsc-lite-libs)",
+            crate::pcsc_lib::LIBRARY
+        ));
+    }
+    None
 }
 
 /// Whether a card is in `reader` now, through a fresh PC/SC connection let go without a reset:

@@ -15,6 +15,8 @@ mod backend;
 mod commands;
 mod device;
 mod metadata;
+#[cfg(target_os = "linux")]
+mod pcsc_lib;
 mod pin;
 mod slot;
 mod tty;
