@@ -89,11 +89,14 @@ fn watch_signals() {
 ///
 /// On Linux with glibc it is the C `main` itself (with `#![no_main]`, which the crate must
 /// declare as above): std's own start-up, which reads `/proc/self/maps` and maps a signal
-/// stack for the stack-overflow message, is 0.1 ms of every invocation there, about 15% of
-/// starting `/bin/true` (`scripts/bench.sh`). Nothing else is lost: std reads the arguments
-/// on glibc without it, and the runner ignores SIGPIPE itself ([`run_with`]). `#[no_mangle]`
-/// is why the crate denies rather than forbids `unsafe_code`; the macro allows it for this
-/// one item. Elsewhere, and in unit tests, it is a plain `fn main`.
+/// stack for the stack-overflow message, is 0.1 ms of every invocation there, about 13% of
+/// starting `/bin/true` (`scripts/bench.sh`). What it gave that a plugin needs is kept: std
+/// reads the arguments on glibc without it, and the runner ignores SIGPIPE itself
+/// ([`run_with`]). What is not kept: the "has overflowed its stack" line (an overflow still
+/// ends the process, by SIGSEGV), and opening `/dev/null` on a standard stream the parent
+/// closed (the runner then reports that it cannot set up its streams). `#[no_mangle]` is why
+/// the crate denies rather than forbids `unsafe_code`; the macro allows it for this one item.
+/// Elsewhere, and in unit tests, it is a plain `fn main`.
 #[macro_export]
 macro_rules! main {
     ($($body:tt)*) => {
