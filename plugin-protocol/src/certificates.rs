@@ -7,7 +7,6 @@
 //! (ECDSA with its hash, or RSASSA-PSS with salt = hash length), never SHA-1.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use clap::Subcommand;
@@ -422,61 +421,7 @@ enum Kind {
 }
 
 fn parse_dn(s: &str) -> Result<Name> {
-    Name::from_str(s).map_err(|e| {
-        let why = dn_mistake(s).unwrap_or_else(|| e.to_string());
-        PluginError::validation(format!(
-            "'{s}' is not a distinguished name: {why}; write it as TYPE=VALUE pairs separated by \
-             commas, e.g. \"CN=release signer,O=Example,ST=Washington,C=US\" (escape a comma \
-             inside a value as \\,)"
-        ))
-    })
-}
-
-/// What is wrong with a subject x509-cert refuses, in the user's terms (its own error says only
-/// "operation failed").
-fn dn_mistake(s: &str) -> Option<String> {
-    if s.trim().is_empty() {
-        return Some("it is empty".into());
-    }
-    for rdn in split_unescaped(s, ',') {
-        if rdn.trim().is_empty() {
-            return Some("it has an empty part (two commas in a row, or one at an end)".into());
-        }
-        for atv in split_unescaped(rdn, '+') {
-            let Some((ty, _)) = atv.split_once('=') else {
-                return Some(format!("'{}' has no '='", atv.trim()));
-            };
-            let ty = ty.trim();
-            let known = const_oid::db::DB.by_name(ty).is_some()
-                || const_oid::ObjectIdentifier::new(ty).is_ok();
-            if ty.is_empty() || !known {
-                return Some(format!(
-                    "'{ty}' is not an attribute type (use CN, O, OU, L, ST, C, STREET, DC, UID, \
-                     serialNumber or a dotted OID)"
-                ));
-            }
-        }
-    }
-    None
-}
-
-/// Splits on `sep` where it is not escaped by a backslash.
-fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut escaped) = (0, false);
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            c if c == sep => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&s[start..]);
-    parts
+    crate::dn::parse_subject(s)
 }
 
 /// A leaf's subject: parsed, with a warning on stderr when notation cannot pin it.

@@ -137,7 +137,7 @@ impl Certificate {
 }
 
 fn name_string(name: &x509_cert::name::Name) -> String {
-    let s = name.to_string();
+    let s = crate::dn::to_string(name);
     if s.is_empty() {
         "(empty subject)".to_owned()
     } else {

@@ -151,6 +151,7 @@ pub(crate) fn pinnable(name: &Name) -> Result<PinnableSubject, IdentityProblem> 
 /// cannot pin, or `None` when it can.
 pub fn leaf_subject_warning(name: &Name) -> Option<String> {
     let problem = pinnable(name).err()?;
+    let name = crate::dn::to_string(name);
     Some(format!(
         "warning: the leaf subject '{name}' cannot be pinned by a notation trust policy: {problem}. \
          notation will verify its signatures only under trustedIdentities [\"*\"] (any identity \

@@ -45,6 +45,7 @@ mod command_key;
 pub mod config;
 pub mod contract;
 mod deadline;
+pub mod dn;
 pub mod error;
 pub mod identity;
 mod key_reference;

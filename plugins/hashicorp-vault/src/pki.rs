@@ -7,7 +7,6 @@
 //! `set-certificate` (PEM blocks separated by newlines).
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::Subcommand;
 use der::EncodePem;
@@ -71,12 +70,7 @@ fn run(args: Args) -> Result<()> {
     if let Some(role) = &args.pki_role {
         transit::check_mount(role, "--pki-role")?;
     }
-    let subject = Name::from_str(&args.subject).map_err(|e| {
-        PluginError::validation(format!(
-            "--subject '{}' is not a distinguished name (e.g. \"CN=release signer,O=Example,ST=Washington,C=US\"): {e}",
-            args.subject
-        ))
-    })?;
+    let subject = plugin_protocol::dn::parse_subject(&args.subject)?;
     if let Some(warning) = plugin_protocol::identity::leaf_subject_warning(&subject) {
         eprintln!("{warning}");
     }
