@@ -122,8 +122,10 @@ macro_rules! main {
 /// is then an error the plugin reports, not a silent death by SIGPIPE. std's start-up ignores
 /// SIGPIPE; a [`main!`] entry on glibc skips that start-up, so the runner does it for every
 /// command but get-plugin-metadata (nothing but the answer to write), `--help` and `--version`
-/// (where SIGPIPE ends `| head` quietly, as for any command-line tool).
+/// (where SIGPIPE ends `| head` quietly, as for any command-line tool). Elsewhere std's
+/// start-up has run, and this does nothing.
 fn ignore_sigpipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     let _ = signal_hook::flag::register(
         signal_hook::consts::SIGPIPE,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
