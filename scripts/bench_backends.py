@@ -69,7 +69,7 @@ def paired(plugin_cmds, stdin, env, floor_cmd, runs):
     return [statistics.median(t) for t in mine], statistics.median(floor)
 
 
-def until_first_connect(cmd, stdin, env, work, runs=5):
+def until_first_connect(cmd, stdin, env, work, runs=15):
     """Median ms from the plugin's execve to its first TCP connect (its local work before the
     first request), read from strace's timestamps (only execve and connect are traced, through
     seccomp-bpf, so the rest runs untraced); "-" when it makes no TCP connection."""
