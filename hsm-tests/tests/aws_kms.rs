@@ -186,6 +186,29 @@ fn service_specific_endpoint_variable_is_honoured() {
     assert!(inv.succeeded(), "{}", inv.stderr_text());
 }
 
+/// A FIPS or dual-stack endpoint with a configured endpoint URL: the SDK's endpoint rules refuse
+/// the pair; the plugin says so before any request, as a configuration mistake (it came as a
+/// transport failure, retried five times).
+#[test]
+fn fips_or_dual_stack_with_an_endpoint_url_is_refused_naming_both() {
+    let (key_id, _) = signing_key("ECC_NIST_P256");
+    for (variable, variant) in [
+        ("AWS_USE_FIPS_ENDPOINT", "a FIPS endpoint"),
+        ("AWS_USE_DUALSTACK_ENDPOINT", "a dual-stack endpoint"),
+    ] {
+        let env = env_with(&[(variable, "true")]);
+        let inv = describe(&key_id, &[], &env);
+        assert_error(
+            &inv,
+            "VALIDATION_ERROR",
+            &[variant, variable, "the KMS endpoint is set to", ENDPOINT],
+        );
+        let off = env_with(&[(variable, "false")]);
+        let inv = describe(&key_id, &[], &off);
+        assert!(inv.succeeded(), "{variable}=false: {}", inv.stderr_text());
+    }
+}
+
 #[test]
 fn no_region_says_where_to_set_it() {
     let env = env_with(&[("AWS_REGION", "")]);

@@ -160,6 +160,9 @@ impl Session {
             loader = loader.profile_name(p);
         }
         let sdk = rt.block_on(loader.load());
+        if let Some(url) = &kms_endpoint_override {
+            refuse_variants_of_a_fixed_endpoint(&sdk, "KMS", url)?;
+        }
         let kms_endpoint = kms_endpoint_override
             .clone()
             .unwrap_or_else(|| default_endpoint("kms", &region));
@@ -175,7 +178,9 @@ impl Session {
     pub fn kms(&self) -> aws_sdk_kms::Client {
         let mut b = aws_sdk_kms::config::Builder::from(&self.sdk).interceptor(BoundedBodies);
         if let Some(url) = &self.kms_endpoint_override {
-            b = b.endpoint_url(url);
+            b = b
+                .endpoint_url(url)
+                .endpoint_resolver(FixedEndpoint(url.clone()));
         }
         aws_sdk_kms::Client::from_conf(b.build())
     }
@@ -188,7 +193,10 @@ impl Session {
         let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
         let endpoint = match configured_endpoint(ctx, &SECRETS_ENDPOINT_URL)? {
             Some(url) => {
-                b = b.endpoint_url(&url);
+                refuse_variants_of_a_fixed_endpoint(&self.sdk, "Secrets Manager", &url)?;
+                b = b
+                    .endpoint_url(&url)
+                    .endpoint_resolver(FixedEndpoint(url.clone()));
                 url
             }
             None => default_endpoint("secretsmanager", &self.region),
@@ -305,6 +313,58 @@ fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>>
         "https://kms.us-east-1.amazonaws.com",
     )?;
     Ok(url.map(|(url, _)| url))
+}
+
+/// A configured endpoint URL, as the SDK's endpoint rules return it for KMS and Secrets Manager
+/// (once [`refuse_variants_of_a_fixed_endpoint`] has passed). The rules' own resolver parses the
+/// partitions document and compiles its patterns at its first use: at every start, for an
+/// answer known beforehand.
+#[derive(Debug)]
+struct FixedEndpoint(String);
+
+/// A FIPS or dual-stack endpoint asked for (`AWS_USE_FIPS_ENDPOINT`,
+/// `AWS_USE_DUALSTACK_ENDPOINT`, or the profile's `use_fips_endpoint`, `use_dualstack_endpoint`)
+/// with a configured endpoint URL: the SDK's rules refuse the pair, and this says so before any
+/// request (the SDK's refusal came as a transport failure, retried).
+fn refuse_variants_of_a_fixed_endpoint(sdk: &SdkConfig, service: &str, url: &str) -> Result<()> {
+    let variant = if sdk.use_fips() == Some(true) {
+        "a FIPS endpoint (AWS_USE_FIPS_ENDPOINT or the profile's use_fips_endpoint)"
+    } else if sdk.use_dual_stack() == Some(true) {
+        "a dual-stack endpoint (AWS_USE_DUALSTACK_ENDPOINT or the profile's use_dualstack_endpoint)"
+    } else {
+        return Ok(());
+    };
+    Err(PluginError::validation(format!(
+        "{variant} is asked for, and the {service} endpoint is set to {url}: AWS has no such \
+         variant of a given endpoint; unset one of them (a FIPS or dual-stack endpoint URL can be \
+         set as the endpoint itself)"
+    )))
+}
+
+impl FixedEndpoint {
+    fn endpoint(&self) -> aws_smithy_types::endpoint::Endpoint {
+        aws_smithy_types::endpoint::Endpoint::builder()
+            .url(self.0.clone())
+            .build()
+    }
+}
+
+impl aws_sdk_kms::config::endpoint::ResolveEndpoint for FixedEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _: &'a aws_sdk_kms::config::endpoint::Params,
+    ) -> aws_sdk_kms::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_kms::config::endpoint::EndpointFuture::ready(Ok(self.endpoint()))
+    }
+}
+
+impl aws_sdk_secretsmanager::config::endpoint::ResolveEndpoint for FixedEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _: &'a aws_sdk_secretsmanager::config::endpoint::Params,
+    ) -> aws_sdk_secretsmanager::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_secretsmanager::config::endpoint::EndpointFuture::ready(Ok(self.endpoint()))
+    }
 }
 
 fn default_endpoint(service: &str, region: &str) -> String {
