@@ -877,17 +877,7 @@ fn generate_key_with_the_pin_protected_management_key() {
 #[test]
 fn libpcsclite_is_loaded_at_first_use_and_named_when_it_cannot_be() {
     let exe = plugin_binary("yubikey");
-    let dynamic = Command::new("readelf")
-        .arg("--dynamic")
-        .arg(&exe)
-        .output()
-        .expect("readelf (binutils) is installed");
-    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
-    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
-    assert!(
-        needed.iter().any(|l| l.contains("libc.so")),
-        "readelf should list libc among {needed:?}"
-    );
+    let needed = plugin_protocol::client::needed_libraries(&exe);
     assert!(
         !needed.iter().any(|l| l.contains("pcsclite")),
         "{} still needs libpcsclite at start: {needed:?}",

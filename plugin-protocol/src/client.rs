@@ -196,6 +196,29 @@ impl PluginClient {
     }
 }
 
+/// The shared libraries an ELF program asks the dynamic loader for at start (its `NEEDED`
+/// entries, read with binutils' `readelf`), e.g. `["libc.so.6"]`. Panics when `readelf` cannot
+/// run or lists none (every dynamic program needs libc), so that a test cannot pass on an
+/// empty list.
+pub fn needed_libraries(exe: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("readelf")
+        .arg("--dynamic")
+        .arg(exe)
+        .output()
+        .expect("readelf (binutils) is installed");
+    let needed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_owned()))
+        .collect();
+    assert!(
+        needed.iter().any(|l| l.starts_with("libc.so")),
+        "readelf should list libc among what {} needs: {needed:?}",
+        exe.display()
+    );
+    needed
+}
+
 /// Path of a binary (or example) of this workspace, built first with the same cargo, profile
 /// and target directory as the running test. For tests that drive real plugin executables.
 ///

@@ -516,17 +516,7 @@ fn a_closed_pipe_is_an_exit_1_not_a_death_by_sigpipe() {
 #[test]
 fn the_unwinder_is_linked_in_not_loaded() {
     let exe = plugin_protocol::client::cargo_binary("plugin-protocol", "notation-softkey", true);
-    let out = std::process::Command::new("readelf")
-        .arg("--dynamic")
-        .arg(&exe)
-        .output()
-        .expect("readelf (binutils) is installed");
-    let dynamic = String::from_utf8_lossy(&out.stdout);
-    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
-    assert!(
-        needed.iter().any(|l| l.contains("libc.so")),
-        "readelf should list libc among {needed:?}"
-    );
+    let needed = plugin_protocol::client::needed_libraries(&exe);
     assert!(
         !needed.iter().any(|l| l.contains("libgcc_s")),
         "{} loads libgcc_s: {needed:?}",
