@@ -3,11 +3,12 @@
 //!
 //! x509-cert's own string forms (`Name::from_str`, `Display`) give the same results, but they
 //! name attribute types through const-oid's database of some 1,100 OIDs: a table of pointers
-//! that every plugin would relocate at each of its three starts per signature (2,260 of
-//! notation-pkcs11's 3,820 start-up relocations, 7 pages written, 0.02 ms of every launch;
+//! that every plugin would relocate at each of its three starts per signature (2,156 of
+//! notation-pkcs11's 3,804 start-up relocations, 7 pages written, 0.02 ms of every launch;
 //! `scripts/bench.sh`). This module knows the attribute types that appear in certificate
 //! subjects, and is held to x509-cert's parser and printer by `tests/dn.rs`: the same text gives
-//! the same DER, and the same DER the same text.
+//! the same DER, and the same DER the same text. A type it does not name (x509-cert names 1,100)
+//! is shown as its OID and DER in hex, as x509-cert shows a type it does not know either.
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, Ia5StringRef, PrintableStringRef, SetOfVec, TeletexStringRef, Utf8StringRef};
