@@ -312,7 +312,7 @@ pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Re
             let cert = issue(
                 &mut k,
                 None,
-                parse_dn(&subject)?,
+                crate::dn::parse_subject(&subject)?,
                 &public,
                 days,
                 Kind::Ca(path_len),
@@ -376,7 +376,7 @@ pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Re
                 )),
             };
             let subject = match (subject, csr_subject) {
-                (Some(s), _) => parse_dn(&s)?,
+                (Some(s), _) => crate::dn::parse_subject(&s)?,
                 (None, Some(s)) => s,
                 (None, None) => {
                     return Err(PluginError::validation(
@@ -420,13 +420,9 @@ enum Kind {
     Ca(Option<u8>),
 }
 
-fn parse_dn(s: &str) -> Result<Name> {
-    crate::dn::parse_subject(s)
-}
-
 /// A leaf's subject: parsed, with a warning on stderr when notation cannot pin it.
 fn parse_leaf_dn(s: &str) -> Result<Name> {
-    let name = parse_dn(s)?;
+    let name = crate::dn::parse_subject(s)?;
     warn_leaf_subject(&name);
     Ok(name)
 }

@@ -21,50 +21,58 @@ use crate::error::{PluginError, Result};
 /// The attribute types known by name: the OID, the name a message shows (the shortest of
 /// const-oid's names, upper-cased, as x509-cert prints it), and the names accepted when parsing
 /// (ASCII case ignored, as const-oid compares them).
-const ATTRIBUTES: &[(&str, &str, &[&str])] = &[
-    ("2.5.4.3", "CN", &["cn", "commonName"]),
-    ("2.5.4.4", "SN", &["sn", "surname"]),
-    ("2.5.4.5", "SERIALNUMBER", &["serialNumber"]),
-    ("2.5.4.6", "C", &["c", "countryName"]),
-    ("2.5.4.7", "L", &["l", "localityName"]),
-    ("2.5.4.8", "ST", &["st", "stateOrProvinceName"]),
-    ("2.5.4.9", "STREET", &["street", "streetAddress"]),
-    ("2.5.4.10", "O", &["o", "organizationName"]),
-    ("2.5.4.11", "OU", &["ou", "organizationalUnitName"]),
-    ("2.5.4.12", "TITLE", &["title"]),
-    ("2.5.4.17", "POSTALCODE", &["postalCode"]),
-    ("2.5.4.41", "NAME", &["name"]),
-    ("2.5.4.42", "GIVENNAME", &["givenName"]),
-    ("2.5.4.43", "INITIALS", &["initials"]),
-    ("2.5.4.44", "GENERATIONQUALIFIER", &["generationQualifier"]),
-    ("2.5.4.46", "DNQUALIFIER", &["dnQualifier"]),
-    ("2.5.4.65", "PSEUDONYM", &["pseudonym"]),
-    ("0.9.2342.19200300.100.1.1", "UID", &["uid", "userId"]),
+const ATTRIBUTES: &[(ObjectIdentifier, &str, &[&str])] = &[
+    (oid("2.5.4.3"), "CN", &["cn", "commonName"]),
+    (oid("2.5.4.4"), "SN", &["sn", "surname"]),
+    (SERIAL_NUMBER, "SERIALNUMBER", &["serialNumber"]),
+    (COUNTRY_NAME, "C", &["c", "countryName"]),
+    (oid("2.5.4.7"), "L", &["l", "localityName"]),
+    (oid("2.5.4.8"), "ST", &["st", "stateOrProvinceName"]),
+    (oid("2.5.4.9"), "STREET", &["street", "streetAddress"]),
+    (oid("2.5.4.10"), "O", &["o", "organizationName"]),
+    (oid("2.5.4.11"), "OU", &["ou", "organizationalUnitName"]),
+    (oid("2.5.4.12"), "TITLE", &["title"]),
+    (oid("2.5.4.17"), "POSTALCODE", &["postalCode"]),
+    (oid("2.5.4.41"), "NAME", &["name"]),
+    (oid("2.5.4.42"), "GIVENNAME", &["givenName"]),
+    (oid("2.5.4.43"), "INITIALS", &["initials"]),
     (
-        "0.9.2342.19200300.100.1.25",
-        "DC",
-        &["dc", "domainComponent"],
+        oid("2.5.4.44"),
+        "GENERATIONQUALIFIER",
+        &["generationQualifier"],
     ),
-    ("1.2.840.113549.1.9.1", "EMAIL", &["email", "emailAddress"]),
+    (oid("2.5.4.46"), "DNQUALIFIER", &["dnQualifier"]),
+    (oid("2.5.4.65"), "PSEUDONYM", &["pseudonym"]),
+    (oid("0.9.2342.19200300.100.1.1"), "UID", &["uid", "userId"]),
+    (DOMAIN_COMPONENT, "DC", &["dc", "domainComponent"]),
+    (
+        oid("1.2.840.113549.1.9.1"),
+        "EMAIL",
+        &["email", "emailAddress"],
+    ),
 ];
 
-const COUNTRY_NAME: &str = "2.5.4.6";
-const SERIAL_NUMBER: &str = "2.5.4.5";
-const DOMAIN_COMPONENT: &str = "0.9.2342.19200300.100.1.25";
+const COUNTRY_NAME: ObjectIdentifier = oid("2.5.4.6");
+const SERIAL_NUMBER: ObjectIdentifier = oid("2.5.4.5");
+const DOMAIN_COMPONENT: ObjectIdentifier = oid("0.9.2342.19200300.100.1.25");
+
+const fn oid(dotted: &str) -> ObjectIdentifier {
+    ObjectIdentifier::new_unwrap(dotted)
+}
 
 /// The OID of an attribute type written as a known name or as a dotted OID.
 pub fn attribute_type(name: &str) -> Option<ObjectIdentifier> {
     ATTRIBUTES
         .iter()
         .find(|(_, _, names)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-        .map(|(oid, _, _)| ObjectIdentifier::new_unwrap(oid))
+        .map(|(oid, _, _)| *oid)
         .or_else(|| ObjectIdentifier::new(name).ok())
 }
 
 fn display_name(oid: &ObjectIdentifier) -> Option<&'static str> {
     ATTRIBUTES
         .iter()
-        .find(|(o, _, _)| ObjectIdentifier::new_unwrap(o) == *oid)
+        .find(|(o, _, _)| o == oid)
         .map(|(_, shown, _)| *shown)
 }
 
@@ -121,7 +129,7 @@ fn parse_attribute(s: &str) -> std::result::Result<AttributeTypeAndValue, String
             .and_then(|der| Any::from_der(&der).ok())
             .ok_or_else(|| format!("the value of {key} is not hex-encoded DER after '#'"))?,
         None => {
-            let tag = match oid.to_string().as_str() {
+            let tag = match oid {
                 COUNTRY_NAME | SERIAL_NUMBER => Tag::PrintableString,
                 DOMAIN_COMPONENT => Tag::Ia5String,
                 _ => Tag::Utf8String,

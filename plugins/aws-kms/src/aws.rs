@@ -322,25 +322,6 @@ fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>>
 #[derive(Debug)]
 struct FixedEndpoint(String);
 
-/// A FIPS or dual-stack endpoint asked for (`AWS_USE_FIPS_ENDPOINT`,
-/// `AWS_USE_DUALSTACK_ENDPOINT`, or the profile's `use_fips_endpoint`, `use_dualstack_endpoint`)
-/// with a configured endpoint URL: the SDK's rules refuse the pair, and this says so before any
-/// request (the SDK's refusal came as a transport failure, retried).
-fn refuse_variants_of_a_fixed_endpoint(sdk: &SdkConfig, service: &str, url: &str) -> Result<()> {
-    let variant = if sdk.use_fips() == Some(true) {
-        "a FIPS endpoint (AWS_USE_FIPS_ENDPOINT or the profile's use_fips_endpoint)"
-    } else if sdk.use_dual_stack() == Some(true) {
-        "a dual-stack endpoint (AWS_USE_DUALSTACK_ENDPOINT or the profile's use_dualstack_endpoint)"
-    } else {
-        return Ok(());
-    };
-    Err(PluginError::validation(format!(
-        "{variant} is asked for, and the {service} endpoint is set to {url}: AWS has no such \
-         variant of a given endpoint; unset one of them (a FIPS or dual-stack endpoint URL can be \
-         set as the endpoint itself)"
-    )))
-}
-
 impl FixedEndpoint {
     fn endpoint(&self) -> aws_smithy_types::endpoint::Endpoint {
         aws_smithy_types::endpoint::Endpoint::builder()
@@ -365,6 +346,25 @@ impl aws_sdk_secretsmanager::config::endpoint::ResolveEndpoint for FixedEndpoint
     ) -> aws_sdk_secretsmanager::config::endpoint::EndpointFuture<'a> {
         aws_sdk_secretsmanager::config::endpoint::EndpointFuture::ready(Ok(self.endpoint()))
     }
+}
+
+/// A FIPS or dual-stack endpoint asked for (`AWS_USE_FIPS_ENDPOINT`,
+/// `AWS_USE_DUALSTACK_ENDPOINT`, or the profile's `use_fips_endpoint`, `use_dualstack_endpoint`)
+/// with a configured endpoint URL: the SDK's rules refuse the pair, and this says so before any
+/// request (the SDK's refusal came as a transport failure, retried).
+fn refuse_variants_of_a_fixed_endpoint(sdk: &SdkConfig, service: &str, url: &str) -> Result<()> {
+    let variant = if sdk.use_fips() == Some(true) {
+        "a FIPS endpoint (AWS_USE_FIPS_ENDPOINT or the profile's use_fips_endpoint)"
+    } else if sdk.use_dual_stack() == Some(true) {
+        "a dual-stack endpoint (AWS_USE_DUALSTACK_ENDPOINT or the profile's use_dualstack_endpoint)"
+    } else {
+        return Ok(());
+    };
+    Err(PluginError::validation(format!(
+        "{variant} is asked for, and the {service} endpoint is set to {url}: AWS has no such \
+         variant of a given endpoint; unset one of them (a FIPS or dual-stack endpoint URL can be \
+         set as the endpoint itself)"
+    )))
 }
 
 fn default_endpoint(service: &str, region: &str) -> String {
