@@ -158,8 +158,8 @@ impl SoftKey {
 }
 
 /// The [`Backend`] of the softkey test plugin (`examples/notation-softkey.rs`); key ids
-/// `test:panic`, `test:print` and `test:hang` exercise the runner's panic, stdio and signal
-/// handling.
+/// `test:panic`, `test:print`, `test:hang` and `test:backtrace` exercise the runner's panic,
+/// stdio, signal and backtrace handling.
 pub struct SoftKeyBackend;
 
 impl Backend for SoftKeyBackend {
@@ -175,6 +175,13 @@ impl Backend for SoftKeyBackend {
             "test:print" => {
                 println!("stray text a library printed on stdout");
                 eprintln!("stray text a library printed on stderr");
+            }
+            // What a library's error type gets from std::backtrace::Backtrace::capture.
+            "test:backtrace" => {
+                let status = std::backtrace::Backtrace::capture().status();
+                return Err(PluginError::generic(format!(
+                    "a library backtrace is {status:?}"
+                )));
             }
             // A backend call that never ends, after opening something a signal must close.
             "test:hang" => {

@@ -212,6 +212,19 @@ fn a_panic_becomes_a_json_error_without_backtrace() {
 }
 
 #[test]
+fn libraries_capture_no_backtrace_even_with_rust_backtrace_set() {
+    // Azure's SDK builds an error (and so a backtrace) for every missing optional header; no
+    // output shows one, so with RUST_BACKTRACE=1 each would be a stack walk for nothing.
+    for (var, value) in [("RUST_BACKTRACE", "1"), ("RUST_LIB_BACKTRACE", "1")] {
+        let inv = softkey_plugin()
+            .with_env(var, value)
+            .describe_key("test:backtrace", None)
+            .unwrap();
+        assert_error(&inv, ErrorCode::Generic, "a library backtrace is Disabled");
+    }
+}
+
+#[test]
 fn library_output_never_reaches_stdout_or_the_error() {
     let inv = softkey_plugin().describe_key("test:print", None).unwrap();
     // The key id is not a file, so this fails; what the "library" printed must be nowhere.
