@@ -513,6 +513,46 @@ fn metadata_server_absent_fails_fast() {
     }
 }
 
+/// Google's clients read the system trust store as they are built, even for a plain-HTTP
+/// endpoint. An invocation that can make no TLS connection (Cloud KMS and Secret Manager at the
+/// emulator's http:// endpoint, a service account's self-signed JWT) reads a store of one
+/// placeholder instead, so even a trust store that does not exist is nothing to it; credentials
+/// that exchange tokens over HTTPS (gcloud's authorized_user) still read the real one.
+#[test]
+fn an_invocation_without_tls_reads_no_trust_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (version, chain) = ready_key(dir.path());
+    let missing = dir.path().join("no-such-ca-bundle.pem");
+    let missing = missing.to_str().unwrap();
+    let no_store = env_with(&[("SSL_CERT_FILE", missing), ("SSL_CERT_DIR", missing)]);
+    let inv = describe(&version, &[], &no_store);
+    assert!(inv.succeeded(), "describe-key: {}", inv.stderr_text());
+    let secret = create_secret(&std::fs::read_to_string(&chain).unwrap());
+    let key = version.split("/cryptoKeyVersions/").next().unwrap();
+    let inv = sign(
+        &format!("gcpkms://{key}"),
+        KeySpec::Ec256,
+        &[("certificate_chain_secret", &secret)],
+        &no_store,
+    );
+    assert!(inv.succeeded(), "generate-signature: {}", inv.stderr_text());
+
+    let user = env_with(&[
+        ("SSL_CERT_FILE", missing),
+        ("SSL_CERT_DIR", missing),
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &st("GCPKMS_EMULATOR_AUTHORIZED_USER"),
+        ),
+    ]);
+    let inv = describe(&version, &[], &user);
+    assert!(
+        !inv.succeeded() && inv.stderr_text().contains("No CA certificates were loaded"),
+        "authorized_user with no trust store: {}",
+        inv.stderr_text()
+    );
+}
+
 /// (An endpoint that is down: the contract suite.)
 #[test]
 fn a_plain_http_endpoint_must_be_loopback() {

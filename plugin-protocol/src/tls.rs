@@ -354,6 +354,53 @@ pub fn name_the_system_bundle() {
     }
 }
 
+/// The one certificate of [`trust_nothing_for_plain_http`]'s trust store: self-signed, its private
+/// key destroyed the moment it was made (2026-12-01), expired a day later. No one can present a
+/// chain to it, so trusting it trusts no server.
+const NO_TLS_PLACEHOLDER: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIB0jCCAXegAwIBAgIUJKJab+f6yyjVBOugnNKXhMcSRH8wCgYIKoZIzj0EAwIw\n\
+PjE8MDoGA1UEAwwzbm90YXRpb24tcGx1Z2lucyBuby1UTFMgcGxhY2Vob2xkZXIg\n\
+KGtleSBkaXNjYXJkZWQpMB4XDTI2MTIwMTIyMTgyMloXDTI2MTIwMjIyMTgyMlow\n\
+PjE8MDoGA1UEAwwzbm90YXRpb24tcGx1Z2lucyBuby1UTFMgcGxhY2Vob2xkZXIg\n\
+KGtleSBkaXNjYXJkZWQpMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEhAPlKKqp\n\
+gtj38OfOyGPzRGIVKxoY2uiK0kwylZkUQQcqNyJja4UhjC2EN6fUjgqmxY0Y+hQm\n\
+Nb2TLWRuSq+ON6NTMFEwHQYDVR0OBBYEFMh7TsUZmQrGXQ+1wWV94OBgCYFUMB8G\n\
+A1UdIwQYMBaAFMh7TsUZmQrGXQ+1wWV94OBgCYFUMA8GA1UdEwEB/wQFMAMBAf8w\n\
+CgYIKoZIzj0EAwIDSQAwRgIhAKYrgtTcOu9HVlol/ZqIShv8ztWrvhhNR5z0w4OW\n\
+yF/hAiEAqV6RWBJUkvg7tiPeBI2em7xmcZ+DfWwwm8dc4WWFF+I=\n\
+-----END CERTIFICATE-----\n";
+
+/// For an SDK that reads the system trust store itself whenever it builds an HTTP client, even
+/// one that will only ever speak plain HTTP (Google's clients: rustls-platform-verifier reads it
+/// as the client is built, and refuses an empty one): names in `SSL_CERT_FILE` an in-memory file
+/// holding one certificate that anchors nothing ([`NO_TLS_PLACEHOLDER`]), and unsets
+/// `SSL_CERT_DIR`, so that building the client parses 700 bytes instead of the system's bundle
+/// (220 kB, about 150 certificates). Only for an invocation that makes no TLS connection at all:
+/// a TLS handshake after this fails as an unknown issuer. It changes the process's environment:
+/// call it before the async runtime's threads start (the runner's signal thread reads none).
+/// Returns whether it did; without memfd or `/proc` it leaves everything as it was.
+pub fn trust_nothing_for_plain_http() -> bool {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let Ok(fd) = rustix::fs::memfd_create("notation-no-tls", rustix::fs::MemfdFlags::CLOEXEC)
+    else {
+        return false;
+    };
+    let mut file = std::fs::File::from(fd);
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    if file.write_all(NO_TLS_PLACEHOLDER.as_bytes()).is_err()
+        || !std::fs::metadata(&path).is_ok_and(|m| m.len() == NO_TLS_PLACEHOLDER.len() as u64)
+    {
+        return false;
+    }
+    // Open for the rest of the process: the SDK opens the path whenever it builds a client.
+    let _ = file.into_raw_fd();
+    std::env::set_var("SSL_CERT_FILE", path);
+    std::env::remove_var("SSL_CERT_DIR");
+    true
+}
+
 /// Why a certificate directory's files cannot be listed.
 enum DirectoryProblem {
     /// The directory cannot be read.

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use plugin_protocol::bounded::check_trust_store_env;
 use plugin_protocol::ErrorCode;
+use x509_cert::der::Decode;
 
 #[test]
 fn a_trust_store_that_would_block_is_refused_by_name() {
@@ -101,4 +102,20 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     // /dev/null (no roots at all) ends at once: the TLS stack's to report.
     std::env::set_var("SSL_CERT_FILE", "/dev/null");
     check_trust_store_env().expect("/dev/null passes");
+
+    // For an invocation that makes no TLS connection: one placeholder certificate, held in
+    // memory, whatever the user named; no directory.
+    std::env::set_var("SSL_CERT_DIR", &certs);
+    assert!(plugin_protocol::tls::trust_nothing_for_plain_http());
+    assert_eq!(std::env::var_os("SSL_CERT_DIR"), None);
+    let store = std::path::PathBuf::from(std::env::var_os("SSL_CERT_FILE").unwrap());
+    assert!(store.starts_with("/proc/self/fd"), "{}", store.display());
+    check_trust_store_env().expect("the placeholder passes");
+    let roots = plugin_protocol::tls::system_roots().unwrap();
+    assert_eq!(roots.certificates.len(), 1);
+    let placeholder = x509_cert::Certificate::from_der(&roots.certificates[0]).unwrap();
+    assert_eq!(
+        plugin_protocol::dn::to_string(&placeholder.tbs_certificate.subject),
+        "CN=notation-plugins no-TLS placeholder (key discarded)"
+    );
 }

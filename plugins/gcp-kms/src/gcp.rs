@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{CREDENTIALS_FILE, ENDPOINT, QUOTA_PROJECT, SECRET_MANAGER_ENDPOINT};
+use crate::{
+    CERTIFICATE_CHAIN_SECRET, CREDENTIALS_FILE, ENDPOINT, QUOTA_PROJECT, SECRET_MANAGER_ENDPOINT,
+};
 use google_cloud_auth::credentials::{
     external_account, impersonated, mds, service_account, user_account, CacheableResource,
     Credentials, CredentialsProvider,
@@ -29,6 +31,7 @@ use plugin_protocol::error::error_chain;
 pub use plugin_protocol::remote::Call;
 use plugin_protocol::remote::{map_failure, Class, RemoteFailure, Transport};
 use plugin_protocol::{ConfigKey, Context, Deadline, PluginError, Result, Retry};
+use serde_json::Value;
 
 /// What to tell a user without credentials.
 pub const CREDENTIALS_HELP: &str = "set GOOGLE_APPLICATION_CREDENTIALS (or pluginConfig \
@@ -157,7 +160,13 @@ macro_rules! configure {
 impl Session {
     /// Creates the runtime, the credentials and the KMS client. No network call is made.
     pub fn open(ctx: &Context) -> Result<Self> {
-        // Google's client reads the system trust store even for a plain-HTTP endpoint.
+        let (credentials_file, credential_source) = find_credentials(ctx)?;
+        let endpoint_override = endpoint(ctx, &ENDPOINT)?;
+        // Google's clients read the system trust store even for a plain-HTTP endpoint: where
+        // no TLS connection can follow, they read a store of one certificate instead.
+        if makes_no_tls_connection(ctx, endpoint_override.as_deref(), &credentials_file)? {
+            plugin_protocol::tls::trust_nothing_for_plain_http();
+        }
         plugin_protocol::bounded::check_trust_store_env()?;
         // Two workers: Google's token cache refreshes on a task of its own, and the deadline's
         // timer must fire even while that task waits on an unresponsive metadata server.
@@ -171,8 +180,7 @@ impl Session {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // The credentials' token cache spawns on the runtime: keep it entered while building.
         let guard = rt.enter();
-        let (credentials, credential_source) = credentials(ctx)?;
-        let endpoint_override = endpoint(ctx, &ENDPOINT)?;
+        let credentials = credentials(ctx, credentials_file, &credential_source)?;
         let endpoint = endpoint_override
             .clone()
             .unwrap_or_else(|| "https://cloudkms.googleapis.com".to_owned());
@@ -321,14 +329,12 @@ fn endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>> {
     Ok(url.map(|(url, _)| url))
 }
 
-/// Application Default Credentials, as Google's libraries find them (AIP-4110): the file named
-/// by pluginConfig credentials_file or GOOGLE_APPLICATION_CREDENTIALS, else gcloud's
-/// application-default file, else the metadata server. The files are read here, bounded, so a
-/// wrong path is named; the metadata server is tried once per token (Google's default), within
-/// the attempt time-out.
-fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
-    let quota = ctx.config.get(&QUOTA_PROJECT);
-    let (json, source) = match ctx.config.path(&CREDENTIALS_FILE) {
+/// Where Application Default Credentials come from, as Google's libraries find them (AIP-4110):
+/// the file named by pluginConfig credentials_file or GOOGLE_APPLICATION_CREDENTIALS, else
+/// gcloud's application-default file (read here, bounded, so a wrong path is named), else the
+/// metadata server (`None`); and the source, named for messages.
+fn find_credentials(ctx: &Context) -> Result<(Option<Value>, String)> {
+    Ok(match ctx.config.path(&CREDENTIALS_FILE) {
         Some((path, source)) => {
             let json = read_credentials(&path, &format!("the credentials file {source}"))?;
             (Some(json), format!("{source} ({})", path.display()))
@@ -352,7 +358,40 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
                     .to_owned(),
             ),
         },
+    })
+}
+
+/// Whether this invocation can make no TLS connection: Cloud KMS at a plain-HTTP (loopback)
+/// endpoint, Secret Manager unused or at one too, and credentials that fetch no token over HTTPS:
+/// a service account's key (a self-signed JWT, made here) or the metadata server (plain HTTP).
+/// Other credentials exchange tokens at an HTTPS endpoint of their file's choosing.
+fn makes_no_tls_connection(
+    ctx: &Context,
+    kms_endpoint: Option<&str>,
+    credentials_file: &Option<Value>,
+) -> Result<bool> {
+    let plain = |url: Option<&str>| {
+        url.and_then(|u| u.get(..7))
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
     };
+    if !plain(kms_endpoint) {
+        return Ok(false);
+    }
+    if ctx.config.get(&CERTIFICATE_CHAIN_SECRET).is_some()
+        && !plain(endpoint(ctx, &SECRET_MANAGER_ENDPOINT)?.as_deref())
+    {
+        return Ok(false);
+    }
+    Ok(match credentials_file {
+        None => true,
+        Some(json) => json.get("type").and_then(Value::as_str) == Some("service_account"),
+    })
+}
+
+/// The credentials of [`find_credentials`]'s file (`None`: the metadata server, tried once per
+/// token, Google's default, within the attempt time-out), from `source`.
+fn credentials(ctx: &Context, json: Option<Value>, source: &str) -> Result<Credentials> {
+    let quota = ctx.config.get(&QUOTA_PROJECT);
     let metadata = json.is_none();
     let built = match json {
         None => {
@@ -382,7 +421,7 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
                 "service_account" => with_quota!(service_account::Builder::new(json)),
                 "authorized_user" => with_quota!(user_account::Builder::new(json)),
                 "external_account" => {
-                    check_token_file(&json, &source)?;
+                    check_token_file(&json, source)?;
                     with_quota!(external_account::Builder::new(json))
                 }
                 "impersonated_service_account" => with_quota!(impersonated::Builder::new(json)),
@@ -415,12 +454,12 @@ fn credentials(ctx: &Context) -> Result<(Credentials, String)> {
             from: "the token endpoint",
         }
     };
-    Ok((Credentials::from(bounded), source))
+    Ok(Credentials::from(bounded))
 }
 
 /// A workload identity federation file names the file its OIDC token is in (written by the CI
 /// system's auth step): a missing one is named here, before any token exchange.
-fn check_token_file(json: &serde_json::Value, source: &str) -> Result<()> {
+fn check_token_file(json: &Value, source: &str) -> Result<()> {
     let Some(file) = json
         .pointer("/credential_source/file")
         .and_then(|f| f.as_str())
