@@ -178,23 +178,40 @@ pub fn pkcs11_spy() -> &'static str {
     .expect("pkcs11-spy.so (apt install opensc-pkcs11)")
 }
 
-/// `hsm-tests/fault-pkcs11/fault-pkcs11.c` built once per test process: a pass-through module
-/// to SoftHSM2 (FAULT_PKCS11_MODULE) that hangs in the call named by FAULT_PKCS11_HANG or
+/// `hsm-tests/fault-pkcs11/fault-pkcs11.c` built once per source text and flags (one file in the
+/// temp directory, named by a hash of them, shared by the test processes and runs): a pass-through
+/// module to SoftHSM2 (FAULT_PKCS11_MODULE) that hangs in the call named by FAULT_PKCS11_HANG or
 /// answers C_Login with FAULT_PKCS11_LOGIN_RV. Needs gcc and p11-kit's pkcs11.h
 /// (scripts/install-deps.sh).
 pub fn fault_module() -> &'static Path {
+    use std::hash::{Hash, Hasher};
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
         let src = repo().join("hsm-tests/fault-pkcs11/fault-pkcs11.c");
-        let out = std::env::temp_dir().join(format!("fault-pkcs11-{}.so", std::process::id()));
+        let text = std::fs::read(&src).expect("read fault-pkcs11.c");
+        let (flags, libs) = (
+            ["-shared", "-fPIC", "-O1", "-I/usr/include/p11-kit-1"],
+            "-ldl",
+        );
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&text, flags, libs).hash(&mut hasher);
+        let out = std::env::temp_dir().join(format!("fault-pkcs11-{:016x}.so", hasher.finish()));
+        if out.exists() {
+            return out;
+        }
+        // Built under a name of this process's own, then renamed: another test process never
+        // loads a half-written module.
+        let partial = out.with_extension(format!("{}.partial", std::process::id()));
         let status = Command::new("gcc")
-            .args(["-shared", "-fPIC", "-O1", "-I/usr/include/p11-kit-1", "-o"])
-            .arg(&out)
+            .args(flags)
+            .arg("-o")
+            .arg(&partial)
             .arg(&src)
-            .arg("-ldl")
+            .arg(libs)
             .status()
             .expect("run gcc (scripts/install-deps.sh installs it)");
         assert!(status.success(), "building {} failed", src.display());
+        std::fs::rename(&partial, &out).expect("rename the built fault module");
         out
     })
 }
