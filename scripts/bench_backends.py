@@ -69,30 +69,41 @@ def paired(plugin_cmds, stdin, env, floor_cmd, runs):
     return [statistics.median(t) for t in mine], statistics.median(floor)
 
 
-def until_first_connect(cmd, stdin, env, work, runs=15):
-    """Median ms from the plugin's execve to its first TCP connect (its local work before the
-    first request), read from strace's timestamps (only execve and connect are traced, through
-    seccomp-bpf, so the rest runs untraced); "-" when it makes no TCP connection."""
+def until_first_connect(cmds, stdin, env, work, runs=15):
+    """Per command of `cmds` (run interleaved): the median ms from the plugin's execve to its
+    first TCP connect (its local work before the first request), read from strace's timestamps
+    (only execve, dup and connect are traced, through seccomp-bpf, so the rest runs untraced),
+    with its two parts: the process's start (execve to the runner's first call, the dup of
+    stdout) and the plugin's own work (from there to the connect). "-" when it makes no TCP
+    connection."""
     if not shutil.which("strace"):
-        return "n/a"
-    out, deltas = os.path.join(work, "strace.out"), []
-    for _ in range(runs):
-        subprocess.run(["strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,connect",
-                        "-o", out] + cmd, input=stdin, capture_output=True, env=env)
-        start = first = None
-        for line in open(out):
-            parts = line.split(None, 2)
-            if len(parts) < 3:
-                continue
-            ts, call = float(parts[1]), parts[2]
-            if start is None and call.startswith("execve("):
-                start = ts
-            elif call.startswith("connect(") and ("AF_INET" in call) and first is None:
-                first = ts
-        if start is None or first is None:
-            return "-"
-        deltas.append((first - start) * 1000)
-    return f"{statistics.median(deltas):.2f} ms"
+        return ["n/a"] * len(cmds)
+    out = os.path.join(work, "strace.out")
+    parts = [[] for _ in cmds]
+    for i in range(runs):
+        for measured, cmd in list(zip(parts, cmds))[:: 1 if i % 2 else -1]:
+            subprocess.run(["strace", "-f", "--seccomp-bpf", "-ttt", "-e",
+                            "trace=execve,dup,connect", "-o", out] + cmd,
+                           input=stdin, capture_output=True, env=env)
+            marks = {}
+            for line in open(out):
+                fields = line.split(None, 2)
+                if len(fields) < 3:
+                    continue
+                ts, call = float(fields[1]), fields[2]
+                if call.startswith("execve("):
+                    marks.setdefault("execve", ts)
+                elif call.startswith("dup("):
+                    marks.setdefault("runner", ts)
+                elif call.startswith("connect(") and "AF_INET" in call:
+                    marks.setdefault("connect", ts)
+            if "connect" in marks and "runner" in marks:
+                measured.append([(marks["connect"] - marks["execve"]) * 1000,
+                                 (marks["runner"] - marks["execve"]) * 1000,
+                                 (marks["connect"] - marks["runner"]) * 1000])
+    med = statistics.median
+    return [f"{med(t for t, _, _ in m):.2f} ({med(s for _, s, _ in m):.2f}+"
+            f"{med(o for _, _, o in m):.2f})" if m else "-" for m in parts]
 
 
 class CountingProxy(http.server.ThreadingHTTPServer):
@@ -157,18 +168,18 @@ class Bench:
             cmds.append([os.path.join(self.before, f"notation-{plugin}"), command])
         stdin = request(command, key_id, config)
         times, floor = paired(cmds, stdin, env, floor_cmd, self.runs)
-        local = [until_first_connect(c, stdin, env, self.work) for c in cmds]
+        local = until_first_connect(cmds, stdin, env, self.work)
         self.rows.append((plugin, command, times, floor, count(cmd, stdin), local))
 
     def table(self):
         head = (f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'floor ms':>9} "
-                f"{'ratio':>6} {'requests':>9} {'to 1st connect':>15}")
+                f"{'ratio':>6} {'requests':>9} {'to 1st connect (start+own)':>27}")
         print(head + ("   before: ms, ratio, to 1st connect" if self.before else ""))
         for plugin, command, times, floor, requests, local in self.rows:
             line = (f"{plugin:<18} {command:<20} {times[0]:>10.1f} {floor:>9.1f} "
-                    f"{times[0] / floor:>5.2f}x {requests:>9} {local[0]:>15}")
+                    f"{times[0] / floor:>5.2f}x {requests:>9} {local[0]:>27}")
             if self.before:
-                line += f"   {times[1]:>6.1f} {times[1] / floor:>5.2f}x {local[1]:>10}"
+                line += f"   {times[1]:>6.1f} {times[1] / floor:>5.2f}x {local[1]:>20}"
             print(line)
 
     # -- the backends ---------------------------------------------------------------------------
