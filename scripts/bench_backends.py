@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The per-backend part of scripts/bench.sh: for each plugin and command, the wall time of the
-release binary, the number of backend requests it makes, and the ratio to the floor: one bare
-request of the same API made by curl against the same local backend (for PKCS#11, pkcs11-tool
-with login), as medians of paired runs (plugin, floor, plugin, floor, ...) in one invocation.
+release binary and the CPU time of all its threads, the number of backend requests it makes, its
+time to the first request (its start-up and its own work before it), and the ratio to the
+floor: one bare request of the same API made by curl against the same local backend (for
+PKCS#11, pkcs11-tool with login), as medians of paired runs (plugin, floor, plugin, floor, ...)
+in one invocation.
 
     bench_backends.py --bin DIR --runs N [--backends pkcs11,hashicorp-vault,aws-kms,...]
                       [--before DIR]
@@ -20,6 +22,7 @@ import http.client
 import http.server
 import json
 import os
+import resource
 import shutil
 import ssl
 import statistics
@@ -37,13 +40,23 @@ DIGEST = hashlib.sha256(PAYLOAD).digest()
 
 def run(cmd, stdin=None, env=None):
     """Runs cmd; returns (milliseconds, stdout). A failure stops the benchmark with its output."""
+    ms, _, out = run_timed(cmd, stdin, env)
+    return ms, out
+
+
+def run_timed(cmd, stdin=None, env=None):
+    """Runs cmd; returns (wall milliseconds, CPU milliseconds of all its threads, user and
+    system, stdout). A failure stops the benchmark with its output."""
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     p = subprocess.run(cmd, input=stdin, capture_output=True, env=env)
     ms = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_ms = (after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1000
     if p.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, cmd))[:200]} failed ({p.returncode}):\n"
                  f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}")
-    return ms, p.stdout
+    return ms, cpu_ms, p.stdout
 
 
 def request(command, key_id, config):
@@ -55,18 +68,21 @@ def request(command, key_id, config):
 
 
 def paired(plugin_cmds, stdin, env, floor_cmd, runs):
-    """Medians ([ms of each plugin command], floor ms) of `runs` interleaved runs (each plugin
-    command, in alternating order, then the floor), after one warm-up of each."""
+    """Medians ([ms of each plugin command], [its CPU ms], floor ms) of `runs` interleaved runs
+    (each plugin command, in alternating order, then the floor), after one warm-up of each."""
     for cmd in plugin_cmds:
         run(cmd, stdin, env)
     run(floor_cmd, env=env)
-    mine, floor = [[] for _ in plugin_cmds], []
+    mine, cpu, floor = [[] for _ in plugin_cmds], [[] for _ in plugin_cmds], []
     for i in range(runs):
         # The order alternates, so that neither plugin binary always runs first.
-        for times, cmd in list(zip(mine, plugin_cmds))[:: 1 if i % 2 else -1]:
-            times.append(run(cmd, stdin, env)[0])
+        for times, cpus, cmd in list(zip(mine, cpu, plugin_cmds))[:: 1 if i % 2 else -1]:
+            ms, cpu_ms, _ = run_timed(cmd, stdin, env)
+            times.append(ms)
+            cpus.append(cpu_ms)
         floor.append(run(floor_cmd, env=env)[0])
-    return [statistics.median(t) for t in mine], statistics.median(floor)
+    med = statistics.median
+    return [med(t) for t in mine], [med(c) for c in cpu], med(floor)
 
 
 def until_first_connect(cmds, stdin, env, work, runs=15):
@@ -167,19 +183,20 @@ class Bench:
         if self.before:
             cmds.append([os.path.join(self.before, f"notation-{plugin}"), command])
         stdin = request(command, key_id, config)
-        times, floor = paired(cmds, stdin, env, floor_cmd, self.runs)
+        times, cpu, floor = paired(cmds, stdin, env, floor_cmd, self.runs)
         local = until_first_connect(cmds, stdin, env, self.work)
-        self.rows.append((plugin, command, times, floor, count(cmd, stdin), local))
+        self.rows.append((plugin, command, times, cpu, floor, count(cmd, stdin), local))
 
     def table(self):
-        head = (f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'floor ms':>9} "
+        head = (f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'cpu ms':>7} {'floor ms':>9} "
                 f"{'ratio':>6} {'requests':>9} {'to 1st connect (start+own)':>27}")
-        print(head + ("   before: ms, ratio, to 1st connect" if self.before else ""))
-        for plugin, command, times, floor, requests, local in self.rows:
-            line = (f"{plugin:<18} {command:<20} {times[0]:>10.1f} {floor:>9.1f} "
+        print(head + ("   before: ms, cpu ms, ratio, to 1st connect" if self.before else ""))
+        for plugin, command, times, cpu, floor, requests, local in self.rows:
+            line = (f"{plugin:<18} {command:<20} {times[0]:>10.1f} {cpu[0]:>7.1f} {floor:>9.1f} "
                     f"{times[0] / floor:>5.2f}x {requests:>9} {local[0]:>27}")
             if self.before:
-                line += f"   {times[1]:>6.1f} {times[1] / floor:>5.2f}x {local[1]:>20}"
+                line += (f"   {times[1]:>6.1f} {cpu[1]:>6.1f} {times[1] / floor:>5.2f}x "
+                         f"{local[1]:>20}")
             print(line)
 
     # -- the backends ---------------------------------------------------------------------------
