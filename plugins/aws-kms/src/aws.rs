@@ -316,9 +316,10 @@ fn configured_endpoint(ctx: &Context, key: &ConfigKey) -> Result<Option<String>>
 }
 
 /// A configured endpoint URL, as the SDK's endpoint rules return it for KMS and Secrets Manager
-/// (once [`refuse_variants_of_a_fixed_endpoint`] has passed). The rules' own resolver parses the
-/// partitions document and compiles its patterns at its first use: at every start, for an
-/// answer known beforehand.
+/// (once [`refuse_variants_of_a_fixed_endpoint`] has passed). The rules' own resolver compiles
+/// its patterns at its first use: at every start, for an answer known beforehand. (It is built
+/// all the same, by the SDK's service runtime plugin, so the partitions document it loads is
+/// still parsed at every start.)
 #[derive(Debug)]
 struct FixedEndpoint(String);
 
