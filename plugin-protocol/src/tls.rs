@@ -58,21 +58,13 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct Roots {
     /// Each certificate that can be a trust anchor, once.
     pub certificates: Vec<CertificateDer<'static>>,
+    /// The trust anchor of each of `certificates`, in the same order: parsed once, here, and
+    /// given to rustls as they are (parsing them again took the first TLS handshake 0.1-0.2 ms).
+    anchors: Vec<rustls_pki_types::TrustAnchor<'static>>,
     /// Certificates skipped: not parsable as a trust anchor.
     pub skipped: usize,
     /// The files and directories read, for messages and the debug log.
     pub read: Vec<PathBuf>,
-}
-
-impl Roots {
-    /// The certificates as one PEM bundle (for TLS clients that take PEM).
-    pub fn to_pem(&self) -> String {
-        use der::pem::LineEnding;
-        self.certificates
-            .iter()
-            .filter_map(|c| der::pem::encode_string("CERTIFICATE", LineEnding::LF, c).ok())
-            .collect()
-    }
 }
 
 /// Where a trust store is read from, and why (the variable that named it, or the default).
@@ -262,8 +254,9 @@ impl BackgroundRoots {
                 read = ?roots.read,
                 "TLS trust store (read meanwhile)"
             );
-            let mut store = rustls::RootCertStore::empty();
-            store.add_parsable_certificates(roots.certificates);
+            let store = rustls::RootCertStore {
+                roots: roots.anchors,
+            };
             if store.is_empty() {
                 return Err(None);
             }
@@ -602,8 +595,19 @@ pub fn client_identity(
     }))
 }
 
+/// Where a certificate already added may be found: its length and last bytes (its signature's),
+/// which tell certificates apart without hashing the whole of each.
+type CertificateKey = (usize, [u8; 16]);
+
+fn certificate_key(der: &[u8]) -> CertificateKey {
+    let mut tail = [0; 16];
+    let n = der.len().min(tail.len());
+    tail[..n].copy_from_slice(&der[der.len() - n..]);
+    (der.len(), tail)
+}
+
 /// Adds the `CERTIFICATE` blocks of `pem` that can be trust anchors, each once.
-fn add_pem(roots: &mut Roots, seen: &mut HashSet<Vec<u8>>, pem: &[u8]) {
+fn add_pem(roots: &mut Roots, seen: &mut HashSet<CertificateKey>, pem: &[u8]) {
     use base64::Engine;
     let Ok(text) = std::str::from_utf8(pem) else {
         return;
@@ -622,15 +626,17 @@ fn add_pem(roots: &mut Roots, seen: &mut HashSet<Vec<u8>>, pem: &[u8]) {
             roots.skipped += 1;
             continue;
         };
-        if seen.contains(&der) {
+        let key = certificate_key(&der);
+        // A key seen before is nearly always the same certificate again; only the bytes say.
+        if !seen.insert(key) && roots.certificates.iter().any(|c| c.as_ref() == der) {
             continue;
         }
         let cert = CertificateDer::from(der);
-        if webpki::anchor_from_trusted_cert(&cert).is_err() {
+        let Ok(anchor) = webpki::anchor_from_trusted_cert(&cert) else {
             roots.skipped += 1;
             continue;
-        }
-        seen.insert(cert.to_vec());
+        };
+        roots.anchors.push(anchor.to_owned());
         roots.certificates.push(cert);
     }
 }
@@ -713,10 +719,7 @@ mod tests {
             "the broken one and the one that is not base64"
         );
         assert_eq!(roots.read, [bundle, certs]);
-        let pem = roots.to_pem();
-        assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 3);
-        let reread = crate::chain::parse_pem_or_der(pem.as_bytes(), "roots").unwrap();
-        assert_eq!(reread.len(), 3);
+        assert_eq!(roots.anchors.len(), 3, "an anchor for each");
     }
 
     #[test]
@@ -796,6 +799,45 @@ mod tests {
             .status()
             .unwrap()
             .success());
+    }
+
+    #[test]
+    fn certificates_alike_in_length_and_last_bytes_are_told_apart_by_their_bytes() {
+        use base64::Engine;
+        let pem = ca_pem("A");
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        // The subject's common name "A" becomes "Z": another certificate, still well-formed,
+        // of the same length and with the same signature bytes.
+        let cn = [0x06, 0x03, 0x55, 0x04, 0x03];
+        let at = der.windows(cn.len()).position(|w| w == cn).unwrap() + cn.len() + 2;
+        assert_eq!(der[at], b'A');
+        let mut other = der.clone();
+        other[at] = b'Z';
+        assert_eq!(certificate_key(&der), certificate_key(&other));
+        let pem_of =
+            |d: &[u8]| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, d).unwrap();
+        let bundle = format!("{}{}{}", pem_of(&der), pem_of(&other), pem_of(&der));
+        let mut roots = Roots::default();
+        add_pem(&mut roots, &mut HashSet::new(), bundle.as_bytes());
+        assert_eq!(roots.skipped, 0);
+        let kept: Vec<&[u8]> = roots.certificates.iter().map(|c| c.as_ref()).collect();
+        assert_eq!(kept, [&der[..], &other[..]], "both, and the first once");
+        assert_eq!(roots.anchors.len(), 2, "an anchor for each");
+        let subject = |c: &CertificateDer<'_>| {
+            webpki::anchor_from_trusted_cert(c)
+                .unwrap()
+                .subject
+                .to_vec()
+        };
+        let subjects: Vec<Vec<u8>> = roots.anchors.iter().map(|a| a.subject.to_vec()).collect();
+        assert_eq!(
+            subjects,
+            roots.certificates.iter().map(subject).collect::<Vec<_>>(),
+            "each anchor is its certificate's"
+        );
     }
 
     #[test]
