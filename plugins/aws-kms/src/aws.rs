@@ -18,7 +18,6 @@ use aws_sdk_kms::config::interceptors::BeforeDeserializationInterceptorContextMu
 use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_kms::config::{Credentials, ProvideCredentials};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::body::SdkBody;
 use http_body_util::{LengthLimitError, Limited};
 use plugin_protocol::bounded::MAX_RESPONSE_BYTES;
@@ -81,18 +80,8 @@ impl Session {
             // would cost milliseconds at every start, and nothing here speaks TLS.
             aws_smithy_http_client::Builder::new().build_http()
         } else {
-            // The system's roots read once (the SDK's own reading takes the CA bundle and every
-            // file of the directory beside it).
-            let roots = plugin_protocol::tls::system_roots()?;
-            let trust = tls::TrustStore::empty().with_pem_certificate(roots.to_pem());
-            let context = tls::TlsContext::builder()
-                .with_trust_store(trust)
-                .build()
-                .map_err(|e| PluginError::generic(format!("cannot set up TLS: {e}")))?;
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                .tls_context(context)
-                .build_https()
+            // The system's roots read once, on a thread of their own (crate::https).
+            crate::https::client()?
         };
         let provider_config = ProviderConfig::without_region().with_http_client(http.clone());
         // Built once, and only if the Region or the credentials come from a chain that may ask

@@ -10,6 +10,7 @@
 mod aws;
 mod backend;
 mod create_key;
+mod https;
 mod keyref;
 
 use plugin_protocol::{ConfigKey, PluginInfo};
