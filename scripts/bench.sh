@@ -5,9 +5,10 @@
 #     times --runs of them: a start takes a millisecond, and a shared machine moves single
 #     figures by a tenth of that);
 #   - per plugin, describe-key and generate-signature (EC-256, chain from a file): wall time,
-#     CPU time, backend requests, the time to the first request, and the ratio to the floor, one bare request of the same API made by
-#     curl against the same local backend (PKCS#11: pkcs11-tool with login), as medians of
-#     paired runs (scripts/bench_backends.py). SoftHSM2 always; with --backends also OpenBao,
+#     CPU time, backend requests, the time from exec to the first request (read from perf's
+#     syscall tracepoints, as root; else from strace, whose stops inflate it), and the ratio to
+#     the floor, one bare request of the same API made by curl against the same local backend
+#     (PKCS#11: pkcs11-tool with login), as medians of paired runs (scripts/bench_backends.py). SoftHSM2 always; with --backends also OpenBao,
 #     LocalStack, the Key Vault and Cloud KMS emulators, started here (and stopped again) if not
 #     running.
 #

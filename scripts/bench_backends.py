@@ -22,6 +22,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import resource
 import shutil
 import ssl
@@ -87,39 +88,117 @@ def paired(plugin_cmds, stdin, env, floor_cmd, runs):
 
 def until_first_connect(cmds, stdin, env, work, runs=15):
     """Per command of `cmds` (run interleaved): the median ms from the plugin's execve to its
-    first TCP connect (its local work before the first request), read from strace's timestamps
-    (only execve, dup and connect are traced, through seccomp-bpf, so the rest runs untraced),
-    with its two parts: the process's start (execve to the runner's first call, the dup of
-    stdout) and the plugin's own work (from there to the connect). "-" when it makes no TCP
-    connection."""
-    if not shutil.which("strace"):
-        return ["n/a"] * len(cmds)
-    out = os.path.join(work, "strace.out")
-    parts = [[] for _ in cmds]
-    for i in range(runs):
-        for measured, cmd in list(zip(parts, cmds))[:: 1 if i % 2 else -1]:
-            subprocess.run(["strace", "-f", "--seccomp-bpf", "-ttt", "-e",
-                            "trace=execve,dup,connect", "-o", out] + cmd,
-                           input=stdin, capture_output=True, env=env)
-            marks = {}
-            for line in open(out):
-                fields = line.split(None, 2)
-                if len(fields) < 3:
-                    continue
-                ts, call = float(fields[1]), fields[2]
-                if call.startswith("execve("):
-                    marks.setdefault("execve", ts)
-                elif call.startswith("dup("):
-                    marks.setdefault("runner", ts)
-                elif call.startswith("connect(") and "AF_INET" in call:
-                    marks.setdefault("connect", ts)
-            if "connect" in marks and "runner" in marks:
-                measured.append([(marks["connect"] - marks["execve"]) * 1000,
-                                 (marks["runner"] - marks["execve"]) * 1000,
-                                 (marks["connect"] - marks["runner"]) * 1000])
+    first TCP connect (its local work before the first request), with its two parts: the
+    process's start (execve to the runner's first call, the dup of stdout) and the plugin's own
+    work (from there to the connect). "-" when it makes no TCP connection.
+
+    The times come from the kernel's syscall tracepoints, recorded by `perf` (system-wide, so
+    root), which does not stop the traced process. Without perf they come from strace, which
+    stops it at every traced call and every thread it starts: that more than doubles the
+    figures of the plugins that start threads, so the table says which tracer it used."""
+    marks = by_perf(cmds, stdin, env, work, runs)
+    if marks is None:
+        marks = by_strace(cmds, stdin, env, work, runs)
     med = statistics.median
+    parts = [[((m["connect"] - m["execve"]) * 1000, (m["runner"] - m["execve"]) * 1000,
+               (m["connect"] - m["runner"]) * 1000)
+              for m in runs_marks if "connect" in m and "runner" in m and "execve" in m]
+             for runs_marks in marks]
     return [f"{med(t for t, _, _ in m):.2f} ({med(s for _, s, _ in m):.2f}+"
             f"{med(o for _, _, o in m):.2f})" if m else "-" for m in parts]
+
+
+TRACER = None  # "perf" or "strace", the first time until_first_connect ran
+
+
+def interleaved(cmds, runs):
+    """(index, cmd) of `runs` rounds of cmds, the order alternating from round to round."""
+    for i in range(runs):
+        yield from list(enumerate(cmds))[:: 1 if i % 2 else -1]
+
+
+def by_perf(cmds, stdin, env, work, runs):
+    """Per command, a list of {"execve", "runner", "connect": seconds} read from perf's
+    syscall tracepoints, or None when perf cannot record them here."""
+    global TRACER
+    if TRACER == "strace" or not shutil.which("perf"):
+        return None
+    out, spec = os.path.join(work, "perf.data"), os.path.join(work, "launch.json")
+    with open(spec, "w") as f:
+        json.dump({"cmds": cmds, "stdin": stdin.decode(), "runs": runs}, f)
+    events = "syscalls:sys_enter_execve,syscalls:sys_enter_dup,syscalls:sys_enter_connect"
+    rec = subprocess.run(["perf", "record", "-a", "-q", "-e", events, "-o", out, "--",
+                          sys.executable, __file__, "--launch", spec],
+                         capture_output=True, env=env)
+    if rec.returncode != 0:
+        TRACER = "strace"
+        return None
+    TRACER = "perf"
+    pids = json.loads(rec.stdout)  # [[index, pid], ...], from launch()
+    script = subprocess.run(["perf", "script", "-i", out, "-F", "pid,time,event,trace"],
+                            capture_output=True, check=True, text=True).stdout
+    seen = {}
+    for line in script.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) < 3:
+            continue
+        pid, ts, event = int(fields[0]), float(fields[1].rstrip(":")), fields[2]
+        m = seen.setdefault(pid, {})
+        if event.endswith("sys_enter_execve:"):
+            m.setdefault("execve", ts)
+        elif event.endswith("sys_enter_dup:"):
+            m.setdefault("runner", ts)
+        # sockaddr_in or sockaddr_in6: a TCP (or UDP) connect, not a Unix socket's.
+        elif event.endswith("sys_enter_connect:") and re.search(
+                r"addrlen: 0x0*(10|1c)\b", fields[3] if len(fields) > 3 else ""):
+            m.setdefault("connect", ts)
+    marks = [[] for _ in cmds]
+    for index, pid in pids:
+        marks[index].append(seen.get(pid, {}))
+    return marks
+
+
+def launch(spec):
+    """The workload that by_perf records: runs the commands of `spec` interleaved and prints
+    which process ran which, [[index, pid], ...]."""
+    with open(spec) as f:
+        spec = json.load(f)
+    pids = []
+    for index, cmd in interleaved(spec["cmds"], spec["runs"]):
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        p.communicate(spec["stdin"].encode())
+        pids.append([index, p.pid])
+    json.dump(pids, sys.stdout)
+
+
+def by_strace(cmds, stdin, env, work, runs):
+    """Per command, a list of {"execve", "runner", "connect": seconds} read from strace's
+    timestamps (only execve, dup and connect are traced, through seccomp-bpf)."""
+    global TRACER
+    if not shutil.which("strace"):
+        return [[] for _ in cmds]
+    TRACER = "strace"
+    out = os.path.join(work, "strace.out")
+    marks = [[] for _ in cmds]
+    for index, cmd in interleaved(cmds, runs):
+        subprocess.run(["strace", "-f", "--seccomp-bpf", "-ttt", "-e",
+                        "trace=execve,dup,connect", "-o", out] + cmd,
+                       input=stdin, capture_output=True, env=env)
+        m = {}
+        for line in open(out):
+            fields = line.split(None, 2)
+            if len(fields) < 3:
+                continue
+            ts, call = float(fields[1]), fields[2]
+            if call.startswith("execve("):
+                m.setdefault("execve", ts)
+            elif call.startswith("dup("):
+                m.setdefault("runner", ts)
+            elif call.startswith("connect(") and "AF_INET" in call:
+                m.setdefault("connect", ts)
+        marks[index].append(m)
+    return marks
 
 
 class CountingProxy(http.server.ThreadingHTTPServer):
@@ -173,7 +252,7 @@ class Bench:
     def exe(self, plugin):
         return os.path.join(self.bin, f"notation-{plugin}")
 
-    def measure(self, plugin, command, key_id, config, floor_cmd, count, env=None):
+    def measure(self, plugin, command, key_id, config, floor_cmd, count, env=None, label=""):
         """One table row; count(plugin_cmd, stdin) -> requests made by one invocation. With
         `before` (a folder of other binaries), those run interleaved with these and the floor,
         each figure beside this one."""
@@ -185,19 +264,24 @@ class Bench:
         stdin = request(command, key_id, config)
         times, cpu, floor = paired(cmds, stdin, env, floor_cmd, self.runs)
         local = until_first_connect(cmds, stdin, env, self.work)
-        self.rows.append((plugin, command, times, cpu, floor, count(cmd, stdin), local))
+        name = f"{plugin} ({label})" if label else plugin
+        self.rows.append((name, command, times, cpu, floor, count(cmd, stdin), local))
 
     def table(self):
-        head = (f"{'plugin':<18} {'command':<20} {'plugin ms':>10} {'cpu ms':>7} {'floor ms':>9} "
+        head = (f"{'plugin':<22} {'command':<20} {'plugin ms':>10} {'cpu ms':>7} {'floor ms':>9} "
                 f"{'ratio':>6} {'requests':>9} {'to 1st connect (start+own)':>27}")
         print(head + ("   before: ms, cpu ms, ratio, to 1st connect" if self.before else ""))
+        tracer = {"perf": "perf's syscall tracepoints (the process runs unstopped)",
+                  "strace": "strace, which stops each thread at each traced call: figures of "
+                            "the threaded plugins inflated"}.get(TRACER, "no tracer")
         for plugin, command, times, cpu, floor, requests, local in self.rows:
-            line = (f"{plugin:<18} {command:<20} {times[0]:>10.1f} {cpu[0]:>7.1f} {floor:>9.1f} "
+            line = (f"{plugin:<22} {command:<20} {times[0]:>10.1f} {cpu[0]:>7.1f} {floor:>9.1f} "
                     f"{times[0] / floor:>5.2f}x {requests:>9} {local[0]:>27}")
             if self.before:
                 line += (f"   {times[1]:>6.1f} {cpu[1]:>6.1f} {times[1] / floor:>5.2f}x "
                          f"{local[1]:>20}")
             print(line)
+        print(f"(time to the first connect, medians of 15 runs each, read from {tracer})")
 
     # -- the backends ---------------------------------------------------------------------------
     def self_signed(self, plugin, key_id, config=()):
@@ -286,6 +370,39 @@ class Bench:
         self.measure("aws-kms", "generate-signature", key, {"certificate_chain": chain},
                      curl + ["-H", "X-Amz-Target: TrentService.Sign", "-d", sign_body, endpoint],
                      count)
+        # As against AWS itself: over HTTPS (LocalStack's own TLS port), the system's CA bundle
+        # with LocalStack's certificate added as the trust store.
+        https = endpoint.replace("http://127.0.0.1:", "https://localhost:")
+        bundle = self.localstack_trust(https)
+        if bundle is None:
+            return
+        env = {"AWS_ENDPOINT_URL": https, "SSL_CERT_FILE": bundle}
+        curl = curl + ["--cacert", bundle]
+        uncounted = lambda cmd, stdin: "-"  # noqa: E731 - the counting proxy speaks plain HTTP
+        self.measure("aws-kms", "describe-key", key, {},
+                     curl + ["-H", "X-Amz-Target: TrentService.GetPublicKey",
+                             "-d", json.dumps({"KeyId": key}), https], uncounted, env, "HTTPS")
+        self.measure("aws-kms", "generate-signature", key, {"certificate_chain": chain},
+                     curl + ["-H", "X-Amz-Target: TrentService.Sign", "-d", sign_body, https],
+                     uncounted, env, "HTTPS")
+
+    def localstack_trust(self, url):
+        """The system's CA bundle with the certificate LocalStack serves at `url` added, or None
+        (and a note) where there is none to read."""
+        host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+        system = "/etc/ssl/certs/ca-certificates.crt"
+        try:
+            pem = ssl.get_server_certificate((host, port))
+        except OSError as e:
+            print(f"bench: no HTTPS rows for aws-kms: LocalStack's TLS port: {e}", file=sys.stderr)
+            return None
+        if not os.path.exists(system):
+            print(f"bench: no HTTPS rows for aws-kms: no {system}", file=sys.stderr)
+            return None
+        bundle = os.path.join(self.work, "localstack-trust.pem")
+        with open(bundle, "w") as f:
+            f.write(open(system).read() + pem)
+        return bundle
 
     def azure(self):
         # The emulator's CA is trusted through SSL_CERT_FILE for these runs only: the other
@@ -366,6 +483,8 @@ def gcp(bench):
 
 
 def main():
+    if sys.argv[1:2] == ["--launch"]:
+        return launch(sys.argv[2])
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=20)

@@ -17,8 +17,10 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # gcc against p11-kit's pkcs11.h; pkcs11-spy (opensc-pkcs11) counts the calls in front of it.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 [ -e /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need+=(libp11-kit-dev)
-# scripts/bench.sh: bc for sizes, strace for the time to a plugin's first request.
+# scripts/bench.sh: bc for sizes; for the time to a plugin's first request, perf (the kernel's
+# syscall tracepoints, which do not stop the plugin), and strace where perf cannot record them.
 command -v bc >/dev/null || need+=(bc)
+command -v perf >/dev/null || need+=(linux-perf)
 command -v strace >/dev/null || need+=(strace)
 # The virtual PIV cards (scripts/piv-card.sh): pcscd with vsmartcard's virtual reader driver,
 # and Yubico's YKCS11 and yubico-piv-tool that the tests drive them with.
