@@ -52,12 +52,31 @@ impl Fake {
     }
 }
 
-/// A port on 127.0.0.1 nothing listens on (bound, then let go).
+/// A port on 127.0.0.1 nothing listens on (bound, then let go), for a server to be started on.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// A port on 127.0.0.1 that refuses connections for as long as the tests run: bound and never
+/// listened on, and kept so. A port let go ([`free_port`]) may be handed to the next server a
+/// test starts meanwhile, which then answers where a refused connection was expected.
+pub fn closed_port() -> u16 {
+    static KEPT: std::sync::Mutex<Vec<socket2::Socket>> = std::sync::Mutex::new(Vec::new());
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("a TCP socket");
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("a bound socket's address")
+        .port();
+    KEPT.lock().unwrap_or_else(|p| p.into_inner()).push(socket);
+    port
 }
 
 /// A JSON answer with `status`.

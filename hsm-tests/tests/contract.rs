@@ -12,7 +12,7 @@ use hsm_tests::contract::{
     pairs, Fault, Faulty, Fixture, Key, NotApplicable, Pairs, Run, Secrets, Trip, TripKind,
     Unknown, Unreachable,
 };
-use hsm_tests::fake::{self, free_port, tampering_proxy, Answer, Fake, Tamper};
+use hsm_tests::fake::{self, closed_port, tampering_proxy, Answer, Fake, Tamper};
 use hsm_tests::tamper::{self, Arranged, Tampering};
 use hsm_tests::unique;
 use plugin_protocol::testca::TestCa;
@@ -197,7 +197,7 @@ mod vault {
         fn faulty(&self, fault: Fault) -> Result<Faulty, NotApplicable> {
             let (proxy, fragments) = match fault {
                 Fault::Down => {
-                    let addr = format!("http://127.0.0.1:{}", free_port());
+                    let addr = format!("http://127.0.0.1:{}", closed_port());
                     let run = Run::describe("some-key", vec![], proxied(&addr));
                     return Ok(Faulty {
                         run,
@@ -518,7 +518,7 @@ mod aws {
         fn faulty(&self, fault: Fault) -> Result<Faulty, NotApplicable> {
             let (proxy, fragments) = match fault {
                 Fault::Down => {
-                    let url = format!("http://127.0.0.1:{}", free_port());
+                    let url = format!("http://127.0.0.1:{}", closed_port());
                     return Ok(Faulty {
                         run: Run::describe(
                             "alias/release",
@@ -1164,7 +1164,7 @@ mod gcp {
 
         fn faulty(&self, f: Fault) -> Result<Faulty, NotApplicable> {
             if f == Fault::Down {
-                let endpoint = format!("http://127.0.0.1:{}", free_port());
+                let endpoint = format!("http://127.0.0.1:{}", closed_port());
                 let version =
                     "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1";
                 return Ok(Faulty {

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use hsm_tests::fake::closed_port;
 use hsm_tests::plugin_binary;
 use plugin_protocol::client::PluginClient;
 use plugin_protocol::ErrorCode;
@@ -267,14 +268,6 @@ fn client(plugin: &str, log: &std::path::Path) -> PluginClient {
         .with_env("SOFTHSM2_CONF", "/nonexistent/softhsm2.conf");
     c.timeout = Duration::from_secs(20);
     c
-}
-
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs the whole corpus against `plugin`; returns the number of cases.

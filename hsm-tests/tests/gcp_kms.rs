@@ -20,6 +20,7 @@ use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
 use hsm_tests::assert_error;
+use hsm_tests::fake::closed_port;
 use hsm_tests::gcpkms::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -461,14 +462,6 @@ fn black_hole(secs: u64) -> String {
     addr.to_string()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn metadata_server_absent_fails_fast() {
     plugin(); // built before the clock starts
@@ -478,7 +471,10 @@ fn metadata_server_absent_fails_fast() {
     // answers).
     for (metadata, limit) in [
         (String::new(), Duration::from_secs(2)),
-        (format!("127.0.0.1:{}", free_port()), Duration::from_secs(2)),
+        (
+            format!("127.0.0.1:{}", closed_port()),
+            Duration::from_secs(2),
+        ),
         (black_hole(60), Duration::from_secs(6)),
     ] {
         let env = env_with(&[

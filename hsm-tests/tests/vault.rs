@@ -3,7 +3,7 @@
 //! policies and namespaces with a random suffix, so the tests run in parallel on one server.
 //! The server is set up over its HTTP API by the small client below.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -15,6 +15,7 @@ use plugin_protocol::testca::TestCa;
 use plugin_protocol::{chain, KeySpec, PublicKey};
 use serde_json::{json, Value};
 
+use hsm_tests::fake::free_port;
 use hsm_tests::openbao::{env_with, root_env, server, Api};
 use hsm_tests::{assert_error, unique};
 
@@ -671,14 +672,6 @@ path "transit/sign/{name}" {{ capabilities = ["deny"] }}
             &policy,
         ],
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A second, throwaway dev server (the shared one must stay unsealed and on plain HTTP).

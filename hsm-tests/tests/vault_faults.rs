@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hsm_tests::fake::{self, Answer};
+use hsm_tests::fake::{self, closed_port, Answer};
 use hsm_tests::{assert_error, config, plugin_binary};
 use plugin_protocol::client::{Invocation, PluginClient};
 
@@ -24,7 +24,7 @@ fn describe(c: &PluginClient, key: &str, pairs: &[(&str, &str)]) -> Invocation {
 #[test]
 fn a_password_in_vault_addr_is_never_echoed() {
     let secret = "pw-9f3e1c";
-    let down = format!("http://127.0.0.1:{}", free_port());
+    let down = format!("http://127.0.0.1:{}", closed_port());
     let with_pw = down.replace("http://", &format!("http://release:{secret}@"));
     let inv = describe(&client(&with_pw), "k", &[]);
     let err = assert_error(
@@ -126,7 +126,7 @@ fn a_token_file_that_is_a_fifo_or_readable_by_others_is_refused() {
         .unwrap()
         .success());
     let c = PluginClient::new(plugin_binary("hashicorp-vault"))
-        .with_env("VAULT_ADDR", format!("http://127.0.0.1:{}", free_port()))
+        .with_env("VAULT_ADDR", format!("http://127.0.0.1:{}", closed_port()))
         .with_env("HOME", "/nonexistent");
     let mut c = c;
     c.timeout = Duration::from_secs(15);
@@ -143,12 +143,4 @@ fn a_token_file_that_is_a_fifo_or_readable_by_others_is_refused() {
     let inv = describe(&c, "k", &[("token_file", open.to_str().unwrap())]);
     assert_error(&inv, "VALIDATION_ERROR", &["mode 0644", "chmod 600"]);
     assert!(!inv.stderr_text().contains("secret-token-value"));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
