@@ -75,12 +75,11 @@ def paired(plugin_cmds, stdin, env, floor_cmd, runs):
         run(cmd, stdin, env)
     run(floor_cmd, env=env)
     mine, cpu, floor = [[] for _ in plugin_cmds], [[] for _ in plugin_cmds], []
-    for i in range(runs):
-        # The order alternates, so that neither plugin binary always runs first.
-        for times, cpus, cmd in list(zip(mine, cpu, plugin_cmds))[:: 1 if i % 2 else -1]:
+    for round_ in rounds(plugin_cmds, runs):
+        for index, cmd in round_:
             ms, cpu_ms, _ = run_timed(cmd, stdin, env)
-            times.append(ms)
-            cpus.append(cpu_ms)
+            mine[index].append(ms)
+            cpu[index].append(cpu_ms)
         floor.append(run(floor_cmd, env=env)[0])
     med = statistics.median
     return [med(t) for t in mine], [med(c) for c in cpu], med(floor)
@@ -111,10 +110,17 @@ def until_first_connect(cmds, stdin, env, work, runs=15):
 TRACER = None  # "perf" or "strace", the first time until_first_connect ran
 
 
-def interleaved(cmds, runs):
-    """(index, cmd) of `runs` rounds of cmds, the order alternating from round to round."""
+def rounds(cmds, runs):
+    """`runs` rounds of [(index, cmd), ...], the order alternating from round to round, so that
+    neither plugin binary always runs first."""
     for i in range(runs):
-        yield from list(enumerate(cmds))[:: 1 if i % 2 else -1]
+        yield list(enumerate(cmds))[:: 1 if i % 2 else -1]
+
+
+def interleaved(cmds, runs):
+    """(index, cmd) of each of the `rounds`, one after the other."""
+    for round_ in rounds(cmds, runs):
+        yield from round_
 
 
 def by_perf(cmds, stdin, env, work, runs):
