@@ -3,7 +3,9 @@
 //! lets the plugin answer TIMEOUT when the deadline passes, and exit (the stuck thread goes
 //! with the process).
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use crate::deadline::Deadline;
 use crate::error::Result;
@@ -86,6 +88,95 @@ where
     })
 }
 
+/// Runs `call` on this thread and `local` on a scoped thread that starts only once `call`
+/// waits on its backend ([`waiting_on_backend`]), or has returned: local work that is needed
+/// only with the backend's answer (reading and checking a chain file while the sign call is
+/// out) then runs while the request is in flight, and takes no CPU from preparing it. On a
+/// machine of two cores, where the trust store is read beside the request being prepared, a
+/// third busy thread would delay the first request by as much as it does.
+pub fn while_waiting<L, C, RL, RC>(local: L, call: C) -> (RL, RC)
+where
+    L: FnOnce() -> RL + Send,
+    C: FnOnce() -> RC,
+    RL: Send,
+{
+    let latch = Arc::new(Latch::default());
+    let previous = WAITING.with(|w| w.borrow_mut().replace(Arc::clone(&latch)));
+    // Opens the latch however `call` ends (a panic included: the scope joins the local thread).
+    struct Open(Arc<Latch>, Option<Arc<Latch>>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            let previous = self.1.take();
+            WAITING.with(|w| *w.borrow_mut() = previous);
+            self.0.open();
+        }
+    }
+    std::thread::scope(|s| {
+        let waiter = Arc::clone(&latch);
+        let handle = s.spawn(move || {
+            waiter.wait();
+            local()
+        });
+        let open = Open(latch, previous);
+        let b = call();
+        drop(open);
+        match handle.join() {
+            Ok(a) => (a, b),
+            // The panic hook has already answered; end the way the panic would have.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+thread_local! {
+    /// The latch of the [`while_waiting`] running on this thread, until it is opened.
+    static WAITING: RefCell<Option<Arc<Latch>>> = const { RefCell::new(None) };
+}
+
+/// Says that this thread now waits on its backend: the local work of the [`while_waiting`]
+/// it runs in (if any) may start. Called by [`announce_waits`]; cheap when there is none.
+pub fn waiting_on_backend() {
+    if let Some(latch) = WAITING.with(|w| w.borrow_mut().take()) {
+        latch.open();
+    }
+}
+
+/// `fut`, saying [`waiting_on_backend`] whenever it waits (returns pending): the future a
+/// backend blocks on for each of its requests.
+pub async fn announce_waits<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let poll = fut.as_mut().poll(cx);
+        if poll.is_pending() {
+            waiting_on_backend();
+        }
+        poll
+    })
+    .await
+}
+
+/// A one-way gate: closed until opened, then open for good.
+#[derive(Default)]
+struct Latch {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Latch {
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let _open = self
+            .opened
+            .wait_while(open, |open| !*open)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+}
+
 /// For [`crate::Backend::sign_unresolved`]: `sign`, and when `fetch_chain` also `chain` at the
 /// same time (see [`concurrently`]); the signature and the certificates (none unless fetched).
 pub fn sign_and_fetch_chain<C, S>(fetch_chain: bool, chain: C, sign: S) -> Result<crate::Signed>
@@ -124,6 +215,85 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn local_work_starts_only_once_the_call_waits_on_its_backend() {
+        let start = Instant::now();
+        let (local_start, announced) = while_waiting(
+            || start.elapsed(),
+            || {
+                std::thread::sleep(Duration::from_millis(200));
+                let announced = start.elapsed();
+                waiting_on_backend();
+                std::thread::sleep(Duration::from_millis(300));
+                announced
+            },
+        );
+        assert!(local_start >= announced, "{local_start:?} {announced:?}");
+        // It ran while the call was still waiting, not after it.
+        assert!(
+            local_start < announced + Duration::from_millis(250),
+            "{local_start:?} {announced:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_wait_the_local_work_runs_once_the_call_returns() {
+        let start = Instant::now();
+        let (local_start, returned) = while_waiting(
+            || start.elapsed(),
+            || {
+                std::thread::sleep(Duration::from_millis(200));
+                start.elapsed()
+            },
+        );
+        assert!(local_start >= returned, "{local_start:?} {returned:?}");
+        // The latch is gone with the call: a later wait on this thread opens nothing.
+        assert!(WAITING.with(|w| w.borrow().is_none()));
+    }
+
+    #[test]
+    fn a_call_that_panics_does_not_leave_the_local_work_waiting() {
+        let outcome = std::panic::catch_unwind(|| {
+            while_waiting(|| 1, || -> u8 { panic!("the backend call panicked") })
+        });
+        assert!(outcome.is_err());
+        assert!(WAITING.with(|w| w.borrow().is_none()));
+    }
+
+    #[test]
+    fn a_future_announces_its_wait_when_it_is_pending() {
+        /// Pending once (and opens nothing itself), then ready.
+        struct PendingOnce(bool);
+        impl Future for PendingOnce {
+            type Output = ();
+            fn poll(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<()> {
+                if std::mem::replace(&mut self.0, true) {
+                    return std::task::Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+        let poll_once = |fut: std::pin::Pin<&mut dyn Future<Output = ()>>| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            fut.poll(&mut cx)
+        };
+        let latch = Arc::new(Latch::default());
+        WAITING.with(|w| *w.borrow_mut() = Some(Arc::clone(&latch)));
+        // Ready at once: no wait, nothing announced.
+        let mut ready = std::pin::pin!(announce_waits(std::future::ready(())));
+        assert!(poll_once(ready.as_mut()).is_ready());
+        assert!(!*latch.open.lock().unwrap());
+        let mut fut = std::pin::pin!(announce_waits(PendingOnce(false)));
+        assert!(poll_once(fut.as_mut()).is_pending());
+        assert!(*latch.open.lock().unwrap());
+        assert!(WAITING.with(|w| w.borrow().is_none()));
+        assert!(poll_once(fut.as_mut()).is_ready());
     }
 
     #[test]

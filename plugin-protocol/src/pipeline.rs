@@ -238,8 +238,9 @@ fn sign_resolved<B: Backend>(
 
 /// The fewest round trips ([`Backend::sign_unresolved`]): the backend signs without reading the
 /// key (and fetches its own chain meanwhile, if there is no `certificate_chain` file), while a
-/// chain file is read and checked here at the same time, so that no local work delays the first
-/// request; the signature verifying under the leaf's key proves key and certificate match.
+/// chain file is read and checked here once the sign call waits on the backend
+/// ([`crate::blocking::while_waiting`]), so that no local work delays the first request; the
+/// signature verifying under the leaf's key proves key and certificate match.
 ///
 /// When anything does not check out (the backend says `VALIDATION_ERROR`, the chain cannot be
 /// built without knowing the key, the leaf's key spec is not the request's, the signature does
@@ -263,7 +264,7 @@ fn sign_unresolved<B: Backend>(
         fetch_chain: !has_file,
     };
     let (file_chain, signed) = if has_file {
-        crate::blocking::concurrently(read_file, || backend.sign_unresolved(ctx, &sign))
+        crate::blocking::while_waiting(read_file, || backend.sign_unresolved(ctx, &sign))
     } else {
         (Ok(None), backend.sign_unresolved(ctx, &sign))
     };

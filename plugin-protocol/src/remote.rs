@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::error::{PluginError, Retry};
 
 /// Runs `attempt` (made anew for each try) until it succeeds, fails for good, or the deadline
-/// passes (TIMEOUT naming `doing`).
+/// passes (TIMEOUT naming `doing`). Its waits are announced ([`crate::blocking::announce_waits`]).
 #[cfg(feature = "remote")]
 pub async fn retry<T, F, Fut>(deadline: &Deadline, doing: &str, mut attempt: F) -> Result<T>
 where
@@ -34,7 +34,8 @@ where
     loop {
         deadline.check(doing)?;
         tries += 1;
-        let err = match tokio::time::timeout(deadline.remaining(), attempt()).await {
+        let attempt = crate::blocking::announce_waits(attempt());
+        let err = match tokio::time::timeout(deadline.remaining(), attempt).await {
             Err(_) => return Err(deadline.exceeded(doing)),
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e,

@@ -36,13 +36,18 @@ const FLIP: ConfigKey = ConfigKey::new(
     &[],
     "true: the signature comes back with a bit flipped",
 );
+const CHAIN_WHEN_WAITING: ConfigKey = ConfigKey::new(
+    "chain_when_waiting",
+    &[],
+    "a PEM file that the sign call copies to certificate_chain before it waits on the backend",
+);
 
 static INFO: PluginInfo = PluginInfo {
     name: "remote",
     description: "a remote-like test backend",
     version: "1.0.0",
     url: "https://example.com",
-    config_keys: &[REFUSE, FLIP],
+    config_keys: &[REFUSE, FLIP, CHAIN_WHEN_WAITING],
     chain_sources_help: "<key>.chain.pem",
 };
 
@@ -108,6 +113,18 @@ impl Backend for Remote {
 
     fn sign_unresolved(&mut self, ctx: &Context, sign: &UnresolvedSign) -> Result<Signed> {
         record(format!("sign_unresolved fetch_chain={}", sign.fetch_chain));
+        if let Some(chain) = ctx.config.get(&CHAIN_WHEN_WAITING) {
+            let file = ctx
+                .config
+                .get(&plugin_protocol::config::CERTIFICATE_CHAIN)
+                .unwrap();
+            // Preparing the request takes a while; then it goes out.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::fs::copy(&chain, &file).unwrap();
+            // The request is out: from here on, the answer is awaited.
+            plugin_protocol::blocking::waiting_on_backend();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         plugin_protocol::blocking::sign_and_fetch_chain(
             sign.fetch_chain,
             || Ok(Self::stored(ctx)),
@@ -157,6 +174,29 @@ fn a_chain_file_costs_one_sign_call_and_no_key_resolution() {
         &key.key_id(),
         KeySpec::Ec256,
         &[("certificate_chain", file.to_str().unwrap())],
+    );
+    result.unwrap();
+    assert_eq!(calls, ["sign_unresolved fetch_chain=false"]);
+}
+
+#[test]
+fn a_chain_file_is_read_only_once_the_sign_call_waits_on_the_backend() {
+    let _lock = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let key = KeyOnDisk::new(KeySpec::Ec256);
+    // Until the sign call is out, certificate_chain holds no certificate: read before, the
+    // chain would be refused (and the key resolved to explain it).
+    let file = key.key_path.with_extension("later.pem");
+    std::fs::write(&file, "not yet a chain\n").unwrap();
+    let (result, calls) = sign(
+        &key.key_id(),
+        KeySpec::Ec256,
+        &[
+            ("certificate_chain", file.to_str().unwrap()),
+            (
+                "chain_when_waiting",
+                chain_path(&key.key_path).to_str().unwrap(),
+            ),
+        ],
     );
     result.unwrap();
     assert_eq!(calls, ["sign_unresolved fetch_chain=false"]);

@@ -26,6 +26,7 @@ use google_cloud_gax::retry_state::RetryState;
 use google_cloud_gax::retry_throttler::RetryThrottler;
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
+use plugin_protocol::blocking::announce_waits;
 use plugin_protocol::config::{PlainHttp, MAX_ATTEMPTS};
 use plugin_protocol::error::error_chain;
 pub use plugin_protocol::remote::Call;
@@ -246,9 +247,9 @@ impl Session {
         );
         self.deadline.check(&doing)?;
         self.attempts.store(0, Ordering::Relaxed);
-        let outcome = self
-            .rt
-            .block_on(async { tokio::time::timeout(self.deadline.remaining(), fut).await });
+        let outcome = self.rt.block_on(async {
+            tokio::time::timeout(self.deadline.remaining(), announce_waits(fut)).await
+        });
         match outcome {
             Err(_) => Err(self.deadline.exceeded(&doing)),
             Ok(Ok(v)) => Ok(v),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::{ADDRESS, CA_CERT, CA_PATH, CLIENT_CERT, CLIENT_KEY, NAMESPACE};
+use plugin_protocol::blocking::announce_waits;
 use plugin_protocol::config::{Config, PlainHttp};
 use plugin_protocol::error::error_chain;
 use plugin_protocol::remote::{self, map_failure, Call, Class, RemoteFailure, Transport};
@@ -251,25 +252,28 @@ impl Vault {
         }
         tracing::debug!(?method, path, "vault request");
         let outcome = self.rt.block_on(async {
-            tokio::time::timeout(remaining, async {
-                let resp = req.send().await?;
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(remote::retry_after);
-                // The body is read chunk by chunk up to a bound: a server (or something posing
-                // as one) sending 100 MB is refused, not buffered.
-                let mut resp = resp;
-                let mut body = plugin_protocol::bounded::BodyLimit::default();
-                while let Some(chunk) = resp.chunk().await? {
-                    if body.push(&chunk).is_err() {
-                        return Ok(Err(status));
+            tokio::time::timeout(
+                remaining,
+                announce_waits(async {
+                    let resp = req.send().await?;
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(remote::retry_after);
+                    // The body is read chunk by chunk up to a bound: a server (or something posing
+                    // as one) sending 100 MB is refused, not buffered.
+                    let mut resp = resp;
+                    let mut body = plugin_protocol::bounded::BodyLimit::default();
+                    while let Some(chunk) = resp.chunk().await? {
+                        if body.push(&chunk).is_err() {
+                            return Ok(Err(status));
+                        }
                     }
-                }
-                Ok::<_, reqwest::Error>(Ok((status, retry_after, Zeroizing::new(body.bytes))))
-            })
+                    Ok::<_, reqwest::Error>(Ok((status, retry_after, Zeroizing::new(body.bytes))))
+                }),
+            )
             .await
         });
         let (status, retry_after, bytes) = match outcome {
