@@ -85,7 +85,7 @@ def paired(plugin_cmds, stdin, env, floor_cmd, runs):
     return [med(t) for t in mine], [med(c) for c in cpu], med(floor)
 
 
-def until_first_connect(cmds, stdin, env, work, runs=15):
+def until_first_connect(cmds, stdin, env, work, runs):
     """Per command of `cmds` (run interleaved): the median ms from the plugin's execve to its
     first TCP connect (its local work before the first request), with its two parts: the
     process's start (execve to the runner's first call, the dup of stdout) and the plugin's own
@@ -269,7 +269,9 @@ class Bench:
             cmds.append([os.path.join(self.before, f"notation-{plugin}"), command])
         stdin = request(command, key_id, config)
         times, cpu, floor = paired(cmds, stdin, env, floor_cmd, self.runs)
-        local = until_first_connect(cmds, stdin, env, self.work)
+        # As many traced runs as paired ones: a change of a tenth of a millisecond needs more
+        # than 15 of them to show on a shared machine.
+        local = until_first_connect(cmds, stdin, env, self.work, self.runs)
         name = f"{plugin} ({label})" if label else plugin
         self.rows.append((name, command, times, cpu, floor, count(cmd, stdin), local))
 
@@ -287,7 +289,7 @@ class Bench:
                 line += (f"   {times[1]:>6.1f} {cpu[1]:>6.1f} {times[1] / floor:>5.2f}x "
                          f"{local[1]:>20}")
             print(line)
-        print(f"(time to the first connect, medians of 15 runs each, read from {tracer})")
+        print(f"(time to the first connect, medians of {self.runs} runs each, read from {tracer})")
 
     # -- the backends ---------------------------------------------------------------------------
     def self_signed(self, plugin, key_id, config=()):
