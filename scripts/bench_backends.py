@@ -208,20 +208,27 @@ def by_strace(cmds, stdin, env, work, runs):
 
 
 class CountingProxy(http.server.ThreadingHTTPServer):
-    """Forwards every request to upstream (host:port, plain HTTP) and counts them."""
+    """Forwards every request to upstream (host:port, plain HTTP) and counts them; with `tls`
+    (a certificate file and its key), it is an HTTPS server."""
 
     daemon_threads = True
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, tls=None):
         self.upstream = upstream
         self.count = 0
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.socket = ctx.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -323,14 +330,43 @@ class Bench:
                      tool + ["--login", "--pin", pin, "--sign", "--id", "01", "-m", "ECDSA",
                              "--input-file", digest, "--output-file", os.devnull], none)
 
-    def proxied_count(self, upstream_url, variable):
-        proxy = CountingProxy(urllib.parse.urlsplit(upstream_url).netloc)
+    def proxied_count(self, upstream_url, variable, proxy=None, env=None):
+        """count(cmd, stdin) for measure(): the requests a run makes, counted by `proxy` (by
+        default a plain-HTTP one in front of `upstream_url`), which `variable` names to it."""
+        proxy = proxy or CountingProxy(urllib.parse.urlsplit(upstream_url).netloc)
 
         def count(cmd, stdin):
             before = proxy.count
-            run(cmd, stdin, dict(os.environ, **{variable: proxy.url}))
+            run(cmd, stdin, dict(os.environ, **(env or {}), **{variable: proxy.url}))
             return proxy.count - before
         return count
+
+    def tls_server_files(self):
+        """(certificate, key, trust bundle) for an HTTPS server at 127.0.0.1: a certificate
+        issued by a CA of its own (openssl), and the system's CA bundle with that CA added, as a
+        user of a Vault whose CA is private trusts it (or None where there is no bundle)."""
+        system = "/etc/ssl/certs/ca-certificates.crt"
+        if not os.path.exists(system) or not shutil.which("openssl"):
+            print(f"bench: no HTTPS rows for hashicorp-vault: no {system} or openssl",
+                  file=sys.stderr)
+            return None
+        script = """set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+  -subj /CN=bench-ca -days 1 -addext basicConstraints=critical,CA:TRUE \
+  -addext keyUsage=critical,keyCertSign
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+  -out server.csr -subj /CN=127.0.0.1
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+  -days 1 -extfile server.ext
+"""
+        tls = os.path.join(self.work, "tls")
+        os.makedirs(tls, exist_ok=True)
+        subprocess.run(["bash", "-c", script], cwd=tls, check=True, capture_output=True)
+        bundle = os.path.join(tls, "trust.pem")
+        with open(bundle, "w") as f:
+            f.write(open(system).read() + open(os.path.join(tls, "ca.pem")).read())
+        return os.path.join(tls, "server.pem"), os.path.join(tls, "server.key"), bundle
 
     def vault(self):
         addr, token = os.environ["VAULT_ADDR"], os.environ["VAULT_TOKEN"]
@@ -359,6 +395,22 @@ class Bench:
                      dict(config, certificate_chain=chain),
                      curl + ["-X", "POST", "-d", sign_body, f"{addr}/v1/bench-transit/sign/bench"],
                      count)
+        # As most Vaults are reached: over HTTPS (a TLS proxy in front of the dev server, which
+        # serves plain HTTP), the system's CA bundle with the proxy's CA added as trust store.
+        files = self.tls_server_files()
+        if files is None:
+            return
+        cert, key, bundle = files
+        proxy = CountingProxy(urllib.parse.urlsplit(addr).netloc, tls=(cert, key))
+        env = {"VAULT_ADDR": proxy.url, "SSL_CERT_FILE": bundle}
+        count = self.proxied_count(addr, "VAULT_ADDR", proxy, env)
+        curl = curl + ["--cacert", bundle]
+        self.measure("hashicorp-vault", "describe-key", "bench", config,
+                     curl + [f"{proxy.url}/v1/bench-transit/keys/bench"], count, env, "HTTPS")
+        self.measure("hashicorp-vault", "generate-signature", "bench",
+                     dict(config, certificate_chain=chain),
+                     curl + ["-X", "POST", "-d", sign_body,
+                             f"{proxy.url}/v1/bench-transit/sign/bench"], count, env, "HTTPS")
 
     def aws(self):
         endpoint = os.environ["AWS_ENDPOINT_URL"]

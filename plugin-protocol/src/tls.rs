@@ -199,26 +199,75 @@ pub fn system_roots() -> Result<Roots> {
 pub fn client_config_with_system_roots(
     provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<rustls::ClientConfig> {
-    client_config_reading(Sources::from_env(), provider)
+    client_config_reading(Sources::from_env(), provider, Vec::new(), None)
+}
+
+/// [`client_config_with_system_roots`] that also trusts `extra` (a user's own CA certificates,
+/// [`configured_roots`], parsed once, there) and presents `identity` ([`client_identity`]: the
+/// PEM certificate chain, then the private key) to a server that asks for a client
+/// certificate. An identity without a certificate or a usable key is a VALIDATION_ERROR naming
+/// its settings.
+pub fn client_config_with_system_roots_and(
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    extra: Vec<Roots>,
+    identity: Option<&crate::secret::Secret>,
+) -> Result<rustls::ClientConfig> {
+    client_config_reading(Sources::from_env(), provider, extra, identity)
 }
 
 fn client_config_reading(
     sources: Sources,
     provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    extra: Vec<Roots>,
+    identity: Option<&crate::secret::Secret>,
 ) -> Result<rustls::ClientConfig> {
     sources.check()?;
+    let identity = identity.map(pem_identity).transpose()?;
     let verifier = std::sync::Arc::new(BackgroundRoots {
         provider: provider.clone(),
         pending: std::sync::Mutex::new(Some(std::thread::spawn(move || sources.load()))),
+        extra: extra.into_iter().flat_map(|r| r.anchors).collect(),
         ready: std::sync::OnceLock::new(),
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| PluginError::generic(format!("cannot set up TLS: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(config)
+        .with_custom_certificate_verifier(verifier);
+    match identity {
+        None => Ok(config.with_no_client_auth()),
+        Some((chain, key, source)) => config.with_client_auth_cert(chain, key).map_err(|e| {
+            PluginError::validation(format!(
+                "{source} do not hold a usable client certificate and private key: {e}"
+            ))
+        }),
+    }
+}
+
+/// The certificate chain and the private key of a [`client_identity`], and its source.
+fn pem_identity(
+    identity: &crate::secret::Secret,
+) -> Result<(
+    Vec<CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+    &str,
+)> {
+    use rustls_pki_types::pem::PemObject;
+    let source = identity.source.as_str();
+    let unusable = |what: &str| {
+        PluginError::validation(format!(
+            "{source} do not hold a usable PEM client certificate and private key: {what}"
+        ))
+    };
+    let chain = CertificateDer::pem_slice_iter(&identity.bytes)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| unusable(&e.to_string()))?;
+    if chain.is_empty() {
+        return Err(unusable("no CERTIFICATE block"));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&identity.bytes)
+        .map_err(|e| unusable(&format!("no private key ({e})")))?;
+    Ok((chain, key, source))
 }
 
 /// The server certificate check of [`client_config_with_system_roots`]: WebPKI over the
@@ -227,6 +276,8 @@ fn client_config_reading(
 struct BackgroundRoots {
     provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
     pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Roots>>>>,
+    /// The user's own CA certificates, trusted beside the system's.
+    extra: Vec<rustls_pki_types::TrustAnchor<'static>>,
     /// The verifier over the roots read, or why there is none (no roots: every certificate's
     /// issuer is unknown; a failed read: its message).
     ready: std::sync::OnceLock<
@@ -255,9 +306,10 @@ impl BackgroundRoots {
                 read = ?roots.read,
                 "TLS trust store (read meanwhile)"
             );
-            let store = rustls::RootCertStore {
+            let mut store = rustls::RootCertStore {
                 roots: roots.anchors,
             };
+            store.roots.extend(self.extra.iter().cloned());
             if store.is_empty() {
                 return Err(None);
             }
@@ -1111,19 +1163,26 @@ mod tests {
             bundle: Some((path.to_owned(), Some("SSL_CERT_FILE"))),
             directories: vec![],
         };
-        let config = client_config_reading(bundle(&ca), provider()).unwrap();
+        let config = client_config_reading(bundle(&ca), provider(), Vec::new(), None).unwrap();
         handshake(config, &cert, &key).expect("the server's CA is in the bundle");
 
         std::fs::write(dir.path().join("other.pem"), ca_pem("Other")).unwrap();
-        let config =
-            client_config_reading(bundle(&dir.path().join("other.pem")), provider()).unwrap();
+        let config = client_config_reading(
+            bundle(&dir.path().join("other.pem")),
+            provider(),
+            Vec::new(),
+            None,
+        )
+        .unwrap();
         let e = handshake(config, &cert, &key).unwrap_err();
         assert_eq!(
             e,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
         );
         // No roots at all (SSL_CERT_FILE=/dev/null): every issuer is unknown, as with any client.
-        let config = client_config_reading(bundle(Path::new("/dev/null")), provider()).unwrap();
+        let config =
+            client_config_reading(bundle(Path::new("/dev/null")), provider(), Vec::new(), None)
+                .unwrap();
         let e = handshake(config, &cert, &key).unwrap_err();
         assert_eq!(
             e,
@@ -1133,7 +1192,7 @@ mod tests {
         // What would block or is missing is refused before any connection, by name.
         let fifo = dir.path().join("fifo.pem");
         mkfifo(&fifo);
-        let e = client_config_reading(bundle(&fifo), provider()).unwrap_err();
+        let e = client_config_reading(bundle(&fifo), provider(), Vec::new(), None).unwrap_err();
         assert!(
             e.message.contains("SSL_CERT_FILE") && e.message.contains("a FIFO"),
             "{}",
@@ -1143,14 +1202,57 @@ mod tests {
         // with why, not with an unknown issuer.
         let huge = dir.path().join("huge.pem");
         std::fs::write(&huge, vec![b'#'; (MAX_BUNDLE_BYTES + 1) as usize]).unwrap();
-        let config = client_config_reading(bundle(&huge), provider()).unwrap();
+        let config = client_config_reading(bundle(&huge), provider(), Vec::new(), None).unwrap();
         match handshake(config, &cert, &key) {
             Err(rustls::Error::General(why)) => assert!(why.contains("larger than"), "{why}"),
             other => panic!("{other:?}"),
         }
-        let e =
-            client_config_reading(bundle(&dir.path().join("none.pem")), provider()).unwrap_err();
+        let e = client_config_reading(
+            bundle(&dir.path().join("none.pem")),
+            provider(),
+            Vec::new(),
+            None,
+        )
+        .unwrap_err();
         assert!(e.message.contains("does not exist"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_users_own_ca_is_trusted_beside_the_system_roots_and_an_identity_must_be_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = server_files(dir.path());
+        let provider = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let other = dir.path().join("other.pem");
+        std::fs::write(&other, ca_pem("Other")).unwrap();
+        let system = || Sources {
+            bundle: Some((other.clone(), Some("SSL_CERT_FILE"))),
+            directories: vec![],
+        };
+        let own = || configured_roots(&ca, CaSetting::File, "VAULT_CACERT").unwrap();
+        let config = client_config_reading(system(), provider(), vec![own()], None).unwrap();
+        handshake(config, &cert, &key).expect("the server's CA is the user's own");
+        // Without it, the system's roots alone do not know the server's issuer.
+        let config = client_config_reading(system(), provider(), Vec::new(), None).unwrap();
+        assert!(handshake(config, &cert, &key).is_err());
+
+        let identity = |pem: Vec<u8>| crate::secret::Secret {
+            bytes: Zeroizing::new(pem),
+            source: "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY".into(),
+        };
+        let (cert_pem, key_pem) = (std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap());
+        let whole = identity([cert_pem.clone(), key_pem.clone()].concat());
+        assert!(client_config_reading(system(), provider(), vec![own()], Some(&whole)).is_ok());
+        for (pem, why) in [(key_pem, "no CERTIFICATE"), (cert_pem, "no private key")] {
+            let e = client_config_reading(system(), provider(), Vec::new(), Some(&identity(pem)))
+                .unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::Validation);
+            assert!(
+                e.message.contains("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY")
+                    && e.message.contains(why),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

@@ -90,38 +90,26 @@ impl Vault {
             // never downgrade to plain HTTP; at most a few hops are followed.
             .https_only(https)
             .redirect(reqwest::redirect::Policy::limited(3));
-        // The system's roots, read once (a plain-HTTP dev address needs none).
-        if https {
-            for der in plugin_protocol::tls::system_roots()?.certificates {
-                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
-                    PluginError::generic(format!("a system CA certificate is unusable: {e}"))
-                })?;
-                builder = builder.add_root_certificate(cert);
-            }
-        }
         use plugin_protocol::tls::{self, CaSetting};
+        let mut extra = Vec::new();
         for (key, at) in [
             (&CA_CERT, CaSetting::File),
             (&CA_PATH, CaSetting::Directory),
         ] {
-            let Some((path, source)) = config.path(key) else {
-                continue;
-            };
-            for der in tls::configured_roots(&path, at, &source)?.certificates {
-                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
-                    PluginError::validation(format!("{source}: a CA certificate is unusable: {e}"))
-                })?;
-                builder = builder.add_root_certificate(cert);
+            if let Some((path, source)) = config.path(key) {
+                extra.push(tls::configured_roots(&path, at, &source)?);
             }
         }
-        if let Some(identity) = tls::client_identity(config, &CLIENT_CERT, &CLIENT_KEY)? {
-            let identity = reqwest::Identity::from_pem(&identity.bytes).map_err(|e| {
-                PluginError::validation(format!(
-                    "{} do not hold a usable PEM client certificate and private key: {e}",
-                    identity.source
-                ))
-            })?;
-            builder = builder.identity(identity);
+        let identity = tls::client_identity(config, &CLIENT_CERT, &CLIENT_KEY)?;
+        // The system's roots, read on a thread of their own while the request is prepared and
+        // parsed once, beside the configured CAs (a plain-HTTP dev address needs neither).
+        if https {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            builder = builder.use_preconfigured_tls(tls::client_config_with_system_roots_and(
+                provider,
+                extra,
+                identity.as_ref(),
+            )?);
         }
         let http = builder.build().map_err(|e| {
             PluginError::generic(format!(
