@@ -337,7 +337,7 @@ class Bench:
 
         def count(cmd, stdin):
             before = proxy.count
-            run(cmd, stdin, dict(os.environ, **(env or {}), **{variable: proxy.url}))
+            run(cmd, stdin, {**os.environ, **(env or {}), variable: proxy.url})
             return proxy.count - before
         return count
 
