@@ -1,5 +1,5 @@
 //! TLS settings for the plugins' HTTPS clients: the system's trust store, read once per
-//! invocation, each CA once ([`system_roots`]); CA certificates a user's setting names
+//! invocation, each CA once ([`Sources::from_env`]); CA certificates a user's setting names
 //! ([`configured_roots`]); and a client certificate with its key for mutual TLS
 //! ([`client_identity`]). Every file is read bounded and without blocking.
 //!
@@ -178,19 +178,7 @@ impl Sources {
     }
 }
 
-/// The system's trust store (see the module documentation).
-pub fn system_roots() -> Result<Roots> {
-    let roots = Sources::from_env().load()?;
-    tracing::debug!(
-        certificates = roots.certificates.len(),
-        skipped = roots.skipped,
-        read = ?roots.read,
-        "TLS trust store"
-    );
-    Ok(roots)
-}
-
-/// A rustls client configuration that trusts the system's roots ([`system_roots`]) and reads
+/// A rustls client configuration that trusts the system's roots ([`Sources::from_env`]) and reads
 /// them on a thread of its own, from now on: only the first handshake's certificate check waits
 /// for them, so that the client's set-up, the credentials, the TCP connection and the first TLS
 /// flight are not held up by the trust store (about a millisecond for Debian's bundle, several
@@ -387,7 +375,7 @@ impl rustls::client::danger::ServerCertVerifier for BackgroundRoots {
 /// clients, which take no roots from outside): when neither `SSL_CERT_FILE` nor `SSL_CERT_DIR`
 /// is set, that library reads the CA bundle *and* every file of the certificate directory
 /// beside it (milliseconds, at each of notation's three starts). This names the bundle
-/// [`system_roots`] would read in `SSL_CERT_FILE`, so that the SDK reads that one file, as the
+/// [`Sources::from_env`] would read in `SSL_CERT_FILE`, so that the SDK reads that one file, as the
 /// other plugins do; with either variable set, or no bundle, it changes nothing. It changes the
 /// process's environment: call it first in `main`, before any thread exists.
 pub fn name_the_system_bundle() {

@@ -32,7 +32,7 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     .unwrap();
     std::env::set_var("SSL_CERT_FILE", &one);
     std::env::remove_var("SSL_CERT_DIR");
-    let roots = plugin_protocol::tls::system_roots().unwrap();
+    let roots = plugin_protocol::tls::Sources::from_env().load().unwrap();
     assert_eq!(roots.certificates.len(), 1);
     assert_eq!(roots.read, std::slice::from_ref(&one));
 
@@ -111,7 +111,7 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
     let store = std::path::PathBuf::from(std::env::var_os("SSL_CERT_FILE").unwrap());
     assert!(store.starts_with("/proc/self/fd"), "{}", store.display());
     check_trust_store_env().expect("the placeholder passes");
-    let roots = plugin_protocol::tls::system_roots().unwrap();
+    let roots = plugin_protocol::tls::Sources::from_env().load().unwrap();
     assert_eq!(roots.certificates.len(), 1);
     let placeholder = x509_cert::Certificate::from_der(&roots.certificates[0]).unwrap();
     assert_eq!(
