@@ -455,13 +455,16 @@ fn after_failure_with(
     // Full jitter on an exponential backoff, unless the backend named the delay.
     let delay = asked.unwrap_or_else(|| backoff.delay(attempt));
     let remaining = deadline.remaining();
-    if delay >= remaining {
+    // A wait is worth it only if the next attempt still has time once it ends: waiting out a
+    // Retry-After to time out in the next call would turn the backend's answer into TIMEOUT.
+    if delay + next_attempt_room(deadline) >= remaining {
         // The deadline has not passed yet: say what would happen, not that it did.
         let mut e = match asked {
             Some(asked) => PluginError::throttled(format!(
                 "gave up {doing}: the backend asked to wait {}s before trying again \
-                 (Retry-After), longer than the {:.1}s left of the {}s deadline; sign again \
-                 later, or raise pluginConfig timeout_seconds (last error: {})",
+                 (Retry-After), which leaves no time for another try in the {:.1}s left of the \
+                 {}s deadline; sign again later, or raise pluginConfig timeout_seconds (last \
+                 error: {})",
                 asked.as_secs_f64(),
                 remaining.as_secs_f64(),
                 deadline.total().as_secs_f64(),
@@ -490,6 +493,12 @@ fn after_failure_with(
         return Err(e);
     }
     Ok(delay)
+}
+
+/// The time a retry needs left after its wait: a quarter of the deadline, at most 1 s (a
+/// remote call answers in far less; a 3 s deadline keeps 0.75 s for it).
+fn next_attempt_room(deadline: &Deadline) -> Duration {
+    (deadline.total() / 4).min(Duration::from_secs(1))
 }
 
 fn final_error(err: PluginError, attempts: u32) -> PluginError {

@@ -241,6 +241,39 @@ fn backoff_grows_with_the_attempt_up_to_its_cap() {
     );
 }
 
+#[test]
+fn a_wait_is_taken_only_if_the_next_attempt_has_time_after_it() {
+    use plugin_protocol::config::after_failure;
+    use plugin_protocol::{Deadline, PluginError, Retry};
+    let throttled = |secs: f64| {
+        PluginError::generic("is throttling requests")
+            .with_retry(Retry::Throttled(Some(Duration::from_secs_f64(secs))))
+    };
+    // A 3 s deadline keeps a quarter of it, 0.75 s, for the attempt after the wait.
+    let deadline = Deadline::after(Duration::from_secs(3));
+    assert_eq!(
+        after_failure(&deadline, "x", 1, throttled(2.0)).unwrap(),
+        Duration::from_secs(2)
+    );
+    // 2.5 s fits in what is left, but would leave the next call 0.5 s: the throttling is the
+    // answer now, not a TIMEOUT after the wait.
+    let err = after_failure(&deadline, "getting key k", 1, throttled(2.5)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Throttled);
+    assert!(
+        err.message.contains("wait 2.5s")
+            && err.message.contains("no time for another try")
+            && err.message.contains("3s deadline")
+            && err.message.contains("is throttling requests"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.retry, Retry::Never);
+    // A long deadline keeps at most 1 s: a 58.5 s wait of 60 s is taken, 59.5 s is not.
+    let long = Deadline::after(Duration::from_secs(60));
+    assert!(after_failure(&long, "x", 1, throttled(58.5)).is_ok());
+    assert!(after_failure(&long, "x", 1, throttled(59.5)).is_err());
+}
+
 /// A key reference whose ids may carry `secret=...`, redacted as a backend would.
 #[derive(Debug)]
 struct Secretive;
