@@ -318,7 +318,7 @@ pub fn expand_home(path: &str) -> PathBuf {
 const MAX_KEY_NAME_CHARS: usize = 200;
 
 /// Everything one protocol invocation knows: the key id, configuration and deadline.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Context {
     /// The keyId exactly as notation sent it, echoed byte for byte in the response; never put
     /// it in a message or a log (it may hold a secret): [`Context::key_name`] is for those.

@@ -238,7 +238,7 @@ fn sign_resolved<B: Backend>(
 
 /// The fewest round trips ([`Backend::sign_unresolved`]): the backend signs without reading the
 /// key (and fetches its own chain meanwhile, if there is no `certificate_chain` file), while a
-/// chain file is read and checked here once the sign call waits on the backend
+/// chain file is read and checked within the sign call's first wait on the backend
 /// ([`crate::blocking::while_waiting`]), so that no local work delays the first request; the
 /// signature verifying under the leaf's key proves key and certificate match.
 ///
@@ -254,10 +254,14 @@ fn sign_unresolved<B: Backend>(
     payload: Payload,
 ) -> Result<(Vec<u8>, Vec<Certificate>)> {
     let has_file = ctx.config.get(&CERTIFICATE_CHAIN).is_some();
-    let read_file = || {
-        chain_file(ctx)?
-            .map(|certs| complete_chain(ctx, certs, None))
-            .transpose()
+    // Run within the sign call's wait, which outlives no borrow: on a copy of the context.
+    let read_file = {
+        let ctx = ctx.clone();
+        move || {
+            chain_file(&ctx)?
+                .map(|certs| complete_chain(&ctx, certs, None))
+                .transpose()
+        }
     };
     let sign = crate::UnresolvedSign {
         payload,

@@ -46,6 +46,22 @@ where
     }
 }
 
+/// The addresses of `host` for an HTTP client's resolver, looked up as hyper's and reqwest's
+/// default resolver does it (the system's `getaddrinfo`, on tokio's blocking pool; port 0, which
+/// the client replaces), as a [`crate::blocking::host_lookup`].
+#[cfg(feature = "remote")]
+pub async fn look_up_host(
+    host: String,
+) -> std::io::Result<std::vec::IntoIter<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs as _;
+    crate::blocking::host_lookup(async move {
+        tokio::task::spawn_blocking(move || (host.as_str(), 0).to_socket_addrs())
+            .await
+            .map_err(std::io::Error::other)?
+    })
+    .await
+}
+
 /// How a request failed below HTTP: no answer, or an answer that could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {

@@ -126,9 +126,25 @@ fn http_client(tls: rustls::ClientConfig) -> Result<Arc<dyn azure_core::http::Ht
         .read_timeout(std::time::Duration::from_secs(60))
         .redirect(reqwest_azure::redirect::Policy::none())
         .use_preconfigured_tls(tls)
+        .dns_resolver(HostLookup)
         .build()
         .map_err(|e| PluginError::generic(format!("cannot build the HTTPS client: {e}")))?;
     Ok(Arc::new(client))
+}
+
+/// Host names looked up as reqwest's default resolver does, by
+/// [`plugin_protocol::remote::look_up_host`]: a generate-signature's chain file is checked once
+/// the connection is being made, not while the vault's name is looked up.
+struct HostLookup;
+
+impl reqwest_azure::dns::Resolve for HostLookup {
+    fn resolve(&self, name: reqwest_azure::dns::Name) -> reqwest_azure::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = plugin_protocol::remote::look_up_host(host).await?;
+            Ok(Box::new(addrs) as reqwest_azure::dns::Addrs)
+        })
+    }
 }
 
 /// Client options with the SDK's own retries off (ours are bounded by the deadline) and the
