@@ -145,10 +145,29 @@ thread_local! {
 /// it runs in (if any) runs now, within the wait. Called by [`announce_waits`]; cheap when there
 /// is none.
 pub fn waiting_on_backend() {
-    // Taken before it runs: the work itself may announce nothing, and finds nothing to run.
+    // Taken before they run: the work itself may announce nothing, and finds nothing to run.
+    let first = FIRST_WAIT.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    for job in first {
+        job();
+    }
     if let Some(job) = WAITING.with(|w| w.borrow_mut().take()) {
         job();
     }
+}
+
+/// Runs `work` on this thread within the next wait on a backend ([`waiting_on_backend`]),
+/// before any [`while_waiting`]'s: for set-up that an answer needs and the request does not (the
+/// trust store a TLS handshake checks the server's certificate against), so that it neither
+/// delays the first request nor needs a thread of its own. Whoever needs what `work` makes must
+/// make it too if it is not there yet (no wait may come first), and `work` must then find it
+/// made: a `OnceLock`'s `get_or_init` on both sides.
+pub fn at_first_wait(work: impl FnOnce() + 'static) {
+    FIRST_WAIT.with(|f| f.borrow_mut().push(Box::new(work)));
+}
+
+thread_local! {
+    /// The work of [`at_first_wait`], until the next wait on a backend.
+    static FIRST_WAIT: RefCell<Vec<LocalWork>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `fut`, saying [`waiting_on_backend`] whenever it waits (returns pending), unless what it

@@ -179,10 +179,12 @@ impl Sources {
 }
 
 /// A rustls client configuration that trusts the system's roots ([`Sources::from_env`]) and reads
-/// them on a thread of its own, from now on: only the first handshake's certificate check waits
-/// for them, so that the client's set-up, the credentials, the TCP connection and the first TLS
-/// flight are not held up by the trust store (about a millisecond for Debian's bundle, several
-/// with `SSL_CERT_DIR` set). What [`Sources::load`] refuses (a FIFO or a directory named by
+/// them within the first wait on a backend on this thread ([`crate::blocking::at_first_wait`]),
+/// or at the first certificate check if none came before it: the client's set-up, the
+/// credentials, the TCP connection and the first TLS flight are not held up by the trust store
+/// (about a millisecond for Debian's bundle, several with `SSL_CERT_DIR` set), and no thread is
+/// started to read it (on two cores, one contended with the request's preparation for the
+/// process's memory map). What [`Sources::load`] refuses (a FIFO or a directory named by
 /// `SSL_CERT_FILE`, a missing file it names) is still refused here, before any request.
 pub fn client_config_with_system_roots(
     provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
@@ -211,11 +213,18 @@ fn client_config_reading(
 ) -> Result<rustls::ClientConfig> {
     sources.check()?;
     let identity = identity.map(pem_identity).transpose()?;
-    let verifier = std::sync::Arc::new(BackgroundRoots {
+    let verifier = std::sync::Arc::new(RootsAtFirstWait {
         provider: provider.clone(),
-        pending: std::sync::Mutex::new(Some(std::thread::spawn(move || sources.load()))),
+        pending: std::sync::Mutex::new(Some(sources)),
         extra: extra.into_iter().flat_map(|r| r.anchors).collect(),
         ready: std::sync::OnceLock::new(),
+    });
+    crate::blocking::at_first_wait({
+        let verifier = std::sync::Arc::clone(&verifier);
+        move || {
+            // What it finds (or fails to) is kept for the handshake, which reports it.
+            let _ = verifier.verifier();
+        }
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -259,11 +268,14 @@ fn pem_identity(
 }
 
 /// The server certificate check of [`client_config_with_system_roots`]: WebPKI over the
-/// system's roots, once they are read.
+/// system's roots, read within the first wait on a backend
+/// ([`crate::blocking::at_first_wait`]: the first request's, once it is out), or by the first
+/// certificate check if no wait came before it.
 #[derive(Debug)]
-struct BackgroundRoots {
+struct RootsAtFirstWait {
     provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
-    pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Roots>>>>,
+    /// Where the roots are, until they are read.
+    pending: std::sync::Mutex<Option<Sources>>,
     /// The user's own CA certificates, trusted beside the system's.
     extra: Vec<rustls_pki_types::TrustAnchor<'static>>,
     /// The verifier over the roots read, or why there is none (no roots: every certificate's
@@ -273,7 +285,7 @@ struct BackgroundRoots {
     >,
 }
 
-impl BackgroundRoots {
+impl RootsAtFirstWait {
     fn verifier(
         &self,
     ) -> std::result::Result<&rustls::client::WebPkiServerVerifier, rustls::Error> {
@@ -283,16 +295,16 @@ impl BackgroundRoots {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
-            let roots = match pending.map(|thread| thread.join()) {
-                Some(Ok(Ok(roots))) => roots,
-                Some(Ok(Err(e))) => return Err(Some(e.message)),
-                _ => return Err(Some("the TLS trust store could not be read".to_owned())),
+            let roots = match pending.map(|sources| sources.load()) {
+                Some(Ok(roots)) => roots,
+                Some(Err(e)) => return Err(Some(e.message)),
+                None => return Err(Some("the TLS trust store could not be read".to_owned())),
             };
             tracing::debug!(
                 certificates = roots.certificates.len(),
                 skipped = roots.skipped,
                 read = ?roots.read,
-                "TLS trust store (read meanwhile)"
+                "TLS trust store"
             );
             let mut store = rustls::RootCertStore {
                 roots: roots.anchors,
@@ -318,7 +330,7 @@ impl BackgroundRoots {
     }
 }
 
-impl rustls::client::danger::ServerCertVerifier for BackgroundRoots {
+impl rustls::client::danger::ServerCertVerifier for RootsAtFirstWait {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -1143,7 +1155,7 @@ mod tests {
     }
 
     #[test]
-    fn the_roots_read_meanwhile_verify_the_server_and_only_that() {
+    fn the_roots_read_verify_the_server_and_only_that() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = server_files(dir.path());
         let provider = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -1203,6 +1215,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("does not exist"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_roots_are_read_within_the_first_wait_on_a_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = server_files(dir.path());
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::copy(&ca, &bundle).unwrap();
+        let sources = Sources {
+            bundle: Some((bundle.clone(), Some("SSL_CERT_FILE"))),
+            directories: vec![],
+        };
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = client_config_reading(sources, provider, Vec::new(), None).unwrap();
+        // The request is out: the bundle is read now, and what it held then is what is trusted.
+        crate::blocking::waiting_on_backend();
+        std::fs::write(&bundle, ca_pem("Other")).unwrap();
+        handshake(config, &cert, &key).expect("the bundle as it was at the first wait");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The AWS clients' HTTP client where TLS may be spoken: hyper over rustls with the shared TLS
 //! configuration, [`plugin_protocol::tls::client_config_with_system_roots`], which reads the
-//! system's trust store on a thread of its own while the request is prepared and connected, and
-//! checks the server's certificate once it is read.
+//! system's trust store once the first request is out (within its wait for the server), and
+//! checks the server's certificate against it.
 //!
 //! The SDK's own HTTPS client takes its trust store only as PEM text: the roots read here were
 //! encoded as PEM, then decoded and parsed again, twice (once to validate the client, once to
@@ -28,7 +28,34 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use plugin_protocol::Result;
 
-type Https = hyper_rustls::HttpsConnector<TcpConnector>;
+type Https = hyper_rustls::HttpsConnector<TcpConnector<HostLookup>>;
+
+/// Host names looked up as hyper's default resolver does, by
+/// [`plugin_protocol::remote::look_up_host`]: the trust store and a chain file are read once the
+/// connection is being made, not while the endpoint's name is looked up.
+#[derive(Clone, Debug)]
+struct HostLookup;
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for HostLookup {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        Box::pin(plugin_protocol::remote::look_up_host(
+            name.as_str().to_owned(),
+        ))
+    }
+}
 
 /// An HTTP and HTTPS client over the system's trust store (HTTPS for AWS's endpoints; plain HTTP
 /// for instance metadata and a local KMS).
@@ -70,7 +97,7 @@ impl HttpClient for TlsClient {
 
 /// A connector (a connection pool) with these timeouts.
 fn connector(tls: &rustls::ClientConfig, (connect, read): Timeouts) -> Connector {
-    let mut tcp = TcpConnector::new();
+    let mut tcp = TcpConnector::new_with_resolver(HostLookup);
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(connect);

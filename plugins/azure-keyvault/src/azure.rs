@@ -117,8 +117,8 @@ pub struct Session {
 }
 
 /// The HTTP client the SDK's default would be (reqwest, its time-outs, no redirects), trusting
-/// the system's roots as `plugin_protocol::tls` reads them (once, on a thread of their own while
-/// the first connection is made), not as the SDK's platform verifier would (the CA bundle and
+/// the system's roots as `plugin_protocol::tls` reads them (once, while the first request waits
+/// for the server), not as the SDK's platform verifier would (the CA bundle and
 /// every file of the directory beside it, before anything else).
 fn http_client(tls: rustls::ClientConfig) -> Result<Arc<dyn azure_core::http::HttpClient>> {
     let client = reqwest_azure::Client::builder()
@@ -161,7 +161,7 @@ impl Session {
     /// Creates the runtime and the credential. No network call is made.
     pub fn open(ctx: &Context, key: &KeyRef) -> Result<Self> {
         // The SDK's reqwest has rustls without a crypto provider: use ring, like the other
-        // plugins. The trust store is read meanwhile, until the first certificate check.
+        // plugins. The trust store is read once the first request is out, within its wait.
         let tls = plugin_protocol::tls::client_config_with_system_roots(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))?;

@@ -89,7 +89,8 @@ impl Vault {
             // With an https address, a redirect (a standby forwarding to the active node) can
             // never downgrade to plain HTTP; at most a few hops are followed.
             .https_only(https)
-            .redirect(reqwest::redirect::Policy::limited(3));
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .dns_resolver(std::sync::Arc::new(HostLookup));
         use plugin_protocol::tls::{self, CaSetting};
         let mut extra = Vec::new();
         for (key, at) in [
@@ -101,7 +102,7 @@ impl Vault {
             }
         }
         let identity = tls::client_identity(config, &CLIENT_CERT, &CLIENT_KEY)?;
-        // The system's roots, read on a thread of their own while the request is prepared and
+        // The system's roots, read once the first request is out (within its wait) and
         // parsed once, beside the configured CAs (a plain-HTTP dev address needs neither).
         if https {
             let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -511,6 +512,21 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     last
+}
+
+/// Host names looked up as reqwest's default resolver does, by
+/// [`plugin_protocol::remote::look_up_host`]: the trust store and a chain file are read once the
+/// connection is being made, not while Vault's name is looked up.
+struct HostLookup;
+
+impl reqwest::dns::Resolve for HostLookup {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = plugin_protocol::remote::look_up_host(host).await?;
+            Ok(Box::new(addrs) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 #[cfg(test)]
