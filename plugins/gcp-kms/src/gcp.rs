@@ -169,10 +169,12 @@ impl Session {
             plugin_protocol::tls::trust_nothing_for_plain_http();
         }
         plugin_protocol::bounded::check_trust_store_env()?;
-        // Two workers: Google's token cache refreshes on a task of its own, and the deadline's
-        // timer must fire even while that task waits on an unresponsive metadata server.
+        // A worker beside this thread: Google's token cache refreshes on a task of its own,
+        // and the deadline's timer must fire even while that task waits on an unresponsive
+        // metadata server. One is enough for both (it parks on the timer and the sockets while
+        // the task waits), and each thread started before the first request delays it.
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
