@@ -94,8 +94,8 @@ where
 /// local work that is needed only with the backend's answer (reading and checking a chain file
 /// while the sign call is out) then runs while the request is in flight, and takes no time from
 /// preparing it. It runs on no thread of its own: starting one took 0.5 ms from the first request
-/// of a Key Vault sign (its stack's mapping and first page faults contend with the main thread's
-/// for the process's memory map, on two cores where the trust store is read on a third thread).
+/// of a Key Vault sign, on two cores (its stack's mapping and first page faults contend with the
+/// main thread's for the process's memory map).
 ///
 /// `local` must be short and must not block on the backend or an async runtime: it holds up the
 /// handling of the answer it overlaps.
@@ -187,12 +187,10 @@ pub async fn announce_waits<F: Future>(fut: F) -> F::Output {
     .await
 }
 
-/// `fut`, the lookup of a backend's host name: while a request waits on it (and on nothing else
-/// in the same poll), [`announce_waits`] does not say that it waits on its backend, so a
-/// [`while_waiting`]'s local work starts only once the connection is being made. A name found
-/// in `/etc/hosts` is looked up in microseconds on a thread of tokio's blocking pool, and on two
-/// cores a third busy thread (the chain file's check, beside the trust store's reading) would
-/// delay that thread and the first request with it.
+/// `fut`, the lookup of a backend's host name: a poll in which it is pending announces no wait
+/// ([`announce_waits`]), so the local work of [`while_waiting`] and [`at_first_wait`] runs once
+/// the connection is being made, not while the name is looked up. That work runs on this thread
+/// and would hold up the connection: a name found in `/etc/hosts` is looked up in microseconds.
 pub async fn host_lookup<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {

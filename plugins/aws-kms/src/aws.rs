@@ -80,7 +80,7 @@ impl Session {
             // would cost milliseconds at every start, and nothing here speaks TLS.
             aws_smithy_http_client::Builder::new().build_http()
         } else {
-            // The system's roots read once, on a thread of their own (crate::https).
+            // The system's roots read once, within the first request's wait (crate::https).
             crate::https::client()?
         };
         let provider_config = ProviderConfig::without_region().with_http_client(http.clone());
