@@ -133,8 +133,8 @@ fn http_client(tls: rustls::ClientConfig) -> Result<Arc<dyn azure_core::http::Ht
 }
 
 /// Host names looked up as reqwest's default resolver does, by
-/// [`plugin_protocol::remote::look_up_host`]: a generate-signature's chain file is checked once
-/// the connection is being made, not while the vault's name is looked up.
+/// [`plugin_protocol::remote::look_up_host`]: the trust store and a chain file are read once the
+/// connection is being made, not while the vault's name is looked up.
 struct HostLookup;
 
 impl reqwest_azure::dns::Resolve for HostLookup {
