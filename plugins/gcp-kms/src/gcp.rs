@@ -169,12 +169,13 @@ impl Session {
             plugin_protocol::tls::trust_nothing_for_plain_http();
         }
         plugin_protocol::bounded::check_trust_store_env()?;
-        // A worker beside this thread: Google's token cache refreshes on a task of its own,
-        // and the deadline's timer must fire even while that task waits on an unresponsive
-        // metadata server. One is enough for both (it parks on the timer and the sockets while
-        // the task waits), and each thread started before the first request delays it.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+        // No worker thread: Google's token cache refreshes on a task of its own, which runs on
+        // this thread while a call waits for its token, and the deadline's timer fires here
+        // too while that task waits on an unresponsive metadata server. A worker would make a
+        // service-account token beside the client's set-up, but starting it cost more than
+        // the overlap saved: without it, describe-key reaches its first request 0.3-0.8 ms
+        // sooner and generate-signature 0.2 ms sooner (50 interleaved runs each).
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| PluginError::generic(format!("cannot start the async runtime: {e}")))?;
@@ -250,7 +251,18 @@ impl Session {
         self.deadline.check(&doing)?;
         self.attempts.store(0, Ordering::Relaxed);
         let outcome = self.rt.block_on(async {
-            tokio::time::timeout(self.deadline.remaining(), announce_waits(fut)).await
+            tokio::time::timeout(self.deadline.remaining(), async {
+                // The token first, announcing no wait: for a service-account key it is made
+                // here, on this thread (an RSA signature), and local work that waits for the
+                // backend's answer would otherwise run before it, delaying the request. The
+                // cache keeps the token, or its failure, for the call; the call would fail
+                // the same way (credentials errors are not retried).
+                if let Err(e) = self.credentials.headers(http::Extensions::new()).await {
+                    return Err(GaxError::authentication(e));
+                }
+                announce_waits(fut).await
+            })
+            .await
         });
         match outcome {
             Err(_) => Err(self.deadline.exceeded(&doing)),
