@@ -155,7 +155,9 @@ pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> 
     };
     let mut certs = Vec::new();
     let mut rest = text;
+    let mut blocks = 0;
     while let Some(start) = rest.find("-----BEGIN ") {
+        blocks += 1;
         let block = &rest[start..];
         let end_marker = block.find("-----END ").ok_or_else(|| {
             PluginError::validation(format!("{source}: a PEM block has no END line"))
@@ -166,10 +168,7 @@ pub fn parse_pem_or_der(bytes: &[u8], source: &str) -> Result<Vec<Certificate>> 
             .unwrap_or(block.len());
         let pem_block = &block[..end];
         let (label, der) = der::pem::decode_vec(pem_block.as_bytes()).map_err(|e| {
-            PluginError::validation(format!(
-                "{source}: invalid PEM block #{}: {e}",
-                certs.len() + 1
-            ))
+            PluginError::validation(format!("{source}: invalid PEM block #{blocks}: {e}"))
         })?;
         if label == "CERTIFICATE" {
             let name = format!("{source} (certificate #{})", certs.len() + 1);
@@ -370,6 +369,7 @@ pub fn validate(chain: &[Certificate], at: SystemTime) -> Vec<ChainProblem> {
         let is_root = i == chain.len() - 1;
         check_validity(cert, at, &mut problems);
         check_key_size(cert, &mut problems);
+        check_algorithm_fields(cert, &mut problems);
         let issuer = if is_root { cert } else { &chain[i + 1] };
         if !is_root && cert.self_issued() {
             problems.push(problem(
@@ -420,6 +420,31 @@ fn check_validity(cert: &Certificate, at: SystemTime, out: &mut Vec<ChainProblem
     if at > v.not_after.to_system_time() {
         out.push(problem(cert, format!("expired on {}", v.not_after)));
     }
+}
+
+/// RFC 5280 4.1.1.2: the algorithm outside the signed part must be the one inside it. Go's
+/// crypto/x509 (notation) compares the two encodings and refuses to parse the certificate when
+/// they differ, so notation would fail on it after the plugin signed.
+fn check_algorithm_fields(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    let (outer, inner) = (
+        &cert.cert.signature_algorithm,
+        &cert.cert.tbs_certificate.signature,
+    );
+    if outer == inner {
+        return;
+    }
+    let differ = if outer.oid == inner.oid {
+        format!("both {} but with different parameters", outer.oid)
+    } else {
+        format!("{} outside it, {} inside", outer.oid, inner.oid)
+    };
+    out.push(problem(
+        cert,
+        format!(
+            "its signatureAlgorithm differs from the signature algorithm its tbsCertificate \
+             names ({differ}); notation refuses to read such a certificate; reissue it"
+        ),
+    ));
 }
 
 fn check_key_size(cert: &Certificate, out: &mut Vec<ChainProblem>) {
@@ -578,7 +603,14 @@ fn check_ca(cert: &Certificate, cas_below: usize, out: &mut Vec<ChainProblem>) {
     }
 }
 
-/// Keys of issuing certificates: any RSA size (checked separately) or the three NIST curves.
+/// The largest RSA modulus of a chain's certificate that is verified: Go (notation) and
+/// OpenSSL verify certificates signed by RSA-8192 roots, which the `rsa` crate's default bound
+/// (4096 bits, the largest *signing* key notation allows) would call malformed. 16384 bits is
+/// OpenSSL's own bound, and keeps one verification within milliseconds.
+pub const MAX_CERTIFICATE_RSA_BITS: usize = 16384;
+
+/// Keys of issuing certificates: any RSA size up to [`MAX_CERTIFICATE_RSA_BITS`] (the lower
+/// bound is checked separately) or the three NIST curves.
 enum IssuerKey {
     Rsa(rsa::RsaPublicKey),
     Ec(PublicKey),
@@ -590,11 +622,21 @@ impl IssuerKey {
         if spki.algorithm.oid == key_oid::RSA_ENCRYPTION
             || spki.algorithm.oid == key_oid::RSASSA_PSS
         {
-            return rsa::pkcs1::DecodeRsaPublicKey::from_pkcs1_der(
-                spki.subject_public_key.raw_bytes(),
-            )
-            .map(Self::Rsa)
-            .map_err(|e| format!("has an invalid RSA public key: {e}"));
+            let invalid = |e: &dyn fmt::Display| format!("has an invalid RSA public key: {e}");
+            let key = rsa::pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes())
+                .map_err(|e| invalid(&e))?;
+            let n = rsa::BigUint::from_bytes_be(key.modulus.as_bytes());
+            if n.bits() > MAX_CERTIFICATE_RSA_BITS {
+                return Err(format!(
+                    "has an RSA-{} key, larger than the {MAX_CERTIFICATE_RSA_BITS} bits a \
+                     certificate's key may have",
+                    n.bits()
+                ));
+            }
+            let e = rsa::BigUint::from_bytes_be(key.public_exponent.as_bytes());
+            return rsa::RsaPublicKey::new_with_max_size(n, e, MAX_CERTIFICATE_RSA_BITS)
+                .map(Self::Rsa)
+                .map_err(|e| invalid(&e));
         }
         PublicKey::try_from(spki)
             .map(Self::Ec)

@@ -5,6 +5,8 @@ mod common;
 
 use std::time::SystemTime;
 
+use der::asn1::{Any, BitString, ObjectIdentifier};
+
 use common::{openssl, openssl_chain, LEAF_EXT, P256, ROOT_EXT};
 use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::testca::{generate_key, CaProfile, LeafProfile, TestCa};
@@ -657,5 +659,288 @@ fn a_pem_bundle_with_windows_line_endings_and_other_blocks_loads_every_certifica
     assert_eq!(
         chain::parse_pem_or_der(issued[2].der(), "root.der").unwrap(),
         issued[2..]
+    );
+}
+
+#[test]
+fn a_broken_pem_bundle_names_the_file_and_the_block() {
+    let ca = TestCa::new("CN=Root");
+    let k = key();
+    let issued = ca.issue_leaf(&k, "CN=leaf");
+    let (leaf, root) = (issued[0].to_pem(), issued[1].to_pem());
+    let parse = |text: &str| {
+        chain::parse_pem_or_der(text.as_bytes(), "bundle.pem")
+            .unwrap_err()
+            .message
+    };
+    // The control: both blocks, whole, load.
+    assert_eq!(
+        chain::parse_pem_or_der(format!("{leaf}{root}").as_bytes(), "bundle.pem").unwrap(),
+        issued
+    );
+    let cut = &root[..root.find("-----END").unwrap()];
+    assert_eq!(
+        parse(&format!("{leaf}{cut}")),
+        "bundle.pem: a PEM block has no END line"
+    );
+    // The damaged block is the third, counting the key block before it.
+    let damaged = root.replacen("\nMII", "\n*II", 1);
+    assert_ne!(damaged, root);
+    let msg = parse(&format!("{leaf}{}{damaged}", k.to_spki_pem()));
+    assert!(
+        msg.starts_with("bundle.pem: invalid PEM block #3: "),
+        "{msg}"
+    );
+    // A CERTIFICATE block holding something else, named by its place among the certificates.
+    let mislabelled = k.to_spki_pem().replace("PUBLIC KEY", "CERTIFICATE");
+    let msg = parse(&format!("{leaf}{mislabelled}"));
+    assert!(
+        msg.starts_with("bundle.pem (certificate #2) is not a valid X.509 certificate: "),
+        "{msg}"
+    );
+    // Bytes that are not PEM are read as one DER certificate.
+    let msg = chain::parse_pem_or_der(&[0x30, 0x03, 0x02, 0x01, 0x01], "root.der")
+        .unwrap_err()
+        .message;
+    assert!(
+        msg.starts_with("root.der is not a valid X.509 certificate: "),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_chain_whose_leaf_holds_a_key_notation_cannot_use_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    openssl(
+        &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"],
+        dir.path(),
+    );
+    let certs = openssl_chain(
+        P256,
+        ROOT_EXT,
+        LEAF_EXT,
+        &[],
+        Some(&dir.path().join("ed.key")),
+    );
+    let mine = key();
+    let msg = chain::build(certs, Some(("key-1", &mine)), SystemTime::now())
+        .unwrap_err()
+        .message;
+    for part in [
+        "the certificate chain does not belong to key 'key-1', an EC-256 key (SPKI sha256 ",
+        "its leaf 'CN=openssl leaf' certifies an unusable key (",
+        "the key is an Ed25519 key, which notation cannot sign with",
+    ] {
+        assert!(msg.contains(part), "{msg:?} should contain {part:?}");
+    }
+}
+
+/// `cert` re-encoded after `edit`: certificates no CA makes, for the rules on their encoding.
+fn edited(cert: &Certificate, edit: impl FnOnce(&mut x509_cert::Certificate)) -> Certificate {
+    let mut x = cert.x509().clone();
+    edit(&mut x);
+    Certificate::from_der(&der::Encode::to_der(&x).unwrap(), "edited").unwrap()
+}
+
+/// Sets the signature algorithm's parameters inside and outside the signed part alike, so
+/// that only the rule under test is broken.
+fn with_parameters(cert: &Certificate, parameters: Option<Any>) -> Certificate {
+    edited(cert, |c| {
+        c.signature_algorithm.parameters = parameters.clone();
+        c.tbs_certificate.signature.parameters = parameters;
+    })
+}
+
+/// The problems of a two-certificate chain whose leaf is `leaf`.
+fn leaf_problems(leaf: Certificate, root: &Certificate) -> Vec<String> {
+    chain::validate(&[leaf, root.clone()], SystemTime::now())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn signature_algorithm_encodings_notation_refuses_are_named() {
+    let ec = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &[], None);
+    let rsa = openssl_chain(&["rsa:2048"], ROOT_EXT, LEAF_EXT, &["-sha256"], None);
+    let pss = openssl_chain(
+        &["rsa:2048"],
+        ROOT_EXT,
+        LEAF_EXT,
+        &[
+            "-sha256",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+            "-sigopt",
+            "rsa_mgf1_md:sha256",
+        ],
+        None,
+    );
+    // The controls: re-encoding alone changes nothing.
+    for certs in [&ec, &rsa, &pss] {
+        assert_eq!(
+            leaf_problems(edited(&certs[0], |_| {}), &certs[1]),
+            Vec::<String>::new()
+        );
+    }
+    let leaf = "certificate 'CN=openssl leaf': ";
+
+    assert_eq!(
+        leaf_problems(with_parameters(&pss[0], None), &pss[1]),
+        [format!("{leaf}RSASSA-PSS signature without parameters")]
+    );
+    let problems = leaf_problems(with_parameters(&pss[0], Some(Any::null())), &pss[1]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{leaf}invalid RSASSA-PSS parameters: ")),
+        "{problems:?}"
+    );
+
+    // Every SHA-1 and MD5 algorithm is refused by name, whatever key signed.
+    for weak in [
+        "1.2.840.113549.1.1.5", // sha1WithRSAEncryption
+        "1.2.840.113549.1.1.4", // md5WithRSAEncryption
+        "1.2.840.10045.4.1",    // ecdsa-with-SHA1
+        "1.2.840.10040.4.3",    // dsa-with-sha1
+    ] {
+        let oid = ObjectIdentifier::new_unwrap(weak);
+        let weakened = edited(&ec[0], |c| {
+            c.signature_algorithm.oid = oid;
+            c.tbs_certificate.signature.oid = oid;
+        });
+        assert_eq!(
+            leaf_problems(weakened, &ec[1]),
+            [format!(
+                "{leaf}is signed with SHA-1 or MD5, which notation refuses; reissue it with \
+                 SHA-256 or stronger"
+            )],
+            "{weak}"
+        );
+    }
+
+    let ragged = edited(&ec[0], |c| {
+        let bytes = c.signature.raw_bytes().to_vec();
+        c.signature = BitString::new(1, bytes).unwrap();
+    });
+    assert_eq!(
+        leaf_problems(ragged, &ec[1]),
+        [format!("{leaf}signature is not a whole number of bytes")]
+    );
+}
+
+#[test]
+fn a_signature_algorithm_outside_the_signed_part_must_be_the_one_inside() {
+    let rsa = openssl_chain(&["rsa:2048"], ROOT_EXT, LEAF_EXT, &["-sha256"], None);
+    // openssl writes sha256WithRSAEncryption with NULL parameters; without them outside the
+    // signed part, the signature still verifies, and Go's parser still refuses the certificate.
+    let bare_outside = edited(&rsa[0], |c| c.signature_algorithm.parameters = None);
+    assert_eq!(
+        leaf_problems(bare_outside, &rsa[1]),
+        [
+            "certificate 'CN=openssl leaf': its signatureAlgorithm differs from the signature \
+          algorithm its tbsCertificate names (both 1.2.840.113549.1.1.11 but with different \
+          parameters); notation refuses to read such a certificate; reissue it"
+        ]
+    );
+    // On the root, the same rule names the root.
+    let root = edited(&rsa[1], |c| c.signature_algorithm.parameters = None);
+    let problems = leaf_problems(rsa[0].clone(), &root);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("certificate 'CN=openssl root': its signatureAlgorithm differs"),
+        "{problems:?}"
+    );
+
+    let ec = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &[], None);
+    let sha384 = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    let relabelled = edited(&ec[0], |c| c.signature_algorithm.oid = sha384);
+    let problems = leaf_problems(relabelled, &ec[1]);
+    assert!(
+        problems.contains(
+            &"certificate 'CN=openssl leaf': its signatureAlgorithm differs from the signature \
+              algorithm its tbsCertificate names (1.2.840.10045.4.3.3 outside it, \
+              1.2.840.10045.4.3.2 inside); notation refuses to read such a certificate; \
+              reissue it"
+                .to_owned()
+        ),
+        "{problems:?}"
+    );
+}
+
+/// A P-256 leaf issued by an RSA-8192 root, both valid for 20 years from 2026-12-03, made by
+/// openssl (keys discarded): `req -new -nodes -newkey rsa:8192 -subj "/CN=RSA-8192 root"`,
+/// `x509 -req -days 7300 -sha256 -signkey` with [`ROOT_EXT`], then the leaf's CSR signed by
+/// it with `-CA` and [`LEAF_EXT`]. Made once: an 8192-bit key takes openssl 15 s or more.
+const RSA8192_CHAIN: &str = include_str!("data/rsa8192-chain.pem");
+
+#[test]
+fn a_root_with_a_key_larger_than_a_signing_key_verifies_up_to_the_bound() {
+    let certs = chain::parse_pem_or_der(RSA8192_CHAIN.as_bytes(), "rsa8192-chain.pem").unwrap();
+    let at = certs[0]
+        .x509()
+        .tbs_certificate
+        .validity
+        .not_before
+        .to_system_time();
+    let leaf_key = certs[0].public_key().unwrap();
+    let chain = chain::build(certs.clone(), Some(("key-1", &leaf_key)), at).unwrap();
+    assert_eq!(chain, certs);
+    // The root's key is used, not merely accepted: a flipped signature bit is caught.
+    let mut der = certs[0].der().to_vec();
+    *der.last_mut().unwrap() ^= 1;
+    let forged = Certificate::from_der(&der, "forged").unwrap();
+    assert_eq!(
+        chain::validate(&[forged, certs[1].clone()], at)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "certificate 'CN=leaf of an RSA-8192 root': signature does not verify with the key \
+          of 'CN=RSA-8192 root'"
+        ]
+    );
+    // A modulus of `bytes` bytes, all ones, in place of the root's key.
+    let root_with_modulus = |bytes: usize| {
+        let modulus = vec![0xff; bytes];
+        let key = rsa::pkcs1::RsaPublicKey {
+            modulus: der::asn1::UintRef::new(&modulus).unwrap(),
+            public_exponent: der::asn1::UintRef::new(&[1, 0, 1]).unwrap(),
+        };
+        let spki = der::Encode::to_der(&key).unwrap();
+        edited(&certs[1], |c| {
+            c.tbs_certificate.subject_public_key_info.subject_public_key =
+                BitString::from_bytes(&spki).unwrap();
+        })
+    };
+    let problems = |root: Certificate| -> Vec<String> {
+        chain::validate(&[certs[0].clone(), root], at)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let too_large = problems(root_with_modulus(2049));
+    assert!(
+        too_large.contains(
+            &"certificate 'CN=RSA-8192 root': has an RSA-16392 key, larger than the 16384 bits \
+              a certificate's key may have"
+                .to_owned()
+        ),
+        "{too_large:?}"
+    );
+    // At the bound the key is read: its signatures fail to verify, its size is no problem.
+    let at_bound = problems(root_with_modulus(2048));
+    assert!(
+        at_bound.iter().all(|p| !p.contains("RSA-16384")) && !at_bound.is_empty(),
+        "{at_bound:?}"
+    );
+    assert!(
+        at_bound.contains(
+            &"certificate 'CN=leaf of an RSA-8192 root': signature does not verify with the \
+              key of 'CN=RSA-8192 root'"
+                .to_owned()
+        ),
+        "{at_bound:?}"
     );
 }
