@@ -370,6 +370,7 @@ pub fn validate(chain: &[Certificate], at: SystemTime) -> Vec<ChainProblem> {
         check_validity(cert, at, &mut problems);
         check_key_size(cert, &mut problems);
         check_algorithm_fields(cert, &mut problems);
+        check_rsa_key_encoding(cert, &mut problems);
         let issuer = if is_root { cert } else { &chain[i + 1] };
         if !is_root && cert.self_issued() {
             problems.push(problem(
@@ -445,6 +446,30 @@ fn check_algorithm_fields(cert: &Certificate, out: &mut Vec<ChainProblem>) {
              names ({differ}); notation refuses to read such a certificate; reissue it"
         ),
     ));
+}
+
+/// How Go's crypto/x509 (notation) reads an RSA key in a certificate: only as rsaEncryption,
+/// with the NULL parameters RFC 3279 2.3.1 requires. An id-RSASSA-PSS key is an unknown
+/// algorithm there (notation cannot verify with it, or sign with the leaf's), and missing
+/// parameters fail the certificate's parsing.
+fn check_rsa_key_encoding(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    let algorithm = &cert.cert.tbs_certificate.subject_public_key_info.algorithm;
+    if algorithm.oid == key_oid::RSASSA_PSS {
+        out.push(problem(
+            cert,
+            "has an RSA key marked RSASSA-PSS only (id-RSASSA-PSS), which notation cannot \
+             use; reissue the certificate with the key as rsaEncryption (the key itself can \
+             stay)",
+        ));
+    } else if algorithm.oid == key_oid::RSA_ENCRYPTION
+        && algorithm.parameters != Some(der::asn1::Any::null())
+    {
+        out.push(problem(
+            cert,
+            "has an RSA key without the NULL parameters RFC 3279 requires of rsaEncryption, \
+             and notation refuses to read such a certificate; reissue it",
+        ));
+    }
 }
 
 fn check_key_size(cert: &Certificate, out: &mut Vec<ChainProblem>) {

@@ -944,3 +944,80 @@ fn a_root_with_a_key_larger_than_a_signing_key_verifies_up_to_the_bound() {
         "{at_bound:?}"
     );
 }
+
+#[test]
+fn an_rsa_key_is_read_only_as_rsa_encryption_with_null_parameters() {
+    // A leaf whose key openssl marks RSASSA-PSS only: the key signs, the certificate is
+    // unusable to notation, whose parser knows RSA keys only as rsaEncryption.
+    let dir = tempfile::tempdir().unwrap();
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA-PSS",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "pss.key",
+        ],
+        dir.path(),
+    );
+    let certs = openssl_chain(
+        P256,
+        ROOT_EXT,
+        LEAF_EXT,
+        &[],
+        Some(&dir.path().join("pss.key")),
+    );
+    assert_eq!(
+        leaf_problems(certs[0].clone(), &certs[1]),
+        [
+            "certificate 'CN=openssl leaf': has an RSA key marked RSASSA-PSS only \
+          (id-RSASSA-PSS), which notation cannot use; reissue the certificate with the key as \
+          rsaEncryption (the key itself can stay)"
+        ]
+    );
+
+    // rsaEncryption without its NULL parameters, on the leaf and on a root.
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.key",
+        ],
+        dir.path(),
+    );
+    let rsa = openssl_chain(
+        &["rsa:2048"],
+        ROOT_EXT,
+        LEAF_EXT,
+        &["-sha256"],
+        Some(&dir.path().join("rsa.key")),
+    );
+    // The control: both RSA keys as openssl writes them.
+    assert_eq!(leaf_problems(rsa[0].clone(), &rsa[1]), Vec::<String>::new());
+    let bare = |cert: &Certificate| {
+        edited(cert, |c| {
+            c.tbs_certificate
+                .subject_public_key_info
+                .algorithm
+                .parameters = None;
+        })
+    };
+    let rule = "has an RSA key without the NULL parameters RFC 3279 requires of rsaEncryption, \
+                and notation refuses to read such a certificate; reissue it";
+    let root_problems = leaf_problems(rsa[0].clone(), &bare(&rsa[1]));
+    assert!(
+        root_problems.contains(&format!("certificate 'CN=openssl root': {rule}")),
+        "{root_problems:?}"
+    );
+    let leaf_problems = leaf_problems(bare(&rsa[0]), &rsa[1]);
+    assert!(
+        leaf_problems.contains(&format!("certificate 'CN=openssl leaf': {rule}")),
+        "{leaf_problems:?}"
+    );
+}
