@@ -371,6 +371,8 @@ pub fn validate(chain: &[Certificate], at: SystemTime) -> Vec<ChainProblem> {
         check_key_size(cert, &mut problems);
         check_algorithm_fields(cert, &mut problems);
         check_rsa_key_encoding(cert, &mut problems);
+        check_serial_number(cert, &mut problems);
+        check_extensions_unique(cert, &mut problems);
         let issuer = if is_root { cert } else { &chain[i + 1] };
         if !is_root && cert.self_issued() {
             problems.push(problem(
@@ -468,6 +470,49 @@ fn check_rsa_key_encoding(cert: &Certificate, out: &mut Vec<ChainProblem>) {
             cert,
             "has an RSA key without the NULL parameters RFC 3279 requires of rsaEncryption, \
              and notation refuses to read such a certificate; reissue it",
+        ));
+    }
+}
+
+/// RFC 5280 4.1.2.2: a serial number is positive. Go's crypto/x509 refuses to read a
+/// certificate with a negative one since Go 1.23, and notation with it.
+fn check_serial_number(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    let serial = cert.cert.tbs_certificate.serial_number.as_bytes();
+    if serial.first().is_some_and(|b| b & 0x80 != 0) {
+        out.push(problem(
+            cert,
+            "has a negative serial number, which notation refuses to read (RFC 5280 requires \
+             a positive one); reissue it",
+        ));
+    }
+}
+
+/// RFC 5280 4.2: an extension appears at most once. Go's crypto/x509 refuses to read a
+/// certificate that repeats one, and the rules here would read only the first.
+fn check_extensions_unique(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    let ids: Vec<ObjectIdentifier> = cert
+        .cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .map(|e| e.extn_id)
+        .collect();
+    let mut repeated: Vec<String> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let name = id.to_string();
+        if ids[..i].contains(id) && !repeated.contains(&name) {
+            repeated.push(name);
+        }
+    }
+    if !repeated.is_empty() {
+        out.push(problem(
+            cert,
+            format!(
+                "repeats the extension {}, which notation refuses to read (RFC 5280 allows each \
+                 extension once); reissue it",
+                repeated.join(", ")
+            ),
         ));
     }
 }

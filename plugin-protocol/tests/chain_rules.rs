@@ -1021,3 +1021,57 @@ fn an_rsa_key_is_read_only_as_rsa_encryption_with_null_parameters() {
         "{leaf_problems:?}"
     );
 }
+
+#[test]
+fn a_negative_serial_number_is_named() {
+    let ec = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &[], None);
+    let with_serial = |der: &[u8]| {
+        edited(&ec[0], |c| {
+            c.tbs_certificate.serial_number = der::Decode::from_der(der).unwrap();
+        })
+    };
+    let rule = "certificate 'CN=openssl leaf': has a negative serial number, which notation \
+                refuses to read (RFC 5280 requires a positive one); reissue it";
+    for negative in [&[0x02, 0x01, 0xff][..], &[0x02, 0x02, 0x80, 0x00]] {
+        let problems = leaf_problems(with_serial(negative), &ec[1]);
+        assert!(
+            problems.contains(&rule.to_owned()),
+            "{negative:?}: {problems:?}"
+        );
+    }
+    // 0x80 with its sign byte is positive, as is one byte below 0x80.
+    for positive in [&[0x02, 0x02, 0x00, 0x80][..], &[0x02, 0x01, 0x7f]] {
+        let problems = leaf_problems(with_serial(positive), &ec[1]);
+        assert!(
+            !problems.contains(&rule.to_owned()),
+            "{positive:?}: {problems:?}"
+        );
+        assert!(!problems.is_empty(), "the edited leaf no longer verifies");
+    }
+}
+
+#[test]
+fn a_repeated_extension_is_named_once() {
+    let ec = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &[], None);
+    let repeated = edited(&ec[0], |c| {
+        let exts = c.tbs_certificate.extensions.as_mut().unwrap();
+        let first = exts[0].clone();
+        exts.push(first.clone());
+        exts.push(first);
+        let second = exts[1].clone();
+        exts.push(second);
+    });
+    let ids: Vec<String> = ec[0].x509().tbs_certificate.extensions.as_ref().unwrap()[..2]
+        .iter()
+        .map(|e| e.extn_id.to_string())
+        .collect();
+    let problems = leaf_problems(repeated, &ec[1]);
+    assert!(
+        problems.contains(&format!(
+            "certificate 'CN=openssl leaf': repeats the extension {}, {}, which notation \
+             refuses to read (RFC 5280 allows each extension once); reissue it",
+            ids[0], ids[1]
+        )),
+        "{problems:?}"
+    );
+}
