@@ -1015,11 +1015,27 @@ fn an_rsa_key_is_read_only_as_rsa_encryption_with_null_parameters() {
         root_problems.contains(&format!("certificate 'CN=openssl root': {rule}")),
         "{root_problems:?}"
     );
-    let leaf_problems = leaf_problems(bare(&rsa[0]), &rsa[1]);
+    let problems = leaf_problems(bare(&rsa[0]), &rsa[1]);
     assert!(
-        leaf_problems.contains(&format!("certificate 'CN=openssl leaf': {rule}")),
-        "{leaf_problems:?}"
+        problems.contains(&format!("certificate 'CN=openssl leaf': {rule}")),
+        "{problems:?}"
     );
+
+    // An rsaEncryption key that is not a PKCS#1 key: named on the root, and on what it signed.
+    let garbled = edited(&rsa[1], |c| {
+        c.tbs_certificate.subject_public_key_info.subject_public_key =
+            BitString::from_bytes(&[0x05, 0x00]).unwrap();
+    });
+    let problems = leaf_problems(rsa[0].clone(), &garbled);
+    for needle in [
+        "certificate 'CN=openssl root': has an invalid RSA public key: ",
+        "certificate 'CN=openssl leaf': issuer 'CN=openssl root' has an invalid RSA public key: ",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(needle)),
+            "{problems:?} should hold {needle:?}"
+        );
+    }
 }
 
 #[test]
