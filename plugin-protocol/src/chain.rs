@@ -42,6 +42,8 @@ mod oid {
     pub const ECDSA_SHA384: O = O::new_unwrap("1.2.840.10045.4.3.3");
     pub const ECDSA_SHA512: O = O::new_unwrap("1.2.840.10045.4.3.4");
     pub const DSA_SHA1: O = O::new_unwrap("1.2.840.10040.4.3");
+    pub const MGF1: O = O::new_unwrap("1.2.840.113549.1.1.8");
+    pub const SHA1: O = O::new_unwrap("1.3.14.3.2.26");
     pub const SHA256: O = O::new_unwrap("2.16.840.1.101.3.4.2.1");
     pub const SHA384: O = O::new_unwrap("2.16.840.1.101.3.4.2.2");
     pub const SHA512: O = O::new_unwrap("2.16.840.1.101.3.4.2.3");
@@ -765,6 +767,17 @@ pub(crate) fn verify_signed(
     verify_with(data, alg, sig, &key)
 }
 
+/// A digest's name in messages: the SHA-2 hashes by name, SHA-1 too, others by OID.
+fn hash_name(id: ObjectIdentifier) -> String {
+    match id {
+        oid::SHA1 => "SHA-1".into(),
+        oid::SHA256 => HashAlgorithm::Sha256.as_str().into(),
+        oid::SHA384 => HashAlgorithm::Sha384.as_str().into(),
+        oid::SHA512 => HashAlgorithm::Sha512.as_str().into(),
+        other => other.to_string(),
+    }
+}
+
 fn verify_with(
     data: &[u8],
     alg: &spki::AlgorithmIdentifierOwned,
@@ -793,17 +806,42 @@ fn verify_with(
                 .ok_or_else(|| Refused("RSASSA-PSS signature without parameters".into()))?
                 .decode_as::<rsa::pkcs1::RsaPssParams>()
                 .map_err(|e| Refused(format!("invalid RSASSA-PSS parameters: {e}")))?;
-            let salt = usize::from(params.salt_len);
             let (hash, scheme) = match params.hash.oid {
-                oid::SHA256 => (HashAlgorithm::Sha256, rsa::Pss::new_with_salt::<sha2::Sha256>(salt)),
-                oid::SHA384 => (HashAlgorithm::Sha384, rsa::Pss::new_with_salt::<sha2::Sha384>(salt)),
-                oid::SHA512 => (HashAlgorithm::Sha512, rsa::Pss::new_with_salt::<sha2::Sha512>(salt)),
+                oid::SHA256 => (HashAlgorithm::Sha256, rsa::Pss::new::<sha2::Sha256>()),
+                oid::SHA384 => (HashAlgorithm::Sha384, rsa::Pss::new::<sha2::Sha384>()),
+                oid::SHA512 => (HashAlgorithm::Sha512, rsa::Pss::new::<sha2::Sha512>()),
                 other => {
                     return Err(Refused(format!(
                         "RSASSA-PSS with hash {other} is not supported; use SHA-256 or stronger"
                     )))
                 }
             };
+            // Go's crypto/x509 knows RSASSA-PSS only with MGF1 over the message's own hash and
+            // a salt as long as that hash (RFC 8017 9.1's recommendation); any other form is
+            // an unknown algorithm to notation, which then cannot verify the certificate.
+            let mgf_hash = params.mask_gen.parameters.as_ref().map(|h| h.oid);
+            if params.mask_gen.oid != oid::MGF1 || mgf_hash != Some(params.hash.oid) {
+                let mgf = match mgf_hash {
+                    Some(h) if params.mask_gen.oid == oid::MGF1 => {
+                        format!("MGF1 over {}", hash_name(h))
+                    }
+                    _ => format!("mask generation function {}", params.mask_gen.oid),
+                };
+                return Err(Refused(format!(
+                    "uses RSASSA-PSS with {} and {mgf}, which notation cannot verify: it \
+                     requires MGF1 over the same hash; reissue it",
+                    hash.as_str()
+                )));
+            }
+            let hash_len = hash.output_len();
+            if usize::from(params.salt_len) != hash_len {
+                return Err(Refused(format!(
+                    "uses RSASSA-PSS with {} and a {}-byte salt, which notation cannot verify: \
+                     it requires a salt as long as the hash ({hash_len} bytes); reissue it",
+                    hash.as_str(),
+                    params.salt_len
+                )));
+            }
             k.verify(scheme, &hash.digest(data), sig).map_err(|_| DoesNotVerify)
         }
         oid::ECDSA_SHA256 | oid::ECDSA_SHA384 | oid::ECDSA_SHA512 => {

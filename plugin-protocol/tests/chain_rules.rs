@@ -1091,3 +1091,59 @@ fn a_repeated_extension_is_named_once() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn rsassa_pss_is_accepted_only_in_the_form_notation_verifies() {
+    // MGF1 over the message's hash and a salt as long as the hash, as Go's crypto/x509 reads
+    // RSASSA-PSS; openssl makes the other forms, whose signatures are themselves good.
+    let pss = |hash: &'static str, salt: &'static str, mgf1: &'static str| {
+        openssl_chain(
+            &["rsa:2048"],
+            ROOT_EXT,
+            LEAF_EXT,
+            &[
+                hash,
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                salt,
+                "-sigopt",
+                mgf1,
+            ],
+            None,
+        )
+    };
+    // Both certificates are signed alike: each is named.
+    let named =
+        |rule: &str| ["leaf", "root"].map(|c| format!("certificate 'CN=openssl {c}': {rule}"));
+    let chain = pss("-sha384", "rsa_pss_saltlen:48", "rsa_mgf1_md:sha384");
+    assert_eq!(
+        leaf_problems(chain[0].clone(), &chain[1]),
+        Vec::<String>::new()
+    );
+    let chain = pss("-sha256", "rsa_pss_saltlen:20", "rsa_mgf1_md:sha256");
+    assert_eq!(
+        leaf_problems(chain[0].clone(), &chain[1]),
+        named(
+            "uses RSASSA-PSS with SHA-256 and a 20-byte salt, which notation cannot verify: \
+             it requires a salt as long as the hash (32 bytes); reissue it"
+        )
+    );
+    let chain = pss("-sha512", "rsa_pss_saltlen:digest", "rsa_mgf1_md:sha1");
+    assert_eq!(
+        leaf_problems(chain[0].clone(), &chain[1]),
+        named(
+            "uses RSASSA-PSS with SHA-512 and MGF1 over SHA-1, which notation cannot verify: \
+             it requires MGF1 over the same hash; reissue it"
+        )
+    );
+    let chain = pss("-sha256", "rsa_pss_saltlen:digest", "rsa_mgf1_md:sha384");
+    let problems = leaf_problems(chain[0].clone(), &chain[1]);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.contains("with SHA-256 and MGF1 over SHA-384, which notation cannot verify")),
+        "{problems:?}"
+    );
+}
