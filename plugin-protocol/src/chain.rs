@@ -852,7 +852,16 @@ fn verify_with(
                 _ => HashAlgorithm::Sha512,
             };
             let fixed = crate::signature::ecdsa_der_to_fixed(k.key_spec(), sig).ok_or(DoesNotVerify)?;
-            crate::signature::verify_digest(k, hash, &hash.digest(data), &fixed).map_err(|_| DoesNotVerify)
+            // A digest shorter than the curve's order is the number it spells (SEC 1 4.1.4),
+            // as Go and OpenSSL verify it. The ecdsa crate refuses one under half the field
+            // (SHA-256 under a P-521 CA); zeros on its left, where that crate would put them
+            // itself, spell the same number.
+            let mut digest = hash.digest(data);
+            let width = k.key_spec().ecdsa_scalar_len().unwrap_or(0);
+            if digest.len() < width {
+                digest.splice(0..0, std::iter::repeat_n(0, width - digest.len()));
+            }
+            crate::signature::verify_digest(k, hash, &digest, &fixed).map_err(|_| DoesNotVerify)
         }
         other => Err(Refused(format!(
             "uses signature algorithm {other}, which notation does not accept"

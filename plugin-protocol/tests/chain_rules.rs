@@ -1147,3 +1147,38 @@ fn rsassa_pss_is_accepted_only_in_the_form_notation_verifies() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn an_ec_ca_verifies_with_every_accepted_hash_whatever_its_curve() {
+    // SHA-256 under a P-521 CA is a digest shorter than half the curve's field, which the
+    // ecdsa crate refuses on its own and Go and OpenSSL verify.
+    for curve in ["P-256", "P-384", "P-521"] {
+        let curve_opt = format!("ec_paramgen_curve:{curve}");
+        for hash in ["-sha256", "-sha384", "-sha512"] {
+            let certs = openssl_chain(
+                &["ec", "-pkeyopt", &curve_opt],
+                ROOT_EXT,
+                LEAF_EXT,
+                &[hash],
+                None,
+            );
+            assert_eq!(
+                leaf_problems(certs[0].clone(), &certs[1]),
+                Vec::<String>::new(),
+                "{curve} {hash}"
+            );
+            // The signature is checked, not waved through: one flipped bit is caught.
+            let mut der = certs[0].der().to_vec();
+            *der.last_mut().unwrap() ^= 1;
+            let forged = Certificate::from_der(&der, "forged").unwrap();
+            assert_eq!(
+                leaf_problems(forged, &certs[1]),
+                [
+                    "certificate 'CN=openssl leaf': signature does not verify with the key of \
+                  'CN=openssl root'"
+                ],
+                "{curve} {hash}"
+            );
+        }
+    }
+}
