@@ -373,6 +373,7 @@ pub fn validate(chain: &[Certificate], at: SystemTime) -> Vec<ChainProblem> {
         check_key_size(cert, &mut problems);
         check_algorithm_fields(cert, &mut problems);
         check_rsa_key_encoding(cert, &mut problems);
+        check_ec_point_encoding(cert, &mut problems);
         check_serial_number(cert, &mut problems);
         check_extensions_unique(cert, &mut problems);
         let issuer = if is_root { cert } else { &chain[i + 1] };
@@ -472,6 +473,21 @@ fn check_rsa_key_encoding(cert: &Certificate, out: &mut Vec<ChainProblem>) {
             cert,
             "has an RSA key without the NULL parameters RFC 3279 requires of rsaEncryption, \
              and notation refuses to read such a certificate; reissue it",
+        ));
+    }
+}
+
+/// Go's crypto/x509 reads an EC key's point only uncompressed (SEC 1 2.3.3, first byte 4), and
+/// refuses to read a certificate whose point is compressed (first byte 2 or 3).
+fn check_ec_point_encoding(cert: &Certificate, out: &mut Vec<ChainProblem>) {
+    let spki = &cert.cert.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid == key_oid::EC_PUBLIC_KEY
+        && matches!(spki.subject_public_key.raw_bytes().first(), Some(2 | 3))
+    {
+        out.push(problem(
+            cert,
+            "has an EC key whose point is compressed, which notation refuses to read; reissue \
+             the certificate with the point uncompressed (the key itself can stay)",
         ));
     }
 }

@@ -1182,3 +1182,60 @@ fn an_ec_ca_verifies_with_every_accepted_hash_whatever_its_curve() {
         }
     }
 }
+
+#[test]
+fn an_ec_key_is_read_only_with_its_point_uncompressed() {
+    // openssl writes a key's point compressed when asked; Go's parser reads only the
+    // uncompressed form, so notation cannot read the certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "k.pem",
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "ec",
+            "-in",
+            "k.pem",
+            "-conv_form",
+            "compressed",
+            "-out",
+            "compressed.pem",
+        ],
+        d,
+    );
+    let uncompressed = openssl_chain(P256, ROOT_EXT, LEAF_EXT, &[], Some(&d.join("k.pem")));
+    assert_eq!(
+        leaf_problems(uncompressed[0].clone(), &uncompressed[1]),
+        Vec::<String>::new()
+    );
+    let certs = openssl_chain(
+        P256,
+        ROOT_EXT,
+        LEAF_EXT,
+        &[],
+        Some(&d.join("compressed.pem")),
+    );
+    // The same key either way: the point's encoding is the certificate's fault alone.
+    assert_eq!(
+        certs[0].public_key().unwrap(),
+        uncompressed[0].public_key().unwrap()
+    );
+    assert_eq!(
+        leaf_problems(certs[0].clone(), &certs[1]),
+        [
+            "certificate 'CN=openssl leaf': has an EC key whose point is compressed, which \
+          notation refuses to read; reissue the certificate with the point uncompressed (the \
+          key itself can stay)"
+        ]
+    );
+}
