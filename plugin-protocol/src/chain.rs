@@ -874,9 +874,7 @@ fn verify_with(
             // itself, spell the same number.
             let mut digest = hash.digest(data);
             let width = k.key_spec().ecdsa_scalar_len().unwrap_or(0);
-            if digest.len() < width {
-                digest.splice(0..0, std::iter::repeat_n(0, width - digest.len()));
-            }
+            digest.splice(0..0, std::iter::repeat_n(0, width.saturating_sub(digest.len())));
             crate::signature::verify_digest(k, hash, &digest, &fixed).map_err(|_| DoesNotVerify)
         }
         other => Err(Refused(format!(

@@ -798,6 +798,25 @@ fn signature_algorithm_encodings_notation_refuses_are_named() {
         "{problems:?}"
     );
 
+    // A mask generation function other than MGF1 is named by its OID.
+    let original = pss[0]
+        .x509()
+        .signature_algorithm
+        .parameters
+        .clone()
+        .unwrap();
+    let mut params: rsa::pkcs1::RsaPssParams = original.decode_as().unwrap();
+    params.mask_gen.oid = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.99");
+    let other_mgf = Any::encode_from(&params).unwrap();
+    assert_eq!(
+        leaf_problems(with_parameters(&pss[0], Some(other_mgf)), &pss[1]),
+        [format!(
+            "{leaf}uses RSASSA-PSS with SHA-256 and mask generation function \
+             1.2.840.113549.1.1.99, which notation cannot verify: it requires MGF1 over the \
+             same hash; reissue it"
+        )]
+    );
+
     // Every SHA-1 and MD5 algorithm is refused by name, whatever key signed.
     for weak in [
         "1.2.840.113549.1.1.5", // sha1WithRSAEncryption
@@ -1137,15 +1156,33 @@ fn rsassa_pss_is_accepted_only_in_the_form_notation_verifies() {
              it requires MGF1 over the same hash; reissue it"
         )
     );
-    let chain = pss("-sha256", "rsa_pss_saltlen:digest", "rsa_mgf1_md:sha384");
-    let problems = leaf_problems(chain[0].clone(), &chain[1]);
-    assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(
-        problems
-            .iter()
-            .all(|p| p.contains("with SHA-256 and MGF1 over SHA-384, which notation cannot verify")),
-        "{problems:?}"
-    );
+    // Every hash is named as what it is, the signature's and MGF1's.
+    for (hash, mgf1, named) in [
+        (
+            "-sha256",
+            "rsa_mgf1_md:sha384",
+            "SHA-256 and MGF1 over SHA-384",
+        ),
+        (
+            "-sha384",
+            "rsa_mgf1_md:sha256",
+            "SHA-384 and MGF1 over SHA-256",
+        ),
+        (
+            "-sha256",
+            "rsa_mgf1_md:sha512",
+            "SHA-256 and MGF1 over SHA-512",
+        ),
+    ] {
+        let chain = pss(hash, "rsa_pss_saltlen:digest", mgf1);
+        let problems = leaf_problems(chain[0].clone(), &chain[1]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let expected = format!("uses RSASSA-PSS with {named}, which notation cannot verify");
+        assert!(
+            problems.iter().all(|p| p.contains(&expected)),
+            "{problems:?} should say {expected:?}"
+        );
+    }
 }
 
 #[test]
