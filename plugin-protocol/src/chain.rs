@@ -695,7 +695,7 @@ fn check_ca(cert: &Certificate, cas_below: usize, out: &mut Vec<ChainProblem>) {
 /// OpenSSL verify certificates signed by RSA-8192 roots, which the `rsa` crate's default bound
 /// (4096 bits, the largest *signing* key notation allows) would call malformed. 16384 bits is
 /// OpenSSL's own bound, and keeps one verification within milliseconds.
-pub const MAX_CERTIFICATE_RSA_BITS: usize = 16384;
+const MAX_CERTIFICATE_RSA_BITS: usize = 16384;
 
 /// Keys of issuing certificates: any RSA size up to [`MAX_CERTIFICATE_RSA_BITS`] (the lower
 /// bound is checked separately) or the three NIST curves.
