@@ -514,13 +514,7 @@ fn every_accepted_signature_algorithm_verifies_and_the_others_are_refused() {
         let certs = openssl_chain(root_key, ROOT_EXT, LEAF_EXT, &sign, None);
         build_own(certs.clone()).unwrap_or_else(|e| panic!("{root_key:?} {sign:?}: {e}"));
         // The same certificate with one signature bit flipped no longer verifies.
-        let mut der = certs[0].der().to_vec();
-        let last = der.len() - 1;
-        der[last] ^= 1;
-        let forged = vec![
-            Certificate::from_der(&der, "forged").unwrap(),
-            certs[1].clone(),
-        ];
+        let forged = vec![with_last_signature_bit_flipped(&certs[0]), certs[1].clone()];
         assert_broken(
             build_own(forged),
             &[
@@ -753,10 +747,22 @@ fn with_parameters(cert: &Certificate, parameters: Option<Any>) -> Certificate {
 
 /// The problems of a two-certificate chain whose leaf is `leaf`.
 fn leaf_problems(leaf: Certificate, root: &Certificate) -> Vec<String> {
-    chain::validate(&[leaf, root.clone()], SystemTime::now())
+    problems_at(&[leaf, root.clone()], SystemTime::now())
+}
+
+/// What `chain::validate` says about `chain` at `at`, as a user reads it.
+fn problems_at(chain: &[Certificate], at: SystemTime) -> Vec<String> {
+    chain::validate(chain, at)
         .iter()
         .map(ToString::to_string)
         .collect()
+}
+
+/// `cert` with the last bit of its DER, in its signature, flipped: a forgery to be caught.
+fn with_last_signature_bit_flipped(cert: &Certificate) -> Certificate {
+    let mut der = cert.der().to_vec();
+    *der.last_mut().unwrap() ^= 1;
+    Certificate::from_der(&der, "forged").unwrap()
 }
 
 #[test]
@@ -907,14 +913,9 @@ fn a_root_with_a_key_larger_than_a_signing_key_verifies_up_to_the_bound() {
     let chain = chain::build(certs.clone(), Some(("key-1", &leaf_key)), at).unwrap();
     assert_eq!(chain, certs);
     // The root's key is used, not merely accepted: a flipped signature bit is caught.
-    let mut der = certs[0].der().to_vec();
-    *der.last_mut().unwrap() ^= 1;
-    let forged = Certificate::from_der(&der, "forged").unwrap();
+    let forged = with_last_signature_bit_flipped(&certs[0]);
     assert_eq!(
-        chain::validate(&[forged, certs[1].clone()], at)
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+        problems_at(&[forged, certs[1].clone()], at),
         [
             "certificate 'CN=leaf of an RSA-8192 root': signature does not verify with the key \
           of 'CN=RSA-8192 root'"
@@ -933,12 +934,7 @@ fn a_root_with_a_key_larger_than_a_signing_key_verifies_up_to_the_bound() {
                 BitString::from_bytes(&spki).unwrap();
         })
     };
-    let problems = |root: Certificate| -> Vec<String> {
-        chain::validate(&[certs[0].clone(), root], at)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    };
+    let problems = |root: Certificate| problems_at(&[certs[0].clone(), root], at);
     let too_large = problems(root_with_modulus(2049));
     assert!(
         too_large.contains(
@@ -1205,9 +1201,7 @@ fn an_ec_ca_verifies_with_every_accepted_hash_whatever_its_curve() {
                 "{curve} {hash}"
             );
             // The signature is checked, not waved through: one flipped bit is caught.
-            let mut der = certs[0].der().to_vec();
-            *der.last_mut().unwrap() ^= 1;
-            let forged = Certificate::from_der(&der, "forged").unwrap();
+            let forged = with_last_signature_bit_flipped(&certs[0]);
             assert_eq!(
                 leaf_problems(forged, &certs[1]),
                 [
