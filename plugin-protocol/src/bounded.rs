@@ -222,7 +222,14 @@ mod tests {
             .status()
             .unwrap()
             .success());
-        let e = read_file(&fifo, 100, "the chain file").unwrap_err();
+        // Opened without blocking: a FIFO with no writer would hold a blocking open forever.
+        let (sent, opened) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || sent.send(read_file(&path, 100, "the chain file")));
+        let e = opened
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO with no writer blocked")
+            .unwrap_err();
         assert!(e.message.contains("is a FIFO"), "{}", e.message);
         let e = read_file(Path::new("/dev/zero"), 100, "the chain file").unwrap_err();
         assert!(e.message.contains("is a device"), "{}", e.message);
@@ -233,6 +240,22 @@ mod tests {
         let e = read_file(&big, 1024, "the chain file").unwrap_err();
         assert!(e.message.contains("larger than 1 KiB"), "{}", e.message);
         assert_eq!(read_file(&big, 4096, "f").unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn a_file_longer_than_its_size_said_is_refused_at_the_bound() {
+        // The check of the size before reading is not the bound: /proc files say 0 bytes, and
+        // a file may grow between the check and the read. The read itself stops one byte past
+        // the limit and refuses the file, rather than returning its first `limit` bytes.
+        let maps = Path::new("/proc/self/maps");
+        assert_eq!(std::fs::metadata(maps).unwrap().len(), 0);
+        let e = read_file(maps, 1024, "the chain file").unwrap_err();
+        assert!(
+            e.message.contains("/proc/self/maps is larger than 1 KiB"),
+            "{}",
+            e.message
+        );
+        assert!(read_file(maps, 1 << 20, "the chain file").unwrap().len() > 1024);
     }
 
     #[test]

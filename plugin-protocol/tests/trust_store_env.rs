@@ -86,6 +86,15 @@ fn a_trust_store_that_would_block_is_refused_by_name() {
         e.message
     );
 
+    // A directory as SSL_CERT_FILE is named too (the user meant SSL_CERT_DIR).
+    std::env::set_var("SSL_CERT_FILE", &certs);
+    let e = check_trust_store_env().unwrap_err();
+    assert!(
+        e.message.contains("SSL_CERT_FILE") && e.message.contains("which is a directory"),
+        "{}",
+        e.message
+    );
+
     std::env::set_var("SSL_CERT_FILE", &bundle);
     std::fs::rename(&fifo, certs.join("b.pem")).unwrap();
     let e = check_trust_store_env().unwrap_err();
