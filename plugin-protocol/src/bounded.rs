@@ -259,6 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn a_body_is_collected_up_to_its_bound_and_refused_past_it() {
+        let mut body = BodyLimit::default();
+        body.push(b"{\"data\":").unwrap();
+        body.push(&vec![b'x'; MAX_RESPONSE_BYTES - 8]).unwrap();
+        assert_eq!(body.bytes.len(), MAX_RESPONSE_BYTES, "exactly the bound is kept");
+        assert_eq!(body.push(b"}"), Err(MAX_RESPONSE_BYTES));
+        assert_eq!(body.bytes.len(), MAX_RESPONSE_BYTES, "a refused chunk is not kept");
+        let mut one_chunk = BodyLimit::default();
+        let too_large = vec![0; MAX_RESPONSE_BYTES + 1];
+        assert_eq!(one_chunk.push(&too_large), Err(MAX_RESPONSE_BYTES));
+        assert!(one_chunk.bytes.is_empty());
+    }
+
+    #[test]
     fn shorten_keeps_short_text_and_cuts_long_text() {
         assert_eq!(shorten("key", 10), "key");
         let long = "k".repeat(1 << 20);
