@@ -209,6 +209,16 @@ pub fn shorten(text: &str, max: usize) -> String {
     format!("{head}... ({} characters)", text.chars().count())
 }
 
+/// `f`'s answer, or a test failure if it takes 10 s: for tests of reads that must not block,
+/// which would otherwise hang the test binary instead of failing it.
+#[cfg(test)]
+pub(crate) fn within_ten_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sent, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sent.send(f()));
+    done.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("blocked for 10 s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,13 +233,8 @@ mod tests {
             .unwrap()
             .success());
         // Opened without blocking: a FIFO with no writer would hold a blocking open forever.
-        let (sent, opened) = std::sync::mpsc::channel();
         let path = fifo.clone();
-        std::thread::spawn(move || sent.send(read_file(&path, 100, "the chain file")));
-        let e = opened
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("opening a FIFO with no writer blocked")
-            .unwrap_err();
+        let e = within_ten_seconds(move || read_file(&path, 100, "the chain file")).unwrap_err();
         assert!(e.message.contains("is a FIFO"), "{}", e.message);
         let e = read_file(Path::new("/dev/zero"), 100, "the chain file").unwrap_err();
         assert!(e.message.contains("is a device"), "{}", e.message);
@@ -263,9 +268,17 @@ mod tests {
         let mut body = BodyLimit::default();
         body.push(b"{\"data\":").unwrap();
         body.push(&vec![b'x'; MAX_RESPONSE_BYTES - 8]).unwrap();
-        assert_eq!(body.bytes.len(), MAX_RESPONSE_BYTES, "exactly the bound is kept");
+        assert_eq!(
+            body.bytes.len(),
+            MAX_RESPONSE_BYTES,
+            "exactly the bound is kept"
+        );
         assert_eq!(body.push(b"}"), Err(MAX_RESPONSE_BYTES));
-        assert_eq!(body.bytes.len(), MAX_RESPONSE_BYTES, "a refused chunk is not kept");
+        assert_eq!(
+            body.bytes.len(),
+            MAX_RESPONSE_BYTES,
+            "a refused chunk is not kept"
+        );
         let mut one_chunk = BodyLimit::default();
         let too_large = vec![0; MAX_RESPONSE_BYTES + 1];
         assert_eq!(one_chunk.push(&too_large), Err(MAX_RESPONSE_BYTES));

@@ -316,7 +316,11 @@ mod tests {
             .unwrap();
         assert!(made.success());
         for owner in [FileOwner::User, FileOwner::Platform] {
-            let e = read_file(&fifo, "the token file", owner).unwrap_err();
+            let path = fifo.clone();
+            let e = crate::bounded::within_ten_seconds(move || {
+                read_file(&path, "the token file", owner)
+            })
+            .unwrap_err();
             assert!(e.message.contains("is a FIFO"), "{}", e.message);
             let e = read_file(Path::new("/dev/zero"), "the token file", owner).unwrap_err();
             assert!(e.message.contains("is a device"), "{}", e.message);

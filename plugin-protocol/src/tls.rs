@@ -1029,11 +1029,10 @@ mod tests {
         );
         let fifo = dir.path().join("cert-fifo.pem");
         mkfifo(&fifo);
-        let e = client_identity(
-            &config(&[("client_cert", &fifo), ("client_key", &key)]),
-            &CERT,
-            &KEY,
-        )
+        let fifo_cert = config(&[("client_cert", &fifo), ("client_key", &key)]);
+        let e = crate::bounded::within_ten_seconds(move || {
+            client_identity(&fifo_cert, &CERT, &KEY).map(|_| ())
+        })
         .unwrap_err();
         assert!(e.message.contains("a FIFO"), "{}", e.message);
     }
