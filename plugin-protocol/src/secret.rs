@@ -327,6 +327,67 @@ mod tests {
         }
     }
 
+    /// A plugin with a secret setting and a secret file setting, for the tests below.
+    static SECRETS: crate::PluginInfo = crate::PluginInfo {
+        name: "secret-tests",
+        description: "test",
+        version: "0",
+        url: "https://example.invalid",
+        config_keys: &[TOKEN, TOKEN_FILE],
+        chain_sources_help: "none",
+    };
+    const TOKEN: ConfigKey = ConfigKey::new("token", &[], "a token");
+    const TOKEN_FILE: ConfigKey = ConfigKey::new("token_file", &[], "a token file");
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::new(&SECRETS, Some(pairs.collect())).unwrap()
+    }
+
+    #[test]
+    fn a_secret_setting_or_file_setting_is_read_with_where_it_came_from() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s.fr0m-file\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = config(&[("token", "s.v4lue"), ("token_file", file.to_str().unwrap())]);
+
+        let value = Secret::from_setting(&config, &TOKEN).expect("token is set");
+        assert_eq!(&value.bytes[..], b"s.v4lue");
+        assert_eq!(value.source, "pluginConfig 'token'");
+
+        let from_file =
+            Secret::from_file_setting(&config, &TOKEN_FILE, "the token file", FileOwner::User)
+                .unwrap()
+                .expect("token_file is set");
+        assert_eq!(&from_file.bytes[..], b"s.fr0m-file");
+        assert_eq!(
+            from_file.source,
+            format!(
+                "the token file {} (pluginConfig 'token_file')",
+                file.display()
+            )
+        );
+
+        let unset = self::config(&[]);
+        assert!(Secret::from_setting(&unset, &TOKEN).is_none());
+        assert!(
+            Secret::from_file_setting(&unset, &TOKEN_FILE, "the token file", FileOwner::User)
+                .unwrap()
+                .is_none()
+        );
+        // A refused file names the setting that named it.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Secret::from_file_setting(&config, &TOKEN_FILE, "the token file", FileOwner::User)
+            .unwrap_err();
+        assert!(
+            e.message.contains("pluginConfig 'token_file'") && e.message.contains("mode 0644"),
+            "{}",
+            e.message
+        );
+    }
+
     #[test]
     fn secret_text_is_trimmed_and_never_shown() {
         let s = Secret::from_value(Zeroizing::new(" s.tok3n \n".into()), "pluginConfig 'token'");
