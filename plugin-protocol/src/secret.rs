@@ -264,6 +264,28 @@ mod tests {
             assert_eq!(got, want);
             assert!(!got.contains("1234"));
         }
+        // Names are percent-decoded before they are compared, wherever the escape is.
+        let exact = |n: &str| n == "pin-value";
+        for (id, want) in [
+            (
+                "pkcs11:token=t?pin%2Dvalue=1234",
+                "pkcs11:token=t?pin%2Dvalue=[redacted]",
+            ),
+            (
+                "pkcs11:token=t?%70in-value=1234",
+                "pkcs11:token=t?%70in-value=[redacted]",
+            ),
+            (
+                "pkcs11:token=t?pin-valu%65=1234",
+                "pkcs11:token=t?pin-valu%65=[redacted]",
+            ),
+            (
+                "pkcs11:token=t?pin-values=1234",
+                "pkcs11:token=t?pin-values=1234",
+            ),
+        ] {
+            assert_eq!(redact_attributes(id, exact), want);
+        }
     }
 
     #[test]
@@ -356,6 +378,10 @@ mod tests {
         let value = Secret::from_setting(&config, &TOKEN).expect("token is set");
         assert_eq!(&value.bytes[..], b"s.v4lue");
         assert_eq!(value.source, "pluginConfig 'token'");
+        assert_eq!(
+            format!("{value:?}"),
+            "Secret { source: \"pluginConfig 'token'\", .. }"
+        );
 
         let from_file =
             Secret::from_file_setting(&config, &TOKEN_FILE, "the token file", FileOwner::User)
