@@ -134,7 +134,9 @@ fn context<B: Backend>(
             <B::KeyRef as crate::KeyReference>::HELP
         )));
     }
-    Context::for_key::<B::KeyRef>(info, key_id, config)
+    let (ctx, key) = Context::for_key::<B::KeyRef>(info, key_id, config)?;
+    crate::runner::end_by(ctx.deadline);
+    Ok((ctx, key))
 }
 
 /// A test every backend with secret-bearing key ids runs on its [`crate::KeyReference`]: for

@@ -35,46 +35,143 @@ pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
         .push(Box::new(cleanup));
 }
 
+/// How long after the invocation's deadline the watcher ends a protocol command that has not
+/// answered: every backend call is bounded by the deadline itself and reports what it was doing,
+/// so this only ends an invocation stuck where nothing else bounds it (a bug, a library call
+/// that ignores its timeout).
+const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The protocol command's deadline, once its request is read ([`end_by`]), and the socket that
+/// wakes the watcher to take it up; empty until [`watch_signals`] runs (get-plugin-metadata,
+/// operator commands, unit tests).
+static WATCHER: Mutex<Option<(std::os::unix::net::UnixStream, Option<crate::Deadline>)>> =
+    Mutex::new(None);
+
 /// SIGTERM or SIGINT during a backend call (a CI job cancelled, Ctrl-C) ends the invocation
-/// promptly: the backend's cleanups run (bounded), the answer is a JSON error, exit 1.
+/// promptly, and so does its deadline passing by [`BACKSTOP_GRACE`] without an answer: the
+/// backend's cleanups run (bounded), the answer is a JSON error, exit 1. One thread and one
+/// socket: each signal sets its flag and writes to the socket, and [`end_by`] writes to it to
+/// set the deadline the watcher waits for.
 fn watch_signals() {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) else {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Ok((wake, woken)) = std::os::unix::net::UnixStream::pair() else {
         return;
     };
+    let (term, int) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    // Each signal's flag is set before its write to the socket (signal-hook runs a signal's
+    // actions in the order they were registered).
+    for (signal, flag) in [(SIGTERM, &term), (SIGINT, &int)] {
+        let registered = signal_hook::flag::register(signal, flag.clone())
+            .and_then(|_| signal_hook::low_level::pipe::register_raw(signal, wake.as_raw_fd()));
+        if registered.is_err() {
+            return;
+        }
+    }
+    let Ok(wake_up) = wake.try_clone() else {
+        return;
+    };
+    *WATCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some((wake_up, None));
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let Some(signal) = signals.forever().next() else {
-                return;
-            };
-            let name = if signal == SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
-            tracing::debug!(signal = name, "interrupted; cleaning up");
-            let cleanups =
-                std::mem::take(&mut *ON_INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()));
-            let (tx, rx) = std::sync::mpsc::channel();
-            let _ = std::thread::Builder::new()
-                .name("cleanup".into())
-                .spawn(move || {
-                    for cleanup in cleanups {
-                        cleanup();
+            // Held for the process's life: the signal handlers write to it.
+            let _wake = wake;
+            let _ = woken.set_nonblocking(true);
+            let ended = loop {
+                let deadline = WATCHER
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .and_then(|(_, d)| *d);
+                let timeout = deadline.map(|d| {
+                    let left = d.remaining() + BACKSTOP_GRACE;
+                    rustix::event::Timespec {
+                        tv_sec: left.as_secs() as _,
+                        tv_nsec: left.subsec_nanos() as _,
                     }
-                    let _ = tx.send(());
                 });
-            let cleaned = rx.recv_timeout(CLEANUP_TIMEOUT).is_ok();
-            fail(PluginError::generic(format!(
-                "interrupted by {name} before the backend answered; {}",
-                if cleaned {
-                    "what the plugin had opened on the backend was closed"
-                } else {
-                    "closing what the plugin had opened on the backend did not finish in time"
+                let mut fds = [rustix::event::PollFd::new(
+                    &woken,
+                    rustix::event::PollFlags::IN,
+                )];
+                match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                    // Timed out: a timeout is set only with a deadline.
+                    Ok(0) => {
+                        if let Some(deadline) = deadline {
+                            break Ended::Deadline(deadline);
+                        }
+                    }
+                    Ok(_) => {
+                        let _ = (&woken).read(&mut [0; 64]);
+                        if term.load(Ordering::SeqCst) {
+                            break Ended::Signal("SIGTERM");
+                        }
+                        if int.load(Ordering::SeqCst) {
+                            break Ended::Signal("SIGINT");
+                        }
+                        // The deadline was set: wait for it.
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => return,
                 }
-            )))
+            };
+            tracing::debug!(?ended, "ending the invocation early; cleaning up");
+            let cleaned = run_cleanups();
+            let closed = if cleaned {
+                "what the plugin had opened on the backend was closed"
+            } else {
+                "closing what the plugin had opened on the backend did not finish in time"
+            };
+            fail(match ended {
+                Ended::Signal(name) => PluginError::generic(format!(
+                    "interrupted by {name} before the backend answered; {closed}"
+                )),
+                Ended::Deadline(deadline) => {
+                    let mut e = deadline.exceeded("waiting for the backend to answer");
+                    e.message = format!("{}; {closed}", e.message);
+                    e
+                }
+            })
         });
+}
+
+/// Why the watcher ends the invocation.
+#[derive(Debug)]
+enum Ended {
+    Signal(&'static str),
+    Deadline(crate::Deadline),
+}
+
+/// Runs the registered cleanups on a thread of their own; whether they finished within
+/// [`CLEANUP_TIMEOUT`].
+fn run_cleanups() -> bool {
+    let cleanups = std::mem::take(&mut *ON_INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("cleanup".into())
+        .spawn(move || {
+            for cleanup in cleanups {
+                cleanup();
+            }
+            let _ = tx.send(());
+        });
+    rx.recv_timeout(CLEANUP_TIMEOUT).is_ok()
+}
+
+/// Ends the protocol command by `deadline` (plus [`BACKSTOP_GRACE`]), whatever it is stuck
+/// in: the watcher then answers with a TIMEOUT error. Does nothing where no watcher runs.
+pub(crate) fn end_by(deadline: crate::Deadline) {
+    let mut watcher = WATCHER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((wake, at)) = watcher.as_mut() {
+        *at = Some(deadline);
+        let _ = wake.write(&[0]);
+    }
 }
 
 /// A plugin's `main`, whose body ends in [`run`] or [`run_with`]:
@@ -260,6 +357,8 @@ fn run_protocol<B: Backend>(info: &'static PluginInfo, command: Command) -> ! {
     };
     match result {
         Ok(json) => {
+            // The answer, or the watcher's error (a signal, the deadline), never both.
+            let _answering = ERROR_OUT.lock().unwrap_or_else(|p| p.into_inner());
             if out
                 .write_all(json.as_bytes())
                 .and_then(|_| out.flush())
