@@ -41,17 +41,21 @@ pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
 /// that ignores its timeout).
 const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The protocol command's deadline, once its request is read ([`end_by`]), and the socket that
-/// wakes the watcher to take it up; empty until [`watch_signals`] runs (get-plugin-metadata,
-/// operator commands, unit tests).
-static WATCHER: Mutex<Option<(std::os::unix::net::UnixStream, Option<crate::Deadline>)>> =
-    Mutex::new(None);
+/// How often the watcher looks for the deadline until it has one. [`end_by`] does not wake it:
+/// a thread woken just before the first request competes with it for the other core and the
+/// process's memory map (0.1-0.2 ms later to the first request in `scripts/bench.sh`), and an
+/// invocation that ends within this never needs the backstop at all.
+const BACKSTOP_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a watcher runs ([`watch_signals`]; not for get-plugin-metadata, operator commands or
+/// unit tests), and the protocol command's deadline once its request is read ([`end_by`]).
+static WATCHER: Mutex<Option<Option<crate::Deadline>>> = Mutex::new(None);
 
 /// SIGTERM or SIGINT during a backend call (a CI job cancelled, Ctrl-C) ends the invocation
 /// promptly, and so does its deadline passing by [`BACKSTOP_GRACE`] without an answer: the
 /// backend's cleanups run (bounded), the answer is a JSON error, exit 1. One thread and one
-/// socket: each signal sets its flag and writes to the socket, and [`end_by`] writes to it to
-/// set the deadline the watcher waits for.
+/// socket: each signal sets its flag and writes to the socket the thread polls, with the
+/// deadline's time left (plus the grace) as the poll's timeout once [`end_by`] set it.
 fn watch_signals() {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use std::os::fd::AsRawFd;
@@ -73,10 +77,7 @@ fn watch_signals() {
             return;
         }
     }
-    let Ok(wake_up) = wake.try_clone() else {
-        return;
-    };
-    *WATCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some((wake_up, None));
+    *WATCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(None);
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -84,24 +85,18 @@ fn watch_signals() {
             let _wake = wake;
             let _ = woken.set_nonblocking(true);
             let ended = loop {
-                let deadline = WATCHER
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_ref()
-                    .and_then(|(_, d)| *d);
-                let timeout = deadline.map(|d| {
-                    let left = d.remaining() + BACKSTOP_GRACE;
-                    rustix::event::Timespec {
-                        tv_sec: left.as_secs() as _,
-                        tv_nsec: left.subsec_nanos() as _,
-                    }
-                });
+                let deadline = WATCHER.lock().unwrap_or_else(|p| p.into_inner()).flatten();
+                let wait = deadline.map_or(BACKSTOP_LOOK, |d| d.remaining() + BACKSTOP_GRACE);
+                let timeout = rustix::event::Timespec {
+                    tv_sec: wait.as_secs() as _,
+                    tv_nsec: wait.subsec_nanos() as _,
+                };
                 let mut fds = [rustix::event::PollFd::new(
                     &woken,
                     rustix::event::PollFlags::IN,
                 )];
-                match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                    // Timed out: a timeout is set only with a deadline.
+                match rustix::event::poll(&mut fds, Some(&timeout)) {
+                    // Timed out: the deadline passed, or it is time to look for it.
                     Ok(0) => {
                         if let Some(deadline) = deadline {
                             break Ended::Deadline(deadline);
@@ -115,7 +110,6 @@ fn watch_signals() {
                         if int.load(Ordering::SeqCst) {
                             break Ended::Signal("SIGINT");
                         }
-                        // The deadline was set: wait for it.
                     }
                     Err(rustix::io::Errno::INTR) => {}
                     Err(_) => return,
@@ -167,10 +161,8 @@ fn run_cleanups() -> bool {
 /// Ends the protocol command by `deadline` (plus [`BACKSTOP_GRACE`]), whatever it is stuck
 /// in: the watcher then answers with a TIMEOUT error. Does nothing where no watcher runs.
 pub(crate) fn end_by(deadline: crate::Deadline) {
-    let mut watcher = WATCHER.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((wake, at)) = watcher.as_mut() {
+    if let Some(at) = WATCHER.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         *at = Some(deadline);
-        let _ = wake.write(&[0]);
     }
 }
 
