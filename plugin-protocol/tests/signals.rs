@@ -6,8 +6,26 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The plugin running `command` with `request` on its stdin.
+fn start(plugin: &std::path::Path, command: &str, request: &serde_json::Value) -> Child {
+    let mut child = Command::new(plugin)
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    child
+}
 
 #[test]
 fn a_signal_during_a_backend_call_ends_the_plugin_after_its_cleanups() {
@@ -20,19 +38,7 @@ fn a_signal_during_a_backend_call_ends_the_plugin_after_its_cleanups() {
             "keyId": "test:hang",
             "pluginConfig": {"interrupt_marker": marker.to_str().unwrap()},
         });
-        let mut child = Command::new(&plugin.path)
-            .arg("describe-key")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.to_string().as_bytes())
-            .unwrap();
+        let child = start(&plugin.path, "describe-key", &request);
         // Time to read the request and reach the backend call.
         std::thread::sleep(Duration::from_millis(500));
         let sent = Instant::now();
@@ -84,19 +90,7 @@ fn a_call_stuck_past_the_deadline_ends_the_plugin_after_its_cleanups() {
             },
         });
         let started = Instant::now();
-        let mut child = Command::new(&plugin.path)
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.to_string().as_bytes())
-            .unwrap();
+        let child = start(&plugin.path, command, &request);
         let out = child.wait_with_output().unwrap();
         // The backend call sleeps 60 s; the deadline and its half-second grace end it at 2 s.
         let took = started.elapsed();
