@@ -58,7 +58,7 @@ static WATCHER: Mutex<Option<Option<crate::Deadline>>> = Mutex::new(None);
 /// deadline's time left (plus the grace) as the poll's timeout once [`end_by`] set it.
 fn watch_signals() {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::IntoRawFd;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let Ok((wake, woken)) = std::os::unix::net::UnixStream::pair() else {
@@ -68,11 +68,14 @@ fn watch_signals() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
+    // Open for the process's life, whatever becomes of the thread: the signal handlers write
+    // to it.
+    let wake = wake.into_raw_fd();
     // Each signal's flag is set before its write to the socket (signal-hook runs a signal's
     // actions in the order they were registered).
     for (signal, flag) in [(SIGTERM, &term), (SIGINT, &int)] {
         let registered = signal_hook::flag::register(signal, flag.clone())
-            .and_then(|_| signal_hook::low_level::pipe::register_raw(signal, wake.as_raw_fd()));
+            .and_then(|_| signal_hook::low_level::pipe::register_raw(signal, wake));
         if registered.is_err() {
             return;
         }
@@ -81,8 +84,6 @@ fn watch_signals() {
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            // Held for the process's life: the signal handlers write to it.
-            let _wake = wake;
             let _ = woken.set_nonblocking(true);
             let ended = loop {
                 let deadline = WATCHER.lock().unwrap_or_else(|p| p.into_inner()).flatten();
