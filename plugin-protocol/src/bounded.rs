@@ -210,12 +210,12 @@ pub fn shorten(text: &str, max: usize) -> String {
 }
 
 /// `f`'s answer, or a test failure if it takes 10 s: for tests of reads that must not block,
-/// which would otherwise hang the test binary instead of failing it.
+/// which would otherwise hang the test binary instead of failing it. A backend call's own
+/// worker-and-deadline mechanism runs it.
 #[cfg(test)]
 pub(crate) fn within_ten_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (sent, done) = std::sync::mpsc::channel();
-    std::thread::spawn(move || sent.send(f()));
-    done.recv_timeout(std::time::Duration::from_secs(10))
+    let deadline = crate::Deadline::after(std::time::Duration::from_secs(10));
+    crate::blocking::run_with_deadline(&deadline, "a read that must not block", move || Ok(f()))
         .expect("blocked for 10 s")
 }
 
