@@ -289,6 +289,14 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_common_name_or_serial_number_is_left_out_and_other_empty_values_stay() {
+        // Go's ToRDNSequence skips an empty CommonName and SerialNumber, and writes an empty
+        // value of every other attribute it names.
+        let s = pinnable(&name("SERIALNUMBER=,CN=,OU=,O=Example,ST=WA,C=US")).unwrap();
+        assert_eq!(s.dn(), "OU=,O=Example,ST=WA,C=US");
+    }
+
+    #[test]
     fn go_keeps_the_last_common_name_and_splits_multi_valued_rdns() {
         // RFC 4514 text lists RDNs last first: "CN=first" is the certificate's last CN.
         let s = pinnable(&name("CN=first,CN=second,O=Example+ST=WA,C=US")).unwrap();

@@ -66,13 +66,13 @@ pub(crate) fn encode_with_salt(
 
 /// MGF1 (RFC 8017, B.2.1) with `hash`: `len` bytes from `seed`.
 fn mgf1(hash: HashAlgorithm, seed: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + hash.output_len());
-    let mut counter: u32 = 0;
-    while out.len() < len {
+    let blocks = len.div_ceil(hash.output_len());
+    let mut out = Vec::with_capacity(blocks * hash.output_len());
+    // A message is at most a few hundred bytes: far fewer than 2^32 blocks.
+    for counter in 0..blocks as u32 {
         let mut block = seed.to_vec();
         block.extend_from_slice(&counter.to_be_bytes());
         out.extend(hash.digest(&block));
-        counter += 1;
     }
     out.truncate(len);
     out
@@ -110,6 +110,74 @@ mod tests {
         m_prime.extend_from_slice(&digest);
         m_prime.extend_from_slice(&salt);
         assert_eq!(h, HashAlgorithm::Sha256.digest(&m_prime).as_slice());
+    }
+
+    /// EMSA-PSS-VERIFY (RFC 8017, 9.1.2, steps 4-14), written from the RFC apart from the
+    /// encoder: the salt `em` was encoded with, or which step refuses it.
+    fn verify(
+        hash: HashAlgorithm,
+        digest: &[u8],
+        em: &[u8],
+        modulus_bits: usize,
+    ) -> Result<Vec<u8>, &'static str> {
+        let h_len = hash.output_len();
+        let em_bits = modulus_bits - 1;
+        let em_len = em_bits.div_ceil(8);
+        // The integer is below 2^emBits: the bytes above the message are zero.
+        let (high, em) = em.split_at(modulus_bits.div_ceil(8) - em_len);
+        if high.iter().any(|&b| b != 0) {
+            return Err("a byte above the encoded message is not zero");
+        }
+        if em[em_len - 1] != 0xbc {
+            return Err("no trailer 0xbc");
+        }
+        let (masked_db, h) = em[..em_len - 1].split_at(em_len - h_len - 1);
+        let unused_bits = 8 * em_len - em_bits;
+        if u32::from(masked_db[0]) >> (8 - unused_bits) != 0 {
+            return Err("the leftmost 8 * emLen - emBits bits are not zero");
+        }
+        let mask = mgf1(hash, h, masked_db.len());
+        let mut db = masked_db.to_vec();
+        for (b, m) in db.iter_mut().zip(mask) {
+            *b ^= m;
+        }
+        db[0] &= (0xffu16 >> unused_bits) as u8;
+        let one = db.iter().position(|&b| b != 0).ok_or("DB is all zeros")?;
+        if db[one] != 0x01 {
+            return Err("PS is not followed by 0x01");
+        }
+        let salt = db[one + 1..].to_vec();
+        let mut m_prime = vec![0u8; 8];
+        m_prime.extend_from_slice(digest);
+        m_prime.extend_from_slice(&salt);
+        if hash.digest(&m_prime).as_slice() != h {
+            return Err("H does not match");
+        }
+        Ok(salt)
+    }
+
+    #[test]
+    fn every_modulus_size_and_hash_decodes_to_its_salt() {
+        for hash in [
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha384,
+            HashAlgorithm::Sha512,
+        ] {
+            let digest = hash.digest(b"payload");
+            for modulus_bits in [2047, 2048, 2049, 2050, 2055, 3072, 3073, 4095, 4096] {
+                // Several salts, so that MGF1's first byte has its top bit both set and clear.
+                for n in 0..8u8 {
+                    let salt = vec![n; hash.output_len()];
+                    let em = encode_with_salt(hash, &digest, modulus_bits, &salt).unwrap();
+                    assert_eq!(em.len(), modulus_bits.div_ceil(8));
+                    assert_eq!(
+                        verify(hash, &digest, &em, modulus_bits),
+                        Ok(salt),
+                        "{hash}, {modulus_bits} bits, salt {n}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
