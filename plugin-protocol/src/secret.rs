@@ -204,27 +204,8 @@ pub fn redact_attributes(key_id: &str, is_secret: impl Fn(&str) -> bool) -> Stri
 /// An attribute name as [`redact_attributes`] compares it.
 fn attribute_name(raw: &str) -> String {
     let raw = raw.rsplit(':').next().unwrap_or(raw);
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(b) => {
-                decoded.push(b);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded)
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
         .trim()
         .to_ascii_lowercase()
 }

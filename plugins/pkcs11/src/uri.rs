@@ -210,32 +210,29 @@ fn split_attr(attr: &str) -> Parsed<(&str, &str)> {
 }
 
 fn decode_text(raw: &str, name: &str) -> Parsed<String> {
-    let bytes = percent_decode(raw, name)?;
-    String::from_utf8(bytes)
-        .map_err(|_| format!("attribute '{name}' is not UTF-8 after percent-decoding"))
+    String::from_utf8(percent_decode(raw, name)?).map_err(|e| {
+        // A pin-value is decoded here too: what was not text is wiped all the same.
+        zeroize::Zeroize::zeroize(&mut e.into_bytes());
+        format!("attribute '{name}' is not UTF-8 after percent-decoding")
+    })
 }
 
+/// RFC 7512's percent-decoding, strict: a `%` must start an escape of two hex digits (the
+/// decoder alone would keep such a `%` as it is, and a mistyped escape would select another
+/// token or object than the one meant).
 fn percent_decode(raw: &str, name: &str) -> Parsed<Vec<u8>> {
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    format!("attribute '{name}' has a '%' not followed by two hex digits")
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let is_escape = |i: usize| {
+        bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    };
+    if (0..bytes.len()).any(|i| bytes[i] == b'%' && !is_escape(i)) {
+        return Err(format!(
+            "attribute '{name}' has a '%' not followed by two hex digits"
+        ));
     }
-    Ok(out)
+    Ok(percent_encoding::percent_decode(bytes).collect())
 }
 
 /// The URI with any PIN replaced, for messages: `pin-value` in the path or the query, in any
@@ -507,6 +504,19 @@ mod tests {
                 "unknown query attribute 'color'",
             ),
             ("pkcs11:token=%zz", "two hex digits"),
+            (
+                "pkcs11:token=ab%4",
+                "attribute 'token' has a '%' not followed by two hex digits",
+            ),
+            ("pkcs11:object=k%", "attribute 'object' has a '%' not"),
+            ("pkcs11:id=%4g", "attribute 'id' has a '%' not"),
+            // from_str_radix would take "+1" for a number.
+            ("pkcs11:id=%+1", "attribute 'id' has a '%' not"),
+            ("pkcs11:token=a%%41", "attribute 'token' has a '%' not"),
+            (
+                "pkcs11:token=t?pin-value=%ff%fe",
+                "attribute 'pin-value' is not UTF-8 after percent-decoding",
+            ),
             ("pkcs11:slot-id=abc", "not a decimal number"),
             ("pkcs11:type=key", "not one of private"),
             ("pkcs11:token", "not an attribute=value pair"),
