@@ -172,6 +172,56 @@ fn a_chain_missing_its_root_is_refused_naming_the_missing_link() {
 }
 
 #[test]
+fn generate_key_takes_the_new_keys_id_from_id_or_the_uri() {
+    let token = SoftToken::new("ids");
+    let generate = |uri: &str, extra: &[&str]| {
+        let mut args = vec!["generate-key", "--key-id", uri, "--spec", "EC-256"];
+        args.extend_from_slice(extra);
+        token.run(&args)
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(generate(&token.uri("from-hex"), &["--id", "0A1b"]));
+    let with_id = |label: &str, id: &str| token.uri(label).replacen('?', &format!(";id={id}?"), 1);
+    ok(generate(&with_id("from-uri", "%0c%0D"), &[]));
+    // --id wins over the URI's id=.
+    ok(generate(&with_id("both", "%0e"), &["--id", "0f"]));
+    let listed = token.run_ok(&[
+        "keys",
+        &token.uri("from-hex").replace(";object=from-hex", ""),
+    ]);
+    for key in [
+        "object=from-hex id=0a1b",
+        "object=from-uri id=0c0d",
+        "object=both id=0f",
+    ] {
+        assert!(listed.contains(key), "{key}: {listed}");
+    }
+    let refused = |out: std::process::Output, want: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    refused(
+        generate(&token.uri("bad-hex"), &["--id", "a\u{e9}b"]),
+        "error: --id 'a\u{e9}b' has '\u{e9}', which is not a hex digit; give the object id as hex",
+    );
+    refused(
+        generate(&with_id("empty-id", ""), &[]),
+        "error: the --key-id URI has an empty id=; give the new key's id percent-encoded",
+    );
+    assert!(!token
+        .run_ok(&["keys", &token.uri("bad-hex").replace(";object=bad-hex", "")])
+        .contains("bad-hex"));
+}
+
+#[test]
 fn a_certificate_of_another_key_is_refused() {
     let token = SoftToken::new("mixup");
     let uri = token.generate("mine", KeySpec::Ec256);

@@ -11,7 +11,7 @@ use plugin_protocol::chain::{self, Certificate};
 use plugin_protocol::contract::PluginConfig;
 use plugin_protocol::{Context, KeySpec, PluginError, Result};
 
-use crate::key::{self, hex};
+use crate::key;
 use crate::plugin::MODULE_PATH;
 use crate::plugin::{TokenSession, INFO};
 use crate::token::{self, describe};
@@ -182,7 +182,7 @@ fn keys(uri: Option<String>, module: Option<PathBuf>) -> Result<()> {
                 Ok(p) => p.key_spec().to_string(),
                 Err(e) => format!("unusable: {}", e.message),
             };
-            println!("  {spec:<8} object={} id={}", k.label, hex(&k.id));
+            println!("  {spec:<8} object={} id={}", k.label, hex::encode(&k.id));
             println!("           {}", k.uri(t, &query));
         }
     }
@@ -240,9 +240,16 @@ fn generate_key(
             backend.token().label()
         )));
     }
-    let id = match id.or_else(|| uri.id.as_ref().map(|i| hex(i))) {
-        Some(h) => parse_hex(&h)?,
-        None => session.generate_random_vec(16).map_err(|e| {
+    let id = match (id, uri.id.as_deref()) {
+        (Some(h), _) => parse_hex(&h)?,
+        (None, Some([])) => {
+            return Err(PluginError::validation(
+                "the --key-id URI has an empty id=; give the new key's id percent-encoded \
+                 (id=%0a%1b) or with --id 0a1b, or leave it out for a random one",
+            ))
+        }
+        (None, Some(uri_id)) => uri_id.to_vec(),
+        (None, None) => session.generate_random_vec(16).map_err(|e| {
             PluginError::generic(format!(
                 "the token cannot make random bytes: {}",
                 describe(&e)
@@ -301,7 +308,7 @@ fn generate_key(
     let choice = token::module_for(uri, &ctx.config)?;
     eprintln!(
         "created {spec} key '{label}' (id {}) on token '{}'",
-        hex(&id),
+        hex::encode(&id),
         backend.token().label()
     );
     println!(
@@ -312,19 +319,24 @@ fn generate_key(
 }
 
 fn parse_hex(h: &str) -> Result<Vec<u8>> {
-    let h = h.trim_start_matches("0x");
-    if h.is_empty() || !h.len().is_multiple_of(2) {
-        return Err(PluginError::validation(format!(
-            "--id '{h}' is not an even number of hex digits"
-        )));
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&h[i..i + 2], 16)
-                .map_err(|_| PluginError::validation(format!("--id '{h}' is not hex")))
-        })
-        .collect()
+    let digits = h.strip_prefix("0x").unwrap_or(h);
+    let problem = match hex::decode(digits) {
+        Ok(id) if !id.is_empty() => return Ok(id),
+        Ok(_) => "is empty".to_owned(),
+        Err(hex::FromHexError::OddLength) => "has an odd number of hex digits".to_owned(),
+        Err(hex::FromHexError::InvalidHexCharacter { c, index }) => {
+            // The crate names a byte; everything before it is hex, so a character starts there.
+            let c = digits
+                .get(index..)
+                .and_then(|s| s.chars().next())
+                .unwrap_or(c);
+            format!("has '{c}', which is not a hex digit")
+        }
+        Err(e) => e.to_string(),
+    };
+    Err(PluginError::validation(format!(
+        "--id '{h}' {problem}; give the object id as hex digits, two per byte (e.g. 0a1b)"
+    )))
 }
 
 fn import_certificate(key_id: String, chain_file: PathBuf, module: Option<PathBuf>) -> Result<()> {
@@ -403,4 +415,27 @@ fn certificate_template(
         None => t.push(Attribute::Label(cert.subject().as_bytes().to_vec())),
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_are_hex_digits_two_per_byte() {
+        assert_eq!(parse_hex("0a1B").unwrap(), [0x0a, 0x1b]);
+        assert_eq!(parse_hex("0x00ff").unwrap(), [0x00, 0xff]);
+        let refused = |h: &str| parse_hex(h).unwrap_err().message;
+        assert_eq!(
+            refused("abc"),
+            "--id 'abc' has an odd number of hex digits; give the object id as hex digits, two \
+             per byte (e.g. 0a1b)"
+        );
+        assert!(refused("0x").starts_with("--id '0x' is empty; "));
+        assert!(refused("").starts_with("--id '' is empty; "));
+        // Not a panic on a character of two bytes, which a slice of two bytes would cut.
+        assert!(refused("aéb").starts_with("--id 'aéb' has 'é', which is not a hex digit; "));
+        // u8::from_str_radix would read "+a" as 10.
+        assert!(refused("+a").starts_with("--id '+a' has '+', which is not a hex digit; "));
+    }
 }

@@ -136,7 +136,7 @@ fn object_part(uri: &Pkcs11Uri) -> String {
         parts.push(format!("object={o}"));
     }
     if let Some(id) = &uri.id {
-        parts.push(format!("id={}", hex(id)));
+        parts.push(format!("id={}", hex::encode(id)));
     }
     parts.join(" and ")
 }
@@ -148,10 +148,6 @@ fn list(keys: &[KeyObject], token: &TokenSlot, uri: &Pkcs11Uri) -> String {
     keys.iter()
         .map(|k| format!("\n  {}", k.uri(token, uri)))
         .collect()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The key's public key: RSA from the private key's modulus and exponent; EC from the public
@@ -244,7 +240,7 @@ fn from_public_object(session: &Session, key: &KeyObject) -> Result<PublicKey> {
         "cannot find the public key of '{}' on the token: there is no public key object or \
          certificate with its CKA_ID {}",
         key.label,
-        hex(&key.id)
+        hex::encode(&key.id)
     )))
 }
 
@@ -645,6 +641,5 @@ mod tests {
         assert_eq!(unwrap_ec_point(&point), point);
         // An OCTET STRING that does not hold a SEC1 point is left as it is.
         assert_eq!(unwrap_ec_point(&[0x04, 1, 9]), [0x04, 1, 9]);
-        assert_eq!(hex(&[0x00, 0xab, 0x10]), "00ab10");
     }
 }

@@ -407,9 +407,7 @@ fn authenticate(
             }
         },
     };
-    let bytes = Zeroizing::new(decode_hex(hex.trim_ascii()).ok_or_else(|| {
-        PluginError::validation(format!("the {from} does not hold a hex management key"))
-    })?);
+    let bytes = management_key_bytes(&hex, &from)?;
     let meta = piv::metadata(yk, SlotId::Management(ManagementSlotId::Management)).ok();
     let algorithm = meta.as_ref().and_then(|m| match m.algorithm {
         SlotAlgorithmId::Management(a) => Some(a),
@@ -435,13 +433,22 @@ fn authenticate(
     }))
 }
 
-fn decode_hex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    s.chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect()
+/// The management key's bytes from its hex text (surrounding white space ignored), decoded into a
+/// buffer that is wiped, so no partly decoded key is left behind on an error. The error says
+/// what is wrong without naming any of the text.
+fn management_key_bytes(hex: &[u8], from: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let digits = hex.trim_ascii();
+    let mut bytes = Zeroizing::new(vec![0u8; digits.len() / 2]);
+    hex::decode_to_slice(digits, &mut bytes).map_err(|e| {
+        let why = match e {
+            hex::FromHexError::OddLength => "an odd number of hex digits",
+            _ => "a character that is not a hex digit",
+        };
+        PluginError::validation(format!(
+            "the {from} does not hold a hex management key: it has {why}"
+        ))
+    })?;
+    Ok(bytes)
 }
 
 fn generate_key(
@@ -642,4 +649,35 @@ fn verify_attestation(
     }
     print!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_management_key_is_hex_and_never_named_in_a_refusal() {
+        let key =
+            management_key_bytes(b"  010203040506070801020304050607080102030405060708\n", "f")
+                .unwrap();
+        assert_eq!(*key, [1, 2, 3, 4, 5, 6, 7, 8].repeat(3));
+        assert_eq!(*management_key_bytes(b"aBcD", "f").unwrap(), [0xab, 0xcd]);
+        let refused =
+            |text: &[u8]| management_key_bytes(text, "management key file k").unwrap_err();
+        assert_eq!(
+            refused(b"abc").message,
+            "the management key file k does not hold a hex management key: it has an odd number \
+             of hex digits"
+        );
+        // u8::from_str_radix would read "+a" as 10; a character of two bytes is not cut.
+        for text in ["+a01", "zz01", "\u{e9}01"] {
+            let e = refused(text.as_bytes());
+            assert!(
+                e.message
+                    .ends_with("it has a character that is not a hex digit"),
+                "{e:?}"
+            );
+            assert!(!e.message.contains(&text[..2]), "{e:?}");
+        }
+    }
 }
