@@ -1484,6 +1484,15 @@ mod softhsm {
                         Run::sign(bare_uri(&token), KeySpec::Ec256, vec![], with_pin(wrong)),
                         false,
                     ),
+                    // A PIN after an '&' in the path, which RFC 7512 reads as part of the label.
+                    (
+                        Run::describe(
+                            uri.replacen('?', &format!("&pin-value={pin}?"), 1),
+                            vec![],
+                            token.env(),
+                        ),
+                        false,
+                    ),
                 ],
                 values: vec![pin, wrong.into()],
                 hold: hold(token),

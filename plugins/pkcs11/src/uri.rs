@@ -88,6 +88,7 @@ impl Pkcs11Uri {
         let mut out = Self::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
             let (name, value) = split_attr(attr)?;
+            refuse_hidden_pin(name, value)?;
             out.set_path(name, value)?;
         }
         for attr in query.into_iter().flat_map(|q| q.split('&')) {
@@ -95,6 +96,7 @@ impl Pkcs11Uri {
                 continue;
             }
             let (name, value) = split_attr(attr)?;
+            refuse_hidden_pin(name, value)?;
             out.set_query(name, value)?;
         }
         if out.pin_source.is_some() && out.pin_value.is_some() {
@@ -207,6 +209,33 @@ fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Parsed<()> {
 fn split_attr(attr: &str) -> Parsed<(&str, &str)> {
     attr.split_once('=')
         .ok_or_else(|| format!("'{}' is not an attribute=value pair", redact(attr)))
+}
+
+/// A PIN attribute inside another attribute's value, after a separator of the other part
+/// (`object=k&pin-value=...`: `&` does not end a path attribute; `module-path=/m.so;pin-value=...`:
+/// `;` does not end a query attribute). RFC 7512 reads it as part of that value, which messages
+/// name ("no private key with object=..."), so it is refused, by the rules that redact PINs and
+/// without repeating any of it.
+fn refuse_hidden_pin(name: &str, value: &str) -> Parsed<()> {
+    let Some(at) = value.find([';', '&', '?']) else {
+        return Ok(());
+    };
+    let rest = &value[at..];
+    if plugin_protocol::secret::redact_attributes(rest, is_pin_attribute) == rest {
+        return Ok(());
+    }
+    let sep = &rest[..1];
+    let encoded = match sep {
+        ";" => "%3B",
+        "&" => "%26",
+        _ => "%3F",
+    };
+    Err(format!(
+        "attribute '{name}' has a PIN attribute after a '{sep}' in its value, where RFC 7512 \
+         reads it as part of the {name}: end path attributes with ';' and put query attributes \
+         after '?' (pkcs11:token=...;object=...?pin-source=file:...), or write the '{sep}' as \
+         {encoded} if it belongs to the {name}"
+    ))
 }
 
 fn decode_text(raw: &str, name: &str) -> Parsed<String> {
@@ -517,6 +546,25 @@ mod tests {
                 "pkcs11:token=t?pin-value=%ff%fe",
                 "attribute 'pin-value' is not UTF-8 after percent-decoding",
             ),
+            (
+                "pkcs11:token=t;object=k&pin-value=S3cretPin",
+                "attribute 'object' has a PIN attribute after a '&' in its value, where RFC 7512 \
+                 reads it as part of the object: end path attributes with ';' and put query \
+                 attributes after '?' (pkcs11:token=...;object=...?pin-source=file:...), or write \
+                 the '&' as %26 if it belongs to the object",
+            ),
+            (
+                "pkcs11:token=t&PIN%2DValue=S3cretPin;object=k",
+                "'token' has a PIN attribute after a '&'",
+            ),
+            (
+                "pkcs11:object=k?module-path=/m.so;pin-value=S3cretPin",
+                "'module-path' has a PIN attribute after a ';'",
+            ),
+            (
+                "pkcs11:object=k?x-vendor=a?pin=S3cretPin",
+                "'x-vendor' has a PIN attribute after a '?'",
+            ),
             ("pkcs11:slot-id=abc", "not a decimal number"),
             ("pkcs11:type=key", "not one of private"),
             ("pkcs11:token", "not an attribute=value pair"),
@@ -528,6 +576,17 @@ mod tests {
         for (uri, want) in cases {
             let e = plugin_protocol::parse_key_id::<Pkcs11Uri>(uri).unwrap_err();
             assert!(e.message.contains(want), "{uri}: {}", e.message);
+            assert!(!e.message.contains("S3cret"), "{uri}: {}", e.message);
+        }
+        // The same characters are a label's own when no PIN attribute follows them, or when
+        // they are percent-encoded.
+        for (uri, object) in [
+            ("pkcs11:object=a&b", "a&b"),
+            ("pkcs11:object=R&D=1", "R&D=1"),
+            ("pkcs11:object=k%26pin-value=1", "k&pin-value=1"),
+        ] {
+            let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(uri).unwrap();
+            assert_eq!(u.object.as_deref(), Some(object), "{uri}");
         }
     }
 
