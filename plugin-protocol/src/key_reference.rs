@@ -29,11 +29,13 @@ pub trait KeyReference: Sized {
     /// the message, which shows the key id only in its [`KeyReference::redacted`] form.
     fn parse(key_id: &str) -> std::result::Result<Self, String>;
 
-    /// `key_id` as messages and logs may show it. The default shows it as it is; a backend whose
-    /// key ids can carry a secret (a PKCS#11 URI's `pin-value`, a password in a URL) replaces it
-    /// here, whatever its case or position.
+    /// `key_id` as messages and logs may show it. The default shows it without the password
+    /// or token of a URL someone pasted (`https://user:password@host/...`,
+    /// [`crate::secret::redact_url`]), which is all it hides; a backend whose key ids can carry
+    /// another secret (a PKCS#11 URI's `pin-value`) replaces it here, whatever its case or
+    /// position.
     fn redacted(key_id: &str) -> String {
-        key_id.to_owned()
+        crate::secret::redact_url(key_id)
     }
 }
 

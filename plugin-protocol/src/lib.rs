@@ -59,6 +59,8 @@ pub mod remote;
 pub mod runner;
 pub mod secret;
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod slips;
 #[cfg(feature = "softkey")]
 pub mod softkey;
 #[cfg(feature = "softkey")]

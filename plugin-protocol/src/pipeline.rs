@@ -139,34 +139,6 @@ fn context<B: Backend>(
     Ok((ctx, key))
 }
 
-/// A test every backend with secret-bearing key ids runs on its [`crate::KeyReference`]: for
-/// each of `key_ids`, what the runner and every command would show of it (the key name when it
-/// parses, else the refusal's message, also for the key id made huge) must not contain
-/// `secret`, in any case.
-///
-/// # Panics
-/// When `secret` shows, naming the key id and what was shown.
-pub fn assert_secret_never_shown<R: crate::KeyReference>(
-    info: &'static PluginInfo,
-    key_ids: &[&str],
-    secret: &str,
-) {
-    let secret = secret.to_lowercase();
-    for key_id in key_ids {
-        let huge = format!("{key_id}{}", ";x=y".repeat(100));
-        for id in [key_id.to_string(), huge] {
-            let shown = match Context::for_key::<R>(info, id.clone(), None) {
-                Ok((ctx, _)) => ctx.key_name().to_owned(),
-                Err(e) => e.message,
-            };
-            assert!(
-                !shown.to_lowercase().contains(&secret),
-                "the key id {key_id:?} is shown with its secret: {shown:?}"
-            );
-        }
-    }
-}
-
 /// describe-key: one resolution of the key, its spec derived from its public key.
 pub(crate) fn describe_key<B: Backend>(
     ctx: &Context,

@@ -147,48 +147,62 @@ pub fn read_file(path: &Path, what: &str, owner: FileOwner) -> Result<Zeroizing<
 }
 
 /// `url` with any password in its userinfo replaced (`http://user:pw@host` ->
-/// `http://user:[redacted]@host`), for messages and logs. Anything that is not such a URL is
-/// returned as it is.
+/// `http://user:[redacted]@host`), for messages and logs; and a user name alone after a `/`
+/// (`https://token@host`), which may itself be a token. Each `@` is taken for the end of a
+/// userinfo that starts after the last `/` before it, whether or not the text is a well-formed
+/// URL, so that one mistyped character (`https//user:pw@host`, `https:/user:pw@host`,
+/// `https://us/er:pw@host`) does not show the password: an `@` in a path is redacted alike.
+/// Text without `@` is returned as it is.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &authority[..at];
-    // A user name alone may itself be a token (`https://s.abc@vault`): only a user name
-    // followed by a password is shown.
-    let shown = match userinfo.find(':') {
-        Some(colon) => format!("{}:[redacted]", &userinfo[..colon]),
-        None => "[redacted]".to_owned(),
-    };
-    format!("{}{shown}@{}", &url[..scheme_end + 3], &rest[at + 1..])
+    let mut out = String::with_capacity(url.len());
+    let mut shown_to = 0;
+    for (at, _) in url.match_indices('@') {
+        let start = url[..at].rfind('/').map_or(0, |i| i + 1).max(shown_to);
+        let userinfo = &url[start..at];
+        out.push_str(&url[shown_to..start]);
+        match userinfo.find(':') {
+            Some(colon) => {
+                out.push_str(&userinfo[..colon]);
+                out.push_str(":[redacted]");
+            }
+            None if url[..start].ends_with('/') => out.push_str("[redacted]"),
+            None => out.push_str(userinfo),
+        }
+        out.push('@');
+        shown_to = at + 1;
+    }
+    out.push_str(&url[shown_to..]);
+    out
 }
 
 /// `key_id` (`name=value` attributes separated by `;`, `&` or `?`, such as a PKCS#11 URI) with
 /// the value of every attribute whose name `is_secret` accepts replaced by `[redacted]`, in any
 /// part of it. Names are compared lower-cased, percent-decoded and without a scheme prefix
 /// (`pkcs11:Pin%2DValue` is `pin-value`), so a mistyped attribute is redacted as well; an
-/// attribute without `=` whose name `is_secret` accepts is replaced whole.
+/// attribute without `=` whose name `is_secret` accepts is replaced whole. An attribute glued
+/// onto another's value where a separator is missing (`slot=9cpin=1234`, a key id pasted twice)
+/// counts too: each `=` in a value ends a name that starts after the `=` before it.
 pub fn redact_attributes(key_id: &str, is_secret: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(key_id.len());
     let mut rest = key_id;
     loop {
         let end = rest.find([';', '&', '?']).unwrap_or(rest.len());
         let (part, tail) = rest.split_at(end);
-        match part.split_once('=') {
-            Some((name, _)) if is_secret(&attribute_name(name)) => {
-                out.push_str(name);
-                out.push_str("=[redacted]");
+        let mut name_start = 0;
+        let secret_from = part.match_indices('=').find_map(|(eq, _)| {
+            let name = &part[name_start..eq];
+            name_start = eq + 1;
+            is_secret(&attribute_name(name)).then_some(eq + 1)
+        });
+        match secret_from {
+            Some(value) => {
+                out.push_str(&part[..value]);
+                out.push_str("[redacted]");
             }
-            None if !part.is_empty() && is_secret(&attribute_name(part)) => {
+            None if !part.is_empty() && !part.contains('=') && is_secret(&attribute_name(part)) => {
                 out.push_str("[redacted]")
             }
-            _ => out.push_str(part),
+            None => out.push_str(part),
         }
         let mut chars = tail.chars();
         match chars.next() {
@@ -240,6 +254,15 @@ mod tests {
                 "pkcs11:token=t?pin-source=file:/p",
                 "pkcs11:token=t?pin-source=file:/p",
             ),
+            // Glued onto the value before it, where a separator is missing: each '=' ends a
+            // name that starts after the '=' before it.
+            (
+                "yubikey:slot=9cyubikey:pin=1234;slot=9c",
+                "yubikey:slot=9cyubikey:pin=[redacted];slot=9c",
+            ),
+            ("pkcs11:object=a=pin=1234", "pkcs11:object=a=pin=[redacted]"),
+            // A name's text inside a value, without '=' after it, is the value's own.
+            ("pkcs11:object=pin", "pkcs11:object=pin"),
         ] {
             let got = redact_attributes(id, pin);
             assert_eq!(got, want);
@@ -280,8 +303,24 @@ mod tests {
             "https://[redacted]@vault.example"
         );
         assert_eq!(redact_url("http://127.0.0.1:8200"), "http://127.0.0.1:8200");
-        assert_eq!(redact_url("http://h/p@q"), "http://h/p@q");
+        assert_eq!(redact_url("http://h/p@q"), "http://h/[redacted]@q");
         assert_eq!(redact_url("not a url"), "not a url");
+        // One character mistyped or missing.
+        for (url, want) in [
+            ("https//user:pw@h/v1", "https//user:[redacted]@h/v1"),
+            ("https:/user:pw@h", "https:/user:[redacted]@h"),
+            ("https://us/er:pw@h", "https://us/er:[redacted]@h"),
+            ("https://userpw@h", "https://[redacted]@h"),
+            ("https:user:pw@h", "https:[redacted]@h"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+        // Every @ ends a userinfo; an @ with nothing before it but a name is a name.
+        assert_eq!(
+            redact_url("a://u:p@h/x@y:1@z"),
+            "a://u:[redacted]@h/[redacted]@y:[redacted]@z"
+        );
+        assert_eq!(redact_url("release@prod:3"), "release@prod:3");
     }
 
     #[test]

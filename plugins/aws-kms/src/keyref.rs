@@ -122,7 +122,15 @@ fn is_key_id(s: &str) -> bool {
 /// The endpoint URL for `awskms://<host[:port]>/…`: HTTPS, except plain HTTP for loopback hosts
 /// (LocalStack and other local emulators serve plain HTTP).
 fn endpoint_for_host(host: &str) -> std::result::Result<String, String> {
-    if host.contains(['@', '?', '#', ' ']) {
+    if host.contains('@') {
+        return Err(
+            "the part before the key holds credentials (user:password@host), which do \
+             not belong in a key id: the plugin takes them from the AWS environment (AWS_PROFILE, \
+             AWS_ACCESS_KEY_ID, an instance role)"
+                .into(),
+        );
+    }
+    if host.contains(['?', '#', ' ']) {
         return Err(format!("'{host}' is not a host[:port]"));
     }
     let name = if let Some(v6) = host.strip_prefix('[') {
@@ -142,11 +150,30 @@ fn endpoint_for_host(host: &str) -> std::result::Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::slips::Example;
 
     const ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 
     fn parse(s: &str) -> KeyRef {
         plugin_protocol::parse_key_id::<KeyRef>(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn key_ids_a_slip_away_are_refused_or_parsed_and_never_show_a_password() {
+        let checked = plugin_protocol::slips::check::<KeyRef>(
+            &crate::INFO,
+            &[
+                Example::plain(ID),
+                Example::plain("arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"),
+                Example::plain("arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/release"),
+                Example::plain("alias/release-signing"),
+                Example::plain("awskms://localhost:4566/alias/release"),
+                Example::plain("awskms:///arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+                // A pasted endpoint with credentials in it is refused without them.
+                Example::holding("awskms://AKIAEXAMPLE:S3cretKey@localhost:4566/alias/release", "S3cretKey"),
+            ],
+        );
+        assert!(checked > 10_000, "{checked}");
     }
 
     #[test]

@@ -111,6 +111,30 @@ impl plugin_protocol::KeyReference for KeyRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::slips::Example;
+
+    #[test]
+    fn key_ids_a_slip_away_are_refused_or_parsed_and_never_show_a_password() {
+        let checked = plugin_protocol::slips::check::<KeyRef>(
+            &crate::INFO,
+            &[
+                Example::plain(
+                    "https://release.vault.azure.net/keys/signer/0123456789abcdef0123456789abcdef",
+                ),
+                Example::plain("https://release.vault.azure.net/certificates/signer"),
+                Example::plain("https://hsm.managedhsm.azure.net/keys/signer"),
+                Example::plain(
+                    "azurekms://release.vault.azure.net/signer/0123456789abcdef0123456789abcdef",
+                ),
+                // A URL pasted with credentials in it is refused without them.
+                Example::holding(
+                    "https://admin:S3cretPw@release.vault.azure.net/keys/signer",
+                    "S3cretPw",
+                ),
+            ],
+        );
+        assert!(checked > 10_000, "{checked}");
+    }
 
     #[test]
     fn parses_every_form() {

@@ -81,8 +81,24 @@ impl plugin_protocol::KeyReference for KeyRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::slips::Example;
 
     const KEY: &str = "projects/p-1/locations/europe-west1/keyRings/release/cryptoKeys/signer";
+
+    #[test]
+    fn key_ids_a_slip_away_are_refused_or_parsed_and_never_show_a_password() {
+        let checked = plugin_protocol::slips::check::<KeyRef>(
+            &crate::INFO,
+            &[
+                Example::plain("projects/p-1/locations/europe-west1/keyRings/release/cryptoKeys/signer/cryptoKeyVersions/3"),
+                Example::plain(KEY),
+                Example::plain("gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k"),
+                // A URL pasted with credentials in it is refused without them.
+                Example::holding("https://user:S3cretPw@cloudkms.googleapis.com/v1/projects/p/locations/global/keyRings/r/cryptoKeys/k", "S3cretPw"),
+            ],
+        );
+        assert!(checked > 10_000, "{checked}");
+    }
 
     #[test]
     fn version_and_key_names_in_both_forms() {

@@ -92,31 +92,33 @@ impl plugin_protocol::KeyReference for KeyRef {
             version,
         })
     }
-
-    /// A key id is never a URL with credentials, but a user may paste one
-    /// (`https://user:password@vault/...`): its password is not repeated.
-    fn redacted(key_id: &str) -> String {
-        redact_url(key_id)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::slips::Example;
 
     #[test]
-    fn a_key_id_never_shows_a_password() {
-        plugin_protocol::pipeline::assert_secret_never_shown::<KeyRef>(
+    fn key_ids_a_slip_away_are_refused_or_parsed_and_never_show_a_password() {
+        let checked = plugin_protocol::slips::check::<KeyRef>(
             &crate::INFO,
             &[
-                "https://user:S3cretPw@vault.example:8200/transit/keys/k",
-                "HTTPS://user:S3cretPw@vault.example/k",
-                "hashivault://user:S3cretPw@k",
-                "openbao://S3cretPw@k:2",
-                "http://:S3cretPw@127.0.0.1:8200/v1/transit/sign/k",
+                Example::holding(
+                    "https://user:S3cretPw@vault.example:8200/transit/keys/k",
+                    "S3cretPw",
+                ),
+                Example::holding("HTTPS://user:S3cretPw@vault.example/k", "S3cretPw"),
+                Example::holding("hashivault://user:S3cretPw@k", "S3cretPw"),
+                Example::holding(
+                    "http://:S3cretPw@127.0.0.1:8200/v1/transit/sign/k",
+                    "S3cretPw",
+                ),
+                Example::plain("release:3"),
+                Example::plain("openbao://re.lease-1@x_y:12"),
             ],
-            "S3cretPw",
         );
+        assert!(checked > 5000, "{checked}");
     }
 
     fn ok(s: &str) -> (String, Option<u64>) {

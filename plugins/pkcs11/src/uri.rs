@@ -211,30 +211,23 @@ fn split_attr(attr: &str) -> Parsed<(&str, &str)> {
         .ok_or_else(|| format!("'{}' is not an attribute=value pair", redact(attr)))
 }
 
-/// A PIN attribute inside another attribute's value, after a separator of the other part
-/// (`object=k&pin-value=...`: `&` does not end a path attribute; `module-path=/m.so;pin-value=...`:
-/// `;` does not end a query attribute). RFC 7512 reads it as part of that value, which messages
-/// name ("no private key with object=..."), so it is refused, by the rules that redact PINs and
-/// without repeating any of it.
+/// A PIN attribute inside another attribute's value: after a separator of the other part
+/// (`object=k&pin-value=...`: `&` does not end a path attribute; `module-path=/m.so;pin-value=...`)
+/// or glued on where a separator is missing (`module-path=/m.sopin-value=...`). RFC 7512 reads it
+/// as part of that value, which messages name ("no private key with object=..."), so it is
+/// refused, by the rules that redact PINs ([`redact`]), without repeating any of it.
 fn refuse_hidden_pin(name: &str, value: &str) -> Parsed<()> {
-    let Some(at) = value.find([';', '&', '?']) else {
-        return Ok(());
-    };
-    let rest = &value[at..];
-    if plugin_protocol::secret::redact_attributes(rest, is_pin_attribute) == rest {
+    let attribute = format!("{name}={value}");
+    if is_pin_attribute(&name.to_ascii_lowercase())
+        || plugin_protocol::secret::redact_attributes(&attribute, is_pin_attribute) == attribute
+    {
         return Ok(());
     }
-    let sep = &rest[..1];
-    let encoded = match sep {
-        ";" => "%3B",
-        "&" => "%26",
-        _ => "%3F",
-    };
     Err(format!(
-        "attribute '{name}' has a PIN attribute after a '{sep}' in its value, where RFC 7512 \
-         reads it as part of the {name}: end path attributes with ';' and put query attributes \
-         after '?' (pkcs11:token=...;object=...?pin-source=file:...), or write the '{sep}' as \
-         {encoded} if it belongs to the {name}"
+        "attribute '{name}' has a PIN attribute in its value, where RFC 7512 reads it as part of \
+         the {name}: end path attributes with ';', put query attributes after '?' and separate \
+         them with '&' (pkcs11:token=...;object=...?module-path=...&pin-source=file:...), and \
+         percent-encode a character that belongs to the {name}"
     ))
 }
 
@@ -275,8 +268,10 @@ pub fn redact(uri: &str) -> String {
     )
 }
 
+/// `pin-value` and its misspellings (`pin`, `pinvalue`, `pin-valeu`), and a `pin-value` glued onto
+/// the value before it (`/m.sopin-value`); not `pin-source`, which names where the PIN is.
 fn is_pin_attribute(name: &str) -> bool {
-    name.starts_with("pin") && !name.starts_with("pin-source")
+    (name.starts_with("pin") && !name.starts_with("pin-source")) || name.ends_with("pin-value")
 }
 
 /// Characters RFC 7512 allows unencoded in a path value (unreserved plus pk11-res-avail
@@ -374,24 +369,40 @@ impl fmt::Display for Pkcs11Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::slips::Example;
 
     #[test]
-    fn a_key_id_never_shows_its_pin() {
-        plugin_protocol::pipeline::assert_secret_never_shown::<Pkcs11Uri>(
+    fn uris_a_slip_away_are_refused_or_parsed_and_never_show_their_pin() {
+        let with_pin = [
+            "pkcs11:token=t;object=k;pin-value=S3cretPin?module-path=/m.so",
+            "pkcs11:token=t;object=k?module-path=/m.so&pin-value=S3cretPin",
+            "pkcs11:token=t;PIN-VALUE=S3cretPin;object=k",
+            "pkcs11:token=t;object=k?Pin-Value=S3cretPin&module-path=/m.so",
+            "pkcs11:token=t;object=k?pin%2Dvalue=S3cretPin",
+            "PKCS11:Pin-Value=S3cretPin",
+            "pkcs11:token=t;pin=S3cretPin",
+            "pkcs11:token=t?pinvalue=S3cretPin",
+            "pkcs11:token=t;object=k?pin-value=S3cretPin&pin-value=S3cretPin",
+            "pkcs11:token=t;object=%ZZ?pin-value=S3cretPin",
+            "pkcs11:serial=5a3f;slot-id=7;object=k?pin-value=S3cretPin&module-name=softhsm2",
+        ]
+        .map(|key_id| Example::holding(key_id, "S3cretPin"));
+        let others = [
+            Example::holding(
+                "pkcs11:token=signing;object=release;id=%01%ff;type=private\
+                 ?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=7319",
+                "7319",
+            ),
+            Example::plain("pkcs11:token=t;object=k?pin-source=file:/run/secrets/pin"),
+        ];
+        let checked = plugin_protocol::slips::check::<Pkcs11Uri>(
             &crate::plugin::INFO,
-            &[
-                "pkcs11:token=t;object=k;pin-value=S3cretPin?module-path=/m.so",
-                "pkcs11:token=t;object=k?module-path=/m.so&pin-value=S3cretPin",
-                "pkcs11:token=t;PIN-VALUE=S3cretPin;object=k",
-                "pkcs11:token=t;object=k?Pin-Value=S3cretPin&module-path=/m.so",
-                "pkcs11:token=t;object=k?pin%2Dvalue=S3cretPin",
-                "PKCS11:Pin-Value=S3cretPin",
-                "pkcs11:token=t;pin=S3cretPin",
-                "pkcs11:token=t?pinvalue=S3cretPin",
-                "pkcs11:token=t;object=k?pin-value=S3cretPin&pin-value=S3cretPin",
-                "pkcs11:token=t;object=%ZZ?pin-value=S3cretPin",
-            ],
-            "S3cretPin",
+            &[&with_pin[..], &others].concat(),
+        );
+        assert!(checked > 20_000, "{checked}");
+        assert_eq!(
+            redact("pkcs11:object=k?module-path=/m.soPIN-VALUE=7319&pin-value=S3cret;x=1?y=2"),
+            "pkcs11:object=k?module-path=/m.soPIN-VALUE=[redacted]&pin-value=[redacted];x=1?y=2"
         );
     }
 
@@ -548,22 +559,27 @@ mod tests {
             ),
             (
                 "pkcs11:token=t;object=k&pin-value=S3cretPin",
-                "attribute 'object' has a PIN attribute after a '&' in its value, where RFC 7512 \
-                 reads it as part of the object: end path attributes with ';' and put query \
-                 attributes after '?' (pkcs11:token=...;object=...?pin-source=file:...), or write \
-                 the '&' as %26 if it belongs to the object",
+                "attribute 'object' has a PIN attribute in its value, where RFC 7512 reads it as \
+                 part of the object: end path attributes with ';', put query attributes after '?' \
+                 and separate them with '&' \
+                 (pkcs11:token=...;object=...?module-path=...&pin-source=file:...), and \
+                 percent-encode a character that belongs to the object",
             ),
             (
                 "pkcs11:token=t&PIN%2DValue=S3cretPin;object=k",
-                "'token' has a PIN attribute after a '&'",
+                "'token' has a PIN attribute",
             ),
             (
                 "pkcs11:object=k?module-path=/m.so;pin-value=S3cretPin",
-                "'module-path' has a PIN attribute after a ';'",
+                "'module-path' has a PIN attribute",
             ),
             (
                 "pkcs11:object=k?x-vendor=a?pin=S3cretPin",
-                "'x-vendor' has a PIN attribute after a '?'",
+                "'x-vendor' has a PIN attribute",
+            ),
+            (
+                "pkcs11:object=k?module-path=/m.soPin-Value=S3cretPin",
+                "'module-path' has a PIN attribute",
             ),
             ("pkcs11:slot-id=abc", "not a decimal number"),
             ("pkcs11:type=key", "not one of private"),
@@ -583,7 +599,7 @@ mod tests {
         for (uri, object) in [
             ("pkcs11:object=a&b", "a&b"),
             ("pkcs11:object=R&D=1", "R&D=1"),
-            ("pkcs11:object=k%26pin-value=1", "k&pin-value=1"),
+            ("pkcs11:object=k%26pin-value%3D1", "k&pin-value=1"),
         ] {
             let u = plugin_protocol::parse_key_id::<Pkcs11Uri>(uri).unwrap();
             assert_eq!(u.object.as_deref(), Some(object), "{uri}");

@@ -186,19 +186,23 @@ impl fmt::Display for KeyRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_protocol::slips::Example;
 
     #[test]
-    fn a_key_id_never_shows_a_pin() {
-        plugin_protocol::pipeline::assert_secret_never_shown::<KeyRef>(
+    fn key_ids_a_slip_away_are_refused_or_parsed_and_never_show_a_pin() {
+        let checked = plugin_protocol::slips::check::<KeyRef>(
             &crate::INFO,
             &[
-                "yubikey:slot=9c;pin=S3cret9",
-                "yubikey:PIN=S3cret9;slot=9c",
-                "yubikey:serial=5;slot=9c;management-key=S3cret9",
-                "yubikey:slot=9c&Puk=S3cret9",
+                Example::holding("yubikey:slot=9c;pin=S3cret9", "S3cret9"),
+                Example::holding("yubikey:PIN=S3cret9;slot=9c", "S3cret9"),
+                Example::holding("yubikey:serial=5;slot=9c;management-key=S3cret9", "S3cret9"),
+                Example::holding("yubikey:slot=9c&Puk=S3cret9", "S3cret9"),
+                Example::plain("yubikey:serial=12345678;slot=signature"),
+                Example::plain("0x9C"),
+                Example::plain("retired20"),
             ],
-            "S3cret9",
         );
+        assert!(checked > 2000, "{checked}");
     }
 
     #[test]
