@@ -125,7 +125,8 @@ fn parse_attribute(s: &str) -> std::result::Result<AttributeTypeAndValue, String
     let oid = attribute_type(key)
         .ok_or_else(|| format!("'{key}' is not an attribute type (use {SUGGESTED})"))?;
     let value = match value.strip_prefix('#') {
-        Some(hex) => from_hex(hex)
+        Some(hex) => hex::decode(hex)
+            .ok()
             .and_then(|der| Any::from_der(&der).ok())
             .ok_or_else(|| format!("the value of {key} is not hex-encoded DER after '#'"))?,
         None => {
@@ -145,15 +146,6 @@ fn parse_attribute(s: &str) -> std::result::Result<AttributeTypeAndValue, String
         }
     };
     Ok(AttributeTypeAndValue { oid, value })
-}
-
-/// The DER bytes of hex digits (an even number of them: x509-cert refuses an odd one too).
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 == 1 {
-        return None;
-    }
-    let digits = hex.bytes().map(hex_digit).collect::<Option<Vec<u8>>>()?;
-    Some(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -177,7 +169,7 @@ fn unescape(value: &str) -> Option<Vec<u8>> {
             c => {
                 let high = hex_digit(c)?;
                 let low = bytes.next().and_then(hex_digit)?;
-                out.push(high << 4 | low);
+                out.push(16 * high + low);
             }
         }
     }
@@ -250,9 +242,7 @@ fn write_attribute(out: &mut String, atv: &AttributeTypeAndValue) {
         _ => {
             out.push_str(&atv.oid.to_string());
             out.push_str("=#");
-            for b in atv.value.to_der().unwrap_or_default() {
-                out.push_str(&format!("{b:02x}"));
-            }
+            out.push_str(&hex::encode(atv.value.to_der().unwrap_or_default()));
         }
     }
 }
