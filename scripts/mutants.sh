@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing (cargo-mutants) of the code that decides whether a signature is good: the
-# shared crate's chain, signature, pipeline, key-spec, runner, config and public-key rules, and
-# each backend's signing and key-id code. Every mutant must be caught by a test, or excluded in
+# shared crate's chain, signature, pipeline, key-spec, runner, config and public-key rules, its
+# bounded reads, secrets, subject forms, PSS encoding and key-id parsing, and each backend's
+# signing and key-id code. Every mutant must be caught by a test, or excluded in
 # .cargo/mutants.toml with the reason it cannot matter.
 #
 #   scripts/mutants.sh                 the full run: --protocol, --backends, then --live
@@ -34,7 +35,11 @@ if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $CARGO_MUTANTS_V
   cargo install cargo-mutants --locked --version "$CARGO_MUTANTS_VERSION"
 fi
 
-protocol=(chain signature pipeline keyspec runner config public_key)
+# Also the code every plugin bounds its reads (bounded) and keeps secrets with (secret), the
+# subject forms of certificate commands and trust policies (dn, identity), raw-RSA PSS (pss) and
+# key-id parsing (key_reference).
+protocol=(chain signature pipeline keyspec runner config public_key dn pss identity key_reference
+  bounded secret)
 protocol=("${protocol[@]/#/plugin-protocol/src/}")
 protocol=("${protocol[@]/%/.rs}")
 # Each backend's signing and key-id code. Only the functions a unit test can reach are mutated;
@@ -49,11 +54,12 @@ backends=(
   plugins/gcp-kms/src/backend.rs plugins/gcp-kms/src/keyref.rs
   plugins/yubikey/src/slot.rs plugins/yubikey/src/metadata.rs plugins/yubikey/src/attestation.rs
   plugins/yubikey/src/pin.rs
+  plugins/pkcs11/src/commands.rs plugins/yubikey/src/commands.rs
 )
 pure='pss_params|signer|unwrap_ec_point|hex|sign_request|parse_signature|check_mount|TransitKey::key_spec'
 pure+='|hash_name|notary_spec|signing_algorithm|jwk_public_key|version_of'
 pure+='|state_problem|refuse_state|refuse_algorithm|crc32c'
-pure+='|parse|tlv|facts|form_factor|refused|malformed'
+pure+='|parse|tlv|facts|form_factor|refused|malformed|parse_hex|management_key_bytes'
 # cargo-mutants 27.1.0 applies no name filter (-F, -E, exclude_re) to struct-field deletions
 # (visit.rs pushes them unfiltered), so those in backend-calling functions (key versions,
 # KeyObject::uri) are in this set anyway and show as missed here: only hsm-tests can catch them,
