@@ -14,41 +14,11 @@ use crate::{Context, ErrorCode, KeyReference, PluginInfo};
 
 /// What a slip inserts: separators of every key-id form, percent-escapes good and bad, a
 /// character of two bytes, controls, quotes, white space, and the redaction marker itself.
+#[rustfmt::skip]
 const INSERTED: &[&str] = &[
-    ";",
-    "&",
-    "?",
-    "=",
-    ":",
-    "/",
-    "//",
-    "@",
-    "#",
-    "%",
-    "%2",
-    "%zz",
-    "%+1",
-    "%26",
-    "%3B",
-    "%00",
-    "\u{e9}",
-    "\u{1F511}",
-    "\0",
-    "\n",
-    " ",
-    "\t",
-    "'",
-    "\"",
-    "\\",
-    "+",
-    "-",
-    "..",
-    "0",
-    "9",
-    "a",
-    "Z",
-    "*",
-    "[redacted]",
+    ";", "&", "?", "=", ":", "/", "//", "@", "#", "%", "%2", "%zz", "%+1", "%26", "%3B", "%00",
+    "\u{e9}", "\u{1F511}", "\0", "\n", " ", "\t", "'", "\"", "\\", "+", "-", "..", "0", "9", "a",
+    "Z", "*", "[redacted]",
 ];
 
 /// One key id, and the secret it holds, if any.
