@@ -213,12 +213,18 @@ fn generate_key_takes_the_new_keys_id_from_id_or_the_uri() {
         "error: --id 'a\u{e9}b' has '\u{e9}', which is not a hex digit; give the object id as hex",
     );
     refused(
+        generate(&token.uri("same-id"), &["--id", "0F"]),
+        "error: token 'ids' already has a private key with id 0f (labelled 'both'); choose \
+         another --id",
+    );
+    refused(
         generate(&with_id("empty-id", ""), &[]),
         "error: the --key-id URI has an empty id=; give the new key's id percent-encoded",
     );
-    assert!(!token
-        .run_ok(&["keys", &token.uri("bad-hex").replace(";object=bad-hex", "")])
-        .contains("bad-hex"));
+    let listed = token.run_ok(&["keys", &token.uri("bad-hex").replace(";object=bad-hex", "")]);
+    for label in ["bad-hex", "same-id", "empty-id"] {
+        assert!(!listed.contains(label), "{label}: {listed}");
+    }
 }
 
 #[test]

@@ -256,6 +256,22 @@ fn generate_key(
             ))
         })?,
     };
+    let same_id = key::private_keys(
+        session,
+        Some(&Pkcs11Uri {
+            id: Some(id.clone()),
+            ..Pkcs11Uri::default()
+        }),
+    )?;
+    if let Some(other) = same_id.first() {
+        return Err(PluginError::validation(format!(
+            "token '{}' already has a private key with id {} (labelled '{}'); choose another \
+             --id, or leave it out for a random one (a key's certificate is found by its id)",
+            backend.token().label(),
+            hex::encode(&id),
+            other.label
+        )));
+    }
     let common = |public: bool| {
         let mut t = vec![
             Attribute::Token(true),

@@ -258,8 +258,8 @@ fn percent_decode(raw: &str, name: &str) -> Parsed<Vec<u8>> {
 }
 
 /// The URI with any PIN replaced, for messages: `pin-value` in the path or the query, in any
-/// case or percent-encoding, and mistyped PIN attributes (`pin=`, `pinvalue=`, `pin-value` with
-/// no `=`) alike.
+/// case or percent-encoding, mistyped PIN attributes (`pin=`, `pinvalue=`, `pin-value` with no
+/// `=`) and one glued onto the value before it (`module-path=/m.sopin-value=`) alike.
 pub fn redact(uri: &str) -> String {
     // Shortened too: a huge key id is named by its start, not repeated whole.
     plugin_protocol::bounded::shorten(
