@@ -208,6 +208,61 @@ mod tests {
         assert_eq!(error_chain(&outer), "cannot connect: connection refused");
     }
 
+    #[test]
+    fn error_chain_leaves_out_a_source_the_text_already_holds_and_an_empty_one() {
+        let chain = Layer(
+            "cannot sign: dispatch failure: connection refused",
+            Some(Box::new(Layer(
+                "dispatch failure",
+                Some(Box::new(Layer(
+                    "",
+                    Some(Box::new(Layer("connection refused (os error 111)", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&chain),
+            "cannot sign: dispatch failure: connection refused: connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn codes_show_as_on_the_wire() {
+        for code in [
+            ErrorCode::Validation,
+            ErrorCode::UnsupportedContractVersion,
+            ErrorCode::AccessDenied,
+            ErrorCode::Timeout,
+            ErrorCode::Throttled,
+            ErrorCode::Generic,
+        ] {
+            // The debug log names a failure's code by its Display.
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{code}\""),
+                "{code:?}"
+            );
+        }
+        assert_eq!(
+            PluginError::timeout("gave up").to_string(),
+            "TIMEOUT: gave up"
+        );
+    }
+
+    /// An error with a text and an optional source.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
     #[derive(Debug)]
     struct OuterError(std::io::Error);
     impl fmt::Display for OuterError {
