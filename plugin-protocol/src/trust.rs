@@ -403,22 +403,62 @@ mod tests {
             .unwrap(),
             vec!["localhost:5000/app", "registry.example.com/team/app"]
         );
-        for bad in [
-            "*,x",
-            "https://registry.example.com/app",
-            "registry.example.com",
-            "registry.example.com/app:v1",
-            "registry.example.com/app@sha256:00",
-            "registry.example.com/App",
-            "registry.example.com/app/",
-            "/app",
+        assert_eq!(check_scopes(&["*".into()]).unwrap(), vec!["*"]);
+        assert_eq!(
+            check_scopes(&["r.example/team-1/app_2.x".into()]).unwrap(),
+            vec!["r.example/team-1/app_2.x"]
+        );
+        let combined = check_scopes(&["*".into(), "x/y".into()]).unwrap_err();
+        assert!(
+            combined.message.contains("cannot be combined"),
+            "{combined:?}"
+        );
+        for (bad, why) in [
+            ("https://registry.example.com/app", "(no scheme)"),
+            (
+                "registry.example.com",
+                "(it needs a registry and a repository)",
+            ),
+            ("/app", "(it needs a registry and a repository)"),
+            (
+                "registry.example.com/",
+                "(it needs a registry and a repository)",
+            ),
+            (
+                "registry.example.com/app/",
+                "(it needs a registry and a repository)",
+            ),
+            ("registry.example.com/app:v1", "(no tag or digest)"),
+            ("registry.example.com/app@sha256:00", "(no tag or digest)"),
+            (
+                "registry.example.com/App",
+                "(repository names are lower-case",
+            ),
+            (
+                "registry.example.com/-app",
+                "(repository names are lower-case",
+            ),
+            (
+                "registry.example.com/app-",
+                "(repository names are lower-case",
+            ),
+            (
+                "registry.example.com/a//b",
+                "(repository names are lower-case",
+            ),
+            (
+                "registry.example.com/a+b",
+                "(repository names are lower-case",
+            ),
+            ("registry example.com/app", "(no spaces)"),
         ] {
-            let scopes: Vec<String> = if bad == "*,x" {
-                vec!["*".into(), "x/y".into()]
-            } else {
-                vec![bad.into()]
-            };
-            assert!(check_scopes(&scopes).is_err(), "{bad:?}");
+            let e = check_scopes(&[bad.into()]).unwrap_err();
+            assert!(
+                e.message
+                    .starts_with(&format!("--scope '{bad}' is not a repository")),
+                "{e:?}"
+            );
+            assert!(e.message.contains(why), "{bad:?}: {e:?}");
         }
     }
 }
