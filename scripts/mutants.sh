@@ -36,10 +36,10 @@ if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $CARGO_MUTANTS_V
 fi
 
 # Also the code every plugin bounds its reads (bounded) and keeps secrets with (secret), the
-# subject forms of certificate commands and trust policies (dn, identity), raw-RSA PSS (pss) and
-# key-id parsing (key_reference).
+# subject forms of certificate commands and trust policies (dn, identity), trust export (trust),
+# raw-RSA PSS (pss), key-id parsing (key_reference) and error codes (error).
 protocol=(chain signature pipeline keyspec runner config public_key dn pss identity key_reference
-  bounded secret)
+  bounded secret trust error)
 protocol=("${protocol[@]/#/plugin-protocol/src/}")
 protocol=("${protocol[@]/%/.rs}")
 # Each backend's signing and key-id code. Only the functions a unit test can reach are mutated;
