@@ -173,8 +173,11 @@ fn too_large(what: &str, path: &Path, limit: u64) -> PluginError {
     ))
 }
 
-/// The bytes of a regular file of at most `limit` bytes. `what` names it in messages.
-pub(crate) fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+/// The bytes of a regular file of at most `limit` bytes, opened without blocking: a FIFO, a
+/// socket, a device or a directory is refused at once (VALIDATION_ERROR), and a file larger
+/// than `limit` is refused without being read whole. `what` names it in messages ("the CA
+/// file", "--csr").
+pub fn read_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     let file = open(path, limit, what)?;
     let mut bytes = Vec::new();
     file.read(path, limit, what, &mut bytes)?;

@@ -366,8 +366,12 @@ pub(crate) fn execute<B: Backend>(info: &'static PluginInfo, command: Top) -> Re
                     None,
                 ),
                 (None, None, Some(path)) => {
-                    let pem = std::fs::read_to_string(&path).map_err(|e| {
-                        PluginError::validation(format!("cannot read {}: {e}", path.display()))
+                    let bytes = read_pem_file(&path, "--public-key")?;
+                    let pem = String::from_utf8(bytes).map_err(|_| {
+                        PluginError::validation(format!(
+                            "--public-key {} is not a PEM file (not text)",
+                            path.display()
+                        ))
                     })?;
                     (PublicKey::from_spki_pem(&pem)?, None)
                 }
@@ -527,10 +531,15 @@ fn issue<B: Backend>(
     Certificate::from_der(&cert.to_der().map_err(der_error)?, "the new certificate")
 }
 
+/// The bytes of a PEM file an option names (a CSR, a public key): bounded like a certificate
+/// file, and refused without blocking when it is a FIFO or a device.
+fn read_pem_file(path: &Path, option: &str) -> Result<Vec<u8>> {
+    crate::bounded::read_file(path, crate::bounded::MAX_CERTIFICATE_FILE_BYTES, option)
+}
+
 /// Reads a PEM CSR, checks its self-signature, returns its key and subject.
 fn read_csr(path: &Path) -> Result<(PublicKey, Name)> {
-    let text = std::fs::read(path)
-        .map_err(|e| PluginError::validation(format!("cannot read {}: {e}", path.display())))?;
+    let text = read_pem_file(path, "--csr")?;
     let (label, der) = der::pem::decode_vec(&text).map_err(|e| {
         PluginError::validation(format!("{} is not a PEM file: {e}", path.display()))
     })?;

@@ -93,9 +93,16 @@ impl PluginClient {
 
     /// Runs `<plugin> <command>` with `stdin` as the whole request (no trailing newline).
     pub fn invoke_raw(&self, command: &str, stdin: &[u8]) -> std::io::Result<Invocation> {
+        self.run(&[command], stdin)
+    }
+
+    /// Runs `<plugin> <args>...` (an operator command: `ca issue --csr ...`) with `stdin`, killed
+    /// after [`PluginClient::timeout`] like a protocol command.
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> std::io::Result<Invocation> {
+        let command = args.join(" ");
         let start = Instant::now();
         let mut child = Process::new(&self.path)
-            .arg(command)
+            .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -128,7 +135,7 @@ impl PluginClient {
         };
         let _ = writer.join();
         Ok(Invocation {
-            command: command.to_owned(),
+            command,
             exit_code: output.status.code(),
             stdout: output.stdout,
             stderr: output.stderr,

@@ -292,6 +292,68 @@ fn certificate_command_errors_are_actionable() {
 }
 
 #[test]
+fn a_csr_or_public_key_file_is_read_bounded_and_never_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = key_file(d, "root.key", KeySpec::Ec256);
+    let root_pem = d.join("root.pem");
+    let root_pem = root_pem.to_str().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &root,
+        "--subject",
+        "CN=Root",
+        "--out",
+        root_pem,
+    ]);
+    let fifo = d.join("request.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let huge = d.join("huge.pem");
+    std::fs::write(&huge, vec![b'A'; (1 << 20) + 1]).unwrap();
+    let binary = d.join("binary.pem");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let huge = huge.to_str().unwrap();
+    let binary = binary.to_str().unwrap();
+    for option in ["--csr", "--public-key"] {
+        let mut cases = vec![
+            (
+                fifo,
+                format!("{option} {fifo} is a FIFO, not a regular file"),
+            ),
+            ("/dev/zero", format!("{option} /dev/zero is a device")),
+            ("/no/such.pem", format!("cannot read {option} /no/such.pem")),
+            (huge, format!("{option} {huge} is larger than 1024 KiB")),
+        ];
+        if option == "--public-key" {
+            cases.push((binary, format!("--public-key {binary} is not a PEM file")));
+        }
+        for (path, says) in cases {
+            let (code, out, err) = run_softkey(&[
+                "ca",
+                "issue",
+                "--ca-key-id",
+                &root,
+                "--ca-cert",
+                root_pem,
+                option,
+                path,
+                "--subject",
+                "CN=x",
+            ]);
+            assert_eq!((code, out.as_str()), (1, ""), "{option} {path}: {err}");
+            assert!(err.contains(&says), "{option} {path}: no '{says}' in {err}");
+        }
+    }
+}
+
+#[test]
 fn public_key_matches_what_describe_key_reports() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "k.pem", KeySpec::Rsa2048);

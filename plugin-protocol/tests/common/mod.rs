@@ -167,12 +167,12 @@ pub fn openssl_chain(
 /// Runs the softkey plugin binary with `args` (an operator or certificate command): exit code,
 /// stdout, stderr.
 pub fn run_softkey(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(&softkey_plugin().path)
-        .args(args)
-        .output()
-        .unwrap();
+    let mut plugin = softkey_plugin();
+    // No operator command waits on anything here: one that hangs is a failure, not a wait.
+    plugin.timeout = std::time::Duration::from_secs(30);
+    let out = plugin.run(args, b"").unwrap();
     (
-        out.status.code().unwrap_or(-1),
+        out.exit_code.unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
