@@ -34,8 +34,8 @@ pub fn check(args: &CheckArgs) -> Result<Report, UsageError> {
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .ok_or_else(|| UsageError(format!("--blob {} is not a file", path.display())))?,
-            std::fs::read(path)
-                .map_err(|e| UsageError(format!("cannot read --blob {}: {e}", path.display())))?,
+            crate::verify::read_file(path, crate::verify::MAX_BLOB_BYTES, "--blob")
+                .map_err(UsageError)?,
         ),
         None => (SAMPLE_BLOB_NAME.to_owned(), SAMPLE_BLOB.to_vec()),
     };

@@ -251,16 +251,25 @@ pub fn list<T: ToString>(items: &[T]) -> String {
         .join("\n")
 }
 
+/// Largest envelope read: a signature, its chain and a timestamp take a few KiB.
+pub const MAX_ENVELOPE_BYTES: u64 = 4 << 20;
+/// Largest blob read (it is held whole to digest it): the checker signs and verifies sample
+/// artifacts; real ones are notation's to sign.
+pub const MAX_BLOB_BYTES: u64 = 256 << 20;
+
+/// The bytes of a regular file of at most `limit` bytes; a FIFO or device is refused at once.
+pub fn read_file(path: &std::path::Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    plugin_protocol::bounded::read_file(path, limit, what).map_err(|e| e.message)
+}
+
 /// The `verify` subcommand: reads the files, checks, reports.
 pub fn run(
     envelope: &std::path::Path,
     blob: &std::path::Path,
     trust_anchor: &std::path::Path,
 ) -> Result<Report, String> {
-    let bytes = std::fs::read(envelope)
-        .map_err(|e| format!("cannot read envelope {}: {e}", envelope.display()))?;
-    let blob_bytes =
-        std::fs::read(blob).map_err(|e| format!("cannot read blob {}: {e}", blob.display()))?;
+    let bytes = read_file(envelope, MAX_ENVELOPE_BYTES, "envelope")?;
+    let blob_bytes = read_file(blob, MAX_BLOB_BYTES, "blob")?;
     let anchors = chain::load_file(trust_anchor).map_err(|e| e.message)?;
     let mut report = Report::new("verify", envelope.display().to_string());
     verify_envelope(&mut report, "verify", &bytes, &blob_bytes, &anchors);

@@ -183,6 +183,54 @@ fn json_report_and_usage_errors() {
         "{}",
         r.stderr
     );
+    // What would block or never end is refused at once, for each file read.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("in.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.to_str().unwrap();
+    let empty = dir.path().join("empty.sig");
+    std::fs::write(&empty, b"").unwrap();
+    let empty = empty.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec![
+                "verify",
+                fifo,
+                "--blob",
+                empty,
+                "--trust-anchor",
+                "/no/root.pem",
+            ],
+            format!("envelope {fifo} is a FIFO, not a regular file"),
+        ),
+        (
+            vec![
+                "verify",
+                empty,
+                "--blob",
+                "/dev/zero",
+                "--trust-anchor",
+                "/no/root.pem",
+            ],
+            "blob /dev/zero is a device".to_owned(),
+        ),
+        (
+            vec![softkey().to_str().unwrap(), "--key-id", "k", "--blob", fifo],
+            format!("--blob {fifo} is a FIFO, not a regular file"),
+        ),
+    ] {
+        let r = common::run(&args, &[]);
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains(&says),
+            "{args:?}: no '{says}' in {}",
+            r.stderr
+        );
+    }
     let r = common::run(&["verify", "--help"], &[]);
     r.assert_code(0);
     assert!(r.stdout.contains("--trust-anchor"), "{}", r.stdout);

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use plugin_protocol::chain::{to_pem_bundle, Certificate};
@@ -148,14 +147,15 @@ impl Run {
 }
 
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(checker());
-    cmd.args(args);
+    // Killed, and the test failed, if it hangs (a read that blocks, a plugin that never answers).
+    let mut checker = plugin_protocol::client::PluginClient::new(checker());
+    checker.timeout = std::time::Duration::from_secs(300);
     for (k, v) in env {
-        cmd.env(k, v);
+        checker = checker.with_env(*k, *v);
     }
-    let out = cmd.output().expect("run notation-plugin-check");
+    let out = checker.run(args, b"").expect("run notation-plugin-check");
     Run {
-        code: out.status.code(),
+        code: out.exit_code,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
