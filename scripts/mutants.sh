@@ -82,6 +82,10 @@ live_args=(-F 'delete field' --test-package hsm-tests --baseline=skip --timeout=
 ci=(plugin-protocol/src/signature.rs)
 ci_args=(-F 'verify_rsa_pss|pss_verify|check_fixed_len' --cargo-test-arg=--test=keys_and_signatures)
 
+# Every feature on: plugin-protocol's `remote` code (the async retry loop, the host lookup) and
+# its tests are compiled only with it, and a package's own tests are built with only the
+# features its dev-dependencies name; with the rest off, a mutant there was left untested, or
+# "caught" because the test plugins, built with --all-features, failed to compile.
 files=() args=() sets=()
 mode=run
 while [ $# -gt 0 ]; do
@@ -112,10 +116,10 @@ for set in "${sets[@]}"; do
   file_args=()
   for f in "${set_files[@]}"; do file_args+=(--file "$f"); done
   if [ "$mode" = list ]; then
-    cargo mutants --list "${file_args[@]}" "${set_args[@]}" "${args[@]}"
+    cargo mutants --list --all-features "${file_args[@]}" "${set_args[@]}" "${args[@]}"
     continue
   fi
   echo "cargo-mutants ($set): results in $out/$set/mutants.out" >&2
-  nice -n 19 cargo mutants "${file_args[@]}" "${set_args[@]}" --output "$out/$set" "${args[@]}" || status=$?
+  nice -n 19 cargo mutants --all-features "${file_args[@]}" "${set_args[@]}" --output "$out/$set" "${args[@]}" || status=$?
 done
 exit "$status"

@@ -566,11 +566,46 @@ mod mapping_tests {
             (Transport::Request, Retry::Never, &["could not be made"]),
             (Transport::Other, Retry::Transient, &["cannot reach"]),
         ] {
-            let e = map_failure(&call(), &RemoteFailure::transport(kind, "why"), "");
+            let f = RemoteFailure::transport(kind, "why");
+            assert_eq!((f.said(), f.class()), ("why".into(), None), "{kind:?}");
+            let e = map_failure(&call(), &f, "");
             assert_eq!((e.code, e.retry), (ErrorCode::Generic, retry), "{kind:?}");
             has(&e, words);
             assert_eq!(e.metadata["endpoint"], "https://kms.example");
         }
+    }
+
+    #[test]
+    fn an_answer_without_code_or_message_is_said_as_its_status() {
+        // An empty code is no code: the status speaks, and errorMetadata has no code key.
+        let f = RemoteFailure::answered(500, Some(String::new()), "");
+        assert_eq!((f.code.as_deref(), f.said()), (None, "HTTP 500".into()));
+        let e = map_failure(&call(), &f, "");
+        has(&e, &["failed Sign on key 'alias/release': HTTP 500"]);
+        assert!(!e.metadata.contains_key("awsErrorCode"), "{:?}", e.metadata);
+        // Without a status either, the message is all there is to say.
+        let f = RemoteFailure::transport(Transport::Other, "no route");
+        assert_eq!(f.said(), "no route");
+    }
+
+    #[test]
+    fn nothing_found_where_the_operation_names_its_target() {
+        let call = Call {
+            operation: "get secret 'chain'".into(),
+            target: String::new(),
+            code_key: "",
+            ..call()
+        };
+        assert_eq!(call.what(), "get secret 'chain'");
+        let f = RemoteFailure::answered(404, Some("SecretNotFound".into()), "gone");
+        let e = map_failure(&call, &f, "");
+        assert_eq!((e.code, e.retry), (ErrorCode::Validation, Retry::Never));
+        has(
+            &e,
+            &["KMS at https://kms.example has nothing there for get secret 'chain': SecretNotFound: gone"],
+        );
+        // A backend without a name for its service's codes gets the generic key.
+        assert_eq!(e.metadata["serviceErrorCode"], "SecretNotFound");
     }
 
     #[test]
@@ -606,7 +641,9 @@ mod mapping_tests {
     }
 }
 
-#[cfg(all(test, feature = "remote"))]
+// Two attributes, not cfg(all(..)): cargo-mutants leaves a module marked cfg(test) alone.
+#[cfg(test)]
+#[cfg(feature = "remote")]
 mod retry_tests {
     use super::*;
     use crate::{ErrorCode, PluginError, Retry};
@@ -645,6 +682,42 @@ mod retry_tests {
         }))
         .unwrap_err();
         assert_eq!((e.code, tries.get()), (ErrorCode::AccessDenied, 1));
+    }
+
+    #[test]
+    fn a_backend_that_keeps_throttling_is_tried_a_bounded_number_of_times() {
+        // Retry-After 0 keeps the test quick: only the count of attempts ends the loop.
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let tries = Cell::new(0);
+        let e = run(retry(&deadline, "signing", || {
+            tries.set(tries.get() + 1);
+            async {
+                Err::<(), _>(
+                    PluginError::generic("slow down")
+                        .with_retry(Retry::Throttled(Some(Duration::ZERO))),
+                )
+            }
+        }))
+        .unwrap_err();
+        assert_eq!(tries.get(), crate::config::MAX_ATTEMPTS);
+        assert_eq!(e.code, ErrorCode::Throttled);
+        assert!(
+            e.message
+                .ends_with(&format!("(after {} attempts)", crate::config::MAX_ATTEMPTS)),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_host_is_looked_up_by_the_system_resolver() {
+        let addrs: Vec<_> = run(look_up_host("localhost".into())).unwrap().collect();
+        assert!(
+            addrs.iter().any(|a| a.ip().is_loopback() && a.port() == 0),
+            "{addrs:?}"
+        );
+        // An empty name fails in the resolver itself, without asking a DNS server.
+        assert!(run(look_up_host(String::new())).is_err());
     }
 
     #[test]
