@@ -834,11 +834,7 @@ fn a_pinned_key_version_is_described_as_that_version() {
 fn a_trust_store_that_would_block_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("roots.pem");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    plugin_protocol::client::make_fifo(&fifo);
     let env = hsm_tests::env_with(base_env(), &[("SSL_CERT_FILE", fifo.to_str().unwrap())]);
     let mut c = PluginClient::new(plugin()).with_envs(&env);
     c.timeout = Duration::from_secs(20);

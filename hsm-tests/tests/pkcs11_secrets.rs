@@ -88,11 +88,7 @@ fn a_pin_file_that_is_a_fifo_or_a_device_is_refused_at_once() {
     let token = SoftToken::new("fifo");
     token.generate("k", KeySpec::Ec256);
     let fifo = token.dir.path().join("pin.fifo");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    plugin_protocol::client::make_fifo(&fifo);
     let mut client = token.client();
     client.timeout = std::time::Duration::from_secs(15);
     for path in [fifo.display().to_string(), "/dev/zero".to_owned()] {

@@ -120,11 +120,7 @@ fn a_token_file_that_is_a_fifo_or_readable_by_others_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("token.fifo");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    plugin_protocol::client::make_fifo(&fifo);
     let c = PluginClient::new(plugin_binary("hashicorp-vault"))
         .with_env("VAULT_ADDR", format!("http://127.0.0.1:{}", closed_port()))
         .with_env("HOME", "/nonexistent");

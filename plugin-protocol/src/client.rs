@@ -203,6 +203,17 @@ impl PluginClient {
     }
 }
 
+/// Makes a FIFO at `path`, for a test that a read never waits on one: with no writer, a
+/// blocking open of it never returns. Panics when `mkfifo` fails.
+pub fn make_fifo(path: &Path) {
+    let made = Process::new("mkfifo").arg(path).status();
+    assert!(
+        made.as_ref().is_ok_and(|s| s.success()),
+        "mkfifo {}: {made:?}",
+        path.display()
+    );
+}
+
 /// The shared libraries an ELF program asks the dynamic loader for at start (its `NEEDED`
 /// entries, read with binutils' `readelf`), e.g. `["libc.so.6"]`. Panics when `readelf` cannot
 /// run or lists none (every dynamic program needs libc), so that a test cannot pass on an

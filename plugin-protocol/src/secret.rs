@@ -352,11 +352,7 @@ mod tests {
     fn a_fifo_or_device_is_refused_at_once_whoever_writes_it() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::client::make_fifo(&fifo);
         for owner in [FileOwner::User, FileOwner::Platform] {
             let path = fifo.clone();
             let e = crate::bounded::within_ten_seconds(move || {

@@ -779,11 +779,7 @@ mod tests {
     fn what_would_block_is_refused_and_dev_null_means_no_roots() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("roots.pem");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        crate::client::make_fifo(&fifo);
         let only = |bundle: &Path| Sources {
             bundle: Some((bundle.to_owned(), Some("SSL_CERT_FILE"))),
             directories: vec![],
@@ -844,14 +840,6 @@ mod tests {
         assert!(gone.load().unwrap().certificates.is_empty());
         let e = only(&dir.path().join("gone.pem")).check().unwrap_err();
         assert!(e.message.contains("does not exist"), "{}", e.message);
-    }
-
-    fn mkfifo(path: &Path) {
-        assert!(std::process::Command::new("mkfifo")
-            .arg(path)
-            .status()
-            .unwrap()
-            .success());
     }
 
     #[test]
@@ -957,9 +945,9 @@ mod tests {
         );
         // What would block a reader is refused, not read: as the file, or inside the directory.
         let fifo = dir.path().join("fifo.pem");
-        mkfifo(&fifo);
+        crate::client::make_fifo(&fifo);
         says(err(&fifo, CaSetting::File), &["is a FIFO"]);
-        mkfifo(&certs.join("z-fifo.pem"));
+        crate::client::make_fifo(&certs.join("z-fifo.pem"));
         says(err(&certs, CaSetting::Directory), &["z-fifo.pem is a FIFO"]);
         says(
             err(&fifo, CaSetting::Directory),
@@ -1028,7 +1016,7 @@ mod tests {
             e.message
         );
         let fifo = dir.path().join("cert-fifo.pem");
-        mkfifo(&fifo);
+        crate::client::make_fifo(&fifo);
         let fifo_cert = config(&[("client_cert", &fifo), ("client_key", &key)]);
         let e = crate::bounded::within_ten_seconds(move || {
             client_identity(&fifo_cert, &CERT, &KEY).map(|_| ())
@@ -1190,7 +1178,7 @@ mod tests {
 
         // What would block or is missing is refused before any connection, by name.
         let fifo = dir.path().join("fifo.pem");
-        mkfifo(&fifo);
+        crate::client::make_fifo(&fifo);
         let e = client_config_reading(bundle(&fifo), provider(), Vec::new(), None).unwrap_err();
         assert!(
             e.message.contains("SSL_CERT_FILE") && e.message.contains("a FIFO"),

@@ -25,11 +25,7 @@ fn sign_with(key: &KeyOnDisk, name: &str, path: &str) -> plugin_protocol::client
 fn a_fifo_or_a_device_as_chain_or_ca_bundle_is_refused_at_once() {
     let key = KeyOnDisk::new(KeySpec::Ec256);
     let fifo = key.dir.path().join("chain.fifo");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    plugin_protocol::client::make_fifo(&fifo);
     let fifo = fifo.to_str().unwrap();
     for name in ["certificate_chain", "ca_certs"] {
         for (path, is) in [

@@ -16,6 +16,24 @@ fn key_file(dir: &Path, name: &str, spec: KeySpec) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// A root CA of `spec` in `dir`, its files named after `name`: its key id and the path of its
+/// certificate (`ca init`, CN=Root).
+fn root_ca(dir: &Path, name: &str, spec: KeySpec) -> (String, String) {
+    let key = key_file(dir, &format!("{name}.key"), spec);
+    let pem = dir.join(format!("{name}.pem")).to_str().unwrap().to_owned();
+    ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &key,
+        "--subject",
+        "CN=Root",
+        "--out",
+        &pem,
+    ]);
+    (key, pem)
+}
+
 fn ok(args: &[&str]) -> String {
     let (code, stdout, stderr) = run_softkey(args);
     assert_eq!(code, 0, "{args:?}: {stderr}");
@@ -178,20 +196,9 @@ fn self_signed_certificates_are_single_cert_chains_notation_accepts() {
 fn certificate_command_errors_are_actionable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let root = key_file(d, "root.key", KeySpec::Ec256);
+    let (root, root_pem) = root_ca(d, "root", KeySpec::Ec256);
+    let root_pem_s = root_pem.as_str();
     let other = key_file(d, "other.key", KeySpec::Ec256);
-    let root_pem = d.join("root.pem");
-    let root_pem_s = root_pem.to_str().unwrap();
-    ok(&[
-        "ca",
-        "init",
-        "--key-id",
-        &root,
-        "--subject",
-        "CN=Root",
-        "--out",
-        root_pem_s,
-    ]);
 
     let (code, _, err) = run_softkey(&[
         "ca",
@@ -295,25 +302,10 @@ fn certificate_command_errors_are_actionable() {
 fn a_csr_or_public_key_file_is_read_bounded_and_never_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let root = key_file(d, "root.key", KeySpec::Ec256);
-    let root_pem = d.join("root.pem");
-    let root_pem = root_pem.to_str().unwrap();
-    ok(&[
-        "ca",
-        "init",
-        "--key-id",
-        &root,
-        "--subject",
-        "CN=Root",
-        "--out",
-        root_pem,
-    ]);
+    let (root, root_pem) = root_ca(d, "root", KeySpec::Ec256);
+    let root_pem = root_pem.as_str();
     let fifo = d.join("request.fifo");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    plugin_protocol::client::make_fifo(&fifo);
     let huge = d.join("huge.pem");
     std::fs::write(&huge, vec![b'A'; (1 << 20) + 1]).unwrap();
     let binary = d.join("binary.pem");
@@ -370,19 +362,8 @@ fn a_backend_signature_that_fails_the_self_check_makes_no_certificate_or_csr() {
     let d = dir.path();
     let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
     for spec in [KeySpec::Ec384, KeySpec::Rsa2048] {
-        let key = key_file(d, &format!("{spec}.key"), spec);
+        let (key, root_pem) = root_ca(d, &spec.to_string(), spec);
         let other = key_file(d, &format!("{spec}-other.key"), spec);
-        let root_pem = p(&format!("{spec}-root.pem"));
-        ok(&[
-            "ca",
-            "init",
-            "--key-id",
-            &key,
-            "--subject",
-            "CN=Root",
-            "--out",
-            &root_pem,
-        ]);
         let mut knobs = vec![format!("sign_with={other}")];
         if spec.is_rsa() {
             knobs.push("pss_salt=20".to_owned());

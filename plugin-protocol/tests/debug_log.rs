@@ -77,11 +77,7 @@ fn a_log_in_a_missing_folder_changes_nothing() {
 fn a_log_that_is_a_fifo_nobody_reads_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("log.fifo");
-    let ok = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    plugin_protocol::client::make_fifo(&fifo);
     answers_every_command(fifo.to_str().unwrap());
 }
 

@@ -2,8 +2,6 @@
 //! a device) is refused by name before any HTTPS client reads it; regular files pass. (Its own
 //! test binary: it sets process environment variables.)
 
-use std::process::Command;
-
 use plugin_protocol::bounded::check_trust_store_env;
 use plugin_protocol::ErrorCode;
 use x509_cert::der::Decode;
@@ -12,11 +10,7 @@ use x509_cert::der::Decode;
 fn a_trust_store_that_would_block_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("roots.pem");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    plugin_protocol::client::make_fifo(&fifo);
     let bundle = dir.path().join("bundle.pem");
     std::fs::write(&bundle, "").unwrap();
     let certs = dir.path().join("certs");
