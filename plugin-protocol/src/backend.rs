@@ -111,3 +111,114 @@ pub struct UnresolvedSign<'a> {
 
 /// A signature and the certificates the backend holds for the key (none unless fetched).
 pub type Signed = (BackendSignature, Vec<Vec<u8>>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PlainKeyId, PluginInfo};
+
+    static INFO: PluginInfo = PluginInfo {
+        name: "defaults",
+        description: "",
+        version: "0.0.0",
+        url: "",
+        config_keys: &[],
+        chain_sources_help: "",
+    };
+
+    /// A backend with only what every backend must write: the trait's defaults for the rest.
+    struct Plain;
+
+    impl Backend for Plain {
+        type KeyRef = PlainKeyId;
+        type Key = ();
+        fn connect(_ctx: &Context, _key: PlainKeyId) -> Result<Self> {
+            Ok(Self)
+        }
+        fn resolve_key(&mut self, _ctx: &Context) -> Result<((), PublicKey)> {
+            unreachable!("not asked here")
+        }
+        fn sign(&mut self, _: &Context, _: &(), _: &Payload) -> Result<BackendSignature> {
+            unreachable!("not asked here")
+        }
+    }
+
+    /// A backend that signs by reference and keeps a chain there, with the default
+    /// `sign_unresolved`.
+    struct ByReference;
+
+    impl Backend for ByReference {
+        type KeyRef = PlainKeyId;
+        type Key = ();
+        fn connect(_ctx: &Context, _key: PlainKeyId) -> Result<Self> {
+            Ok(Self)
+        }
+        fn resolve_key(&mut self, _ctx: &Context) -> Result<((), PublicKey)> {
+            unreachable!("not asked here")
+        }
+        fn sign(&mut self, _: &Context, _: &(), _: &Payload) -> Result<BackendSignature> {
+            unreachable!("not asked here")
+        }
+        const SIGNS_UNRESOLVED: bool = true;
+        fn sign_by_reference(&self, _: &Context, payload: &Payload) -> Result<BackendSignature> {
+            Ok(BackendSignature::EcdsaFixed(payload.digest.to_vec()))
+        }
+        fn chain_by_reference(&self, _ctx: &Context) -> Result<Vec<Vec<u8>>> {
+            Ok(vec![b"leaf".to_vec(), b"root".to_vec()])
+        }
+    }
+
+    fn ctx() -> Context {
+        Context::for_key::<PlainKeyId>(&INFO, "k".into(), None)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_backend_keeps_no_chain_and_resolves_before_signing_unless_it_says_otherwise() {
+        let ctx = ctx();
+        assert_eq!(
+            Plain.chain_by_reference(&ctx).unwrap(),
+            Vec::<Vec<u8>>::new()
+        );
+        assert_eq!(
+            Plain.certificate_chain(&ctx, &()).unwrap(),
+            Vec::<Vec<u8>>::new()
+        );
+        let payload = Payload {
+            spec: KeySpec::Ec256,
+            message: b"m",
+            digest: b"d",
+        };
+        let e = Plain.sign_by_reference(&ctx, &payload).unwrap_err();
+        assert!(
+            e.message.contains("resolves the key before it signs"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_chain_kept_by_reference_is_the_usual_paths_chain_and_fetched_only_when_asked() {
+        let ctx = ctx();
+        let chain = vec![b"leaf".to_vec(), b"root".to_vec()];
+        assert_eq!(ByReference.certificate_chain(&ctx, &()).unwrap(), chain);
+        let payload = Payload {
+            spec: KeySpec::Ec256,
+            message: b"m",
+            digest: b"digest",
+        };
+        for (fetch_chain, want) in [(true, chain.clone()), (false, Vec::new())] {
+            let sign = UnresolvedSign {
+                payload,
+                fetch_chain,
+            };
+            let (signature, certificates) = ByReference.sign_unresolved(&ctx, &sign).unwrap();
+            assert_eq!(certificates, want, "fetch_chain={fetch_chain}");
+            assert!(
+                matches!(&signature, BackendSignature::EcdsaFixed(s) if s == b"digest"),
+                "{signature:?}"
+            );
+        }
+    }
+}
