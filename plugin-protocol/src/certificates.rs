@@ -482,8 +482,9 @@ fn issue<B: Backend>(
         not_before: Time::try_from(now - Duration::from_secs(300)).map_err(der_error)?,
         not_after: Time::try_from(not_after).map_err(der_error)?,
     };
+    // 128 random bits, positive (top bit clear) and of full length (first byte not zero).
     let mut serial: [u8; 16] = rand::random();
-    serial[0] = (serial[0] & 0x7f) | 0x01;
+    serial[0] = (serial[0] & 0x7f).max(1);
     let algorithm = signer.algorithm();
     let mut b = CertificateBuilder::new(
         Profile::Manual {

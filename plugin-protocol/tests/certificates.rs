@@ -346,6 +346,103 @@ fn a_csr_or_public_key_file_is_read_bounded_and_never_blocks() {
 }
 
 #[test]
+fn validity_is_what_days_asks_within_the_cas_own_and_serials_are_random_and_positive() {
+    use std::time::UNIX_EPOCH;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    let (ca, ca_pem) = (key_file(d, "ca.key", KeySpec::Ec256), p("ca.pem"));
+    ok(&[
+        "ca",
+        "init",
+        "--key-id",
+        &ca,
+        "--subject",
+        "CN=Root",
+        "--days",
+        "10",
+        "--out",
+        &ca_pem,
+    ]);
+    let leaf = key_file(d, "leaf.key", KeySpec::Ec256);
+    let validity = |path: &str| {
+        let certs = chain::load_file(Path::new(path)).unwrap();
+        let v = &certs[0].x509().tbs_certificate.validity;
+        let secs = |t: &x509_cert::time::Time| {
+            t.to_system_time()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        (secs(&v.not_before), secs(&v.not_after))
+    };
+    let (ca_start, ca_end) = validity(&ca_pem);
+    // Valid from five minutes ago (clock skew), for the days asked.
+    assert_eq!(ca_end - ca_start, 10 * 86400 + 300);
+    let issue = |days: &str, out: &str| {
+        let (code, _, err) = run_softkey(&[
+            "ca",
+            "issue",
+            "--ca-key-id",
+            &ca,
+            "--ca-cert",
+            &ca_pem,
+            "--public-key-of",
+            &leaf,
+            "--subject",
+            "CN=leaf,O=Example,ST=WA,C=US",
+            "--days",
+            days,
+            "--out",
+            out,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        err
+    };
+    let err = issue("3", &p("short.pem"));
+    let (start, end) = validity(&p("short.pem"));
+    assert_eq!(end - start, 3 * 86400 + 300);
+    assert!(!err.contains("validity shortened"), "{err}");
+    // Never past the CA's own expiry: cut there, and said.
+    let err = issue("30", &p("long.pem"));
+    assert_eq!(validity(&p("long.pem")).1, ca_end);
+    assert!(
+        err.contains("note: validity shortened to the CA certificate's expiry"),
+        "{err}"
+    );
+
+    let serials: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let out = p(&format!("self{i}.pem"));
+            ok(&[
+                "certificate",
+                "self-signed",
+                "--key-id",
+                &leaf,
+                "--subject",
+                "CN=s,O=E,ST=WA,C=US",
+                "--out",
+                &out,
+            ]);
+            let certs = chain::load_file(Path::new(&out)).unwrap();
+            certs[0]
+                .x509()
+                .tbs_certificate
+                .serial_number
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    for s in &serials {
+        assert!(s.len() == 16 && (1..=0x7f).contains(&s[0]), "{s:02x?}");
+    }
+    let mut distinct = serials.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), serials.len(), "{serials:02x?}");
+}
+
+#[test]
 fn public_key_matches_what_describe_key_reports() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "k.pem", KeySpec::Rsa2048);
