@@ -91,13 +91,11 @@ pub(crate) fn write_file_atomic(path: &Path, text: &str, force: bool) -> Result<
             path.display()
         )));
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let fail =
         |e: std::io::Error| PluginError::generic(format!("cannot write {}: {e}", path.display()));
-    let tmp = dir.join(format!(
+    // Beside the file, whatever folder it is in (none, for a bare name): a rename never crosses
+    // file systems.
+    let tmp = path.with_file_name(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
         std::process::id()
@@ -107,4 +105,31 @@ pub(crate) fn write_file_atomic(path: &Path, text: &str, force: bool) -> Result<
         let _ = std::fs::remove_file(&tmp);
         fail(e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_written_whole_beside_itself_and_replaced_only_with_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pem");
+        write_file_atomic(&path, "one", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one");
+        let e = write_file_atomic(&path, "two", false).unwrap_err();
+        assert!(e.message.contains("exists; pass --force"), "{}", e.message);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one");
+        write_file_atomic(&path, "two", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        // Nothing else is left in the folder: the temporary file was renamed into place.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out.pem"]);
+        // A folder that cannot be written is named, and the file is not made.
+        let e = write_file_atomic(&dir.path().join("no/such/dir/out.pem"), "x", false).unwrap_err();
+        assert!(e.message.contains("cannot write"), "{}", e.message);
+    }
 }

@@ -266,6 +266,23 @@ fn certificate_command_errors_are_actionable() {
     let (code, _, err) = run_softkey(&["ca", "issue", "--no-such-flag"]);
     assert_eq!(code, 2, "usage errors exit 2: {err}");
 
+    // A PEM file of something else is named for what it holds.
+    let (code, _, err) = run_softkey(&[
+        "ca",
+        "issue",
+        "--ca-key-id",
+        &root,
+        "--ca-cert",
+        root_pem_s,
+        "--csr",
+        root_pem_s,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("holds a PEM 'CERTIFICATE', not a CERTIFICATE REQUEST"),
+        "{err}"
+    );
+
     // A CSR whose signature was altered is refused.
     let csr = ok(&[
         "certificate",
