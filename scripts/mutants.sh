@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Mutation testing (cargo-mutants) of the code that decides whether a signature is good: the
-# shared crate's chain, signature, pipeline, key-spec, runner, config and public-key rules, its
-# bounded reads, secrets, subject forms, PSS encoding and key-id parsing, and each backend's
-# signing and key-id code. Every mutant must be caught by a test, or excluded in
+# Mutation testing (cargo-mutants) of the code that decides whether a signature is good: every
+# file of the shared crate that ships in a plugin (its chain, signature, pipeline, key-spec,
+# runner, config and public-key rules, bounded reads, secrets, TLS trust, retries and the
+# certificate commands), and each backend's signing and key-id code. Every mutant must be caught by a test, or excluded in
 # .cargo/mutants.toml with the reason it cannot matter.
 #
 #   scripts/mutants.sh                 the full run: --protocol, --backends, then --live
@@ -35,13 +35,21 @@ if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $CARGO_MUTANTS_V
   cargo install cargo-mutants --locked --version "$CARGO_MUTANTS_VERSION"
 fi
 
-# Also the code every plugin bounds its reads (bounded) and keeps secrets with (secret), the
-# subject forms of certificate commands and trust policies (dn, identity), trust export (trust),
-# raw-RSA PSS (pss), key-id parsing (key_reference) and error codes (error).
-protocol=(chain signature pipeline keyspec runner config public_key dn pss identity key_reference
-  bounded secret trust error)
-protocol=("${protocol[@]/#/plugin-protocol/src/}")
-protocol=("${protocol[@]/%/.rs}")
+# Every file of plugin-protocol that ships in a plugin: the rules above, and the code every plugin
+# bounds its reads (bounded) and keeps secrets with (secret), the subject forms of certificate
+# commands and trust policies (dn, identity), trust export (trust), raw-RSA PSS (pss), key-id
+# parsing (key_reference), error codes (error), the deadline and blocking calls (deadline,
+# blocking), remote failures and retries (remote), TLS trust stores (tls), the certificate and
+# operator commands (certificates, command_key, operator), the backend trait's defaults
+# (backend), the wire contract (contract) and plugin metadata (plugin_info). Only the test
+# support is left out (client, softkey, testca, slips), and lib.rs.
+protocol=()
+for f in plugin-protocol/src/*.rs; do
+  case "$(basename "$f" .rs)" in
+    client | softkey | testca | slips | lib) ;;
+    *) protocol+=("$f") ;;
+  esac
+done
 # Each backend's signing and key-id code. Only the functions a unit test can reach are mutated;
 # the rest talks to a token or a service and is tested by hsm-tests against SoftHSM2,
 # LocalStack, OpenBao and the Key Vault and Cloud KMS emulators, which a mutants run does not
