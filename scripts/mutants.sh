@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Mutation testing (cargo-mutants) of the code that decides whether a signature is good: every
-# file of the shared crate that ships in a plugin (its chain, signature, pipeline, key-spec,
-# runner, config and public-key rules, bounded reads, secrets, TLS trust, retries and the
-# certificate commands), and each backend's signing and key-id code. Every mutant must be caught by a test, or excluded in
-# .cargo/mutants.toml with the reason it cannot matter.
+# Mutation testing (cargo-mutants, every feature on) of the code that decides whether a
+# signature is good: every file of the shared crate that ships in a plugin (its chain,
+# signature, pipeline, key-spec, runner, config and public-key rules, bounded reads, secrets,
+# TLS trust, retries and the certificate commands), and each backend's signing and key-id code.
+# Every mutant must be caught by a test, or excluded in .cargo/mutants.toml with the reason it
+# cannot matter.
 #
 #   scripts/mutants.sh                 the full run: --protocol, --backends, then --live
 #   scripts/mutants.sh --ci            a bounded subset (signature.rs diagnosis), a few minutes
@@ -90,10 +91,6 @@ live_args=(-F 'delete field' --test-package hsm-tests --baseline=skip --timeout=
 ci=(plugin-protocol/src/signature.rs)
 ci_args=(-F 'verify_rsa_pss|pss_verify|check_fixed_len' --cargo-test-arg=--test=keys_and_signatures)
 
-# Every feature on: plugin-protocol's `remote` code (the async retry loop, the host lookup) and
-# its tests are compiled only with it, and a package's own tests are built with only the
-# features its dev-dependencies name; with the rest off, a mutant there was left untested, or
-# "caught" because the test plugins, built with --all-features, failed to compile.
 files=() args=() sets=()
 mode=run
 while [ $# -gt 0 ]; do
@@ -112,6 +109,11 @@ done
 [ ${#files[@]} -gt 0 ] && sets+=(files)
 [ ${#sets[@]} -gt 0 ] || sets=(protocol backends live)
 
+# Every feature on (--all-features below): plugin-protocol's `remote` code (the async retry
+# loop, the host lookup) and its tests are compiled only with it, and a package's own tests are
+# built with only the features its dev-dependencies name; with the rest off, a mutant there was
+# left untested, or "caught" because the test plugins, built with --all-features, failed to
+# compile.
 status=0
 for set in "${sets[@]}"; do
   case "$set" in
