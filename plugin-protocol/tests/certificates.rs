@@ -34,6 +34,16 @@ fn root_ca(dir: &Path, name: &str, spec: KeySpec) -> (String, String) {
     (key, pem)
 }
 
+/// `ca issue` by `ca_key` with the CA certificate `ca_cert` and `rest` fails: exit 1, nothing
+/// on stdout, and `says` on stderr.
+fn refused_issue(ca_key: &str, ca_cert: &str, rest: &[&str], says: &str) {
+    let mut args = vec!["ca", "issue", "--ca-key-id", ca_key, "--ca-cert", ca_cert];
+    args.extend_from_slice(rest);
+    let (code, out, err) = run_softkey(&args);
+    assert_eq!((code, out.as_str()), (1, ""), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: no '{says}' in {err}");
+}
+
 fn ok(args: &[&str]) -> String {
     let (code, stdout, stderr) = run_softkey(args);
     assert_eq!(code, 0, "{args:?}: {stderr}");
@@ -224,28 +234,18 @@ fn certificate_command_errors_are_actionable() {
         "--force",
     ]);
 
-    // `ca issue` by `ca_key` with the root's certificate and `rest` fails with exit 1 and says
-    // `says`.
-    let refused_issue = |ca_key: &str, rest: &[&str], says: &str| {
-        let mut args = vec![
-            "ca",
-            "issue",
-            "--ca-key-id",
-            ca_key,
-            "--ca-cert",
-            root_pem_s,
-        ];
-        args.extend_from_slice(rest);
-        let (code, _, err) = run_softkey(&args);
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: no '{says}' in {err}");
-    };
     refused_issue(
         &other,
+        root_pem_s,
         &["--public-key-of", &root, "--subject", "CN=x"],
         "does not certify the key",
     );
-    refused_issue(&root, &["--public-key-of", &other], "--subject is required");
+    refused_issue(
+        &root,
+        root_pem_s,
+        &["--public-key-of", &other],
+        "--subject is required",
+    );
 
     let (code, _, err) = run_softkey(&[
         "certificate",
@@ -264,6 +264,7 @@ fn certificate_command_errors_are_actionable() {
     // A PEM file of something else is named for what it holds.
     refused_issue(
         &root,
+        root_pem_s,
         &["--csr", root_pem_s],
         "holds a PEM 'CERTIFICATE', not a CERTIFICATE REQUEST",
     );
@@ -288,6 +289,7 @@ fn certificate_command_errors_are_actionable() {
     .unwrap();
     refused_issue(
         &root,
+        root_pem_s,
         &["--csr", tampered.to_str().unwrap()],
         "does not verify with its own key",
     );
@@ -322,20 +324,7 @@ fn a_csr_or_public_key_file_is_read_bounded_and_never_blocks() {
             cases.push((binary, format!("--public-key {binary} is not a PEM file")));
         }
         for (path, says) in cases {
-            let (code, out, err) = run_softkey(&[
-                "ca",
-                "issue",
-                "--ca-key-id",
-                &root,
-                "--ca-cert",
-                root_pem,
-                option,
-                path,
-                "--subject",
-                "CN=x",
-            ]);
-            assert_eq!((code, out.as_str()), (1, ""), "{option} {path}: {err}");
-            assert!(err.contains(&says), "{option} {path}: no '{says}' in {err}");
+            refused_issue(&root, root_pem, &[option, path, "--subject", "CN=x"], &says);
         }
     }
 }
